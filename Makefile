@@ -1,0 +1,51 @@
+# One-command set-up: `make run` and `make test` each create .venv and install the
+# project first, so a fresh clone needs nothing else.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+PIP_QUIET := --quiet --disable-pip-version-check
+
+.PHONY: venv run test test-fast lint format bench sim screenshot clean
+
+venv: $(STAMP)
+
+# Re-install only when the project's dependency list changes.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install $(PIP_QUIET) --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
+	$(BIN)/python -m pip install $(PIP_QUIET) -e '.[test,dev]' 2>&1 | grep -v "^WARNING: Location" || true
+	$(BIN)/python -c "import ib_async, PySide6, qasync, arcticdb, pyqtgraph, pandas" \
+		|| { echo "installation incomplete: see the pip output above"; exit 1; }
+	touch $(STAMP)
+
+run: venv
+	$(BIN)/python main.py $(ARGS)
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+format: venv
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+test: venv lint
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-fast: venv
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -x -q -m "not slow" $(PYTEST_ARGS)
+
+bench: venv
+	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+sim: venv
+	$(BIN)/python -m core.sim --host 127.0.0.1 --port 4002 $(ARGS)
+
+screenshot: venv
+	QT_QPA_PLATFORM=offscreen $(BIN)/python main.py --screenshot docs/screenshot.png
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis *.egg-info

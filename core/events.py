@@ -1,0 +1,246 @@
+"""Immutable events that core publishes and the GUI (and strategies) consume.
+
+ib_async's objects (``Trade``, ``Fill``) mutate as the session goes on; the GUI must
+never hold one it did not ask for. These small frozen dataclasses are what crosses the
+core/GUI border: each carries plain values and a UTC timestamp, and is named in the
+past tense.
+
+Money is in the contract's currency unless a field says otherwise. Quantities are
+signed where the field says ``signed``: positive long, negative short.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from core.connection import ConnectionState, ConnectionStatusChanged
+
+__all__ = [
+    "AccountValuesChanged",
+    "AuditRecorded",
+    "ConnectionState",
+    "ConnectionStatusChanged",
+    "FillRecorded",
+    "LimitUtilizationChanged",
+    "OrderRejected",
+    "OrderUpdated",
+    "PnLChanged",
+    "PositionChanged",
+    "ReconciliationBreakFound",
+    "TradingState",
+    "TradingStateChanged",
+    "now_utc",
+]
+
+#: The strategy name of orders placed by a person in the console's ticket.
+MANUAL = "manual"
+#: The strategy bucket for orders and positions the console did not originate
+#: (TWS itself, other client ids) and could not attribute.
+EXTERNAL = "external"
+
+
+def now_utc() -> datetime:
+    """The current time, timezone-aware in UTC (every event's clock)."""
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class OrderUpdated:
+    """An order's status, fill progress or parameters changed."""
+
+    order_id: int
+    perm_id: int
+    client_id: int
+    strategy: str
+    account: str
+    con_id: int
+    symbol: str
+    sec_type: str
+    action: str  # BUY / SELL
+    quantity: float
+    order_type: str
+    limit_price: float | None
+    stop_price: float | None
+    tif: str
+    status: str  # IB's status: PendingSubmit, PreSubmitted, Submitted, Filled, Cancelled, ...
+    filled: float
+    remaining: float
+    avg_fill_price: float | None
+    message: str = ""  # the last log line IB attached (reject reason, warning)
+    time: datetime = field(default_factory=now_utc)
+
+    @property
+    def is_working(self) -> bool:
+        """Still able to fill (PendingCancel and Inactive included: they may still fill)."""
+        return self.status not in ("Filled", "Cancelled", "ApiCancelled")
+
+
+@dataclass(frozen=True, slots=True)
+class FillRecorded:
+    """An execution, written to the fills journal before anyone is told of it."""
+
+    exec_id: str
+    order_id: int
+    perm_id: int
+    client_id: int
+    strategy: str
+    account: str
+    con_id: int
+    symbol: str
+    sec_type: str
+    currency: str
+    exchange: str
+    side: str  # BOT / SLD
+    quantity: float  # unsigned, as IB reports it
+    price: float
+    multiplier: float
+    commission: float | None  # None until IB's commission report arrives
+    realized_pnl: float | None  # IB's realized P&L of this fill, when it closed something
+    order_ref: str
+    time: datetime
+
+    @property
+    def signed_quantity(self) -> float:
+        """Positive for a buy, negative for a sell."""
+        return self.quantity if self.side == "BOT" else -self.quantity
+
+
+@dataclass(frozen=True, slots=True)
+class OrderRejected:
+    """IB (or a pre-trade check) refused an order or a modification; ``code`` is IB's
+    error code, or 0 when the console itself refused it."""
+
+    order_id: int
+    strategy: str
+    symbol: str
+    code: int
+    message: str
+    reasons: tuple[str, ...] = ()
+    time: datetime = field(default_factory=now_utc)
+
+
+@dataclass(frozen=True, slots=True)
+class PositionChanged:
+    """A (strategy, contract) position's quantity or marks changed."""
+
+    strategy: str
+    account: str
+    con_id: int
+    symbol: str
+    sec_type: str
+    currency: str
+    multiplier: float
+    quantity: float  # signed
+    avg_cost: float  # per unit, multiplier excluded
+    last: float | None  # None while no live mark (never IB's placeholder values)
+    market_value: float | None
+    unrealized_pnl: float | None
+    realized_pnl: float
+    daily_pnl: float | None
+    commissions: float
+    stale: bool = False  # the mark stopped updating
+    time: datetime = field(default_factory=now_utc)
+
+
+@dataclass(frozen=True, slots=True)
+class PnLChanged:
+    """P&L of one strategy, or of the account when ``strategy`` is None."""
+
+    strategy: str | None
+    daily: float
+    realized: float
+    unrealized: float
+    time: datetime = field(default_factory=now_utc)
+
+    @property
+    def total(self) -> float:
+        """Realized plus unrealized."""
+        return self.realized + self.unrealized
+
+
+@dataclass(frozen=True, slots=True)
+class AccountValuesChanged:
+    """Headline account figures; None where IB has not sent a value yet."""
+
+    account: str
+    currency: str
+    net_liquidation: float | None
+    cash: float | None
+    buying_power: float | None
+    excess_liquidity: float | None
+    gross_position_value: float | None
+    init_margin: float | None
+    maint_margin: float | None
+    daily_pnl: float | None
+    unrealized_pnl: float | None
+    realized_pnl: float | None
+    time: datetime = field(default_factory=now_utc)
+
+
+@dataclass(frozen=True, slots=True)
+class ReconciliationBreakFound:
+    """IB's position in a contract differs from the sum of the strategies' stored ones."""
+
+    account: str
+    con_id: int
+    symbol: str
+    ib_quantity: float
+    stored_quantity: float
+    likely_cause: str
+    time: datetime = field(default_factory=now_utc)
+
+    @property
+    def difference(self) -> float:
+        """IB minus stored."""
+        return self.ib_quantity - self.stored_quantity
+
+
+class TradingState(enum.StrEnum):
+    """Risk's trading state for the account or one strategy."""
+
+    ACTIVE = "ACTIVE"
+    REDUCING = "REDUCING"  # only orders that shrink a position pass
+    HALTED = "HALTED"  # nothing but the emergency stop's own flattening orders
+
+
+@dataclass(frozen=True, slots=True)
+class TradingStateChanged:
+    """The trading state of ``scope`` ("account" or a strategy name) changed."""
+
+    scope: str
+    state: TradingState
+    previous: TradingState
+    reason: str
+    changed_by: str  # a person ("gui"), a strategy, or "risk" for automatic changes
+    time: datetime = field(default_factory=now_utc)
+
+
+@dataclass(frozen=True, slots=True)
+class LimitUtilizationChanged:
+    """How much of a risk limit is used: ``value / limit`` (1.0 = at the limit)."""
+
+    scope: str
+    limit: str  # e.g. "max_gross_exposure"
+    value: float
+    limit_value: float
+    time: datetime = field(default_factory=now_utc)
+
+    @property
+    def utilization(self) -> float:
+        """``value / limit_value``; 0 when the limit is 0 or unset."""
+        return self.value / self.limit_value if self.limit_value else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRecorded:
+    """An audit record: who did what, when, and what came of it."""
+
+    actor: str  # "gui", a strategy name, "risk", "system"
+    action: str  # place, modify, cancel, cancel_all, emergency_stop, set_trading_state, ...
+    subject: str  # a human description: "BUY 100 AAPL LMT 189.50 DAY"
+    result: str  # accepted, refused: ..., error 201: ...
+    order_id: int | None = None
+    strategy: str | None = None
+    time: datetime = field(default_factory=now_utc)
