@@ -248,7 +248,7 @@ class ExecutionOccurred:
 
 @dataclass(frozen=True, slots=True)
 class OrderError:
-    """IB-style error for an order id (e.g. 201 rejected, 110 price not on the tick, 202 cancelled)."""
+    """IB-style error for an order id (201 rejected, 110 price not on the tick, 202 cancelled)."""
 
     client_id: int
     order_id: int
