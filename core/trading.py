@@ -1,0 +1,576 @@
+"""TradeManager: the one road every order takes, and every fill comes back on.
+
+Placing an order: validate it (every problem at once), check the strategy's permissions,
+pass the one pre-trade gate (the RiskManager), stamp the strategy into ``orderRef``,
+send it with ib_async, and write an audit record. A refusal raises
+:class:`OrderRefused` with every reason, emits ``orderRejected`` and is audited: nothing
+is sent.
+
+Fills: an execution is written to the fills journal (durable, idempotent by execId)
+*before* it is counted as handled, published as ``fillReceived`` and queued to the
+strategy. The commission report that follows an execution is awaited briefly so the
+journal gets the commission too. After a reconnect, ib_async replays the day's
+executions without emitting live fill events; :meth:`TradeManager.resync` walks them and
+handles those not seen yet, which is how a fill that happened while disconnected is
+delivered exactly once.
+
+Nothing is ever re-sent automatically: an order that may have reached the gateway is
+never sent twice. Errors go to the strategy and the log with IB's code.
+
+Orders the console did not place (TWS itself, other client ids) and executions whose
+``orderRef`` names no strategy belong to the ``external`` bucket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any, Protocol
+
+from eventkit import Event
+from ib_async import IB, CommissionReport, Contract, ContractDetails, Fill, Order, Trade
+
+from core.audit import AuditLog
+from core.connection import Connection
+from core.events import EXTERNAL, MANUAL, FillRecorded, OrderRejected, OrderUpdated
+from core.orders import describe_order, validate_order
+from core.strategies import StrategyManager
+
+log = logging.getLogger(__name__)
+
+UNSET_DOUBLE = 1.7976931348623157e308
+#: How long a fill waits for its commission report before it is journalled without one.
+COMMISSION_WAIT_S = 1.0
+#: IB codes that are informational for an order, not a rejection.
+NOT_REJECTIONS = frozenset({202, 399, 404, 10148, 10147, 161}) | frozenset(range(2100, 2200))
+
+
+@dataclass(frozen=True, slots=True)
+class OrderIntent:
+    """What the pre-trade gate is asked about: an order about to be sent."""
+
+    strategy: str
+    actor: str
+    contract: Contract
+    order: Order
+    replaces: Order | None = None  # the working order a modification replaces
+
+
+@dataclass(frozen=True, slots=True)
+class PreTradeDecision:
+    """The gate's answer; ``reasons`` says why in plain words when refused."""
+
+    approved: bool
+    reasons: tuple[str, ...] = ()
+
+
+class PreTradeGate(Protocol):
+    """The one pre-trade check every order passes (the RiskManager implements it)."""
+
+    def check(self, intent: OrderIntent) -> PreTradeDecision:
+        """Approve or refuse ``intent``; must be fast and must not block."""
+        ...
+
+
+class ApproveAll:
+    """The gate until risk limits are configured: approves everything."""
+
+    def check(self, intent: OrderIntent) -> PreTradeDecision:
+        """Approve."""
+        return PreTradeDecision(True)
+
+
+class FillJournal(Protocol):
+    """Where fills become durable (the ArcticDB store)."""
+
+    def append_fills(self, fills: Sequence[FillRecorded]) -> Awaitable[int]:
+        """Write the fills not written yet; return how many were new."""
+        ...
+
+
+class OrderRefused(Exception):
+    """An order was refused before it was sent; ``reasons`` lists every problem."""
+
+    def __init__(self, reasons: Sequence[str]) -> None:
+        self.reasons = tuple(reasons)
+        super().__init__("; ".join(self.reasons))
+
+
+DetailsLookup = Callable[[Contract], ContractDetails | None]
+
+
+def _clean(value: float | Decimal | None) -> float | None:
+    """IB's placeholders (UNSET_DOUBLE, NaN) become None."""
+    if value is None:
+        return None
+    v = float(value)
+    if math.isnan(v) or math.isinf(v) or abs(v) >= UNSET_DOUBLE:
+        return None
+    return v
+
+
+class TradeManager:
+    """Places, modifies and cancels orders and handles their fills.
+
+    Events:
+        * ``orderUpdated`` (update: :class:`core.events.OrderUpdated`)
+        * ``fillReceived`` (fill: :class:`core.events.FillRecorded`): after it is durable
+        * ``orderRejected`` (rejection: :class:`core.events.OrderRejected`)
+        * ``journalError`` (error: Exception): a fill could not be written; it is retried
+    """
+
+    def __init__(
+        self,
+        ib_client: IB,
+        strategy_manager: StrategyManager | None = None,
+        *,
+        journal: FillJournal | None = None,
+        pre_trade: PreTradeGate | None = None,
+        audit: AuditLog | None = None,
+        details_lookup: DetailsLookup | None = None,
+        connection: Connection | None = None,
+    ) -> None:
+        self.ib = ib_client
+        self.strategy_manager = strategy_manager or StrategyManager()
+        self.journal = journal
+        self.pre_trade: PreTradeGate = pre_trade or ApproveAll()
+        self.audit = audit or AuditLog()
+        self.details_lookup = details_lookup
+        self.orderUpdated: Event = Event("orderUpdated")
+        self.fillReceived: Event = Event("fillReceived")
+        self.orderRejected: Event = Event("orderRejected")
+        self.journalError: Event = Event("journalError")
+        self._handled: set[str] = set()  # exec ids journalled and published
+        self._pending: dict[str, tuple[Trade | None, Fill]] = {}  # waiting for commission
+        self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._writes: set[asyncio.Task[Any]] = set()
+        self._strategy_of_order: dict[tuple[int, int], str] = {}
+        ib = self.ib
+        ib.orderStatusEvent += self._on_order_status
+        ib.openOrderEvent += (
+            self._publish_order
+        )  # parameters; status messages come from orderStatus
+        ib.execDetailsEvent += self._on_exec_details
+        ib.commissionReportEvent += self._on_commission_report
+        ib.errorEvent += self._on_error
+        if connection is not None:
+            connection.connected += self._on_connected
+
+    # -- commands ----------------------------------------------------------------------
+
+    def place_order(
+        self, contract: Contract, order: Order, strategy_symbol: str, *, actor: str | None = None
+    ) -> Trade:
+        """Validate, gate and send a new order for ``strategy_symbol``.
+
+        Returns ib_async's live ``Trade``. Raises :class:`OrderRefused` (nothing sent)
+        when validation, the strategy's permissions or the pre-trade gate refuse it.
+        """
+        actor = actor or strategy_symbol
+        strategy = strategy_symbol or MANUAL
+        subject = describe_order(contract, order)
+        problems = self._problems(contract, order, strategy, actor, replaces=None)
+        if problems:
+            self._refuse(order, contract, strategy, actor, "place", subject, problems)
+        order.orderRef = strategy
+        if not self.ib.isConnected():
+            self._refuse(order, contract, strategy, actor, "place", subject, ["not connected"])
+        trade = self.ib.placeOrder(contract, order)
+        self._strategy_of_order[(trade.order.clientId, trade.order.orderId)] = strategy
+        self.audit.record(
+            actor, "place", subject, "sent", order_id=trade.order.orderId, strategy=strategy
+        )
+        self._queue({"type": "order", "strategy": strategy, "trade": trade})
+        self._publish_order(trade)
+        return trade
+
+    def place_bracket(
+        self,
+        contract: Contract,
+        parent: Order,
+        take_profit: Order,
+        stop_loss: Order,
+        strategy_symbol: str,
+        *,
+        actor: str | None = None,
+    ) -> list[Trade]:
+        """Send a bracket: the parent and both children are checked first, then sent in
+        order with ``transmit`` only on the last, so nothing works until all arrived."""
+        for o in (parent, take_profit, stop_loss):
+            problems = self._problems(
+                contract, o, strategy_symbol, actor or strategy_symbol, replaces=None
+            )
+            if problems:
+                self._refuse(
+                    o,
+                    contract,
+                    strategy_symbol,
+                    actor or strategy_symbol,
+                    "place",
+                    describe_order(contract, o),
+                    problems,
+                )
+        parent.orderId = parent.orderId or self.ib.client.getReqId()
+        parent.transmit = False
+        take_profit.parentId = stop_loss.parentId = parent.orderId
+        take_profit.transmit = False
+        stop_loss.transmit = True
+        return [
+            self.place_order(contract, o, strategy_symbol, actor=actor)
+            for o in (parent, take_profit, stop_loss)
+        ]
+
+    def modify_order(self, trade: Trade, new_order: Order, *, actor: str | None = None) -> Trade:
+        """Send ``new_order`` as a modification of the working ``trade``.
+
+        The new order keeps the working order's id, client id and strategy. A
+        modification passes validation and the gate like a new order; a done order
+        cannot be modified.
+        """
+        strategy = self.strategy_of(trade)
+        actor = actor or strategy
+        subject = f"modify #{trade.order.orderId} to " + describe_order(trade.contract, new_order)
+        if trade.isDone():
+            self._refuse(
+                new_order,
+                trade.contract,
+                strategy,
+                actor,
+                "modify",
+                subject,
+                [f"order {trade.order.orderId} is {trade.orderStatus.status} and cannot change"],
+            )
+        new_order.orderId = trade.order.orderId
+        new_order.clientId = trade.order.clientId
+        new_order.permId = trade.order.permId
+        new_order.parentId = trade.order.parentId
+        problems = self._problems(trade.contract, new_order, strategy, actor, replaces=trade.order)
+        if problems:
+            self._refuse(new_order, trade.contract, strategy, actor, "modify", subject, problems)
+        new_order.orderRef = strategy
+        result = self.ib.placeOrder(trade.contract, new_order)
+        self.audit.record(
+            actor, "modify", subject, "sent", order_id=new_order.orderId, strategy=strategy
+        )
+        return result
+
+    def cancel_order(self, trade: Trade, *, actor: str | None = None) -> Trade | None:
+        """Request a cancel; never refused by risk (a trader must always be able to get
+        out). The cancel is confirmed by the order's status, not by this call."""
+        strategy = self.strategy_of(trade)
+        actor = actor or strategy
+        subject = f"cancel #{trade.order.orderId} " + describe_order(trade.contract, trade.order)
+        if trade.isDone():
+            self.audit.record(
+                actor, "cancel", subject, f"not sent: already {trade.orderStatus.status}"
+            )
+            return trade
+        result = self.ib.cancelOrder(trade.order)
+        self.audit.record(
+            actor, "cancel", subject, "sent", order_id=trade.order.orderId, strategy=strategy
+        )
+        return result
+
+    def cancel_all(self, *, actor: str = "gui", strategy: str | None = None) -> int:
+        """Cancel every working order (of one strategy if given); returns how many.
+
+        For the whole account this also sends reqGlobalCancel, which reaches orders
+        placed elsewhere (TWS, other client ids).
+        """
+        trades = [
+            t for t in self.ib.openTrades() if strategy is None or self.strategy_of(t) == strategy
+        ]
+        for trade in trades:
+            if trade.order.clientId == self.ib.client.clientId:
+                self.cancel_order(trade, actor=actor)
+        if strategy is None:
+            self.ib.reqGlobalCancel()
+        self.audit.record(
+            actor,
+            "cancel_all",
+            f"{len(trades)} working orders" + (f" of {strategy}" if strategy else ""),
+            "sent" + (" with reqGlobalCancel" if strategy is None else ""),
+            strategy=strategy,
+        )
+        return len(trades)
+
+    # -- fills -------------------------------------------------------------------------
+
+    def handle_fill_event(self, trade: Trade | None, fill: Fill) -> None:
+        """Take an execution in: journal it (durable), then publish and queue it.
+
+        Safe to call any number of times for the same execution: only the first call
+        that finds it new has an effect.
+        """
+        exec_id = fill.execution.execId
+        if exec_id in self._handled or exec_id in self._pending:
+            return
+        self._pending[exec_id] = (trade, fill)
+        if fill.commissionReport.execId or fill.commissionReport.commission:
+            self._record_now(exec_id)
+        else:
+            loop = asyncio.get_running_loop()
+            self._timers[exec_id] = loop.call_later(COMMISSION_WAIT_S, self._record_now, exec_id)
+
+    async def resync(self) -> int:
+        """After a (re)connect: handle the session's executions not handled yet.
+
+        Returns how many executions were taken in. Called on every ``connected`` event.
+        """
+        fills = self.ib.fills()
+        before = len(self._handled) + len(self._pending)
+        for fill in fills:
+            trade = self._trade_for_fill(fill)
+            self.handle_fill_event(trade, fill)
+        await self.wait_journalled()
+        return len(self._handled) + len(self._pending) - before
+
+    def _on_connected(self, reconnect: bool) -> None:
+        task = asyncio.ensure_future(self.resync())
+        self._writes.add(task)
+        task.add_done_callback(self._writes.discard)
+
+    async def wait_journalled(self) -> None:
+        """Wait until no fill is waiting for its journal write (used by tests, shutdown)."""
+        for exec_id in list(self._timers):
+            self._timers.pop(exec_id).cancel()
+            self._record_now(exec_id)
+        me = asyncio.current_task()
+        while others := [t for t in self._writes if t is not me and not t.done()]:
+            await asyncio.gather(*others, return_exceptions=True)
+
+    def _on_exec_details(self, trade: Trade, fill: Fill) -> None:
+        self.handle_fill_event(trade, fill)
+
+    def _on_commission_report(self, trade: Trade, fill: Fill, report: CommissionReport) -> None:
+        exec_id = fill.execution.execId
+        if exec_id in self._pending:
+            self._pending[exec_id] = (trade, fill)
+            self._record_now(exec_id)
+
+    def _record_now(self, exec_id: str) -> None:
+        timer = self._timers.pop(exec_id, None)
+        if timer is not None:
+            timer.cancel()
+        entry = self._pending.get(exec_id)
+        if entry is None:
+            return
+        trade, fill = entry
+        record = self._fill_record(trade, fill)
+        task = asyncio.ensure_future(self._journal_and_publish(record, trade, fill))
+        self._writes.add(task)
+        task.add_done_callback(self._writes.discard)
+
+    async def _journal_and_publish(
+        self, record: FillRecorded, trade: Trade | None, fill: Fill
+    ) -> None:
+        delay = 0.5
+        while True:
+            try:
+                new = 1 if self.journal is None else await self.journal.append_fills([record])
+                break
+            except Exception as exc:
+                # The fill stays pending: it is not handled until it is durable.
+                log.error(
+                    "fill %s could not be journalled (%s); retrying in %.1fs",
+                    record.exec_id,
+                    exc,
+                    delay,
+                )
+                self.journalError.emit(exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+        self._pending.pop(record.exec_id, None)
+        self._handled.add(record.exec_id)
+        if not new:
+            return  # journalled in an earlier session: already published then
+        log.info(
+            "fill %s: %s %s %g @ %g (%s)",
+            record.exec_id,
+            record.side,
+            record.symbol,
+            record.quantity,
+            record.price,
+            record.strategy,
+        )
+        self.fillReceived.emit(record)
+        self._queue({"type": "fill", "strategy": record.strategy, "trade": trade, "fill": fill})
+
+    def _fill_record(self, trade: Trade | None, fill: Fill) -> FillRecorded:
+        ex, c, cr = fill.execution, fill.contract, fill.commissionReport
+        has_commission = bool(cr.execId) or bool(cr.commission)
+        realized = _clean(cr.realizedPNL) if has_commission else None
+        t = ex.time if ex.time.tzinfo else ex.time.replace(tzinfo=UTC)
+        return FillRecorded(
+            exec_id=ex.execId,
+            order_id=ex.orderId,
+            perm_id=ex.permId,
+            client_id=ex.clientId,
+            strategy=self._strategy_of_execution(trade, fill),
+            account=ex.acctNumber,
+            con_id=c.conId,
+            symbol=c.localSymbol if c.secType == "CASH" and c.localSymbol else c.symbol,
+            sec_type=c.secType,
+            currency=c.currency,
+            exchange=ex.exchange,
+            side=ex.side,
+            quantity=float(ex.shares),
+            price=float(ex.price),
+            multiplier=float(c.multiplier or 1),
+            commission=_clean(cr.commission) if has_commission else None,
+            realized_pnl=realized if realized else None,
+            order_ref=ex.orderRef,
+            time=t.astimezone(UTC),
+        )
+
+    # -- attribution -------------------------------------------------------------------
+
+    def strategy_of(self, trade: Trade) -> str:
+        """The strategy an order belongs to: its ``orderRef``, else ``external``."""
+        key = (trade.order.clientId, trade.order.orderId)
+        if key in self._strategy_of_order:
+            return self._strategy_of_order[key]
+        return trade.order.orderRef or EXTERNAL
+
+    def _strategy_of_execution(self, trade: Trade | None, fill: Fill) -> str:
+        if trade is not None:
+            return self.strategy_of(trade)
+        return fill.execution.orderRef or EXTERNAL
+
+    def _trade_for_fill(self, fill: Fill) -> Trade | None:
+        perm_id = fill.execution.permId
+        for trade in self.ib.trades():
+            if trade.order.permId == perm_id and perm_id:
+                return trade
+        return None
+
+    # -- checks ------------------------------------------------------------------------
+
+    def _problems(
+        self, contract: Contract, order: Order, strategy: str, actor: str, *, replaces: Order | None
+    ) -> list[str]:
+        details = self.details_lookup(contract) if self.details_lookup else None
+        problems = [
+            p
+            for p in validate_order(contract, order, details)
+            # An unqualified contract is qualified by IB when the order arrives; the
+            # tick and lot checks need details, so they run when the details are cached.
+            if not (details is None and "qualified" in p)
+        ]
+        problems += self.strategy_manager.check_permissions(strategy, contract, order)
+        if problems:
+            return problems
+        decision = self.pre_trade.check(OrderIntent(strategy, actor, contract, order, replaces))
+        return list(decision.reasons) if not decision.approved else []
+
+    def _refuse(
+        self,
+        order: Order,
+        contract: Contract,
+        strategy: str,
+        actor: str,
+        action: str,
+        subject: str,
+        reasons: Sequence[str],
+    ) -> None:
+        text = "; ".join(reasons)
+        log.warning("%s refused: %s: %s", action, subject, text)
+        self.audit.record(
+            actor,
+            action,
+            subject,
+            f"refused: {text}",
+            order_id=order.orderId or None,
+            strategy=strategy,
+        )
+        self.orderRejected.emit(
+            OrderRejected(order.orderId, strategy, contract.symbol, 0, text, tuple(reasons))
+        )
+        self._queue(
+            {
+                "type": "error",
+                "strategy": strategy,
+                "trade": None,
+                "code": 0,
+                "message": text,
+                "reasons": tuple(reasons),
+            }
+        )
+        raise OrderRefused(reasons)
+
+    # -- ib_async events ---------------------------------------------------------------
+
+    def _on_order_status(self, trade: Trade) -> None:
+        strategy = self.strategy_of(trade)
+        self._publish_order(trade)
+        status = trade.orderStatus.status
+        kind = "cancel" if status in ("Cancelled", "ApiCancelled") else "status"
+        self._queue({"type": kind, "strategy": strategy, "trade": trade, "status": status})
+
+    def _publish_order(self, trade: Trade) -> None:
+        o, s, c = trade.order, trade.orderStatus, trade.contract
+        message = trade.log[-1].message if trade.log else ""
+        self.orderUpdated.emit(
+            OrderUpdated(
+                order_id=o.orderId,
+                perm_id=o.permId or s.permId,
+                client_id=o.clientId,
+                strategy=self.strategy_of(trade),
+                account=o.account,
+                con_id=c.conId,
+                symbol=c.localSymbol if c.secType == "CASH" and c.localSymbol else c.symbol,
+                sec_type=c.secType,
+                action=o.action,
+                quantity=float(o.totalQuantity),
+                order_type=o.orderType,
+                limit_price=_clean(o.lmtPrice),
+                stop_price=_clean(o.auxPrice),
+                tif=o.tif,
+                status=s.status,
+                filled=float(s.filled),
+                remaining=float(s.remaining) if s.status else float(o.totalQuantity),
+                avg_fill_price=_clean(s.avgFillPrice) or None,
+                message=message,
+            )
+        )
+
+    def _on_error(self, req_id: int, code: int, message: str, contract: Any) -> None:
+        if req_id < 0:
+            return
+        trade = self.ib.wrapper.trades.get((self.ib.client.clientId, req_id))
+        if trade is None:
+            return
+        strategy = self.strategy_of(trade)
+        self._queue(
+            {
+                "type": "error",
+                "strategy": strategy,
+                "trade": trade,
+                "code": code,
+                "message": message,
+            }
+        )
+        if code in NOT_REJECTIONS:
+            log.info("order %d: IB %d: %s", req_id, code, message)
+            return
+        log.warning("order %d (%s): IB error %d: %s", req_id, strategy, code, message)
+        self.audit.record(
+            "ib",
+            "error",
+            describe_order(trade.contract, trade.order),
+            f"error {code}: {message}",
+            order_id=req_id,
+            strategy=strategy,
+        )
+        self.orderRejected.emit(
+            OrderRejected(req_id, strategy, trade.contract.symbol, code, message, (message,))
+        )
+
+    def _queue(self, message: dict[str, Any]) -> None:
+        message.setdefault("time", datetime.now(UTC))
+        self.strategy_manager.message_queue.put(message)
