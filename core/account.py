@@ -63,7 +63,7 @@ class AccountInfo:
         for value in self.ib.accountValues(self.account):
             self._apply(value)
         self._emit_values()
-        if self.account and self.ib.isConnected():
+        if self.account and self.ib.isConnected() and self._pnl is None:
             self._pnl = self.ib.reqPnL(self.account)
 
     def _on_connected(self, reconnect: bool) -> None:

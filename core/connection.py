@@ -330,16 +330,16 @@ class Connection:
                 reason=_reason(exc) if exc else "",
             )
 
-        retrying = AsyncRetrying(
-            wait=wait_exponential_jitter(
-                initial=policy.initial_delay, max=policy.max_delay, jitter=policy.jitter
-            ),
-            stop=stop_after_attempt(policy.max_attempts) if policy.max_attempts else stop_never,
-            retry=retry_if_exception_type((OSError, TimeoutError, ConnectionError)),
-            before_sleep=before_sleep,
-            reraise=True,
-        )
         try:
+            retrying = AsyncRetrying(
+                wait=wait_exponential_jitter(
+                    multiplier=policy.initial_delay, max=policy.max_delay, jitter=policy.jitter
+                ),
+                stop=stop_after_attempt(policy.max_attempts) if policy.max_attempts else stop_never,
+                retry=retry_if_exception_type((OSError, TimeoutError, ConnectionError)),
+                before_sleep=before_sleep,
+                reraise=True,
+            )
             async for try_ in retrying:
                 with try_:
                     attempt = try_.retry_state.attempt_number
@@ -349,6 +349,7 @@ class Connection:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
+            # Anything else ends reconnection: say so loudly rather than lose the task.
             log.error("giving up reconnecting after %d attempts: %s", attempt, _reason(exc))
             self._set_state(ConnectionState.GIVEN_UP, attempt=attempt, reason=_reason(exc))
 

@@ -24,6 +24,7 @@ Orders the console did not place (TWS itself, other client ids) and executions w
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 import math
 from collections.abc import Awaitable, Callable, Sequence
@@ -258,6 +259,40 @@ class TradeManager:
             actor, "modify", subject, "sent", order_id=new_order.orderId, strategy=strategy
         )
         return result
+
+    def trade_for_order_id(self, order_id: int, client_id: int | None = None) -> Trade | None:
+        """This session's live trade for an order id (of our client id unless given)."""
+        cid = self.ib.client.clientId if client_id is None else client_id
+        for trade in self.ib.trades():
+            if trade.order.orderId == order_id and trade.order.clientId == cid:
+                return trade
+        return None
+
+    def modify_order_fields(
+        self,
+        order_id: int,
+        *,
+        quantity: float | None = None,
+        limit_price: float | None = None,
+        stop_price: float | None = None,
+        actor: str = "gui",
+    ) -> Trade:
+        """Modify a working order's quantity or prices in place (the grid's edit).
+
+        Raises ``LookupError`` for an unknown order and :class:`OrderRefused` when the
+        new order is refused; the working order is then unchanged.
+        """
+        trade = self.trade_for_order_id(order_id)
+        if trade is None:
+            raise LookupError(f"order {order_id} is not an order of this session")
+        new = copy.copy(trade.order)
+        if quantity is not None:
+            new.totalQuantity = quantity
+        if limit_price is not None:
+            new.lmtPrice = limit_price
+        if stop_price is not None:
+            new.auxPrice = stop_price
+        return self.modify_order(trade, new, actor=actor)
 
     def cancel_order(self, trade: Trade, *, actor: str | None = None) -> Trade | None:
         """Request a cancel; never refused by risk (a trader must always be able to get

@@ -1,0 +1,116 @@
+"""Run the simulated IB gateway on its own.
+
+    python -m core.sim --host 127.0.0.1 --port 4002 [--state FILE] [--seed N]
+                       [--accounts DU0000001,...] [--server-version 178]
+                       [--tick-interval S] [--log-level INFO]
+
+Stops cleanly (saving the state file, if any) on Ctrl+C or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+
+from core.sim.protocol import DEFAULT_SERVER_VERSION, MAX_CLIENT_VERSION, MIN_CLIENT_VERSION
+from core.sim.server import SimGateway, SimStateError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of the standalone gateway."""
+    parser = argparse.ArgumentParser(
+        prog="python -m core.sim",
+        description="Simulated Interactive Brokers gateway speaking the TWS API.",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=4002, help="port to listen on (default 4002)")
+    parser.add_argument("--state", metavar="FILE", help="JSON file keeping account state")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the price walk")
+    parser.add_argument(
+        "--accounts",
+        default="DU0000001",
+        help="comma-separated account ids (default DU0000001)",
+    )
+    parser.add_argument(
+        "--server-version",
+        type=int,
+        default=DEFAULT_SERVER_VERSION,
+        choices=range(MIN_CLIENT_VERSION, MAX_CLIENT_VERSION + 1),
+        metavar=f"{{{MIN_CLIENT_VERSION}..{MAX_CLIENT_VERSION}}}",
+        help=f"TWS API server version (default {DEFAULT_SERVER_VERSION})",
+    )
+    parser.add_argument(
+        "--tick-interval",
+        type=float,
+        default=0.25,
+        help="seconds between market updates; 0 freezes the walk (default 0.25)",
+    )
+    parser.add_argument(
+        "--initial-cash", type=float, default=1_000_000.0, help="starting cash per account"
+    )
+    parser.add_argument(
+        "--log-level",
+        default="INFO",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="logging level (default INFO)",
+    )
+    return parser
+
+
+async def serve(args: argparse.Namespace) -> None:
+    """Start the gateway and run until SIGINT/SIGTERM."""
+    accounts = [a.strip() for a in args.accounts.split(",") if a.strip()]
+    gateway = SimGateway(
+        args.host,
+        args.port,
+        seed=args.seed,
+        accounts=accounts,
+        server_version=args.server_version,
+        state_path=args.state,
+        tick_interval=args.tick_interval,
+        initial_cash=args.initial_cash,
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):  # Windows has no add_signal_handler
+            loop.add_signal_handler(sig, stop.set)
+    await gateway.start()
+    print(
+        f"simulated IB gateway on {gateway.host}:{gateway.port} "
+        f"(server version {gateway.server_version}, accounts {','.join(gateway.accounts)})",
+        flush=True,
+    )
+    try:
+        await stop.wait()
+    finally:
+        await gateway.stop()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``python -m core.sim`` and the ``ibsim`` script."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=getattr(logging, args.log_level),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        asyncio.run(serve(args))
+    except SimStateError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # e.g. the port is taken
+        print(f"error: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,134 @@
+"""Handshake, startApi and the requests ib_async makes while connecting."""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+
+import pytest
+from ib_async import IB
+from ib_async.client import Client
+
+from core.sim import MAX_CLIENT_VERSION, MIN_CLIENT_VERSION, SimGateway
+from core.sim import protocol as p
+
+
+def test_ib_async_supported_range() -> None:
+    # The pin in pyproject relies on this: ib_async must accept what the gateway speaks.
+    assert Client.MinClientVersion <= MIN_CLIENT_VERSION
+    assert Client.MaxClientVersion >= MAX_CLIENT_VERSION
+    assert Client.MinClientVersion <= p.DEFAULT_SERVER_VERSION <= Client.MaxClientVersion
+
+
+@pytest.mark.asyncio
+async def test_connect_when_default_then_ready_without_timeouts(gateway, ib, ib_log_guard):
+    assert ib.isConnected()
+    assert ib.client.serverVersion() == 178
+    assert ib.managedAccounts() == ["DU0000001"]
+    assert gateway.client_ids == [1]
+    assert not [r for r in ib_log_guard.records if "timed out" in r.getMessage()]
+    ib.disconnect()
+    await asyncio.sleep(0.05)
+    assert gateway.client_ids == []
+
+
+@pytest.mark.asyncio
+async def test_connect_when_server_version_157_then_ready(sim):
+    gw = await sim.gateway(server_version=157)
+    ib = await sim.connect(gw, 3)
+    assert ib.client.serverVersion() == 157
+    assert ib.managedAccounts() == ["DU0000001"]
+    assert await ib.reqCurrentTimeAsync()
+
+
+@pytest.mark.asyncio
+async def test_connect_when_several_accounts_then_all_managed(sim):
+    gw = await sim.gateway(accounts=["DU1", "DU2"])
+    ib = await sim.connect(gw, 1)
+    assert ib.managedAccounts() == ["DU1", "DU2"]
+
+
+async def _raw(gw: SimGateway, data: bytes, read: bool = True) -> bytes:
+    reader, writer = await asyncio.open_connection("127.0.0.1", gw.port)
+    writer.write(data)
+    await writer.drain()
+    got = await asyncio.wait_for(reader.read(), 5) if read else b""
+    writer.close()
+    return got
+
+
+@pytest.mark.asyncio
+async def test_handshake_when_range_excludes_version_then_closed_and_gateway_serves(
+    gateway, sim, caplog
+):
+    got = await _raw(gateway, p.HELLO + p.frame_raw(b"v100..150"))
+    assert got == b""  # closed without an answer
+    assert "excludes server version 178" in caplog.text
+    ib = await sim.connect(gateway, 2)
+    assert ib.isConnected()
+
+
+@pytest.mark.parametrize(
+    "garbage",
+    [
+        b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+        p.HELLO + b"\xff\xff\xff\xff" + b"x" * 100,
+        p.HELLO + p.frame_raw(b"nonsense"),
+        p.HELLO + p.frame_raw(b"v157..178") + struct.pack(">I", 3) + b"\xff\xfe\x00",
+    ],
+)
+@pytest.mark.asyncio
+async def test_garbage_when_sent_then_closed_and_gateway_alive(gateway, sim, garbage):
+    await _raw(gateway, garbage)
+    ib = await sim.connect(gateway, 2)
+    assert await ib.reqCurrentTimeAsync()
+
+
+@pytest.mark.asyncio
+async def test_handshake_answer_is_version_and_time(gateway):
+    reader, writer = await asyncio.open_connection("127.0.0.1", gateway.port)
+    writer.write(p.HELLO + p.frame_raw(b"v157..178"))
+    frames = p.FrameReader()
+    payloads: list[bytes] = []
+    while not payloads:
+        payloads += frames.feed(await asyncio.wait_for(reader.read(1000), 5))
+    version, conn_time = p.split_fields(payloads[0])
+    assert version == "178"
+    assert conn_time.endswith(" UTC") and len(conn_time.split()) == 3
+    writer.close()
+
+
+@pytest.mark.asyncio
+async def test_duplicate_client_id_when_connecting_then_326_and_closed(gateway, ib, ib_log_guard):
+    ib_log_guard.expect("326")
+    ib_log_guard.expect("API connection failed")
+    ib_log_guard.expect("Peer closed connection")
+    second = IB()
+    errors: list[int] = []
+    second.errorEvent += lambda req_id, code, msg, contract: errors.append(code)
+    with pytest.raises((TimeoutError, ConnectionError)):
+        await second.connectAsync("127.0.0.1", gateway.port, clientId=1, timeout=1)
+    assert 326 in errors
+    assert ib.isConnected()
+    assert gateway.client_ids == [1]
+
+
+@pytest.mark.asyncio
+async def test_reconnect_when_same_client_id_after_disconnect_then_accepted(gateway, ib, sim):
+    ib.disconnect()
+    again = await sim.connect(gateway, 1)
+    assert again.isConnected()
+
+
+@pytest.mark.asyncio
+async def test_current_time_is_gateway_clock(sim):
+    gw = await sim.gateway(clock=lambda: 1_800_000_000.0)
+    ib = await sim.connect(gw, 1)
+    now = await ib.reqCurrentTimeAsync()
+    assert now.timestamp() == 1_800_000_000
+
+
+@pytest.mark.asyncio
+async def test_unsupported_request_when_sent_then_warning_not_crash(gateway, ib):
+    ib.client.send(82)  # reqMktDepthExchanges: not simulated
+    assert await ib.reqCurrentTimeAsync()

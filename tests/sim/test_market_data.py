@@ -1,0 +1,163 @@
+"""Contracts, quotes and historical bars through ib_async."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import math
+
+import pytest
+from ib_async import Contract, Forex, Future, Stock
+from ib_async.objects import BarData
+
+from helpers import wait_for
+
+
+@pytest.mark.asyncio
+async def test_contract_details_when_aapl_es_eurusd_then_full_details(ib, gateway):
+    (aapl,) = await ib.reqContractDetailsAsync(Stock("AAPL", "SMART", "USD"))
+    assert aapl.contract.conId == 265598
+    assert aapl.contract.primaryExchange == "NASDAQ"
+    assert aapl.minTick == 0.01
+    assert aapl.timeZoneId == "US/Eastern"
+    assert aapl.tradingHours and aapl.liquidHours
+    assert aapl.longName
+    assert aapl.minSize == 1 and aapl.sizeIncrement == 1
+
+    (es,) = await ib.reqContractDetailsAsync(Future("ES", exchange="CME"))
+    assert es.contract.multiplier == "50"
+    assert es.minTick == 0.25
+    assert es.contract.lastTradeDateOrContractMonth
+
+    (eur,) = await ib.reqContractDetailsAsync(Forex("EURUSD"))
+    assert eur.contract.secType == "CASH"
+    assert eur.contract.exchange == "IDEALPRO"
+
+    qualified = await ib.qualifyContractsAsync(Stock("MSFT", "SMART", "USD"))
+    assert qualified[0].conId > 0
+
+
+@pytest.mark.asyncio
+async def test_contract_details_when_unknown_then_error_200(ib, ib_log_guard):
+    ib_log_guard.expect("Error 200")
+    ib_log_guard.expect("Unknown contract")
+    errors: list[tuple[int, int]] = []
+    ib.errorEvent += lambda req_id, code, msg, c: errors.append((req_id, code))
+    assert await ib.reqContractDetailsAsync(Stock("NOSUCH", "SMART", "USD")) == []
+    assert await ib.qualifyContractsAsync(Stock("NOSUCH2", "SMART", "USD")) == [None]
+    assert [code for _, code in errors] == [200, 200]
+    assert all(req_id >= 0 for req_id, _ in errors)
+
+
+@pytest.mark.asyncio
+async def test_matching_symbols_when_prefix_then_descriptions(ib):
+    found = await ib.reqMatchingSymbolsAsync("AA")
+    assert found
+    assert found[0].contract.symbol == "AAPL"
+    assert "OPT" in found[0].derivativeSecTypes
+
+
+@pytest.mark.asyncio
+async def test_market_data_when_subscribed_then_streams_and_cancel_stops(ib, gateway):
+    contract = (await ib.qualifyContractsAsync(Stock("AAPL", "SMART", "USD")))[0]
+    ticker = ib.reqMktData(contract)
+    await wait_for(lambda: not math.isnan(ticker.bid), what="first quote")
+    assert ticker.bid < ticker.ask
+    assert ticker.bidSize > 0 and ticker.askSize > 0
+    assert ticker.last > 0 and ticker.close > 0
+    assert ticker.minTick == 0.01
+    gateway.set_price("AAPL", 250.0)
+    await wait_for(lambda: ticker.last == 250.0, what="pushed price")
+    assert ticker.bid == 249.99 and ticker.ask == 250.01
+    assert ticker.lastTimestamp is not None
+    updates = 0
+
+    def count(_t: object) -> None:
+        nonlocal updates
+        updates += 1
+
+    ticker.updateEvent += count
+    gateway.step_market(20)
+    await wait_for(lambda: updates > 0, what="walk ticks")
+    ib.cancelMktData(contract)
+    await asyncio.sleep(0.05)
+    updates = 0
+    gateway.step_market(20)
+    gateway.set_price("AAPL", 260.0)
+    await asyncio.sleep(0.1)
+    assert updates == 0
+    assert ticker.last != 260.0
+
+
+@pytest.mark.asyncio
+async def test_market_data_when_snapshot_then_one_set_and_end(ib):
+    (contract,) = await ib.qualifyContractsAsync(Forex("EURUSD"))
+    (ticker,) = await asyncio.wait_for(ib.reqTickersAsync(contract), 5)
+    assert ticker.bid > 0 and ticker.ask > ticker.bid
+    assert math.isnan(ticker.last)  # IDEALPRO quotes carry no trades
+
+
+@pytest.mark.asyncio
+async def test_market_data_type_when_delayed_then_accepted(ib):
+    ib.reqMarketDataType(3)
+    contract = (await ib.qualifyContractsAsync(Stock("MSFT", "SMART", "USD")))[0]
+    ticker = ib.reqMktData(contract)
+    await wait_for(lambda: ticker.marketDataType == 3, what="market data type")
+    ib.cancelMktData(contract)
+
+
+@pytest.mark.asyncio
+async def test_market_data_when_unknown_then_error_200(ib, ib_log_guard):
+    ib_log_guard.expect("Error 200")
+    errors: list[int] = []
+    ib.errorEvent += lambda req_id, code, msg, c: errors.append(code)
+    ib.reqMktData(Contract(conId=999_999_999, symbol="NOSUCH", secType="STK"))
+    await wait_for(lambda: errors == [200], what="error 200")
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("bar_size", "duration", "format_date"),
+    [("1 min", "3600 S", 1), ("5 mins", "1 D", 2), ("1 hour", "2 D", 1), ("1 day", "1 M", 1)],
+)
+async def test_historical_bars_when_requested_then_bar_data(
+    ib, gateway, bar_size, duration, format_date
+):
+    contract = Stock("AAPL", "SMART", "USD")
+    end = dt.datetime(2026, 11, 25, 15, 0, tzinfo=dt.UTC)  # a Wednesday afternoon
+    bars = await ib.reqHistoricalDataAsync(
+        contract, end, duration, bar_size, "TRADES", useRTH=False, formatDate=format_date
+    )
+    assert bars
+    assert all(isinstance(b, BarData) for b in bars)
+    assert all(b.low <= min(b.open, b.close) and b.high >= max(b.open, b.close) for b in bars)
+    dates = [b.date for b in bars]
+    assert dates == sorted(dates)
+    if bar_size == "1 day":
+        assert isinstance(dates[0], dt.date) and not isinstance(dates[0], dt.datetime)
+    else:
+        assert isinstance(dates[0], dt.datetime) and dates[-1] <= end
+
+
+@pytest.mark.asyncio
+async def test_historical_bars_when_bad_bar_size_then_error_162(ib, ib_log_guard):
+    ib_log_guard.expect("Error 162")
+    bars = await ib.reqHistoricalDataAsync(
+        Stock("AAPL", "SMART", "USD"), "", "1 D", "7 fortnights", "TRADES", useRTH=False
+    )
+    assert list(bars) == []
+
+
+@pytest.mark.asyncio
+async def test_historical_bars_when_keep_up_to_date_then_updates(ib, gateway):
+    contract = (await ib.qualifyContractsAsync(Contract(conId=265598)))[0]
+    bars = await ib.reqHistoricalDataAsync(
+        contract, "", "3600 S", "1 min", "TRADES", useRTH=False, keepUpToDate=True
+    )
+    if not bars:
+        pytest.skip("market closed now: no current bar to update")
+    seen: list[bool] = []
+    bars.updateEvent += lambda b, has_new: seen.append(has_new)
+    gateway.set_price(265598, bars[-1].close + 1.0)
+    await wait_for(lambda: bool(seen), what="bar update")
+    ib.cancelHistoricalData(bars)
