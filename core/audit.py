@@ -53,8 +53,12 @@ class AuditLog:
     ) -> AuditRecorded:
         """Append one record and publish it."""
         rec = AuditRecorded(actor, action, subject, result, order_id=order_id, strategy=strategy)
+        return self.append(rec)
+
+    def append(self, rec: AuditRecorded) -> AuditRecorded:
+        """Append a record built elsewhere (e.g. the portfolio's break resolution)."""
         self.records.append(rec)
-        log.info("audit: %s %s %s -> %s", actor, action, subject, result)
+        log.info("audit: %s %s %s -> %s", rec.actor, rec.action, rec.subject, rec.result)
         self.recorded.emit(rec)
         if self._sink is not None:
             self._pending.append(rec)

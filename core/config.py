@@ -374,6 +374,8 @@ class RiskLimits(_Section):
     max_drawdown: float | None = None
     #: Largest distance of a limit or stop price from the market, in percent.
     fat_finger_pct: float | None = None
+    #: Hours in which opening orders are allowed, e.g. "09:30-16:00 America/New_York".
+    trading_hours: str | None = None
 
     @field_validator(
         "max_order_quantity",
@@ -404,6 +406,13 @@ class RiskLimits(_Section):
 class RiskSettings(RiskLimits):
     """Account-level limits plus per-strategy overrides (``[risk.strategies.NAME]``)."""
 
+    #: What a daily-loss or drawdown breach does: "reducing", "halt" or "emergency_stop".
+    breach_action: Literal["reducing", "halt", "emergency_stop"] = "reducing"
+    #: Stale market data makes that "contract" reduce-only, or the whole "account", or is
+    #: "ignore"d.
+    on_stale_data: Literal["contract", "account", "ignore"] = "contract"
+    #: Move to REDUCING while the gateway has lost IB (1100) or the socket is down.
+    reduce_on_link_lost: bool = True
     strategies: dict[str, RiskLimits] = Field(default_factory=dict)
 
     def limits_for(self, strategy: str | None) -> RiskLimits:

@@ -29,6 +29,7 @@ __all__ = [
     "PnLChanged",
     "PositionChanged",
     "ReconciliationBreakFound",
+    "StoreErrorOccurred",
     "TradingState",
     "TradingStateChanged",
     "now_utc",
@@ -243,4 +244,18 @@ class AuditRecorded:
     result: str  # accepted, refused: ..., error 201: ...
     order_id: int | None = None
     strategy: str | None = None
+    time: datetime = field(default_factory=now_utc)
+
+
+@dataclass(frozen=True, slots=True)
+class StoreErrorOccurred:
+    """A storage operation failed (``operation``: e.g. "append_fills", "flush").
+
+    ``pending_fills`` counts executions kept in memory until a write succeeds: they are
+    not lost, and not counted as handled.
+    """
+
+    operation: str
+    message: str  # credentials redacted
+    pending_fills: int = 0
     time: datetime = field(default_factory=now_utc)

@@ -161,12 +161,30 @@ class OrderEntry:
         if key in self._by_text:
             return self._by_text[key]
         candidates: list[Contract] = []
+        # Ask IB's symbol search first, so only the right kind of contract is requested
+        # (probing a future root as a stock would log a needless error 200).
+        try:
+            found = await self.contracts.search(key)
+        except Exception as exc:  # a failed search only loses the hint
+            log.debug("symbol search for %s failed: %s", key, exc)
+            found = []
+        for d in found:
+            c = d.contract
+            if c is None or key not in (c.symbol, c.localSymbol, f"{c.symbol}.{c.currency}"):
+                continue
+            if c.secType == "STK":
+                candidates.append(create_stock_contract(c.symbol, "SMART", c.currency or "USD"))
+            elif c.secType == "CASH":
+                candidates.append(create_forex_contract(f"{c.symbol}{c.currency}"))
+            elif c.secType == "FUT":
+                candidates.append(Contract(symbol=c.symbol, secType="FUT", currency=c.currency))
         pair = key.replace(".", "").replace("/", "")
-        if len(pair) == 6 and pair.isalpha() and ("." in key or "/" in key or len(key) == 6):
-            candidates.append(create_forex_contract(pair))
-        if key.replace(".", "").replace(" ", "").isalnum():
-            candidates.append(create_stock_contract(key))
-            candidates.append(Contract(symbol=key, secType="FUT"))
+        if not candidates:  # no hint from the search: try the readings in turn
+            if len(pair) == 6 and pair.isalpha():
+                candidates.append(create_forex_contract(pair))
+            elif key.replace(".", "").replace(" ", "").isalnum():
+                candidates.append(create_stock_contract(key))
+                candidates.append(Contract(symbol=key, secType="FUT"))
         last_error: Exception | None = None
         for contract in candidates:
             try:

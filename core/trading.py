@@ -48,6 +48,8 @@ UNSET_DOUBLE = 1.7976931348623157e308
 #: How long a fill waits for its commission report before it is journalled without one.
 COMMISSION_WAIT_S = 1.0
 #: IB codes that are informational for an order, not a rejection.
+#: The actor name the emergency stop sends its flattening orders as (core.risk uses it).
+EMERGENCY_ACTOR = "emergency_stop"
 NOT_REJECTIONS = frozenset({202, 399, 404, 10148, 10147, 161}) | frozenset(range(2100, 2200))
 
 
@@ -497,7 +499,9 @@ class TradeManager:
             # tick and lot checks need details, so they run when the details are cached.
             if not (details is None and "qualified" in p)
         ]
-        problems += self.strategy_manager.check_permissions(strategy, contract, order)
+        if actor != EMERGENCY_ACTOR:
+            # A strategy's own limits must never keep the emergency stop from flattening it.
+            problems += self.strategy_manager.check_permissions(strategy, contract, order)
         if problems:
             return problems
         decision = self.pre_trade.check(OrderIntent(strategy, actor, contract, order, replaces))

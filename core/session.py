@@ -1,0 +1,289 @@
+"""The running core of one console: embedded gateway, connection and every manager.
+
+``main.py`` builds a :class:`ConsoleSession` from the settings and hands it to the GUI.
+With no TWS port configured, the session starts the simulated gateway in-process on a
+free loopback port, with its state in the user's data directory, so positions persist
+between runs. Everything the GUI shows comes from the managers built here; the GUI
+subscribes to their events and calls their commands.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from ib_async import Contract, ContractDetails
+
+from core.account import AccountInfo
+from core.audit import AuditLog
+from core.config import Settings
+from core.connection import Connection, ReconnectPolicy
+from core.contracts import ContractService
+from core.emergency import EmergencyStop
+from core.events import FillRecorded, PositionChanged, TradingStateChanged
+from core.marketdata import MarketData
+from core.order_entry import InstrumentInfo, OrderEntry
+from core.portfolio import PortfolioManager, trading_day_start
+from core.risk import RiskManager, RiskPolicy
+from core.sim import SimGateway
+from core.store import Store
+from core.strategies import StrategyManager
+from core.trading import TradeManager
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class SessionOptions:
+    """What a session needs to start; ``port=None`` means the embedded simulated gateway."""
+
+    host: str = "127.0.0.1"
+    port: int | None = None
+    client_id: int = 1
+    connect_timeout: float = 10.0
+    readonly: bool = False
+    account: str = ""
+    sim_state_file: Path | None = None
+    sim_seed: int = 0
+    sim_accounts: tuple[str, ...] = ("DU0000001",)
+    sim_tick_interval: float = 0.25
+    #: ArcticDB URI; None keeps everything in memory (no journal: tests, demos).
+    store_uri: str | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SessionOptions:
+        """The session's options from the loaded settings."""
+        ib, sim = settings.ib, settings.sim
+        return cls(
+            host=ib.host,
+            port=ib.port,
+            client_id=ib.client_id,
+            connect_timeout=ib.connect_timeout,
+            readonly=ib.readonly,
+            account=ib.account,
+            sim_state_file=sim.state_file,
+            sim_seed=sim.seed,
+            sim_accounts=tuple(sim.accounts),
+            sim_tick_interval=sim.tick_interval,
+            store_uri=settings.store.uri,
+        )
+
+
+class ConsoleSession:
+    """Owns the embedded gateway (if any), the connection and the managers."""
+
+    def __init__(
+        self,
+        options: SessionOptions,
+        settings: Settings | None = None,
+        *,
+        store_uri: str | None = None,
+    ) -> None:
+        if store_uri is not None:
+            options = dataclasses.replace(options, store_uri=store_uri)
+        self.options = options
+        self.settings = settings
+        self.gateway: SimGateway | None = None
+        self.connection: Connection | None = None
+        self.audit = AuditLog()
+        self.strategies: StrategyManager | None = None
+        self.trades: TradeManager | None = None
+        self.contracts: ContractService | None = None
+        self.market: MarketData | None = None
+        self.account: AccountInfo | None = None
+        self.order_entry: OrderEntry | None = None
+        self.store: Store | None = None
+        self.portfolio: PortfolioManager | None = None
+        self.risk: RiskManager | None = None
+        self._marked: set[int] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    @property
+    def embedded(self) -> bool:
+        """True when the session runs against its own simulated gateway."""
+        return self.options.port is None
+
+    async def start(self) -> None:
+        """Start the embedded gateway if needed, connect, and build the managers."""
+        opts = self.options
+        host, port = opts.host, opts.port
+        if port is None:
+            if opts.sim_state_file is not None:
+                opts.sim_state_file.parent.mkdir(parents=True, exist_ok=True)
+            self.gateway = SimGateway(
+                "127.0.0.1",
+                0,
+                seed=opts.sim_seed,
+                accounts=opts.sim_accounts,
+                state_path=opts.sim_state_file,
+                tick_interval=opts.sim_tick_interval,
+            )
+            await self.gateway.start()
+            host, port = "127.0.0.1", self.gateway.port
+            log.info("embedded simulated gateway on %s:%d", host, port)
+        if opts.store_uri is not None:
+            self.store = await Store(opts.store_uri).open()
+            self.audit.attach_sink(self.store.append_audit)
+        conn = self.connection = Connection(
+            host,
+            port,
+            opts.client_id,
+            timeout=opts.connect_timeout,
+            readonly=opts.readonly,
+            account=opts.account,
+            policy=ReconnectPolicy(),
+        )
+        ib = conn.ib
+        self.contracts = ContractService(ib)
+        self.market = MarketData(ib, conn)
+        self.account = AccountInfo(ib, opts.account, conn)
+        self.strategies = StrategyManager()
+        contracts = self.contracts
+
+        def details_lookup(c: Contract) -> ContractDetails | None:
+            return contracts.cached(c) or (contracts.by_con_id(c.conId) if c.conId else None)
+
+        self.trades = TradeManager(
+            ib,
+            self.strategies,
+            journal=self.store,
+            audit=self.audit,
+            details_lookup=details_lookup,
+            connection=conn,
+        )
+        self.order_entry = OrderEntry(self.contracts, self.market, self.trades)
+        self.portfolio = PortfolioManager(
+            ib, self.store, account=opts.account, audit=self.audit.append
+        )
+        self.portfolio.positionChanged += self._on_position
+        self.trades.fillReceived += self.portfolio.on_fill
+        await self.portfolio.restore()
+        risk_settings = self.settings.risk if self.settings is not None else None
+        policy = RiskPolicy(
+            breach_action=risk_settings.breach_action if risk_settings else "reducing",
+            on_stale_data=risk_settings.on_stale_data if risk_settings else "contract",
+            reduce_on_link_lost=risk_settings.reduce_on_link_lost if risk_settings else True,
+        )
+        self.risk = (
+            RiskManager.from_settings(
+                risk_settings, store=self.store, audit=self.audit, policy=policy
+            )
+            if risk_settings is not None
+            else RiskManager(store=self.store, audit=self.audit, policy=policy)
+        )
+        await self.risk.restore()  # a HALTED console stays HALTED across restarts
+        risk = self.risk
+        risk.attach_trade_manager(self.trades)
+        risk.attach_ib(ib, opts.account)
+        risk.attach_connection(conn, self.trades)
+        risk.attach_market_data(self.market)
+        risk.attach_account(self.account)
+        risk.attach_portfolio(self.portfolio)
+        risk.attach_emergency_stop(
+            EmergencyStop(
+                risk, self.trades, conn, account=opts.account, details_lookup=details_lookup
+            )
+        )
+        conn.connected += self._on_connected
+        await conn.connect()  # its `connected` event starts account subscriptions, resync
+        await self.strategies.start(self.trades)
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("session task failed: %s", task.exception(), exc_info=task.exception())
+
+    def _on_connected(self, reconnect: bool) -> None:
+        # Reconcile once the day's executions have been re-read (TradeManager.resync).
+        self._spawn(self._reconcile_after_sync())
+
+    async def _reconcile_after_sync(self) -> None:
+        assert self.trades is not None and self.portfolio is not None
+        await self.trades.resync()
+        await self.portfolio.reconcile(settle=0.5)
+        for event in self.position_events():
+            self._on_position(event)
+
+    def trading_state_events(self) -> list[TradingStateChanged]:
+        """The current trading states as events (for a window attaching late)."""
+        if self.risk is None:
+            return []
+        return [
+            TradingStateChanged(
+                scope, state, state, self.risk.reason_of(scope) or "current state", "risk"
+            )
+            for scope, state in self.risk.states().items()
+        ]
+
+    def position_events(self) -> list[PositionChanged]:
+        """The current state of every (strategy, contract) position, as events."""
+        if self.portfolio is None:
+            return []
+        return [p.changed() for p in self.portfolio.book]
+
+    def _on_position(self, event: PositionChanged) -> None:
+        """Stream marks for every contract the book holds, so unrealized P&L is live."""
+        if event.con_id in self._marked or not event.quantity:
+            return
+        self._marked.add(event.con_id)
+        self._spawn(self._subscribe_con_id(event.con_id))
+
+    async def _subscribe_con_id(self, con_id: int) -> None:
+        assert self.contracts is not None and self.market is not None
+        contract = await self.contracts.qualify(Contract(conId=con_id))
+        self.market.subscribe(contract)
+
+    async def size_by_risk(self, info: InstrumentInfo) -> float | None:
+        """The risk manager's volatility-based quantity for the ticket."""
+        if self.risk is None or self.market is None:
+            return None
+        size = await self.risk.suggest_size(
+            self.market,
+            info.contract,
+            multiplier=info.multiplier,
+            lot_size=info.size_increment,
+        )
+        return float(size.quantity)
+
+    async def todays_fills(self) -> list[FillRecorded]:
+        """The day's fills from the journal, for the fills view at start."""
+        if self.store is None:
+            return []
+        start = trading_day_start(datetime.now(UTC))
+        return await self.store.load_fills(start)
+
+    async def todays_pnl(self) -> pd.DataFrame | None:
+        """The day's P&L points from the store, for the chart at start."""
+        if self.store is None:
+            return None
+        start = trading_day_start(datetime.now(UTC))
+        return await self.store.pnl(start, datetime.now(UTC))
+
+    async def stop(self) -> None:
+        """Stop strategies, flush fills, disconnect, then stop the embedded gateway."""
+        if self.strategies is not None:
+            await self.strategies.stop()
+        if self.trades is not None:
+            await self.trades.wait_journalled()
+        for task in list(self._tasks):
+            task.cancel()
+        if self.portfolio is not None:
+            self.portfolio.close()
+        await self.audit.flush()
+        if self.connection is not None:
+            await self.connection.disconnect()
+        if self.store is not None:
+            await self.store.close()
+        if self.gateway is not None:
+            await self.gateway.stop()

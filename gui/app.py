@@ -1,0 +1,77 @@
+"""Builds the console window around a running :class:`core.session.ConsoleSession`."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+from PySide6.QtWidgets import QApplication
+
+from core.connection import ConnectionState, ConnectionStatusChanged
+from core.demo import place_demo_book
+from core.session import ConsoleSession
+from gui.mainwindow import MainWindow
+from gui.theme import apply_theme
+
+log = logging.getLogger(__name__)
+
+
+async def run_console(
+    app: QApplication,
+    session: ConsoleSession,
+    *,
+    screenshot: Path | None = None,
+    demo: bool = False,
+) -> int:
+    """Start the session, show the window and run until the window closes.
+
+    With ``screenshot``, save the window once it is connected and its data loaded,
+    then quit: used by the tests and for the README.
+    """
+    apply_theme(app)
+    window = MainWindow(session)
+    window.show()
+    quit_requested = asyncio.Event()
+    app.aboutToQuit.connect(quit_requested.set)
+    window.closing.connect(quit_requested.set)
+    ready = asyncio.Event()
+
+    def on_status(status: ConnectionStatusChanged) -> None:
+        if status.state is ConnectionState.CONNECTED:
+            ready.set()
+
+    try:
+        try:
+            await session.start()
+        except Exception as exc:  # shown in the window, which stays up
+            log.exception("could not start the session")
+            window.show_startup_error(str(exc))
+            if screenshot is not None:
+                return 1
+        else:
+            assert session.connection is not None
+            session.connection.statusChanged += on_status
+            if session.connection.state is ConnectionState.CONNECTED:
+                ready.set()
+            window.attach(session)
+            if demo and session.embedded and session.order_entry is not None:
+                await place_demo_book(session.order_entry)
+        if screenshot is not None:
+            await asyncio.wait_for(ready.wait(), 30)
+            await window.wait_loaded()
+            return 0 if save_screenshot(window, screenshot) else 1
+        await quit_requested.wait()
+        return 0
+    finally:
+        await session.stop()
+        window.close()
+
+
+def save_screenshot(window: MainWindow, path: Path) -> bool:
+    """Render the window to a PNG."""
+    QApplication.processEvents()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ok = window.grab().save(str(path))
+    log.info("screenshot saved to %s: %s", path, ok)
+    return bool(ok)

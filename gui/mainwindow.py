@@ -1,0 +1,546 @@
+"""The console's main window: docks, toolbar, status bar, shortcuts, saved layout.
+
+Core publishes immutable events (``core.events``); the window connects each to the
+model or widget that shows it, once, in :meth:`MainWindow.attach`. Nothing here polls:
+models coalesce bursts into one repaint a frame. Blocking work (the store's history)
+runs in core's executor; the window only awaits it.
+
+Keyboard: F2 buy, F3 sell, Ctrl+L symbol, Ctrl+Shift+C cancel all working orders,
+Ctrl+Shift+X emergency stop (press twice, or hold: see the button's docstring).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from PySide6.QtCore import QSettings, Qt, Signal
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QDockWidget,
+    QInputDialog,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QSizePolicy,
+    QToolBar,
+    QVBoxLayout,
+    QWidget,
+)
+
+from core.config import user_config_dir
+from core.connection import ConnectionState, ConnectionStatusChanged
+from core.events import (
+    MANUAL,
+    AccountValuesChanged,
+    OrderRejected,
+    PositionChanged,
+    TradingState,
+)
+from core.orders import create_market_order
+from core.session import ConsoleSession
+from core.trading import OrderRefused
+from gui import theme
+from gui.models.audit import AuditModel
+from gui.models.fills import FillsModel
+from gui.models.orders import OrdersModel
+from gui.models.positions import PositionsModel
+from gui.tasks import spawn
+from gui.widgets.emergency_stop import EmergencyStopButton
+from gui.widgets.fills_view import FillsView
+from gui.widgets.halted_banner import HaltedBanner
+from gui.widgets.log_view import AuditView, LogView
+from gui.widgets.order_ticket import OrderTicket
+from gui.widgets.orders_view import OrdersView
+from gui.widgets.pnl_chart import PnLChart
+from gui.widgets.positions_view import PositionsView
+from gui.widgets.risk_panel import RiskPanel
+
+log = logging.getLogger(__name__)
+
+#: Indicator colours by state: green is good, amber is working on it, red needs a person.
+STATE_COLOURS = {
+    ConnectionState.CONNECTED: theme.GAIN,
+    ConnectionState.CONNECTING: theme.AMBER,
+    ConnectionState.RECONNECTING: theme.AMBER,
+    ConnectionState.LINK_LOST: theme.AMBER,
+    ConnectionState.DISCONNECTED: theme.LOSS,
+    ConnectionState.GIVEN_UP: theme.LOSS,
+}
+
+RESET_CONFIRMATION = "RESUME"
+
+
+def _money(value: float | None) -> str:
+    return "—" if value is None else f"{value:,.0f}"
+
+
+class MainWindow(QMainWindow):
+    """The console window; ``closing`` fires when the user closes it."""
+
+    closing = Signal()
+
+    def __init__(self, session: ConsoleSession, *, settings: QSettings | None = None) -> None:
+        super().__init__()
+        self.session = session
+        self.setWindowTitle("IB Console")
+        self.setWindowIcon(theme.icon("app"))
+        self.resize(1600, 960)
+        self.setDockOptions(
+            QMainWindow.DockOption.AnimatedDocks
+            | QMainWindow.DockOption.AllowTabbedDocks
+            | QMainWindow.DockOption.AllowNestedDocks
+        )
+        self._settings = settings or QSettings(
+            str(user_config_dir() / "layout.ini"), QSettings.Format.IniFormat
+        )
+        self._stop_running = False
+        self._history_task: asyncio.Task[None] | None = None
+
+        # models
+        self.positions_model = PositionsModel(self)
+        self.orders_model = OrdersModel(self)
+        self.fills_model = FillsModel(self)
+        self.audit_model = AuditModel(self)
+
+        # central: HALTED banner over the positions grid
+        self.halted_banner = HaltedBanner(self)
+        self.positions_view = PositionsView(self.positions_model, self)
+        central = QWidget(self)
+        lay = QVBoxLayout(central)
+        lay.setContentsMargins(6, 6, 6, 0)
+        lay.setSpacing(6)
+        lay.addWidget(self.halted_banner)
+        lay.addWidget(self.positions_view, 1)
+        self.setCentralWidget(central)
+
+        # docks
+        self.ticket = OrderTicket(None, parent=self)
+        self.orders_view = OrdersView(self.orders_model, self)
+        self.fills_view = FillsView(self.fills_model, self)
+        self.pnl_chart = PnLChart(self)
+        self.risk_panel = RiskPanel(self)
+        self.log_view = LogView.with_handler(None, logging.INFO, self)
+        self.audit_view = AuditView(self.audit_model, self)
+        self.docks: dict[str, QDockWidget] = {}
+        left = Qt.DockWidgetArea.LeftDockWidgetArea
+        right = Qt.DockWidgetArea.RightDockWidgetArea
+        bottom = Qt.DockWidgetArea.BottomDockWidgetArea
+        self._dock("Order ticket", self.ticket, left)
+        self._dock("Risk", self.risk_panel, left)
+        self._dock("P&L", self.pnl_chart, right)
+        self._dock("Working orders", self.orders_view, bottom)
+        self._dock("Fills", self.fills_view, bottom)
+        self._dock("Audit", self.audit_view, bottom)
+        self._dock("Log", self.log_view, right)
+        self.tabifyDockWidget(self.docks["Fills"], self.docks["Audit"])
+        self.docks["Working orders"].raise_()
+        self.resizeDocks([self.docks["Order ticket"]], [340], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.docks["P&L"]], [560], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.docks["Working orders"]], [260], Qt.Orientation.Vertical)
+        self.resizeDocks(
+            [self.docks["P&L"], self.docks["Log"]], [520, 200], Qt.Orientation.Vertical
+        )
+
+        self._build_toolbar()
+        self._build_status_bar()
+        self._build_menus()
+        self._connect_widgets()
+        self._restore_layout()
+        if session.options.readonly:
+            self.set_readonly(True)
+
+    # -- construction -------------------------------------------------------------------
+
+    def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(f"dock_{title.lower().replace(' ', '_').replace('&', '')}")
+        dock.setWidget(widget)
+        dock.setFeatures(
+            QDockWidget.DockWidgetFeature.DockWidgetMovable
+            | QDockWidget.DockWidgetFeature.DockWidgetFloatable
+            | QDockWidget.DockWidgetFeature.DockWidgetClosable
+        )
+        self.addDockWidget(area, dock)
+        self.docks[title] = dock
+        return dock
+
+    def _build_toolbar(self) -> None:
+        bar = QToolBar("Main", self)
+        bar.setObjectName("toolbar_main")
+        bar.setMovable(False)
+        bar.setFloatable(False)
+        bar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        self.addToolBar(Qt.ToolBarArea.TopToolBarArea, bar)
+        self.buy_action = QAction(theme.icon("buy"), "Buy", self)
+        self.buy_action.setShortcut(QKeySequence("F2"))
+        self.buy_action.triggered.connect(lambda: self._ticket_side("BUY"))
+        self.sell_action = QAction(theme.icon("sell"), "Sell", self)
+        self.sell_action.setShortcut(QKeySequence("F3"))
+        self.sell_action.triggered.connect(lambda: self._ticket_side("SELL"))
+        self.symbol_action = QAction(theme.icon("ticket"), "Symbol", self)
+        self.symbol_action.setShortcut(QKeySequence("Ctrl+L"))
+        self.symbol_action.triggered.connect(self._focus_ticket)
+        self.cancel_all_action = QAction(theme.icon("cancel"), "Cancel all", self)
+        self.cancel_all_action.setShortcut(QKeySequence("Ctrl+Shift+C"))
+        self.cancel_all_action.triggered.connect(self._cancel_all)
+        for a in (self.buy_action, self.sell_action, self.symbol_action, self.cancel_all_action):
+            a.setShortcutContext(Qt.ShortcutContext.ApplicationShortcut)
+            a.setToolTip(f"{a.text()} ({a.shortcut().toString()})")
+            bar.addAction(a)
+        spacer = QWidget(bar)
+        spacer.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
+        bar.addWidget(spacer)
+        self.account_strip = QLabel("", bar)
+        self.account_strip.setTextFormat(Qt.TextFormat.RichText)
+        self.account_strip.setStyleSheet(f"font-family: '{theme.mono_family()}'; padding: 0 14px;")
+        bar.addWidget(self.account_strip)
+        self.stop_button = EmergencyStopButton(parent=bar)
+        self.stop_button.setMinimumWidth(230)
+        bar.addWidget(self.stop_button)
+
+    def _build_status_bar(self) -> None:
+        sb = self.statusBar()
+        self.connection_indicator = QLabel("● starting", sb)
+        self.connection_indicator.setStyleSheet(f"color: {theme.AMBER}; padding: 0 8px;")
+        self.gateway_label = QLabel("", sb)
+        self.gateway_label.setStyleSheet(f"color: {theme.TEXT_DIM}; padding: 0 8px;")
+        sb.addPermanentWidget(self.gateway_label)
+        sb.addPermanentWidget(self.connection_indicator)
+
+    def _build_menus(self) -> None:
+        mb = self.menuBar()
+        file_menu = mb.addMenu("&File")
+        quit_action = QAction("&Quit", self)
+        quit_action.setShortcut(QKeySequence.StandardKey.Quit)
+        quit_action.triggered.connect(self.close)
+        file_menu.addAction(quit_action)
+        trade = mb.addMenu("&Trade")
+        for a in (self.buy_action, self.sell_action, self.symbol_action, self.cancel_all_action):
+            trade.addAction(a)
+        trade.addSeparator()
+        stop = QAction(theme.icon("stop"), "Emergency stop…", self)
+        stop.triggered.connect(self._confirm_emergency_stop)
+        trade.addAction(stop)
+        reset = QAction("Reset HALTED…", self)
+        reset.triggered.connect(self._reset_halt)
+        trade.addAction(reset)
+        view = mb.addMenu("&View")
+        for dock in self.docks.values():
+            view.addAction(dock.toggleViewAction())
+        view.addSeparator()
+        reset_layout = QAction("Reset layout", self)
+        reset_layout.triggered.connect(self._reset_layout)
+        view.addAction(reset_layout)
+
+    def _connect_widgets(self) -> None:
+        self.positions_view.sendToTicketRequested.connect(self._position_to_ticket)
+        self.positions_view.closeRequested.connect(lambda p: self._close_position(p, reverse=False))
+        self.positions_view.reverseRequested.connect(
+            lambda p: self._close_position(p, reverse=True)
+        )
+        self.orders_view.cancelRequested.connect(self._cancel_order)
+        self.orders_view.cancelAllRequested.connect(self._cancel_all)
+        self.orders_view.modifyRequested.connect(self._modify_order)
+        self.fills_view.sendToTicketRequested.connect(
+            lambda f: self.ticket.load(f.symbol, "SELL" if f.side == "BOT" else "BUY", f.quantity)
+        )
+        self.stop_button.triggered.connect(self._emergency_stop)
+        self.halted_banner.resetRequested.connect(self._reset_halt)
+        self.risk_panel.tradingStateRequested.connect(self._set_trading_state)
+        self.ticket.orderRefused.connect(lambda text: self.statusBar().showMessage(text, 10000))
+
+    # -- wiring to core -----------------------------------------------------------------
+
+    def attach(self, session: ConsoleSession) -> None:
+        """Subscribe to the running core's events (once the session has started)."""
+        s = session
+        assert s.connection is not None and s.trades is not None
+        s.connection.statusChanged += self._on_status_changed
+        if s.connection.last_status is not None:
+            self._on_status_changed(s.connection.last_status)
+        self.ticket.entry = s.order_entry
+        self.ticket.size_by_risk = s.size_by_risk if s.risk is not None else None
+        self.ticket.size_button.setEnabled(s.risk is not None and not self.ticket.readonly)
+        s.trades.orderUpdated += self.orders_model.on_order_updated
+        s.trades.orderRejected += self._on_order_rejected
+        s.trades.fillReceived += self.fills_model.on_fill_recorded
+        s.audit.recorded += self.audit_model.on_audit_recorded
+        self.audit_model.load(list(s.audit.records))
+        if s.market is not None:
+            s.market.quotesUpdated += self.ticket.on_quotes
+        if s.account is not None:
+            s.account.valuesChanged += self._on_account_values
+            s.account.valuesChanged += self.positions_model.on_account_values
+            self._on_account_values(s.account.values())
+        if s.portfolio is not None:
+            s.portfolio.positionChanged += self.positions_model.on_position_changed
+            s.portfolio.pnlChanged += self.pnl_chart.on_pnl_changed
+            s.portfolio.reconciliationBreak += self.positions_model.on_reconciliation_break
+            for event in s.position_events():
+                self.positions_model.on_position_changed(event)
+        elif s.account is not None:
+            s.account.pnlChanged += self.pnl_chart.on_pnl_changed
+        if s.risk is not None:
+            s.risk.tradingStateChanged += self.risk_panel.on_trading_state_changed
+            s.risk.tradingStateChanged += self.halted_banner.on_trading_state_changed
+            s.risk.tradingStateChanged += self._on_trading_state
+            s.risk.utilizationChanged += self.risk_panel.on_limit_utilization_changed
+            for event in s.trading_state_events():
+                self.risk_panel.on_trading_state_changed(event)
+                self.halted_banner.on_trading_state_changed(event)
+                self._on_trading_state(event)
+            s.risk.publish_utilization()
+        for t in s.connection.ib.trades():
+            s.trades._publish_order(t)
+        strategies = [MANUAL, *s.strategies.names] if s.strategies is not None else [MANUAL]
+        self.ticket.strategy.clear()
+        self.ticket.strategy.addItems(strategies)
+        self.ticket.strategy.setCurrentText(MANUAL)
+        self._history_task = spawn(self._load_history(), what="loading history")
+
+    async def _load_history(self) -> None:
+        s = self.session
+        if s.store is None:
+            return
+        fills = await s.todays_fills()
+        self.fills_model.load(fills)
+        pnl = await s.todays_pnl()
+        if pnl is not None and len(pnl):
+            self.pnl_chart.load_history(pnl)
+
+    async def wait_loaded(self, timeout: float = 10.0) -> None:
+        """Wait until history is loaded and quotes have painted (for screenshots)."""
+        if self._history_task is not None:
+            await asyncio.wait_for(asyncio.shield(self._history_task), timeout)
+        await asyncio.sleep(1.0)  # a few ticks and one coalesced repaint
+
+    def show_startup_error(self, message: str) -> None:
+        """Say why the session could not start."""
+        self.connection_indicator.setText(f"● not connected: {message}")
+        self.connection_indicator.setStyleSheet(f"color: {theme.LOSS}; padding: 0 8px;")
+        self.statusBar().showMessage(message)
+
+    def set_readonly(self, readonly: bool) -> None:
+        """Disable every order control (the emergency stop stays: it only reduces risk)."""
+        self.ticket.set_readonly(readonly)
+        for a in (self.buy_action, self.sell_action):
+            a.setEnabled(not readonly)
+        self.orders_view.view.setEditTriggers(
+            self.orders_view.view.EditTrigger.NoEditTriggers
+            if readonly
+            else self.orders_view.view.EditTrigger.DoubleClicked
+        )
+        self.setWindowTitle("IB Console — read-only" if readonly else "IB Console")
+
+    # -- event handlers -----------------------------------------------------------------
+
+    def _on_status_changed(self, status: ConnectionStatusChanged) -> None:
+        colour = STATE_COLOURS[status.state]
+        words = status.state.value
+        if status.state is ConnectionState.RECONNECTING:
+            words = f"reconnecting (attempt {status.attempt})"
+        self.connection_indicator.setText(f"● {words}")
+        self.connection_indicator.setToolTip(status.describe())
+        self.connection_indicator.setStyleSheet(
+            f"color: {colour}; font-weight: 600; padding: 0 8px;"
+        )
+        kind = "simulated gateway" if self.session.embedded else "TWS / IB Gateway"
+        accounts = ", ".join(status.accounts)
+        self.gateway_label.setText(
+            f"{kind} {status.host}:{status.port} · client {status.client_id}"
+            + (f" · {accounts}" if accounts else "")
+        )
+        if status.state is not ConnectionState.CONNECTED:
+            self.statusBar().showMessage(status.describe(), 15000)
+
+    def _on_account_values(self, v: AccountValuesChanged) -> None:
+        daily = v.daily_pnl
+        colour = theme.TEXT if not daily else (theme.GAIN if daily > 0 else theme.LOSS)
+        dim = theme.TEXT_DIM
+        self.account_strip.setText(
+            f"<span style='color:{dim}'>{v.account} &nbsp; NetLiq</span> "
+            f"{_money(v.net_liquidation)}"
+            f" &nbsp; <span style='color:{dim}'>Cash</span> {_money(v.cash)}"
+            f" &nbsp; <span style='color:{dim}'>BP</span> {_money(v.buying_power)}"
+            f" &nbsp; <span style='color:{dim}'>Day P&amp;L</span> "
+            f"<span style='color:{colour}'>{'—' if daily is None else f'{daily:+,.0f}'}</span>"
+        )
+
+    def _on_order_rejected(self, event: OrderRejected) -> None:
+        self.orders_model.on_order_rejected(event)
+        who = f"IB {event.code}" if event.code else "refused"
+        self.statusBar().showMessage(
+            f"Order {event.order_id or ''} {event.symbol}: {who}: {event.message}", 15000
+        )
+
+    def _on_trading_state(self, event: Any) -> None:
+        if event.scope != "account":
+            return
+        halted = event.state is TradingState.HALTED
+        self.stop_button.setEnabled(True)
+        if halted:
+            self.statusBar().showMessage(f"HALTED: {event.reason}", 30000)
+
+    # -- commands -----------------------------------------------------------------------
+
+    def _ticket_side(self, side: str) -> None:
+        self.docks["Order ticket"].raise_()
+        self.ticket.set_side(side)
+        self.ticket.quantity.setFocus()
+        self.ticket.quantity.selectAll()
+
+    def _focus_ticket(self) -> None:
+        self.docks["Order ticket"].raise_()
+        self.ticket.focus_symbol()
+
+    def _position_to_ticket(self, p: PositionChanged) -> None:
+        side = "SELL" if p.quantity > 0 else "BUY"
+        self.ticket.load(p.symbol, side, abs(p.quantity))
+        self.ticket.strategy.setCurrentText(p.strategy)
+        self._ticket_side(side)
+
+    def _close_position(self, p: PositionChanged, *, reverse: bool) -> None:
+        if self.ticket.readonly or not p.quantity:
+            return
+        side = "SELL" if p.quantity > 0 else "BUY"
+        qty = abs(p.quantity) * (2 if reverse else 1)
+        verb = "Reverse" if reverse else "Close"
+        answer = QMessageBox.question(
+            self,
+            f"{verb} position",
+            f"{verb} {p.strategy} {p.symbol} {p.quantity:+,.0f}:\n{side} {qty:,.0f} at market?",
+        )
+        if answer != QMessageBox.StandardButton.Yes:
+            return
+        spawn(self._send_market(p.symbol, side, qty, p.strategy), what=f"{verb} {p.symbol}")
+
+    async def _send_market(self, symbol: str, side: str, qty: float, strategy: str) -> None:
+        entry = self.session.order_entry
+        assert entry is not None
+        info = await entry.instrument(symbol)
+        try:
+            entry.place(info, create_market_order(side, qty), strategy)
+        except OrderRefused as exc:
+            QMessageBox.warning(self, "Order refused", "\n".join(exc.reasons))
+
+    def _cancel_order(self, order_id: int) -> None:
+        trades = self.session.trades
+        assert trades is not None
+        trade = trades.trade_for_order_id(order_id)
+        if trade is None:
+            self.statusBar().showMessage(f"order {order_id} is not one of this session's", 8000)
+            return
+        trades.cancel_order(trade, actor="gui")
+
+    def _cancel_all(self) -> None:
+        trades = self.session.trades
+        if trades is None:
+            return
+        n = len(self.orders_model.working_order_ids())
+        answer = QMessageBox.question(
+            self, "Cancel all", f"Cancel every working order of the account ({n} shown)?"
+        )
+        if answer == QMessageBox.StandardButton.Yes:
+            trades.cancel_all(actor="gui")
+
+    def _modify_order(self, order_id: int, field: str, value: float) -> None:
+        trades = self.session.trades
+        assert trades is not None
+        key = {"quantity": "quantity", "limit_price": "limit_price", "stop_price": "stop_price"}
+        if field not in key:
+            return
+        try:
+            trades.modify_order_fields(order_id, **{key[field]: value})
+        except (OrderRefused, LookupError) as exc:
+            QMessageBox.warning(self, "Modify refused", str(exc))
+
+    def _set_trading_state(self, scope: str, state: str) -> None:
+        risk = self.session.risk
+        if risk is None:
+            return
+        risk.set_trading_state(scope, TradingState(state), reason="set in the risk panel", by="gui")
+
+    def _confirm_emergency_stop(self) -> None:
+        answer = QMessageBox.warning(
+            self,
+            "Emergency stop",
+            "Cancel every working order and flatten every position now?",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+        )
+        if answer == QMessageBox.StandardButton.Yes:
+            self._emergency_stop()
+
+    def _emergency_stop(self) -> None:
+        if self._stop_running:
+            return
+        risk = self.session.risk
+        if risk is None:
+            self.statusBar().showMessage("no risk manager: cancelling all orders only", 10000)
+            if self.session.trades is not None:
+                self.session.trades.cancel_all(actor="gui")
+            return
+        self._stop_running = True
+        self.stop_button.set_busy_text("STOPPING…")
+        self.statusBar().showMessage("EMERGENCY STOP: cancelling orders, then flattening…")
+        spawn(self._run_emergency_stop(), what="emergency stop")
+
+    async def _run_emergency_stop(self) -> None:
+        risk = self.session.risk
+        assert risk is not None
+        try:
+            summary = await risk.emergency_stop("emergency stop button", flatten=True)
+        finally:
+            self._stop_running = False
+            self.stop_button.set_busy_text("")
+        text = summary.describe() if hasattr(summary, "describe") else str(summary)
+        self.statusBar().showMessage(f"Emergency stop done: {text.splitlines()[0]}", 30000)
+        box = QMessageBox(self)
+        box.setIcon(QMessageBox.Icon.Information)
+        box.setWindowTitle("Emergency stop")
+        box.setText(text)
+        box.setModal(False)
+        box.show()
+        self._last_stop_box = box
+
+    def _reset_halt(self) -> None:
+        risk = self.session.risk
+        if risk is None:
+            return
+        text, ok = QInputDialog.getText(
+            self,
+            "Reset HALTED",
+            f"Trading is HALTED. Type {RESET_CONFIRMATION} to allow trading again:",
+        )
+        if not ok:
+            return
+        try:
+            risk.reset_halt(by="gui", confirmation=text.strip())
+        except ValueError as exc:
+            QMessageBox.warning(self, "Not reset", str(exc))
+
+    # -- layout -------------------------------------------------------------------------
+
+    def _restore_layout(self) -> None:
+        self._default_state = self.saveState()
+        geometry = self._settings.value("window/geometry")
+        state = self._settings.value("window/state")
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        if state is not None:
+            self.restoreState(state)
+
+    def save_layout(self) -> None:
+        """Remember dock positions and window geometry for the next start."""
+        self._settings.setValue("window/geometry", self.saveGeometry())
+        self._settings.setValue("window/state", self.saveState())
+        self._settings.sync()
+
+    def _reset_layout(self) -> None:
+        self.restoreState(self._default_state)
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        self.save_layout()
+        self.closing.emit()
+        super().closeEvent(event)

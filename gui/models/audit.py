@@ -1,0 +1,95 @@
+"""Audit trail model, fed by :class:`core.events.AuditRecorded` (append-only)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from PySide6.QtCore import QObject
+from PySide6.QtGui import QColor, QFont
+
+from core.events import AuditRecorded
+from gui import theme
+from gui.models.base import LEFT, RIGHT, AppendOnlyModel, Column
+from gui.models.formatting import fmt_text, fmt_time
+
+#: Results starting with these words read as refusals or failures.
+BAD_RESULTS = ("refused", "rejected", "error", "failed", "denied")
+GOOD_RESULTS = ("accepted", "ok", "done", "filled", "sent")
+#: Actions that stand out in the trail.
+LOUD_ACTIONS = frozenset({"emergency_stop", "set_trading_state", "cancel_all", "halt"})
+
+
+def result_colour(value: Any, row: Mapping[str, Any]) -> QColor | None:
+    """Red for refusals and errors, green for acceptances."""
+    text = str(value or "").strip().lower()
+    if text.startswith(BAD_RESULTS):
+        return theme.colour(theme.LOSS)
+    if text.startswith(GOOD_RESULTS):
+        return theme.colour(theme.GAIN)
+    return None
+
+
+def _action_colour(value: Any, row: Mapping[str, Any]) -> QColor | None:
+    return theme.colour(theme.AMBER) if value in LOUD_ACTIONS else None
+
+
+COLUMNS: tuple[Column, ...] = (
+    Column("time", "Time", fmt_time, LEFT, mono=True, width=9),
+    Column("actor", "Actor", fmt_text, LEFT, width=9),
+    Column("action", "Action", fmt_text, LEFT, _action_colour, width=17),
+    Column("strategy", "Strategy", fmt_text, LEFT, width=9),
+    Column("order_id", "Order", fmt_text, RIGHT, width=6),
+    Column("subject", "Subject", fmt_text, LEFT, mono=True, width=34),
+    Column("result", "Result", fmt_text, LEFT, result_colour, width=30),
+)
+
+
+class AuditModel(AppendOnlyModel):
+    """The audit trail, newest last; capped at ``max_rows`` (oldest dropped).
+
+    Slots: :meth:`on_audit_recorded`; :meth:`load` replaces all rows.
+    """
+
+    columns = COLUMNS
+
+    def __init__(
+        self, parent: QObject | None = None, *, max_rows: int = 20_000, frame_ms: int = 16
+    ) -> None:
+        super().__init__(COLUMNS, parent, max_rows=max_rows, frame_ms=frame_ms)
+        self._bold = QFont(theme.ui_font())
+        self._bold.setBold(True)
+
+    def on_audit_recorded(self, event: AuditRecorded) -> None:
+        """Append a record."""
+        self.append(self.row_from_event(event))
+
+    def load(self, events: Iterable[AuditRecorded]) -> None:
+        """Replace every row with ``events`` (e.g. today's audit from the store)."""
+        rows = [self.row_from_event(e) for e in events][-self.max_rows :]
+        self._seq = len(rows)
+        self.reset((i + 1, row) for i, row in enumerate(rows))
+
+    @staticmethod
+    def row_from_event(event: AuditRecorded) -> dict[str, Any]:
+        """The row dict for an event."""
+        return {
+            "time": event.time,
+            "actor": event.actor,
+            "action": event.action,
+            "subject": event.subject,
+            "result": event.result,
+            "order_id": event.order_id,
+            "strategy": event.strategy,
+            "__event": event,
+        }
+
+    def cell_font(self, row: Mapping[str, Any], column: Column) -> QFont | None:
+        if column.key == "action" and row.get("action") in LOUD_ACTIONS:
+            return self._bold
+        return super().cell_font(row, column)
+
+    def row_tooltip(self, row: Mapping[str, Any], column: Column) -> str | None:
+        if column.key in ("subject", "result"):
+            return str(row.get(column.key) or "") or None
+        return None

@@ -1,0 +1,131 @@
+"""Fills of the day, fed by :class:`core.events.FillRecorded` (and the journal at start).
+
+Keyed by IB's ``exec_id``: a replayed execution updates its row instead of adding one,
+and the commission, which IB reports separately, fills in when it arrives.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Iterable, Mapping
+from typing import Any
+
+from PySide6.QtCore import QObject
+from PySide6.QtGui import QColor
+
+from core.events import EXTERNAL, FillRecorded
+from gui import theme
+from gui.models.base import CENTER, LEFT, RIGHT, Column, KeyedTableModel
+from gui.models.formatting import (
+    clean,
+    decimals_for_tick,
+    fmt_money,
+    fmt_pnl,
+    fmt_price,
+    fmt_quantity,
+    fmt_text,
+    fmt_time,
+)
+
+SIDE_NAMES = {"BOT": "BUY", "SLD": "SELL"}
+
+
+def _side_text(value: Any, row: Mapping[str, Any]) -> str:
+    return SIDE_NAMES.get(value, value or "")
+
+
+def _side_colour(value: Any, row: Mapping[str, Any]) -> QColor | None:
+    return theme.side_colour(value)
+
+
+def _pnl_colour(value: Any, row: Mapping[str, Any]) -> QColor | None:
+    return theme.pnl_colour(value)
+
+
+def _commission_text(value: Any, row: Mapping[str, Any]) -> str:
+    return fmt_money(value, row)
+
+
+COLUMNS: tuple[Column, ...] = (
+    Column("time", "Time", fmt_time, LEFT, mono=True, width=9),
+    Column("strategy", "Strategy", fmt_text, LEFT, width=11),
+    Column("symbol", "Symbol", fmt_text, LEFT, width=8),
+    Column("side", "Side", _side_text, CENTER, _side_colour, width=5),
+    Column("quantity", "Qty", fmt_quantity, RIGHT, width=8),
+    Column("price", "Price", fmt_price, RIGHT, width=10),
+    Column("notional", "Value", fmt_money, RIGHT, width=12),
+    Column(
+        "commission",
+        "Comm.",
+        _commission_text,
+        RIGHT,
+        width=7,
+        tooltip="Commission (blank until IB's commission report arrives)",
+    ),
+    Column("realized_pnl", "Realized", fmt_pnl, RIGHT, _pnl_colour, width=11),
+    Column("exchange", "Exch.", fmt_text, LEFT, width=7),
+    Column("order_id", "Order", fmt_text, RIGHT, width=6),
+    Column("exec_id", "Exec id", fmt_text, LEFT, mono=True, width=22),
+)
+
+
+class FillsModel(KeyedTableModel):
+    """Executions keyed by exec id.
+
+    Slots: :meth:`on_fill_recorded`; :meth:`load` replaces all rows (journal load);
+    :meth:`set_tick`.
+    """
+
+    columns = COLUMNS
+
+    def __init__(self, parent: QObject | None = None, *, frame_ms: int = 16) -> None:
+        super().__init__(COLUMNS, parent, frame_ms=frame_ms)
+        self._ticks: dict[int, int] = {}
+
+    def on_fill_recorded(self, event: FillRecorded) -> None:
+        """Add the execution (or update it, e.g. when its commission arrives)."""
+        self.upsert(event.exec_id, self.row_from_event(event))
+
+    def load(self, fills: Iterable[FillRecorded]) -> None:
+        """Replace every row with ``fills`` (the day's journal), in one reset."""
+        self.reset((f.exec_id, self.row_from_event(f)) for f in fills)
+
+    def set_tick(self, con_id: int, tick: float | None) -> None:
+        """Show the contract's prices with the decimals of its minimum tick."""
+        self._ticks[con_id] = decimals_for_tick(tick)
+        for key, row in zip(self._keys, self._rows, strict=True):
+            if row.get("con_id") == con_id:
+                self.patch(key)
+
+    def event_at(self, pos: int) -> FillRecorded | None:
+        """The :class:`FillRecorded` of model row ``pos``."""
+        event = self.row_at(pos).get("__event")
+        return event if isinstance(event, FillRecorded) else None
+
+    @staticmethod
+    def row_from_event(event: FillRecorded) -> dict[str, Any]:
+        """The row dict for an event."""
+        return {
+            "time": event.time,
+            "strategy": event.strategy,
+            "symbol": event.symbol,
+            "side": event.side,
+            "quantity": event.quantity,
+            "price": event.price,
+            "notional": event.quantity * event.price * (event.multiplier or 1.0),
+            "commission": clean(event.commission),
+            "realized_pnl": clean(event.realized_pnl) or None,  # 0 means "opened": blank
+            "exchange": event.exchange,
+            "order_id": event.order_id,
+            "exec_id": event.exec_id,
+            "con_id": event.con_id,
+            "sec_type": event.sec_type,
+            "__event": event,
+        }
+
+    def derive(self, key: Hashable, row: dict[str, Any]) -> dict[str, Any]:
+        con_id = row.get("con_id")
+        row["_decimals"] = self._ticks.get(con_id, 2) if isinstance(con_id, int) else 2
+        return row
+
+    def row_background(self, row: Mapping[str, Any]) -> QColor | None:
+        return theme.EXTERNAL_TINT if row.get("strategy") == EXTERNAL else None

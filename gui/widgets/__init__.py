@@ -1,0 +1,1 @@
+"""Widgets of the console window (the main window assembles them into docks)."""

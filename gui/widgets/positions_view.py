@@ -1,0 +1,123 @@
+"""Positions grid: filter, strategy selector, hide-flat toggle, totals, context menu."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtCore import QModelIndex, Qt, Signal
+from PySide6.QtGui import QAction
+from PySide6.QtWidgets import QCheckBox, QComboBox, QLabel, QWidget
+
+from core.events import PositionChanged
+from gui import theme
+from gui.models.formatting import number
+from gui.models.positions import PositionsModel
+from gui.widgets.table_view import FilteredTable
+
+ALL_STRATEGIES = "All strategies"
+TOTALS = (("unrealized_pnl", "Unrealized"), ("realized_pnl", "Realized"), ("daily_pnl", "Daily"))
+
+
+class PositionsView(FilteredTable):
+    """The positions grid.
+
+    Signals (each carries the row's latest :class:`core.events.PositionChanged`)
+    -------
+    closeRequested(PositionChanged): context menu "Close position".
+    reverseRequested(PositionChanged): context menu "Reverse position".
+    sendToTicketRequested(PositionChanged): context menu "Send to ticket", and a
+        double-click (the ticket pre-fills the closing order).
+    """
+
+    closeRequested = Signal(object)
+    reverseRequested = Signal(object)
+    sendToTicketRequested = Signal(object)
+
+    def __init__(self, model: PositionsModel | None = None, parent: QWidget | None = None):
+        model = model if model is not None else PositionsModel()
+        super().__init__(model, parent, placeholder="Filter symbol, strategy…")
+        self.positions = model
+        if model.parent() is None:
+            model.setParent(self)
+        self.strategy_combo = QComboBox(self)
+        self.strategy_combo.addItem(ALL_STRATEGIES)
+        self.strategy_combo.setMinimumWidth(140)
+        self.strategy_combo.currentTextChanged.connect(self._on_strategy_selected)
+        self.hide_flat = QCheckBox("Hide flat", self)
+        self.hide_flat.toggled.connect(self._on_hide_flat)
+        self.totals_label = QLabel(self)
+        self.totals_label.setProperty("role", "number")
+        self.totals_label.setTextFormat(Qt.TextFormat.RichText)
+        self.toolbar.addWidget(self.strategy_combo)
+        self.toolbar.addWidget(self.hide_flat)
+        self.toolbar.addSpacing(12)
+        self.toolbar.addWidget(self.totals_label)
+        self.finish_toolbar()
+        self.view.sortByColumn(model.column_of("strategy"), Qt.SortOrder.AscendingOrder)
+        self.view.doubleClicked.connect(self._on_double_clicked)
+        model.flushed.connect(self._on_model_flushed)
+        model.modelReset.connect(self._on_model_flushed)
+        self._on_model_flushed()
+
+    def context_actions(self, source_row: int | None) -> list[QAction | None]:
+        if source_row is None:
+            return []
+        event = self.positions.event_at(source_row)
+        if event is None:
+            return []
+        flat = event.quantity == 0
+        close = self.make_action(
+            f"Close {event.symbol} ({event.strategy})",
+            "close",
+            lambda: self.closeRequested.emit(event),
+        )
+        reverse = self.make_action(
+            "Reverse position", "reverse", lambda: self.reverseRequested.emit(event)
+        )
+        ticket = self.make_action(
+            "Send to ticket", "ticket", lambda: self.sendToTicketRequested.emit(event)
+        )
+        close.setEnabled(not flat)
+        reverse.setEnabled(not flat)
+        return [ticket, None, close, reverse]
+
+    def selected_positions(self) -> list[PositionChanged]:
+        """The selected rows' latest events."""
+        events = (self.positions.event_at(r) for r in self.view.selected_source_rows())
+        return [e for e in events if e is not None]
+
+    # ----- internals -----------------------------------------------------------------
+    def _on_double_clicked(self, index: QModelIndex) -> None:
+        row = self.view.source_row(index)
+        event = self.positions.event_at(row) if row is not None else None
+        if event is not None:
+            self.sendToTicketRequested.emit(event)
+
+    def _on_strategy_selected(self, name: str) -> None:
+        if name == ALL_STRATEGIES or not name:
+            self.proxy.set_predicate("strategy", None)
+        else:
+            self.proxy.set_predicate("strategy", lambda row: row.get("strategy") == name)
+
+    def _on_hide_flat(self, hide: bool) -> None:
+        self.proxy.set_predicate("flat", (lambda row: row.get("quantity") != 0) if hide else None)
+
+    def _on_model_flushed(self, *args: Any) -> None:
+        strategies = sorted({str(r.get("strategy")) for r in self.positions.rows()})
+        present = {self.strategy_combo.itemText(i) for i in range(self.strategy_combo.count())}
+        for name in strategies:
+            if name not in present:
+                self.strategy_combo.addItem(name)
+        totals = self.positions.totals()
+        parts = []
+        for key, title in TOTALS:
+            value = totals[key]
+            colour = theme.pnl_colour(value)
+            hex_ = colour.name() if colour is not None else theme.TEXT
+            parts.append(
+                f"<span style='color:{theme.TEXT_DIM}'>{title}</span> "
+                f"<span style='color:{hex_}'>{number(value, 2, sign=True)}</span>"
+            )
+        text = "&nbsp;&nbsp;&nbsp;".join(parts)
+        if text != self.totals_label.text():  # a rich-text relayout per frame is not free
+            self.totals_label.setText(text)

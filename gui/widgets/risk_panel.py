@@ -1,0 +1,266 @@
+"""Risk panel: the trading-state badge and one utilization bar per risk limit.
+
+Fed by :class:`core.events.TradingStateChanged` and
+:class:`core.events.LimitUtilizationChanged`. Bars are green below 70 % of the limit,
+amber from 70 % and red from 90 % (:func:`gui.theme.utilization_band`). A bar's style is
+re-polished only when its band changes; value changes just call ``update()``, which Qt
+coalesces into one paint per frame.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QMessageBox,
+    QProgressBar,
+    QPushButton,
+    QSizePolicy,
+    QVBoxLayout,
+    QWidget,
+)
+
+from core.events import LimitUtilizationChanged, TradingState, TradingStateChanged
+from gui import theme
+from gui.models.formatting import fmt_time, number
+
+ACCOUNT_SCOPE = "account"
+BAR_STEPS = 1000
+
+#: Limits whose values are money (shown without decimals) vs counts/ratios.
+_MONEY_HINTS = ("exposure", "loss", "notional", "value", "drawdown", "margin", "pnl")
+
+
+def humanize_limit(name: str) -> str:
+    """``"max_gross_exposure"`` -> ``"Max gross exposure"``."""
+    text = name.replace("_", " ").strip()
+    return text[:1].upper() + text[1:]
+
+
+def _fmt_value(limit: str, value: float) -> str:
+    if any(h in limit for h in _MONEY_HINTS) or abs(value) >= 1000:
+        return number(value, 0)
+    return number(value, 2).rstrip("0").rstrip(".")
+
+
+def _repolish(widget: QWidget) -> None:
+    style = widget.style()
+    style.unpolish(widget)
+    style.polish(widget)
+
+
+class LimitRow(QWidget):
+    """One limit: its name, figures and percentage on a line, the bar under them."""
+
+    def __init__(self, parent: QWidget, scope: str, limit: str) -> None:
+        super().__init__(parent)
+        title = humanize_limit(limit)
+        if scope != ACCOUNT_SCOPE:
+            title = f"{scope} · {title}"
+        self.name = QLabel(title, self)
+        self.name.setToolTip(f"{scope}: {limit}")
+        self.bar = QProgressBar(self)
+        self.bar.setRange(0, BAR_STEPS)
+        self.bar.setTextVisible(False)
+        self.bar.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        self.bar.setProperty("band", "ok")
+        self.figures = QLabel(self)
+        self.figures.setProperty("role", "number")
+        self.figures.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        self.figures.setStyleSheet(f"color: {theme.TEXT_DIM}; background: transparent;")
+        self.percent = QLabel(self)
+        self.percent.setProperty("role", "number")
+        self.percent.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        self.percent.setMinimumWidth(48)
+        top = QHBoxLayout()
+        top.setContentsMargins(0, 0, 0, 0)
+        top.setSpacing(8)
+        top.addWidget(self.name)
+        top.addStretch(1)
+        top.addWidget(self.figures)
+        top.addWidget(self.percent)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(3)
+        layout.addLayout(top)
+        layout.addWidget(self.bar)
+        self.band = "ok"
+        self.utilization = 0.0
+
+    def apply(self, event: LimitUtilizationChanged) -> None:
+        """Show the event's value, limit and utilization; recolour on a band change."""
+        u = max(0.0, event.utilization)
+        self.utilization = u
+        self.bar.setValue(round(min(u, 1.0) * BAR_STEPS))
+        self.figures.setText(
+            f"{_fmt_value(event.limit, event.value)} / {_fmt_value(event.limit, event.limit_value)}"
+        )
+        self.percent.setText(f"{u * 100:.0f}%")
+        band = theme.utilization_band(u)
+        if band != self.band or not self.percent.styleSheet():
+            self.band = band
+            self.bar.setProperty("band", band)
+            _repolish(self.bar)
+            colour = theme.BAND_COLOURS[band] if band != "ok" else theme.TEXT
+            weight = 700 if band == "breach" else 400
+            self.percent.setStyleSheet(
+                f"color: {colour}; font-weight: {weight}; background: transparent;"
+            )
+
+
+class RiskPanel(QWidget):
+    """Trading-state badge, strategy state chips, limit bars, ACTIVE/REDUCING controls.
+
+    Slots: :meth:`on_trading_state_changed`, :meth:`on_limit_utilization_changed`.
+
+    Signals
+    -------
+    tradingStateRequested(str scope, str state): a person confirmed a move between
+        ACTIVE and REDUCING (the window asks core, which audits it).
+
+    ``confirm(question) -> bool`` asks before emitting; the default shows a dialog.
+    """
+
+    tradingStateRequested = Signal(str, str)
+
+    def __init__(
+        self,
+        parent: QWidget | None = None,
+        *,
+        confirm: Callable[[str], bool] | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self._confirm = confirm or self._ask
+        self._state: TradingState | None = None
+        self._limits: dict[tuple[str, str], LimitRow] = {}
+        self._chips: dict[str, QLabel] = {}
+
+        self.badge = QLabel("UNKNOWN", self)
+        self.badge.setObjectName("tradingStateBadge")
+        self.badge.setProperty("state", "UNKNOWN")
+        self.badge.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.badge.setMinimumWidth(130)
+        self.reason_label = QLabel("waiting for the risk manager", self)
+        self.reason_label.setProperty("role", "dim")
+        self.reason_label.setWordWrap(True)
+        self.reduce_button = QPushButton("Reduce only", self)
+        self.reduce_button.setToolTip("REDUCING: only orders that shrink a position pass")
+        self.reduce_button.clicked.connect(lambda: self._request(TradingState.REDUCING))
+        self.resume_button = QPushButton("Resume", self)
+        self.resume_button.setToolTip("ACTIVE: all orders that pass the limits")
+        self.resume_button.clicked.connect(lambda: self._request(TradingState.ACTIVE))
+
+        head = QHBoxLayout()
+        head.setSpacing(10)
+        head.addWidget(self.badge)
+        head_text = QVBoxLayout()
+        head_text.setSpacing(2)
+        section = QLabel("TRADING STATE", self)
+        section.setProperty("role", "section")
+        head_text.addWidget(section)
+        head_text.addWidget(self.reason_label)
+        head.addLayout(head_text, 1)
+        head.addWidget(self.reduce_button)
+        head.addWidget(self.resume_button)
+
+        self.chips_layout = QHBoxLayout()
+        self.chips_layout.setSpacing(6)
+        self.chips_layout.addStretch(1)
+
+        limits_title = QLabel("LIMITS", self)
+        limits_title.setProperty("role", "section")
+        self.limits_layout = QVBoxLayout()
+        self.limits_layout.setSpacing(10)
+        self.empty_label = QLabel("No limit reported yet", self)
+        self.empty_label.setProperty("role", "dim")
+
+        line = QFrame(self)
+        line.setFrameShape(QFrame.Shape.HLine)
+        line.setStyleSheet(f"color: {theme.BORDER}; background: {theme.BORDER}; max-height: 1px;")
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(10, 10, 10, 10)
+        layout.setSpacing(8)
+        layout.addLayout(head)
+        layout.addLayout(self.chips_layout)
+        layout.addWidget(line)
+        layout.addWidget(limits_title)
+        layout.addLayout(self.limits_layout)
+        layout.addWidget(self.empty_label)
+        layout.addStretch(1)
+        self._update_controls()
+
+    # ----- slots ---------------------------------------------------------------------
+    def on_trading_state_changed(self, event: TradingStateChanged) -> None:
+        """Account scope drives the badge; strategy scopes get a chip each."""
+        state = TradingState(event.state)
+        if event.scope == ACCOUNT_SCOPE:
+            self._state = state
+            self.badge.setText(state.value)
+            self.badge.setProperty("state", state.value)
+            _repolish(self.badge)
+            reason = event.reason or "no reason given"
+            self.reason_label.setText(f"{reason} · {event.changed_by} at {fmt_time(event.time)}")
+            self._update_controls()
+            return
+        chip = self._chips.get(event.scope)
+        if chip is None:
+            chip = QLabel(self)
+            chip.setProperty("chip", True)
+            self._chips[event.scope] = chip
+            self.chips_layout.insertWidget(self.chips_layout.count() - 1, chip)
+        chip.setText(f"{event.scope}: {state.value}")
+        chip.setToolTip(f"{event.reason} ({event.changed_by}, {fmt_time(event.time)})")
+        chip.setProperty("state", state.value)
+        _repolish(chip)
+
+    def on_limit_utilization_changed(self, event: LimitUtilizationChanged) -> None:
+        """Create or update the limit's bar."""
+        key = (event.scope, event.limit)
+        row = self._limits.get(key)
+        if row is None:
+            row = LimitRow(self, event.scope, event.limit)
+            self._limits[key] = row
+            self.limits_layout.addWidget(row)
+            self.empty_label.hide()
+        row.apply(event)
+
+    # ----- queries -------------------------------------------------------------------
+    def trading_state(self) -> TradingState | None:
+        """The account's trading state last reported."""
+        return self._state
+
+    def limit_band(self, scope: str, limit: str) -> str | None:
+        """``"ok"``, ``"warn"`` or ``"breach"`` for a limit, None if unknown."""
+        row = self._limits.get((scope, limit))
+        return row.band if row else None
+
+    def limit_bar(self, scope: str, limit: str) -> QProgressBar | None:
+        """The progress bar of a limit (for tests and screenshots)."""
+        row = self._limits.get((scope, limit))
+        return row.bar if row else None
+
+    # ----- internals -----------------------------------------------------------------
+    def _update_controls(self) -> None:
+        state = self._state
+        self.reduce_button.setEnabled(state is TradingState.ACTIVE)
+        self.resume_button.setEnabled(state is TradingState.REDUCING)
+        if state is TradingState.HALTED:
+            self.resume_button.setToolTip("HALTED is reset from the banner, by a person")
+
+    def _request(self, state: TradingState) -> None:
+        question = (
+            "Switch to REDUCING? Only orders that shrink a position will pass."
+            if state is TradingState.REDUCING
+            else "Resume ACTIVE trading? All orders within the limits will pass."
+        )
+        if self._confirm(question):
+            self.tradingStateRequested.emit(ACCOUNT_SCOPE, state.value)
+
+    def _ask(self, question: str) -> bool:
+        answer = QMessageBox.question(self, "Trading state", question)
+        return answer == QMessageBox.StandardButton.Yes

@@ -1,0 +1,95 @@
+"""Entry point: flags + config -> qasync loop -> the console window.
+
+``python main.py`` with no TWS configured starts the embedded simulated gateway.
+``python main.py --host H --port P --client-id N`` talks to a real TWS / IB Gateway.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+log = logging.getLogger("ibconsole")
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The command line; flags override the config file and the environment."""
+    p = argparse.ArgumentParser(prog="ibconsole", description=__doc__.splitlines()[0])
+    p.add_argument("--config", type=Path, help="TOML config file")
+    p.add_argument("--host", help="TWS / IB Gateway host (default 127.0.0.1)")
+    p.add_argument(
+        "--port",
+        type=int,
+        help="TWS / IB Gateway API port (paper: TWS 7497, Gateway 4002); "
+        "without it the console runs on its embedded simulated gateway",
+    )
+    p.add_argument("--client-id", type=int, dest="client_id", help="API client id (default 1)")
+    p.add_argument(
+        "--readonly", action="store_true", default=None, help="disable every order control"
+    )
+    p.add_argument(
+        "--screenshot", type=Path, help="save the window to this PNG once loaded, then exit"
+    )
+    p.add_argument("--sim-state", type=Path, dest="sim_state", help="embedded gateway's state file")
+    p.add_argument("--seed", type=int, help="embedded gateway's market seed")
+    p.add_argument(
+        "--demo",
+        action="store_true",
+        help="on the embedded simulated gateway, place a small demonstration book at start",
+    )
+    p.add_argument("--log-level", dest="log_level", help="DEBUG, INFO, WARNING, ...")
+    return p.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the console; returns the process exit code."""
+    args = parse_args(argv)
+    if args.screenshot is not None:
+        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+    # Imported here so that `--help` answers without loading Qt.
+    from PySide6.QtWidgets import QApplication
+
+    from core.config import ConfigError, load_settings, setup_logging
+    from core.session import ConsoleSession, SessionOptions
+    from gui.app import run_console
+    from gui.loop import ConsoleEventLoop
+
+    try:
+        settings = load_settings(
+            args.config,
+            overrides={
+                "ib.host": args.host,
+                "ib.port": args.port,
+                "ib.client_id": args.client_id,
+                "ib.readonly": args.readonly,
+                "sim.state_file": args.sim_state,
+                "sim.seed": args.seed,
+                "logging.level": args.log_level,
+            },
+        )
+    except ConfigError as exc:
+        print(f"ibconsole: configuration error:\n{exc}", file=sys.stderr)
+        return 2
+    setup_logging(settings.logging)
+    log.info("settings: %s", settings.redacted())
+    options = SessionOptions.from_settings(settings)
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setApplicationName("IB Console")
+    app.setOrganizationName("ibconsole")
+    loop = ConsoleEventLoop(app)
+    asyncio.set_event_loop(loop)
+    session = ConsoleSession(options, settings)
+    with loop:
+        return loop.run_until_complete(
+            run_console(app, session, screenshot=args.screenshot, demo=args.demo)
+        )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,111 @@
+"""Helpers for GUI tests (pytest-qt, offscreen; QT_QPA_PLATFORM is set in tests/conftest.py)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from core.events import FillRecorded, OrderUpdated, PositionChanged
+
+T0 = datetime(2026, 3, 2, 14, 30, tzinfo=UTC)
+
+
+def make_position(**kw: object) -> PositionChanged:
+    """A PositionChanged with sensible defaults; keyword arguments override."""
+    fields: dict[str, object] = dict(
+        strategy="trend",
+        account="DU1",
+        con_id=265598,
+        symbol="AAPL",
+        sec_type="STK",
+        currency="USD",
+        multiplier=1.0,
+        quantity=100.0,
+        avg_cost=180.0,
+        last=190.0,
+        market_value=19_000.0,
+        unrealized_pnl=1_000.0,
+        realized_pnl=0.0,
+        daily_pnl=250.0,
+        commissions=1.0,
+        stale=False,
+        time=T0,
+    )
+    fields.update(kw)
+    return PositionChanged(**fields)  # type: ignore[arg-type]
+
+
+def make_order(**kw: object) -> OrderUpdated:
+    """An OrderUpdated (a working LMT buy) with defaults; keyword arguments override."""
+    fields: dict[str, object] = dict(
+        order_id=11,
+        perm_id=5011,
+        client_id=1,
+        strategy="manual",
+        account="DU1",
+        con_id=265598,
+        symbol="AAPL",
+        sec_type="STK",
+        action="BUY",
+        quantity=100.0,
+        order_type="LMT",
+        limit_price=189.5,
+        stop_price=None,
+        tif="DAY",
+        status="Submitted",
+        filled=0.0,
+        remaining=100.0,
+        avg_fill_price=None,
+        message="",
+        time=T0,
+    )
+    fields.update(kw)
+    return OrderUpdated(**fields)  # type: ignore[arg-type]
+
+
+def make_fill(**kw: object) -> FillRecorded:
+    """A FillRecorded with defaults; keyword arguments override."""
+    fields: dict[str, object] = dict(
+        exec_id="0001.01",
+        order_id=11,
+        perm_id=5011,
+        client_id=1,
+        strategy="manual",
+        account="DU1",
+        con_id=265598,
+        symbol="AAPL",
+        sec_type="STK",
+        currency="USD",
+        exchange="ISLAND",
+        side="BOT",
+        quantity=100.0,
+        price=189.5,
+        multiplier=1.0,
+        commission=None,
+        realized_pnl=None,
+        order_ref="manual",
+        time=T0 + timedelta(seconds=1),
+    )
+    fields.update(kw)
+    return FillRecorded(**fields)  # type: ignore[arg-type]
+
+
+class SignalLog:
+    """Records every emission of a Qt signal (args as tuples)."""
+
+    def __init__(self, signal: object) -> None:
+        self.calls: list[tuple[object, ...]] = []
+        signal.connect(self._record)  # type: ignore[attr-defined]
+
+    def _record(self, *args: object) -> None:
+        self.calls.append(args)
+
+    def __len__(self) -> int:
+        return len(self.calls)
+
+
+@pytest.fixture
+def signal_log():
+    """``signal_log(signal)`` -> a :class:`SignalLog` recording that signal."""
+    return SignalLog

@@ -1,0 +1,295 @@
+"""Positions, orders, fills and audit models, fed with core's events."""
+
+from __future__ import annotations
+
+import math
+
+from PySide6.QtCore import Qt
+
+from core.events import AuditRecorded, OrderRejected, ReconciliationBreakFound
+from gui import theme
+from gui.models.audit import AuditModel
+from gui.models.fills import FillsModel
+from gui.models.orders import OrdersModel
+from gui.models.positions import PositionsModel
+from tests.gui.conftest import make_fill, make_order, make_position
+
+DISPLAY = Qt.ItemDataRole.DisplayRole
+FG = Qt.ItemDataRole.ForegroundRole
+BG = Qt.ItemDataRole.BackgroundRole
+
+
+def text(model, key, column):
+    return model.data(model.index(model.position(key), model.column_of(column)), DISPLAY)
+
+
+def role(model, key, column, r):
+    return model.data(model.index(model.position(key), model.column_of(column)), r)
+
+
+# ----- positions ------------------------------------------------------------------------
+def test_position_event_then_row_shows_its_values(qtbot):
+    model = PositionsModel()
+    model.on_position_changed(make_position(quantity=1200, avg_cost=181.237))
+    model.flush()
+    key = ("trend", 265598)
+    assert text(model, key, "strategy") == "trend"
+    assert text(model, key, "quantity") == "1,200"
+    assert text(model, key, "avg_cost") == "181.24"
+    assert text(model, key, "unrealized_pnl") == "+1,000.00"
+    assert text(model, key, "market_value") == "19,000.00"
+
+
+def test_position_update_then_data_changed_for_that_row_only(qtbot, signal_log):
+    model = PositionsModel()
+    model.on_position_changed(make_position(strategy="a"))
+    model.on_position_changed(make_position(strategy="b"))
+    model.on_position_changed(make_position(strategy="c"))
+    model.flush()
+    changed = signal_log(model.dataChanged)
+    model.on_position_changed(make_position(strategy="b", last=191.0, unrealized_pnl=1100.0))
+    model.flush()
+    assert len(changed) == 1
+    assert changed.calls[0][0].row() == changed.calls[0][1].row() == model.position(("b", 265598))
+    cols = (changed.calls[0][0].column(), changed.calls[0][1].column())
+    assert cols == (model.column_of("last"), model.column_of("unrealized_pnl"))
+
+
+def test_gains_green_losses_red(qtbot):
+    model = PositionsModel()
+    model.on_position_changed(make_position(strategy="up", unrealized_pnl=5.0))
+    model.on_position_changed(make_position(strategy="down", unrealized_pnl=-5.0))
+    model.flush()
+    assert role(model, ("up", 265598), "unrealized_pnl", FG) == theme.colour(theme.GAIN)
+    assert role(model, ("down", 265598), "unrealized_pnl", FG) == theme.colour(theme.LOSS)
+
+
+def test_missing_marks_show_placeholder_not_ib_placeholder_values(qtbot):
+    model = PositionsModel()
+    model.on_position_changed(
+        make_position(last=None, market_value=math.nan, unrealized_pnl=1.7976931348623157e308)
+    )
+    model.flush()
+    key = ("trend", 265598)
+    for column in ("last", "market_value", "unrealized_pnl", "pct_nlv"):
+        assert text(model, key, column) == "\N{EN DASH}"
+
+
+def test_set_net_liquidation_then_percent_of_nlv_recomputed(qtbot, signal_log):
+    model = PositionsModel()
+    model.on_position_changed(make_position(market_value=25_000.0))
+    model.flush()
+    key = ("trend", 265598)
+    assert text(model, key, "pct_nlv") == "\N{EN DASH}"
+    changed = signal_log(model.dataChanged)
+    model.set_net_liquidation(100_000.0)
+    model.flush()
+    assert text(model, key, "pct_nlv") == "25.00%"
+    assert len(changed) == 1
+    col = model.column_of("pct_nlv")
+    assert (changed.calls[0][0].column(), changed.calls[0][1].column()) == (col, col)
+
+
+def test_stale_position_then_marker_shown(qtbot):
+    model = PositionsModel()
+    model.on_position_changed(make_position(stale=True))
+    model.on_position_changed(make_position(strategy="fresh"))
+    model.flush()
+    assert text(model, ("trend", 265598), "stale") == "STALE"
+    assert text(model, ("fresh", 265598), "stale") == ""
+
+
+def test_external_strategy_row_highlighted(qtbot):
+    model = PositionsModel()
+    model.on_position_changed(make_position(strategy="external"))
+    model.on_position_changed(make_position(strategy="trend"))
+    model.flush()
+    assert role(model, ("external", 265598), "symbol", BG) == theme.EXTERNAL_TINT
+    assert role(model, ("trend", 265598), "symbol", BG) is None
+
+
+def test_mark_break_then_rows_of_that_contract_highlighted_until_cleared(qtbot):
+    model = PositionsModel()
+    model.on_position_changed(make_position(strategy="a"))
+    model.on_position_changed(make_position(strategy="b", con_id=1, symbol="MSFT"))
+    model.flush()
+    model.on_reconciliation_break(
+        ReconciliationBreakFound("DU1", 265598, "AAPL", 200, 100, "missed fill")
+    )
+    model.flush()
+    assert role(model, ("a", 265598), "symbol", BG) == theme.BREAK_TINT
+    assert "missed fill" in role(model, ("a", 265598), "symbol", Qt.ItemDataRole.ToolTipRole)
+    assert role(model, ("b", 1), "symbol", BG) is None
+    model.clear_break(265598)
+    model.flush()
+    assert role(model, ("a", 265598), "symbol", BG) is None
+
+
+def test_set_tick_then_prices_shown_with_tick_decimals(qtbot):
+    model = PositionsModel()
+    model.on_position_changed(
+        make_position(con_id=7, symbol="EUR.USD", sec_type="CASH", last=1.084651)
+    )
+    model.flush()
+    model.set_tick(7, 0.00005)
+    model.flush()
+    assert text(model, ("trend", 7), "last") == "1.08465"
+
+
+# ----- orders ---------------------------------------------------------------------------
+def test_working_order_then_row_inserted(qtbot):
+    model = OrdersModel()
+    model.on_order_updated(make_order())
+    model.flush()
+    assert model.rowCount() == 1
+    assert text(model, (1, 11), "limit_price") == "189.50"
+    assert text(model, (1, 11), "stop_price") == "\N{EN DASH}"
+
+
+def test_order_first_seen_done_then_not_shown(qtbot):
+    model = OrdersModel()
+    model.on_order_updated(make_order(status="Filled", filled=100, remaining=0))
+    model.flush()
+    assert model.rowCount() == 0
+
+
+def test_done_order_lingers_then_leaves(qtbot):
+    model = OrdersModel(done_linger_ms=60)
+    model.on_order_updated(make_order())
+    model.flush()
+    model.on_order_updated(make_order(status="Filled", filled=100, remaining=0))
+    model.flush()
+    assert text(model, (1, 11), "status") == "Filled"  # visible for a moment
+    qtbot.waitUntil(lambda: model.rowCount() == 0, timeout=1000)
+
+
+def test_done_order_with_no_linger_then_removed_immediately(qtbot):
+    model = OrdersModel(done_linger_ms=0)
+    model.on_order_updated(make_order())
+    model.on_order_updated(make_order(status="Cancelled"))
+    assert model.rowCount() == 0
+
+
+def test_manual_tws_order_without_order_id_keyed_by_perm_id(qtbot):
+    model = OrdersModel()
+    model.on_order_updated(make_order(order_id=0, client_id=0, perm_id=777))
+    model.flush()
+    assert model.keys() == [("perm", 777)]
+    assert text(model, ("perm", 777), "order_id") == ""
+
+
+def test_edit_price_then_modify_requested_and_row_unchanged_until_confirmed(qtbot, signal_log):
+    model = OrdersModel()
+    model.on_order_updated(make_order())
+    model.flush()
+    requests = signal_log(model.modifyRequested)
+    index = model.index(0, model.column_of("limit_price"))
+    assert model.flags(index) & Qt.ItemFlag.ItemIsEditable
+    assert model.setData(index, 190.25)
+    model.flush()
+    assert requests.calls == [(11, "limit_price", 190.25)]
+    assert model.row((1, 11))["limit_price"] == 189.5  # the order itself is unchanged
+    assert model.data(index, DISPLAY) == "190.25"  # shown as requested (italic, amber)
+    assert model.data(index, FG) == theme.colour(theme.AMBER)
+    model.on_order_updated(make_order(limit_price=190.25))
+    model.flush()
+    assert model.row((1, 11))["limit_price"] == 190.25
+    assert model.row((1, 11))["_requested"] is None
+    assert model.data(index, FG) is None
+
+
+def test_edit_quantity_then_modify_requested(qtbot, signal_log):
+    model = OrdersModel()
+    model.on_order_updated(make_order())
+    model.flush()
+    requests = signal_log(model.modifyRequested)
+    assert model.setData(model.index(0, model.column_of("quantity")), "150")
+    assert requests.calls == [(11, "quantity", 150.0)]
+
+
+def test_edit_with_invalid_or_unchanged_value_then_no_request(qtbot, signal_log):
+    model = OrdersModel()
+    model.on_order_updated(make_order())
+    model.flush()
+    requests = signal_log(model.modifyRequested)
+    index = model.index(0, model.column_of("limit_price"))
+    assert not model.setData(index, "abc")
+    assert not model.setData(index, -1)
+    assert not model.setData(index, 189.5)
+    assert len(requests) == 0
+
+
+def test_rejected_modify_then_requested_mark_cleared(qtbot):
+    model = OrdersModel()
+    model.on_order_updated(make_order())
+    model.flush()
+    model.setData(model.index(0, model.column_of("limit_price")), 150.0)
+    model.flush()
+    model.on_order_rejected(OrderRejected(11, "manual", "AAPL", 0, "price too far"))
+    model.flush()
+    assert model.row((1, 11))["_requested"] is None
+    assert model.row((1, 11))["message"] == "price too far"
+
+
+def test_editable_cells_follow_order_type_and_state(qtbot):
+    model = OrdersModel(done_linger_ms=10_000)
+    model.on_order_updated(make_order(order_type="MKT", limit_price=None))
+    model.flush()
+    flags = lambda col: model.flags(model.index(0, model.column_of(col)))  # noqa: E731
+    assert not flags("limit_price") & Qt.ItemFlag.ItemIsEditable
+    assert not flags("stop_price") & Qt.ItemFlag.ItemIsEditable
+    assert flags("quantity") & Qt.ItemFlag.ItemIsEditable
+    assert not flags("symbol") & Qt.ItemFlag.ItemIsEditable
+    model.on_order_updated(make_order(order_type="MKT", limit_price=None, status="Filled"))
+    model.flush()
+    assert not flags("quantity") & Qt.ItemFlag.ItemIsEditable
+
+
+# ----- fills ----------------------------------------------------------------------------
+def test_fill_recorded_then_row_with_side_and_value(qtbot):
+    model = FillsModel()
+    model.on_fill_recorded(make_fill(quantity=100, price=189.5))
+    model.flush()
+    assert text(model, "0001.01", "side") == "BUY"
+    assert text(model, "0001.01", "notional") == "18,950.00"
+    assert text(model, "0001.01", "commission") == "\N{EN DASH}"
+    assert role(model, "0001.01", "side", FG) == theme.colour(theme.BUY)
+
+
+def test_fill_replayed_with_commission_then_same_row_updated(qtbot):
+    model = FillsModel()
+    model.on_fill_recorded(make_fill())
+    model.on_fill_recorded(make_fill(exec_id="0002.01", side="SLD"))
+    model.flush()
+    model.on_fill_recorded(make_fill(commission=1.05))
+    model.flush()
+    assert model.rowCount() == 2
+    assert text(model, "0001.01", "commission") == "1.05"
+
+
+def test_fills_load_replaces_rows(qtbot):
+    model = FillsModel()
+    model.on_fill_recorded(make_fill(exec_id="old"))
+    model.flush()
+    model.load([make_fill(exec_id=f"e{i}") for i in range(5)])
+    assert model.rowCount() == 5
+    assert "old" not in model
+
+
+# ----- audit ----------------------------------------------------------------------------
+def test_audit_records_appended_and_results_coloured(qtbot):
+    model = AuditModel()
+    model.on_audit_recorded(AuditRecorded("gui", "place", "BUY 100 AAPL", "accepted"))
+    model.on_audit_recorded(AuditRecorded("gui", "place", "BUY 1e6 AAPL", "refused: size"))
+    model.flush()
+    col = model.column_of("result")
+    assert model.data(model.index(0, col), FG) == theme.colour(theme.GAIN)
+    assert model.data(model.index(1, col), FG) == theme.colour(theme.LOSS)
+
+
+def test_audit_over_capacity_then_oldest_dropped(qtbot):
+    model = AuditModel(max_rows=3)
+    for i in range(5):
+        model.on_audit_recorded(AuditRecorded("gui", "cancel", f"#{i}", "accepted"))
+    model.flush()
+    assert [r["subject"] for r in model.rows()] == ["#2", "#3", "#4"]
