@@ -334,6 +334,7 @@ class Store:
         self._pos_buffer: list[PositionChanged] = []
         self._flush_timer: asyncio.TimerHandle | None = None
         self._flush_task: asyncio.Task[None] | None = None
+        self._pnl_lock = asyncio.Lock()
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -741,15 +742,18 @@ class Store:
         if self._flush_timer is not None:
             self._flush_timer.cancel()
             self._flush_timer = None
-        while self._pnl_buffer or self._pos_buffer:
-            pnl, self._pnl_buffer = self._pnl_buffer, []
-            positions, self._pos_buffer = self._pos_buffer, []
-            try:
-                await self._write("flush", self._flush_sync, pnl, positions)
-            except StoreError:
-                self._pnl_buffer[:0] = pnl
-                self._pos_buffer[:0] = positions
-                raise
+        # The lock keeps a P&L read from running while points are in flight (out of the
+        # buffer, not yet in the journal), where it would see them in neither.
+        async with self._pnl_lock:
+            while self._pnl_buffer or self._pos_buffer:
+                pnl, self._pnl_buffer = self._pnl_buffer, []
+                positions, self._pos_buffer = self._pos_buffer, []
+                try:
+                    await self._write("flush", self._flush_sync, pnl, positions)
+                except StoreError:
+                    self._pnl_buffer[:0] = pnl
+                    self._pos_buffer[:0] = positions
+                    raise
 
     def _flush_sync(self, pnl: list[PnLChanged], positions: list[PositionChanged]) -> None:
         if pnl:
@@ -846,7 +850,8 @@ class Store:
         """P&L points in a range, indexed by time: columns strategy, daily, realized,
         unrealized, total. ``strategy`` filters one series (:data:`ACCOUNT_TOTAL` for the
         account); points still buffered are included."""
-        df = await self._read("pnl", self._read_journal, PNL, start, end, _PnLRow)
+        async with self._pnl_lock:
+            df = await self._read("pnl", self._read_journal, PNL, start, end, _PnLRow)
         buffered = [
             p
             for p in self._pnl_buffer

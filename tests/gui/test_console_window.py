@@ -38,6 +38,7 @@ def qloop(qapp: QApplication, monkeypatch: pytest.MonkeyPatch) -> Iterator[Conso
     try:
         yield loop
     finally:
+        loop.close()  # joins qasync's executor threads (name lookups), or Qt aborts at exit
         asyncio.set_event_loop(None)
 
 
