@@ -44,8 +44,11 @@ bench: venv
 sim: venv
 	$(BIN)/python -m core.sim --host 127.0.0.1 --port 4002 $(ARGS)
 
+# A fresh data directory each time, so the picture shows exactly the demonstration book.
 screenshot: venv
-	QT_QPA_PLATFORM=offscreen $(BIN)/python main.py --screenshot docs/screenshot.png
+	rm -rf .screenshot-home && IBCONSOLE_HOME=$(CURDIR)/.screenshot-home QT_QPA_PLATFORM=offscreen \
+		$(BIN)/python main.py --config resources/demo-config.toml --demo --screenshot docs/screenshot.png
+	rm -rf .screenshot-home
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis *.egg-info

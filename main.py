@@ -77,6 +77,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"ibconsole: configuration error:\n{exc}", file=sys.stderr)
         return 2
     setup_logging(settings.logging)
+    if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
+        # ib_async logs every order and portfolio message at INFO: the file and the log
+        # view keep its warnings and errors unless DEBUG is asked for.
+        logging.getLogger("ib_async").setLevel(logging.WARNING)
     log.info("settings: %s", settings.redacted())
     options = SessionOptions.from_settings(settings)
     app = QApplication.instance() or QApplication(sys.argv[:1])

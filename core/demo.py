@@ -24,7 +24,7 @@ OPENING_TRADES = (
     ("trend", "ES", "BUY", 2),
     ("meanrev", "TSLA", "SELL", 150),
     ("meanrev", "MSFT", "BUY", 120),
-    ("meanrev", "EUR.USD", "BUY", 100_000),
+    ("trend", "EUR.USD", "BUY", 100_000),
     ("manual", "SPY", "BUY", 100),
 )
 #: (strategy, symbol, side, quantity, distance from the touch in %)
@@ -40,6 +40,7 @@ async def place_demo_book(entry: OrderEntry) -> int:
     sent = 0
     for strategy, symbol, side, qty in OPENING_TRADES:
         info = await entry.instrument(symbol)
+        await entry.wait_quote(info)
         try:
             entry.place(info, create_market_order(side, qty), strategy)
             sent += 1
@@ -47,8 +48,8 @@ async def place_demo_book(entry: OrderEntry) -> int:
             log.warning("demo: %s %s refused: %s", side, symbol, exc)
     for strategy, symbol, side, qty, pct in RESTING_ORDERS:
         info = await entry.instrument(symbol)
-        quote = entry.watch(info) or await entry.market.snapshot(info.contract)
-        ref = quote.mark
+        quote = await entry.wait_quote(info)
+        ref = quote.mark if quote is not None else None
         if ref is None:
             continue
         price = round_to_tick(ref * (1 + pct / 100), info.min_tick)

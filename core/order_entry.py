@@ -233,6 +233,16 @@ class OrderEntry:
         self.market.subscribe(info.contract)
         return self.market.quote(info.con_id)
 
+    async def wait_quote(self, info: InstrumentInfo, timeout: float = 3.0) -> Quote | None:
+        """Watch the instrument and wait for its first quote (risk prices orders by it)."""
+        quote = self.watch(info)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while quote is None and loop.time() < deadline:
+            await asyncio.sleep(0.05)
+            quote = self.market.quote(info.con_id)
+        return quote
+
     # -- before sending -----------------------------------------------------------------
 
     def preview(self, info: InstrumentInfo, order: Order, strategy: str = MANUAL) -> OrderPreview:

@@ -32,7 +32,7 @@ from core.order_entry import InstrumentInfo, OrderEntry
 from core.portfolio import PortfolioManager, trading_day_start
 from core.risk import RiskManager, RiskPolicy
 from core.sim import SimGateway
-from core.store import Store
+from core.store import ACCOUNT_TOTAL, Store
 from core.strategies import StrategyManager
 from core.trading import TradeManager
 
@@ -221,7 +221,7 @@ class ConsoleSession:
             return []
         return [
             TradingStateChanged(
-                scope, state, state, self.risk.reason_of(scope) or "current state", "risk"
+                scope, state, state, self.risk.reason_of(scope) or "no restriction in force", "risk"
             )
             for scope, state in self.risk.states().items()
         ]
@@ -268,7 +268,11 @@ class ConsoleSession:
         if self.store is None:
             return None
         start = trading_day_start(datetime.now(UTC))
-        return await self.store.pnl(start, datetime.now(UTC))
+        df = await self.store.pnl(start, datetime.now(UTC))
+        if len(df):
+            # the store names the account series "*"; events and the chart use None
+            df["strategy"] = df["strategy"].where(df["strategy"] != ACCOUNT_TOTAL)
+        return df
 
     async def stop(self) -> None:
         """Stop strategies, flush fills, disconnect, then stop the embedded gateway."""

@@ -69,8 +69,8 @@ async def run_console(
 
 
 def save_screenshot(window: MainWindow, path: Path) -> bool:
-    """Render the window to a PNG."""
-    QApplication.processEvents()
+    """Render the window to a PNG (``grab`` paints synchronously; no event processing
+    here: nested ``processEvents`` inside a coroutine would re-enter asyncio tasks)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     ok = window.grab().save(str(path))
     log.info("screenshot saved to %s: %s", path, ok)

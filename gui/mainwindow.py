@@ -38,6 +38,7 @@ from core.events import (
     PositionChanged,
     TradingState,
 )
+from core.marketdata import Quote
 from core.orders import create_market_order
 from core.session import ConsoleSession
 from core.trading import OrderRefused
@@ -97,6 +98,7 @@ class MainWindow(QMainWindow):
         )
         self._stop_running = False
         self._history_task: asyncio.Task[None] | None = None
+        self._ticks_known: set[int] = set()
 
         # models
         self.positions_model = PositionsModel(self)
@@ -127,21 +129,29 @@ class MainWindow(QMainWindow):
         left = Qt.DockWidgetArea.LeftDockWidgetArea
         right = Qt.DockWidgetArea.RightDockWidgetArea
         bottom = Qt.DockWidgetArea.BottomDockWidgetArea
+        # Side columns run to the bottom; the bottom area sits under the positions only.
+        self.setCorner(Qt.Corner.BottomLeftCorner, left)
+        self.setCorner(Qt.Corner.BottomRightCorner, right)
         self._dock("Order ticket", self.ticket, left)
         self._dock("Risk", self.risk_panel, left)
-        self._dock("P&L", self.pnl_chart, right)
-        self._dock("Working orders", self.orders_view, bottom)
-        self._dock("Fills", self.fills_view, bottom)
-        self._dock("Audit", self.audit_view, bottom)
+        self._dock("PnL", self.pnl_chart, right)
+        self._dock("Fills", self.fills_view, right)
+        self._dock("Audit", self.audit_view, right)
         self._dock("Log", self.log_view, right)
+        self._dock("Working orders", self.orders_view, bottom)
         self.tabifyDockWidget(self.docks["Fills"], self.docks["Audit"])
-        self.docks["Working orders"].raise_()
-        self.resizeDocks([self.docks["Order ticket"]], [340], Qt.Orientation.Horizontal)
-        self.resizeDocks([self.docks["P&L"]], [560], Qt.Orientation.Horizontal)
-        self.resizeDocks([self.docks["Working orders"]], [260], Qt.Orientation.Vertical)
+        self.tabifyDockWidget(self.docks["Audit"], self.docks["Log"])
+        self.docks["Fills"].raise_()
         self.resizeDocks(
-            [self.docks["P&L"], self.docks["Log"]], [520, 200], Qt.Orientation.Vertical
+            [self.docks["Order ticket"], self.docks["PnL"]], [320, 470], Qt.Orientation.Horizontal
         )
+        self.resizeDocks(
+            [self.docks["Order ticket"], self.docks["Risk"]], [560, 330], Qt.Orientation.Vertical
+        )
+        self.resizeDocks(
+            [self.docks["PnL"], self.docks["Fills"]], [480, 420], Qt.Orientation.Vertical
+        )
+        self.resizeDocks([self.docks["Working orders"]], [330], Qt.Orientation.Vertical)
 
         self._build_toolbar()
         self._build_status_bar()
@@ -270,6 +280,8 @@ class MainWindow(QMainWindow):
         self.audit_model.load(list(s.audit.records))
         if s.market is not None:
             s.market.quotesUpdated += self.ticket.on_quotes
+            s.market.quotesUpdated += self._on_quotes
+            s.market.staleChanged += self._on_stale
         if s.account is not None:
             s.account.valuesChanged += self._on_account_values
             s.account.valuesChanged += self.positions_model.on_account_values
@@ -367,6 +379,24 @@ class MainWindow(QMainWindow):
             f" &nbsp; <span style='color:{dim}'>Day P&amp;L</span> "
             f"<span style='color:{colour}'>{'—' if daily is None else f'{daily:+,.0f}'}</span>"
         )
+
+    def _on_quotes(self, quotes: list[Quote]) -> None:
+        """Learn each contract's tick once, so prices show with the right decimals."""
+        contracts = self.session.contracts
+        for q in quotes:
+            if q.con_id in self._ticks_known or contracts is None:
+                continue
+            details = contracts.by_con_id(q.con_id)
+            if details is None or not details.minTick:
+                continue
+            self._ticks_known.add(q.con_id)
+            for model in (self.positions_model, self.orders_model, self.fills_model):
+                model.set_tick(q.con_id, float(details.minTick))
+
+    def _on_stale(self, con_id: int, stale: bool) -> None:
+        for key in list(self.positions_model.keys()):
+            if isinstance(key, tuple) and key[1] == con_id:
+                self.positions_model.patch(key, stale=stale)
 
     def _on_order_rejected(self, event: OrderRejected) -> None:
         self.orders_model.on_order_rejected(event)

@@ -65,7 +65,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("last", "Last", fmt_price, RIGHT, _last_colour, width=10),
     Column(
         "stale",
-        "Mark",
+        "Feed",
         _stale_text,
         CENTER,
         _stale_colour,

@@ -418,9 +418,17 @@ class OrderTicket(QFrame):
         problems: list[str] = []
         if self.info is None:
             problems.append("choose a symbol")
-        self._flag(self.quantity, self.quantity.value() <= 0)
-        self._flag(self.limit_price, kind in ("LMT", "STP LMT") and self.limit_price.value() <= 0)
-        self._flag(self.stop_price, kind in ("STP", "STP LMT") and self.stop_price.value() <= 0)
+        # Fields are flagged only once there is an instrument to trade: an empty ticket
+        # is not an error.
+        chosen = self.info is not None
+        self._flag(self.quantity, chosen and self.quantity.value() <= 0)
+        self._flag(
+            self.limit_price,
+            chosen and kind in ("LMT", "STP LMT") and self.limit_price.value() <= 0,
+        )
+        self._flag(
+            self.stop_price, chosen and kind in ("STP", "STP LMT") and self.stop_price.value() <= 0
+        )
         preview: OrderPreview | None = None
         if self.entry is not None and self.info is not None:
             preview = self.entry.preview(self.info, order, self._strategy())
