@@ -981,7 +981,9 @@ class PortfolioManager:
         Writes an adjustment fill (exec_id ``recon-...``, order_ref ``reconciliation``,
         no commission) for the difference to the journal, so a restart reproduces it,
         priced at IB's average cost (else the mark, else the stored average cost), and
-        audits it. Raises :class:`core.store.StoreError` if it could not be journalled.
+        audits it: through the ``audit`` callback when one was given (which journals
+        it), else straight to the store's audit library. Raises
+        :class:`core.store.StoreError` if it could not be journalled.
         """
         diff = brk.difference
         if abs(diff) < QTY_EPS:
@@ -1019,8 +1021,11 @@ class PortfolioManager:
         )
         if self.store is not None:
             await self.store.append_fills([fill])
-            await self.store.append_audit([record])
+            if self.audit is None:
+                await self.store.append_audit([record])
         if self.audit is not None:
+            # The audit trail journals it (the session's AuditLog writes to this same
+            # store): writing it here as well would record the resolution twice.
             self.audit(record)
         log.info("reconciliation: %s", record.subject)
         return self.on_fill(fill)

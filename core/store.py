@@ -57,7 +57,10 @@ The fills journal: idempotent and durable
 not hold yet, and returns how many of the caller's were new. The check is an in-memory
 set per journal day, loaded (the ``exec_id`` column of that day's symbols, every
 writer's) the first time a day is touched, so replays after a reconnect or a restart
-write nothing twice. Reads drop duplicates by ``exec_id`` too, which covers two consoles
+write nothing twice. One exception: an execution journalled without its commission
+(the report had not arrived) is written once more when it comes again with the
+commission; that second copy is not counted as new. Reads keep one row per ``exec_id``:
+the last copy that has a commission, else the first, which also covers two consoles
 recording the same execution at the same moment. Concurrent calls are grouped into one
 write (group commit). ``append_fills`` returns only after ArcticDB's write returned: a
 returned fill is durable.
@@ -322,6 +325,10 @@ class Store:
         self._closed = False
         # Owned by the writer thread.
         self._known: dict[date, set[str]] = {}
+        # Known exec ids whose journalled copies all lack the commission.
+        self._uncommissioned: set[str] = set()
+        # Pending fills that are commission updates of a journalled execution.
+        self._updates: set[str] = set()
         self._pending_fills: dict[str, FillRecorded] = {}
         self._unreported: set[str] = set()
         self._last_index: dict[tuple[str, str], np.int64] = {}
@@ -486,10 +493,14 @@ class Store:
             lib = self._lib(FILLS)
             known = set()
             prefix = day.isoformat() + "."
+            with_commission: set[str] = set()
             for symbol in lib.list_symbols():
                 if symbol.startswith(prefix):
-                    ids = lib.read(symbol, columns=["exec_id"]).data["exec_id"]
-                    known.update(ids)
+                    df = lib.read(symbol, columns=["exec_id", "commission"]).data
+                    known.update(df["exec_id"])
+                    if "commission" in df.columns:
+                        with_commission.update(df["exec_id"][df["commission"].notna()])
+            self._uncommissioned |= known - with_commission
             self._known[day] = known
         return known
 
@@ -509,7 +520,10 @@ class Store:
                     self._pending_fills[fill.exec_id] = fill  # a later one may know more
                 continue
             if fill.exec_id in self._known_day(self._fill_day(fill)):
-                continue
+                if fill.commission is None or fill.exec_id not in self._uncommissioned:
+                    continue
+                # Journalled without its commission: write it again, now with it.
+                self._updates.add(fill.exec_id)
             incoming[fill.exec_id] = fill
         to_write = {**self._pending_fills, **incoming}
         if not to_write:
@@ -524,7 +538,13 @@ class Store:
                 self._append_journal(FILLS, day, records_to_frame(day_fills, FillRecorded))
                 ids = {f.exec_id for f in day_fills}
                 self._known_day(day).update(ids)
-                written |= ids
+                for f in day_fills:
+                    if f.commission is None:
+                        self._uncommissioned.add(f.exec_id)
+                    else:
+                        self._uncommissioned.discard(f.exec_id)
+                written |= ids - self._updates  # a commission update is not a new fill
+                self._updates -= ids
                 for exec_id in ids:
                     del self._pending_fills[exec_id]
         except BaseException:
@@ -597,11 +617,12 @@ class Store:
     ) -> pd.DataFrame:
         """Journalled fills with ``start <= time <= end`` (UTC), indexed by time.
 
-        One row per ``exec_id`` (duplicates from concurrent writers are dropped).
+        One row per ``exec_id``: of several copies (a commission that arrived late,
+        concurrent writers) the last one with a commission, else the first.
         """
         df = await self._read("fills", self._read_journal, FILLS, start, end, FillRecorded)
         if len(df):
-            df = df[~df["exec_id"].duplicated()]
+            df = _one_row_per_execution(df)
         if strategy is not None:
             df = df[df["strategy"] == strategy]
         if account is not None:
@@ -951,6 +972,21 @@ class Store:
         if not lib.has_symbol(symbol):
             return default
         return json.loads(lib.read(symbol).data["json"].iloc[0])
+
+
+def _one_row_per_execution(df: pd.DataFrame) -> pd.DataFrame:
+    """Per ``exec_id``, the last row with a commission, else the first row."""
+    ids = df["exec_id"]
+    if not ids.duplicated().any():
+        return df
+    n = len(df)
+    position = np.arange(n)
+    has = df["commission"].notna().to_numpy()
+    # Higher is better: rows with a commission beat those without, later ones first;
+    # without one, the first copy wins.
+    score = np.where(has, n + position, -position)
+    best = pd.Series(score).groupby(ids.to_numpy()).transform("max").to_numpy()
+    return df[score == best]
 
 
 def _state_symbol(key: str) -> str:

@@ -9,10 +9,19 @@ is sent.
 Fills: an execution is written to the fills journal (durable, idempotent by execId)
 *before* it is counted as handled, published as ``fillReceived`` and queued to the
 strategy. The commission report that follows an execution is awaited briefly so the
-journal gets the commission too. After a reconnect, ib_async replays the day's
+journal gets the commission too; when it arrives later than that, the fill is journalled
+once more with it (the store keeps that copy, and does not count it as a new fill) and
+published again as ``fillReceived`` so the portfolio replaces the first copy (strategies
+are not told twice: their ``Fill`` object is ib_async's, which now carries the report).
+After a reconnect, ib_async replays the day's
 executions without emitting live fill events; :meth:`TradeManager.resync` walks them and
 handles those not seen yet, which is how a fill that happened while disconnected is
 delivered exactly once.
+
+Order updates: every ``orderUpdated`` is also written to the journal's orders library
+when the journal has ``append_orders``. They are batched and written in the background;
+a failed write is logged and kept for the next attempt (up to
+:data:`MAX_ORDER_BACKLOG` updates), never fatal and never blocking the loop.
 
 Nothing is ever re-sent automatically: an order that may have reached the gateway is
 never sent twice. Errors go to the strategy and the log with IB's code.
@@ -47,6 +56,8 @@ log = logging.getLogger(__name__)
 UNSET_DOUBLE = 1.7976931348623157e308
 #: How long a fill waits for its commission report before it is journalled without one.
 COMMISSION_WAIT_S = 1.0
+#: How many order updates wait for the journal at most when writes keep failing.
+MAX_ORDER_BACKLOG = 10_000
 #: IB codes that are informational for an order, not a rejection.
 #: The actor name the emergency stop sends its flattening orders as (core.risk uses it).
 EMERGENCY_ACTOR = "emergency_stop"
@@ -89,11 +100,22 @@ class ApproveAll:
 
 
 class FillJournal(Protocol):
-    """Where fills become durable (the ArcticDB store)."""
+    """Where fills become durable (the ArcticDB store).
+
+    It may also have ``append_orders(updates: Sequence[OrderUpdated]) -> Awaitable[int]``
+    (the store does): order updates are then journalled too.
+    """
 
     def append_fills(self, fills: Sequence[FillRecorded]) -> Awaitable[int]:
-        """Write the fills not written yet; return how many were new."""
+        """Write the fills not written yet; return how many were new.
+
+        An execution journalled without its commission and given again with it must be
+        written again (it is not new: it does not count).
+        """
         ...
+
+
+OrderJournal = Callable[[Sequence[OrderUpdated]], Awaitable[int]]
 
 
 class OrderRefused(Exception):
@@ -152,7 +174,16 @@ class TradeManager:
         self._pending: dict[str, tuple[Trade | None, Fill]] = {}  # waiting for commission
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._writes: set[asyncio.Task[Any]] = set()
+        # Journalled without a commission: waiting for a late commission report.
+        self._uncommissioned: dict[str, tuple[Trade | None, Fill]] = {}
+        self._writing: set[str] = set()  # exec ids whose first write is in flight
         self._strategy_of_order: dict[tuple[int, int], str] = {}
+        append_orders = getattr(journal, "append_orders", None)
+        self._order_journal: OrderJournal | None = (
+            append_orders if callable(append_orders) else None
+        )
+        self._order_backlog: list[OrderUpdated] = []
+        self._order_writer: asyncio.Task[None] | None = None
         ib = self.ib
         ib.orderStatusEvent += self._on_order_status
         ib.openOrderEvent += (
@@ -373,44 +404,56 @@ class TradeManager:
         task.add_done_callback(self._writes.discard)
 
     async def wait_journalled(self) -> None:
-        """Wait until no fill is waiting for its journal write (used by tests, shutdown)."""
+        """Wait until no fill is waiting for its journal write and the order updates so
+        far had their write attempt (used by tests, shutdown)."""
         for exec_id in list(self._timers):
             self._timers.pop(exec_id).cancel()
             self._record_now(exec_id)
         me = asyncio.current_task()
         while others := [t for t in self._writes if t is not me and not t.done()]:
             await asyncio.gather(*others, return_exceptions=True)
+        if self._order_writer is not None and not self._order_writer.done():
+            await self._order_writer
+        if self._order_backlog and self._order_journal is not None:
+            await self._write_orders()  # left by a failed write, or published without a loop
 
     def _on_exec_details(self, trade: Trade, fill: Fill) -> None:
         self.handle_fill_event(trade, fill)
 
     def _on_commission_report(self, trade: Trade, fill: Fill, report: CommissionReport) -> None:
         exec_id = fill.execution.execId
-        if exec_id in self._pending:
+        if exec_id in self._pending and exec_id not in self._writing:
             self._pending[exec_id] = (trade, fill)
             self._record_now(exec_id)
+        elif exec_id in self._uncommissioned:
+            # Journalled without it (the wait expired): journal it again, with it.
+            self._uncommissioned.pop(exec_id)
+            self._spawn_write(self._journal_commission(self._fill_record(trade, fill)))
+        # Else its first write is in flight: that write checks for a commission when done.
 
     def _record_now(self, exec_id: str) -> None:
         timer = self._timers.pop(exec_id, None)
         if timer is not None:
             timer.cancel()
         entry = self._pending.get(exec_id)
-        if entry is None:
-            return
+        if entry is None or exec_id in self._writing:
+            return  # nothing pending, or its write is in flight
+        self._writing.add(exec_id)
         trade, fill = entry
         record = self._fill_record(trade, fill)
-        task = asyncio.ensure_future(self._journal_and_publish(record, trade, fill))
+        self._spawn_write(self._journal_and_publish(record, trade, fill))
+
+    def _spawn_write(self, coro: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(coro)
         self._writes.add(task)
         task.add_done_callback(self._writes.discard)
 
-    async def _journal_and_publish(
-        self, record: FillRecorded, trade: Trade | None, fill: Fill
-    ) -> None:
+    async def _append_durably(self, record: FillRecorded) -> int:
+        """Journal ``record``, retrying with backoff until it is durable; how many new."""
         delay = 0.5
         while True:
             try:
-                new = 1 if self.journal is None else await self.journal.append_fills([record])
-                break
+                return 1 if self.journal is None else await self.journal.append_fills([record])
             except Exception as exc:
                 # The fill stays pending: it is not handled until it is durable.
                 log.error(
@@ -422,8 +465,23 @@ class TradeManager:
                 self.journalError.emit(exc)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30.0)
+
+    async def _journal_commission(self, record: FillRecorded) -> None:
+        """A late commission: journal the fill again with it, then publish the new copy
+        (``fillReceived`` consumers key fills by exec_id: it replaces the first)."""
+        await self._append_durably(record)
+        log.info("fill %s: commission %s reported late", record.exec_id, record.commission)
+        self.fillReceived.emit(record)
+
+    async def _journal_and_publish(
+        self, record: FillRecorded, trade: Trade | None, fill: Fill
+    ) -> None:
+        new = await self._append_durably(record)
         self._pending.pop(record.exec_id, None)
+        self._writing.discard(record.exec_id)
         self._handled.add(record.exec_id)
+        if record.commission is None:
+            self._late_commission(record.exec_id, trade, fill)
         if not new:
             return  # journalled in an earlier session: already published then
         log.info(
@@ -437,6 +495,15 @@ class TradeManager:
         )
         self.fillReceived.emit(record)
         self._queue({"type": "fill", "strategy": record.strategy, "trade": trade, "fill": fill})
+
+    def _late_commission(self, exec_id: str, trade: Trade | None, fill: Fill) -> None:
+        """After a write without commission: journal the commission if it came meanwhile
+        (ib_async fills in the same ``Fill``), else wait for its report."""
+        cr = fill.commissionReport
+        if cr.execId or cr.commission:
+            self._spawn_write(self._journal_commission(self._fill_record(trade, fill)))
+        else:
+            self._uncommissioned[exec_id] = (trade, fill)
 
     def _fill_record(self, trade: Trade | None, fill: Fill) -> FillRecorded:
         ex, c, cr = fill.execution, fill.contract, fill.commissionReport
@@ -554,29 +621,69 @@ class TradeManager:
     def _publish_order(self, trade: Trade) -> None:
         o, s, c = trade.order, trade.orderStatus, trade.contract
         message = trade.log[-1].message if trade.log else ""
-        self.orderUpdated.emit(
-            OrderUpdated(
-                order_id=o.orderId,
-                perm_id=o.permId or s.permId,
-                client_id=o.clientId,
-                strategy=self.strategy_of(trade),
-                account=o.account,
-                con_id=c.conId,
-                symbol=c.localSymbol if c.secType == "CASH" and c.localSymbol else c.symbol,
-                sec_type=c.secType,
-                action=o.action,
-                quantity=float(o.totalQuantity),
-                order_type=o.orderType,
-                limit_price=_clean(o.lmtPrice),
-                stop_price=_clean(o.auxPrice),
-                tif=o.tif,
-                status=s.status,
-                filled=float(s.filled),
-                remaining=float(s.remaining) if s.status else float(o.totalQuantity),
-                avg_fill_price=_clean(s.avgFillPrice) or None,
-                message=message,
-            )
+        update = OrderUpdated(
+            order_id=o.orderId,
+            perm_id=o.permId or s.permId,
+            client_id=o.clientId,
+            strategy=self.strategy_of(trade),
+            account=o.account,
+            con_id=c.conId,
+            symbol=c.localSymbol if c.secType == "CASH" and c.localSymbol else c.symbol,
+            sec_type=c.secType,
+            action=o.action,
+            quantity=float(o.totalQuantity),
+            order_type=o.orderType,
+            limit_price=_clean(o.lmtPrice),
+            stop_price=_clean(o.auxPrice),
+            tif=o.tif,
+            status=s.status,
+            filled=float(s.filled),
+            remaining=float(s.remaining) if s.status else float(o.totalQuantity),
+            avg_fill_price=_clean(s.avgFillPrice) or None,
+            message=message,
         )
+        self.orderUpdated.emit(update)
+        self._journal_order(update)
+
+    # -- the orders journal ------------------------------------------------------------
+
+    def _journal_order(self, update: OrderUpdated) -> None:
+        """Queue an order update for the journal; one background writer drains it."""
+        if self._order_journal is None:
+            return
+        self._order_backlog.append(update)
+        if len(self._order_backlog) > MAX_ORDER_BACKLOG:
+            dropped = len(self._order_backlog) - MAX_ORDER_BACKLOG
+            del self._order_backlog[:dropped]
+            log.error("orders journal backlog full: %d oldest order updates dropped", dropped)
+        if self._order_writer is not None and not self._order_writer.done():
+            return  # the running writer takes it with its next batch
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return  # no loop (a synchronous caller): wait_journalled writes it
+        self._order_writer = asyncio.ensure_future(self._write_orders())
+
+    async def _write_orders(self) -> None:
+        """Write the backlog in batches until it is empty or a write fails.
+
+        A failure is logged and the batch kept for the next attempt (the next update, or
+        :meth:`wait_journalled`); it never propagates.
+        """
+        assert self._order_journal is not None
+        await asyncio.sleep(0)  # let a burst of updates (openOrder + orderStatus) gather
+        while self._order_backlog:
+            batch, self._order_backlog = self._order_backlog, []
+            try:
+                await self._order_journal(batch)
+            except Exception as exc:
+                self._order_backlog[:0] = batch
+                log.error(
+                    "%d order updates could not be journalled (%s); kept for the next attempt",
+                    len(batch),
+                    exc,
+                )
+                return
 
     def _on_error(self, req_id: int, code: int, message: str, contract: Any) -> None:
         if req_id < 0:

@@ -368,3 +368,26 @@ def test_redact_uri_when_credentials_then_hidden() -> None:
     assert "s3cr3t" not in repr(store) and "s3cr3t" not in store.uri
     error = store._failure("open", RuntimeError(f"cannot reach {uri}"))
     assert "s3cr3t" not in str(error)
+
+
+@pytest.mark.asyncio
+async def test_append_fills_when_commission_comes_later_then_kept_and_not_counted_new(
+    store_uri: str,
+) -> None:
+    first, later = make_fill(1, commission=None), make_fill(1, commission=1.5)
+    async with Store(store_uri) as store:
+        counts = [
+            await store.append_fills([first, make_fill(2, commission=None)]),
+            await store.append_fills([later]),  # the commission report, late
+            await store.append_fills([later, first]),  # replays write nothing more
+        ]
+        loaded = {f.exec_id: f.commission for f in await store.load_fills()}
+    assert counts == [2, 0, 0]
+    assert loaded == {first.exec_id: 1.5, make_fill(2).exec_id: None}
+
+    async with Store(store_uri) as store:  # what lacks a commission is known after reopen
+        assert await store.append_fills([make_fill(2, commission=0.5), later]) == 0
+        loaded = {f.exec_id: f.commission for f in await store.load_fills()}
+        raw = await store._read("raw", store._read_journal, "fills", None, None, FillRecorded)
+    assert loaded == {first.exec_id: 1.5, make_fill(2).exec_id: 0.5}
+    assert len(raw) == 4  # two executions, each written twice: never a third time
