@@ -53,7 +53,7 @@ from zoneinfo import ZoneInfo
 
 import pandas as pd
 from eventkit import Event
-from ib_async import IB, Contract, Fill, Ticker, Trade
+from ib_async import IB, Contract, Ticker, Trade
 
 from core.events import (
     EXTERNAL,
@@ -65,6 +65,7 @@ from core.events import (
     now_utc,
 )
 from core.marketdata import clean_price
+from core.trading import fill_record
 
 if TYPE_CHECKING:
     from core.store import DailySummary, Store
@@ -535,35 +536,6 @@ class PortfolioSummary:
 def _clean(value: Any) -> float | None:
     v = clean_price(value)
     return v
-
-
-def fill_record(strategy: str, fill: Fill) -> FillRecorded:
-    """An ib_async ``Fill`` as a :class:`core.events.FillRecorded` for ``strategy``."""
-    ex, c, cr = fill.execution, fill.contract, fill.commissionReport
-    has_commission = bool(cr.execId) or bool(cr.commission)
-    t = ex.time if ex.time.tzinfo else ex.time.replace(tzinfo=UTC)
-    realized = _clean(cr.realizedPNL) if has_commission else None
-    return FillRecorded(
-        exec_id=ex.execId,
-        order_id=ex.orderId,
-        perm_id=ex.permId,
-        client_id=ex.clientId,
-        strategy=strategy,
-        account=ex.acctNumber,
-        con_id=c.conId,
-        symbol=c.localSymbol if c.secType == "CASH" and c.localSymbol else c.symbol,
-        sec_type=c.secType,
-        currency=c.currency,
-        exchange=ex.exchange,
-        side=ex.side,
-        quantity=float(ex.shares),
-        price=float(ex.price),
-        multiplier=float(c.multiplier or 1),
-        commission=_clean(cr.commission) if has_commission else None,
-        realized_pnl=realized or None,
-        order_ref=ex.orderRef,
-        time=t.astimezone(UTC),
-    )
 
 
 def trading_day_start(when: datetime, tz: str = "America/New_York") -> datetime:

@@ -236,12 +236,18 @@ class ConsoleSession:
         """Stream marks for every contract the book holds, so unrealized P&L is live."""
         if event.con_id in self._marked or not event.quantity:
             return
+        if self.connection is None or not self.connection.is_connected:
+            return  # restored before connecting: subscribed once connected
         self._marked.add(event.con_id)
         self._spawn(self._subscribe_con_id(event.con_id))
 
     async def _subscribe_con_id(self, con_id: int) -> None:
         assert self.contracts is not None and self.market is not None
-        contract = await self.contracts.qualify(Contract(conId=con_id))
+        try:
+            contract = await self.contracts.qualify(Contract(conId=con_id))
+        except BaseException:
+            self._marked.discard(con_id)  # try again on the next position event
+            raise
         self.market.subscribe(contract)
 
     async def size_by_risk(self, info: InstrumentInfo) -> float | None:

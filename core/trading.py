@@ -35,11 +35,9 @@ from __future__ import annotations
 import asyncio
 import copy
 import logging
-import math
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Any, Protocol
 
 from eventkit import Event
@@ -48,7 +46,7 @@ from ib_async import IB, CommissionReport, Contract, ContractDetails, Fill, Orde
 from core.audit import AuditLog
 from core.connection import Connection
 from core.events import EXTERNAL, MANUAL, FillRecorded, OrderRejected, OrderUpdated
-from core.orders import describe_order, validate_order
+from core.orders import describe_order, price_or_none, validate_order
 from core.strategies import StrategyManager
 
 log = logging.getLogger(__name__)
@@ -129,14 +127,44 @@ class OrderRefused(Exception):
 DetailsLookup = Callable[[Contract], ContractDetails | None]
 
 
-def _clean(value: float | Decimal | None) -> float | None:
-    """IB's placeholders (UNSET_DOUBLE, NaN) become None."""
-    if value is None:
-        return None
-    v = float(value)
-    if math.isnan(v) or math.isinf(v) or abs(v) >= UNSET_DOUBLE:
-        return None
-    return v
+_clean = price_or_none  # IB placeholders (UNSET_DOUBLE, NaN) become None
+
+
+def fill_record(strategy: str, fill: Fill) -> FillRecorded:
+    """An ib_async ``Fill`` as a :class:`core.events.FillRecorded` for ``strategy``.
+
+    IB's placeholders become None; a commission of None means the report has not come.
+    """
+    ex, c, cr = fill.execution, fill.contract, fill.commissionReport
+    has_commission = bool(cr.execId) or bool(cr.commission)
+    realized = _clean(cr.realizedPNL) if has_commission else None
+    t = ex.time if ex.time.tzinfo else ex.time.replace(tzinfo=UTC)
+    return FillRecorded(
+        exec_id=ex.execId,
+        order_id=ex.orderId,
+        perm_id=ex.permId,
+        client_id=ex.clientId,
+        strategy=strategy,
+        account=ex.acctNumber,
+        con_id=c.conId,
+        symbol=c.localSymbol if c.secType == "CASH" and c.localSymbol else c.symbol,
+        sec_type=c.secType,
+        currency=c.currency,
+        exchange=ex.exchange,
+        side=ex.side,
+        quantity=float(ex.shares),
+        price=float(ex.price),
+        multiplier=float(c.multiplier or 1),
+        commission=_clean(cr.commission) if has_commission else None,
+        realized_pnl=realized or None,
+        order_ref=ex.orderRef,
+        time=t.astimezone(UTC),
+    )
+
+
+def _log_failure(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("trade manager task failed: %s", task.exception(), exc_info=task.exception())
 
 
 class TradeManager:
@@ -174,6 +202,7 @@ class TradeManager:
         self._pending: dict[str, tuple[Trade | None, Fill]] = {}  # waiting for commission
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._writes: set[asyncio.Task[Any]] = set()
+        self._resync_task: asyncio.Task[int] | None = None
         # Journalled without a commission: waiting for a late commission report.
         self._uncommissioned: dict[str, tuple[Trade | None, Fill]] = {}
         self._writing: set[str] = set()  # exec ids whose first write is in flight
@@ -388,20 +417,38 @@ class TradeManager:
     async def resync(self) -> int:
         """After a (re)connect: handle the session's executions not handled yet.
 
+        Concurrent callers share one run: ib_async keys the open-orders request by name,
+        so two at once would leave one waiting forever.
+
         Returns how many executions were taken in. Called on every ``connected`` event.
+        Also asks for every open order of the account (reqAllOpenOrders), so orders
+        placed in TWS or by other clients are shown, attributed to ``external`` unless
+        their ``orderRef`` names a strategy.
         """
+        task = self._resync_task
+        if task is None or task.done():
+            task = self._resync_task = asyncio.ensure_future(self._resync_once())
+        return await asyncio.shield(task)
+
+    async def _resync_once(self) -> int:
+        if self.ib.isConnected() and self.ib.client.clientId != 0:  # client 0 sees them all
+            try:
+                await asyncio.wait_for(self.ib.reqAllOpenOrdersAsync(), 10)
+            except (TimeoutError, ConnectionError) as exc:
+                log.warning("could not list the account's open orders: %s", exc)
+        for open_trade in self.ib.openTrades():
+            self._publish_order(open_trade)
         fills = self.ib.fills()
         before = len(self._handled) + len(self._pending)
         for fill in fills:
-            trade = self._trade_for_fill(fill)
-            self.handle_fill_event(trade, fill)
+            self.handle_fill_event(self._trade_for_fill(fill), fill)
         await self.wait_journalled()
         return len(self._handled) + len(self._pending) - before
 
     def _on_connected(self, reconnect: bool) -> None:
-        task = asyncio.ensure_future(self.resync())
-        self._writes.add(task)
-        task.add_done_callback(self._writes.discard)
+        if self._resync_task is None or self._resync_task.done():
+            self._resync_task = asyncio.ensure_future(self._resync_once())
+            self._resync_task.add_done_callback(_log_failure)
 
     async def wait_journalled(self) -> None:
         """Wait until no fill is waiting for its journal write and the order updates so
@@ -506,31 +553,7 @@ class TradeManager:
             self._uncommissioned[exec_id] = (trade, fill)
 
     def _fill_record(self, trade: Trade | None, fill: Fill) -> FillRecorded:
-        ex, c, cr = fill.execution, fill.contract, fill.commissionReport
-        has_commission = bool(cr.execId) or bool(cr.commission)
-        realized = _clean(cr.realizedPNL) if has_commission else None
-        t = ex.time if ex.time.tzinfo else ex.time.replace(tzinfo=UTC)
-        return FillRecorded(
-            exec_id=ex.execId,
-            order_id=ex.orderId,
-            perm_id=ex.permId,
-            client_id=ex.clientId,
-            strategy=self._strategy_of_execution(trade, fill),
-            account=ex.acctNumber,
-            con_id=c.conId,
-            symbol=c.localSymbol if c.secType == "CASH" and c.localSymbol else c.symbol,
-            sec_type=c.secType,
-            currency=c.currency,
-            exchange=ex.exchange,
-            side=ex.side,
-            quantity=float(ex.shares),
-            price=float(ex.price),
-            multiplier=float(c.multiplier or 1),
-            commission=_clean(cr.commission) if has_commission else None,
-            realized_pnl=realized if realized else None,
-            order_ref=ex.orderRef,
-            time=t.astimezone(UTC),
-        )
+        return fill_record(self._strategy_of_execution(trade, fill), fill)
 
     # -- attribution -------------------------------------------------------------------
 

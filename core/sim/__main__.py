@@ -2,7 +2,10 @@
 
     python -m core.sim --host 127.0.0.1 --port 4002 [--state FILE] [--seed N]
                        [--accounts DU0000001,...] [--server-version 178]
-                       [--tick-interval S] [--log-level INFO]
+                       [--tick-interval S] [--synthetic N] [--log-level INFO]
+
+``--synthetic N`` serves N made-up stocks (XAAA, XAAB, ...) instead of the default
+universe, for benchmarks and load tests.
 
 Stops cleanly (saving the state file, if any) on Ctrl+C or SIGTERM.
 """
@@ -19,6 +22,7 @@ from collections.abc import Sequence
 
 from core.sim.protocol import DEFAULT_SERVER_VERSION, MAX_CLIENT_VERSION, MIN_CLIENT_VERSION
 from core.sim.server import SimGateway, SimStateError
+from core.sim.universe import Universe
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -54,6 +58,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--initial-cash", type=float, default=1_000_000.0, help="starting cash per account"
     )
     parser.add_argument(
+        "--synthetic",
+        type=int,
+        default=0,
+        metavar="N",
+        help="serve N made-up stocks (XAAA, XAAB, ...) instead of the default universe",
+    )
+    parser.add_argument(
         "--log-level",
         default="INFO",
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
@@ -74,6 +85,7 @@ async def serve(args: argparse.Namespace) -> None:
         state_path=args.state,
         tick_interval=args.tick_interval,
         initial_cash=args.initial_cash,
+        universe=Universe.synthetic(args.synthetic) if args.synthetic > 0 else None,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -6,6 +6,11 @@ IB's real conIds where we know them (AAPL 265598, MSFT 272093, SPY 756733, EUR.U
 12087792, ...); futures get stable made-up ids derived from their contract month, so
 a saved state still finds its ES position after the front month was recomputed.
 
+:meth:`Universe.synthetic` (or ``Universe.default(extra_symbols=n)``) makes an opt-in
+universe of ``n`` made-up stocks for benchmarks and load tests: symbols ``XAAA``,
+``XAAB``, ... with con_ids from :data:`SYNTHETIC_CON_ID_BASE`, prices and volatilities
+spread deterministically, so the same ``n`` always gives the same instruments.
+
 Trading hours are written in IB's format (``20261125:0400-20261125:2000;20261126:CLOSED``)
 for the seven days starting at ``today``; exchange holidays are not modelled (every
 weekday is a session). ``Universe.is_open`` answers the same question for any instant,
@@ -21,7 +26,13 @@ from zoneinfo import ZoneInfo
 
 from core.sim.model import Instrument
 
-__all__ = ["Universe", "es_front_months", "third_friday"]
+__all__ = [
+    "SYNTHETIC_CON_ID_BASE",
+    "Universe",
+    "es_front_months",
+    "synthetic_symbol",
+    "third_friday",
+]
 
 _EASTERN = "US/Eastern"
 _CENTRAL = "US/Central"
@@ -226,6 +237,52 @@ _EURUSD_VOL = 0.005
 _EURUSD_ADV = 5e9  # units of EUR a day on IDEALPRO, roughly
 
 
+#: con_id of the first synthetic stock; far from IB's real ids and from our ES ids (620M).
+SYNTHETIC_CON_ID_BASE = 900_000_000
+_SYNTHETIC_MAX = 26**3  # XAAA..XZZZ
+_SYNTHETIC_PRIMARIES = ("NASDAQ", "NYSE", "ARCA")
+_SYNTHETIC_INDUSTRIES = (
+    ("Technology", "Software"),
+    ("Financial", "Banks"),
+    ("Consumer, Non-cyclical", "Pharmaceuticals"),
+    ("Energy", "Oil&Gas"),
+    ("Industrial", "Machinery-Diversified"),
+)
+
+
+def synthetic_symbol(i: int) -> str:
+    """The ``i``-th synthetic symbol: ``XAAA``, ``XAAB``, ..., ``XZZZ`` (0 <= i < 17,576)."""
+    if not 0 <= i < _SYNTHETIC_MAX:
+        raise ValueError(f"synthetic symbol index {i} outside 0..{_SYNTHETIC_MAX - 1}")
+    letters = []
+    for _ in range(3):
+        i, r = divmod(i, 26)
+        letters.append(chr(ord("A") + r))
+    return "X" + "".join(reversed(letters))
+
+
+def _synthetic_spec(i: int) -> _StockSpec:
+    # Deterministic spreads without a random generator: prices from about 5 to 800
+    # (log-spaced by a golden-ratio sequence), daily volatility 1%..4%, ADV 0.5M..20M.
+    frac = (i * 0.6180339887498949) % 1.0
+    price = round(5.0 * 160.0**frac, 2)
+    vol = 0.01 + 0.03 * ((i * 0.7548776662466927) % 1.0)
+    adv = 0.5e6 * 40.0 ** ((i * 0.5698402909980532) % 1.0)
+    industry, category = _SYNTHETIC_INDUSTRIES[i % len(_SYNTHETIC_INDUSTRIES)]
+    symbol = synthetic_symbol(i)
+    return _StockSpec(
+        symbol,
+        SYNTHETIC_CON_ID_BASE + i,
+        _SYNTHETIC_PRIMARIES[i % len(_SYNTHETIC_PRIMARIES)],
+        f"SYNTHETIC {symbol} CORP",
+        industry,
+        category,
+        price,
+        round(vol, 4),
+        round(adv, -3),
+    )
+
+
 def third_friday(year: int, month: int) -> dt.date:
     """The third Friday of a month: the last trading day of quarterly equity index futures."""
     first = dt.date(year, month, 1)
@@ -415,8 +472,11 @@ class Universe:
         self._daily_volumes = dict(daily_volumes or {})
 
     @classmethod
-    def default(cls, today: dt.date | None = None) -> Universe:
-        """Two dozen US stocks/ETFs, the front two ES futures and EUR.USD, dated from ``today``."""
+    def default(cls, today: dt.date | None = None, *, extra_symbols: int = 0) -> Universe:
+        """Two dozen US stocks/ETFs, the front two ES futures and EUR.USD, dated from ``today``.
+
+        ``extra_symbols`` appends that many synthetic stocks (see :meth:`synthetic`).
+        """
         today = today or dt.date.today()
         instruments = [_stock(spec, today) for spec in _STOCKS]
         volumes = {spec.con_id: spec.adv for spec in _STOCKS}
@@ -426,7 +486,25 @@ class Universe:
             volumes[es.con_id] = _ES_ADV
         instruments.append(_eurusd(today))
         volumes[_EURUSD_CON_ID] = _EURUSD_ADV
+        extra = cls.synthetic(extra_symbols, today) if extra_symbols else None
+        if extra is not None:
+            instruments.extend(extra)
+            volumes.update(extra._daily_volumes)
         return cls(instruments, volumes)
+
+    @classmethod
+    def synthetic(cls, n: int, today: dt.date | None = None) -> Universe:
+        """``n`` made-up US stocks (``XAAA``, ``XAAB``, ...), for benchmarks and load tests.
+
+        Opt-in only: the default universe never contains them. The same ``n`` gives the
+        same symbols, con_ids (from :data:`SYNTHETIC_CON_ID_BASE`), prices (about 5 to
+        800), volatilities and volumes; a larger ``n`` extends a smaller one.
+        """
+        if not 0 <= n <= _SYNTHETIC_MAX:
+            raise ValueError(f"n must be within 0..{_SYNTHETIC_MAX}, got {n}")
+        today = today or dt.date.today()
+        specs = [_synthetic_spec(i) for i in range(n)]
+        return cls([_stock(spec, today) for spec in specs], {s.con_id: s.adv for s in specs})
 
     def by_con_id(self, con_id: int) -> Instrument | None:
         """The instrument with this contract id, or None."""

@@ -164,7 +164,7 @@ def test_readonly_mode_disables_order_controls(qloop, qapp, qtbot, tmp_path):
 
 
 def test_lost_connection_shows_in_status_bar_then_recovers(console, qloop, ib_log_guard):
-    ib_log_guard.expect(r"Peer closed connection")
+    ib_log_guard.expect(r"Peer closed connection|Connection reset by peer")
     session, window = console
     assert session.gateway is not None and session.connection is not None
     session.connection.policy = type(session.connection.policy)(initial_delay=0.2, max_delay=0.5)

@@ -25,7 +25,9 @@ FAST = ReconnectPolicy(
 
 
 async def test_duplicate_client_id_moves_to_next_free_one(gateway, ib_log_guard):
-    ib_log_guard.expect(r"Error 326|API connection failed|Peer closed connection")
+    ib_log_guard.expect(
+        r"Error 326|API connection failed|Peer closed connection|Connection reset by peer"
+    )
     first = Connection("127.0.0.1", gateway.port, 5, timeout=5, registry=ClientIdRegistry())
     second = Connection("127.0.0.1", gateway.port, 5, timeout=5, registry=ClientIdRegistry())
     await first.connect()
@@ -50,7 +52,9 @@ async def test_connect_to_closed_port_fails_with_clear_reason(ib_log_guard):
 
 
 async def test_dropped_connection_reconnects_with_states_reported(core, ib_log_guard):
-    ib_log_guard.expect(r"Peer closed connection|API connection failed|Make sure API port")
+    ib_log_guard.expect(
+        r"Peer closed connection|Connection reset by peer|API connection failed|Make sure API port"
+    )
     states = []
     core.connection.statusChanged += lambda s: states.append(s.state)
 
@@ -63,7 +67,9 @@ async def test_dropped_connection_reconnects_with_states_reported(core, ib_log_g
 
 
 async def test_refused_connections_back_off_then_succeed(core, ib_log_guard):
-    ib_log_guard.expect(r"Peer closed connection|API connection failed|Make sure API port")
+    ib_log_guard.expect(
+        r"Peer closed connection|Connection reset by peer|API connection failed|Make sure API port"
+    )
     statuses = []
     core.connection.statusChanged += statuses.append
     core.gateway.refuse_connections(1.0)
@@ -82,7 +88,9 @@ async def test_refused_connections_back_off_then_succeed(core, ib_log_guard):
 
 
 async def test_fill_while_disconnected_is_delivered_once_after_reconnect(core, ib_log_guard):
-    ib_log_guard.expect(r"Peer closed connection|API connection failed|Make sure API port")
+    ib_log_guard.expect(
+        r"Peer closed connection|Connection reset by peer|API connection failed|Make sure API port"
+    )
     gw = core.gateway
     gw.freeze_market_data(True)
     aapl = gw.universe.find(symbol="AAPL")[0]

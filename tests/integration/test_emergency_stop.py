@@ -204,7 +204,7 @@ async def test_emergency_stop_when_connection_drops_midway_then_completes_after_
     stopper: Stopper, ib_log_guard: Any
 ):
     ib_log_guard.expect(
-        r"Peer closed connection|API connection failed|Make sure API port|Connection reset by peer"
+        r"Peer closed connection|Connection reset by peer|API connection failed|Make sure API port"
     )
     s = stopper
     gw = s.core.gateway

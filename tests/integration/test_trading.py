@@ -120,3 +120,26 @@ async def test_ib_rejection_reaches_strategy_with_code(core, ib_log_guard):
     await wait_for(lambda: any(m.get("code") == 201 for m in core.messages), what="error 201")
     assert rejections and rejections[0].code == 201
     assert "test rejection" in rejections[0].message
+
+
+async def test_orders_of_other_clients_are_seen_as_external(core, gateway):
+    from ib_async import IB, LimitOrder, Stock
+
+    other = IB()
+    await other.connectAsync("127.0.0.1", gateway.port, clientId=7, timeout=5)
+    try:
+        gateway.freeze_market_data(True)
+        aapl = Stock("AAPL", "SMART", "USD")
+        await other.qualifyContractsAsync(aapl)
+        trade = other.placeOrder(aapl, LimitOrder("BUY", 5, 100.0))
+        await wait_for(lambda: trade.orderStatus.status == "Submitted", what="other's order")
+        updates = []
+        core.trades.orderUpdated += updates.append
+
+        await core.trades.resync()
+
+        seen = [u for u in updates if u.perm_id == trade.order.permId]
+        assert seen and seen[-1].strategy == "external"
+        assert seen[-1].client_id == 7 and seen[-1].is_working
+    finally:
+        other.disconnect()

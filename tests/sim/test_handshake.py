@@ -102,7 +102,7 @@ async def test_handshake_answer_is_version_and_time(gateway):
 async def test_duplicate_client_id_when_connecting_then_326_and_closed(gateway, ib, ib_log_guard):
     ib_log_guard.expect("326")
     ib_log_guard.expect("API connection failed")
-    ib_log_guard.expect("Peer closed connection")
+    ib_log_guard.expect("Peer closed connection|Connection reset by peer")
     second = IB()
     errors: list[int] = []
     second.errorEvent += lambda req_id, code, msg, contract: errors.append(code)

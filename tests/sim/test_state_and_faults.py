@@ -68,7 +68,7 @@ async def test_state_when_file_corrupt_then_clear_error(tmp_path):
 async def test_drop_connections_when_called_then_clients_disconnected_and_can_reconnect(
     ib, gateway, sim, ib_log_guard
 ):
-    ib_log_guard.expect("Peer closed connection")
+    ib_log_guard.expect("Peer closed connection|Connection reset by peer")
     dropped = asyncio.Event()
     ib.disconnectedEvent += dropped.set
     await gateway.drop_connections()

@@ -1,0 +1,254 @@
+"""The emergency stop in the full window, against the embedded simulated gateway.
+
+A trader with working orders and open positions presses the big red button the way
+the guard asks (two presses, or press and hold): the gateway ends with no working
+order and no position, the window shows HALTED (banner and risk panel), and the
+ticket refuses a new opening order, saying why. A single brief click does nothing.
+
+The ``qloop`` / ``act`` / ``run_until`` helpers are the ones of
+``test_console_window.py`` (see there for why GUI actions run inside the loop).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytestqt.plugin
+import qasync
+from PySide6.QtCore import QPoint, QSettings, Qt
+from PySide6.QtWidgets import QApplication
+
+from core.contracts import create_stock_contract
+from core.events import TradingState
+from core.orders import create_limit_order, create_market_order
+from core.session import ConsoleSession, SessionOptions
+from gui.loop import ConsoleEventLoop, process_events
+from gui.mainwindow import MainWindow
+from gui.theme import apply_theme
+
+LEFT = Qt.MouseButton.LeftButton
+#: (symbol, side, quantity) of the positions built before the stop.
+POSITIONS = (("AAPL", "BUY", 30), ("MSFT", "SELL", 20), ("NVDA", "BUY", 50))
+
+
+@pytest.fixture
+def qloop(qapp: QApplication, monkeypatch: pytest.MonkeyPatch) -> Iterator[ConsoleEventLoop]:
+    """An asyncio loop running inside Qt's, like the app's (see test_console_window)."""
+    loop = ConsoleEventLoop(qapp)
+    asyncio.set_event_loop(loop)
+    monkeypatch.setattr(pytestqt.plugin, "_process_events", lambda: process_events(loop))
+    try:
+        yield loop
+    finally:
+        loop.close()
+        asyncio.set_event_loop(None)
+
+
+def run_until(
+    loop: qasync.QEventLoop, predicate: Callable[[], object], timeout: float = 15.0, what: str = ""
+) -> None:
+    """Run the Qt+asyncio loop until ``predicate`` holds; fail with ``what`` on timeout."""
+
+    async def wait() -> None:
+        deadline = loop.time() + timeout
+        while not predicate():
+            if loop.time() > deadline:
+                pytest.fail(f"timed out after {timeout}s waiting for {what or predicate}")
+            await asyncio.sleep(0.02)
+
+    loop.run_until_complete(wait())
+
+
+def run_for(loop: qasync.QEventLoop, seconds: float) -> None:
+    """Let the loop run (timers, ticks, sockets) for ``seconds``."""
+    loop.run_until_complete(asyncio.sleep(seconds))
+
+
+def act(loop: qasync.QEventLoop, action: Callable[[], object]) -> None:
+    """Do a GUI action inside the running loop, as in the app."""
+
+    async def run() -> None:
+        action()
+        await asyncio.sleep(0)
+
+    loop.run_until_complete(run())
+
+
+@pytest.fixture
+def console(
+    qloop: qasync.QEventLoop, qapp: QApplication, qtbot: Any, tmp_path: Path, ib_log_guard: Any
+) -> Iterator[tuple[ConsoleSession, MainWindow]]:
+    """A started session on its own simulated gateway and the window attached to it."""
+    ib_log_guard.expect(r"Error 202, reqId \d+: Order Canceled")
+    apply_theme(qapp)
+    options = SessionOptions(sim_state_file=tmp_path / "sim.json", sim_tick_interval=0.05)
+    session = ConsoleSession(options, store_uri=f"lmdb://{tmp_path / 'arctic'}")
+    settings = QSettings(str(tmp_path / "layout.ini"), QSettings.Format.IniFormat)
+    window = MainWindow(session, settings=settings)
+    qtbot.addWidget(window)
+    act(qloop, window.show)
+    qloop.run_until_complete(session.start())
+    act(qloop, lambda: window.attach(session))
+    try:
+        yield session, window
+    finally:
+        qloop.run_until_complete(session.stop())  # qtbot closes the window
+
+
+def gateway_positions(session: ConsoleSession) -> dict[str, float]:
+    """Non-zero positions at the gateway, by symbol."""
+    gw = session.gateway
+    assert gw is not None
+    out = {}
+    for pos in gw.engine.positions():
+        inst = gw.universe.by_con_id(pos.con_id)
+        assert inst is not None
+        out[inst.symbol] = pos.quantity
+    return out
+
+
+def build_book(session: ConsoleSession, window: MainWindow, qloop: qasync.QEventLoop) -> None:
+    """Three open positions and two resting limit orders far from the market."""
+    trades, gw = session.trades, session.gateway
+    assert trades is not None and gw is not None
+    for symbol, side, qty in POSITIONS:
+        trades.place_order(
+            create_stock_contract(symbol), create_market_order(side, qty), "manual", actor="gui"
+        )
+    want = {s: (q if side == "BUY" else -q) for s, side, q in POSITIONS}
+    run_until(qloop, lambda: gateway_positions(session) == want, what="positions at the gateway")
+    for symbol, side, factor in (("AAPL", "BUY", 0.8), ("MSFT", "SELL", 1.25)):
+        quote = gw.market.quote(gw.universe.find(symbol=symbol)[0].con_id)
+        price = round((quote.bid if side == "BUY" else quote.ask) * factor, 2)
+        trades.place_order(
+            create_stock_contract(symbol),
+            create_limit_order(side, 10, price),
+            "manual",
+            actor="gui",
+        )
+    run_until(qloop, lambda: len(gw.engine.open_orders()) == 2, what="two working orders")
+    run_until(
+        qloop,
+        lambda: len(window.orders_model.working_order_ids()) == 2,
+        what="two working orders in the orders view",
+    )
+    run_until(
+        qloop,
+        lambda: (
+            sorted(r["symbol"] for r in window.positions_model.rows() if r.get("quantity"))
+            == ["AAPL", "MSFT", "NVDA"]
+        ),
+        what="three positions in the grid",
+    )
+
+
+def stop_button_centre(window: MainWindow) -> QPoint:
+    return window.stop_button.rect().center()
+
+
+def assert_stopped_and_halted(
+    session: ConsoleSession, window: MainWindow, qloop: qasync.QEventLoop
+) -> None:
+    """Wait for the stop to finish; the gateway is flat and order-free; HALTED shows."""
+    gw = session.gateway
+    assert gw is not None
+    run_until(
+        qloop,
+        lambda: gw.engine.open_orders() == [] and gateway_positions(session) == {},
+        timeout=30,
+        what="no working order and no position at the gateway",
+    )
+    run_until(
+        qloop,
+        lambda: "Emergency stop done" in window.statusBar().currentMessage(),
+        timeout=30,
+        what="the stop's summary",
+    )
+    assert all(abs(p.quantity) < 1e-9 for p in gw.engine.positions())
+    run_until(
+        qloop,
+        lambda: (
+            all(not r.get("quantity") for r in window.positions_model.rows())
+            and not window.orders_model.working_order_ids()
+        ),
+        what="the grid flat and no working order shown",
+    )
+    assert window.halted_banner.isVisible()
+    assert window.risk_panel.trading_state() is TradingState.HALTED
+    assert window.risk_panel.badge.text() == "HALTED"
+
+
+def assert_ticket_refuses_opening_order(
+    window: MainWindow, qloop: qasync.QEventLoop, qtbot: Any
+) -> None:
+    ticket = window.ticket
+    act(qloop, lambda: qtbot.keyClicks(ticket.symbol_edit, "AAPL"))
+    act(qloop, lambda: qtbot.keyClick(ticket.symbol_edit, Qt.Key.Key_Return))
+    run_until(qloop, lambda: ticket.info is not None, what="AAPL resolved")
+    run_until(qloop, lambda: ticket.ask_button.price is not None, what="a live ask")
+    act(qloop, lambda: ticket.set_side("BUY"))
+    act(qloop, lambda: ticket.order_type.setCurrentText("MKT"))
+    act(qloop, lambda: ticket.quantity.setValue(10))
+    assert not ticket.send_button.isEnabled()
+    assert ticket.verdict_label.text().startswith("REFUSED")
+    assert "HALTED" in ticket.verdict_label.text()
+    assert "HALTED" in ticket.problems.text()
+
+
+def test_two_presses_on_stop_button_then_flat_order_free_halted_and_ticket_refuses(
+    console, qloop, qtbot
+):
+    session, window = console
+    build_book(session, window, qloop)
+    button = window.stop_button
+    fired: list[bool] = []
+    button.triggered.connect(lambda: fired.append(True))
+
+    act(qloop, lambda: qtbot.mouseClick(button, LEFT, pos=stop_button_centre(window)))
+    assert button.is_armed() and not fired  # the first press only arms
+    act(qloop, lambda: qtbot.mousePress(button, LEFT, pos=stop_button_centre(window)))
+    act(qloop, lambda: qtbot.mouseRelease(button, LEFT, pos=stop_button_centre(window)))
+
+    assert fired == [True]
+    assert_stopped_and_halted(session, window, qloop)
+    assert_ticket_refuses_opening_order(window, qloop, qtbot)
+
+
+def test_press_and_hold_on_stop_button_then_flat_order_free_and_halted(console, qloop, qtbot):
+    session, window = console
+    build_book(session, window, qloop)
+    button = window.stop_button
+
+    act(qloop, lambda: qtbot.mousePress(button, LEFT, pos=stop_button_centre(window)))
+    run_until(qloop, lambda: button.hold_progress() > 0, what="the hold fill sweeping")
+    run_for(qloop, (button.hold_ms + 200) / 1000)  # held past the hold time
+    act(qloop, lambda: qtbot.mouseRelease(button, LEFT, pos=stop_button_centre(window)))
+
+    assert_stopped_and_halted(session, window, qloop)
+
+
+def test_single_brief_click_on_stop_button_then_nothing_happens(console, qloop, qtbot):
+    session, window = console
+    build_book(session, window, qloop)
+    gw, risk = session.gateway, session.risk
+    assert gw is not None and risk is not None
+    button = window.stop_button
+    button.double_press_ms = 300  # let the arming lapse quickly
+    fired: list[bool] = []
+    button.triggered.connect(lambda: fired.append(True))
+    positions_before = gateway_positions(session)
+
+    act(qloop, lambda: qtbot.mouseClick(button, LEFT, pos=stop_button_centre(window)))
+    run_until(qloop, lambda: not button.is_armed(), what="the arming to lapse")
+    run_for(qloop, 0.3)
+
+    assert fired == []
+    assert len(gw.engine.open_orders()) == 2
+    assert gateway_positions(session) == positions_before
+    assert risk.state_of("account") is TradingState.ACTIVE
+    assert not window.halted_banner.isVisible()
+    assert window.risk_panel.trading_state() is TradingState.ACTIVE
