@@ -28,6 +28,7 @@ import asyncio
 import contextlib
 import enum
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -150,6 +151,87 @@ class ReconnectPolicy:
     max_client_id_tries: int = 16
 
 
+class SlicedReader:
+    """Feeds ib_async's decoder a slice at a time so a burst never stalls the loop.
+
+    ib_async decodes everything a socket read returned in one synchronous call, and
+    copies the remaining buffer after every message: a tick storm arrives in reads of
+    megabytes and the loop (the GUI's, under qasync) stalls for hundreds of
+    milliseconds, which makes the next read bigger still. This reader queues incoming
+    bytes and hands them to the client in ``chunk`` byte slices, returning to the loop
+    whenever ``budget`` seconds are used. Bytes queued when the socket closes are
+    decoded before the close is reported, so no message (a fill) is dropped. Reading
+    pauses while more than ``high_water`` bytes wait.
+    """
+
+    def __init__(
+        self,
+        ib: IB,
+        *,
+        chunk: int = 16_384,
+        budget: float = 0.004,
+        high_water: int = 8 * 1024 * 1024,
+    ) -> None:
+        self.client = ib.client
+        self.chunk = chunk
+        self.budget = budget
+        self.high_water = high_water
+        self._buf = bytearray()
+        self._scheduled = False
+        self._paused = False
+        conn = self.client.conn
+        conn.hasData -= self.client._onSocketHasData
+        conn.hasData += self._on_data
+        conn.disconnected -= self.client._onSocketDisconnected
+        conn.disconnected += self._on_disconnected
+
+    @property
+    def backlog(self) -> int:
+        """Bytes received and not yet decoded."""
+        return len(self._buf)
+
+    def _on_data(self, data: bytes) -> None:
+        self._buf += data
+        if len(self._buf) > self.high_water and not self._paused:
+            self._pause(True)
+        if not self._scheduled:
+            self._scheduled = True
+            asyncio.get_running_loop().call_soon(self._drain)
+
+    def _drain(self) -> None:
+        self._scheduled = False
+        start = time.perf_counter()
+        while self._buf:
+            piece = bytes(self._buf[: self.chunk])
+            del self._buf[: self.chunk]
+            self.client._onSocketHasData(piece)
+            if time.perf_counter() - start > self.budget:
+                break
+        if self._buf:
+            self._scheduled = True
+            asyncio.get_running_loop().call_soon(self._drain)
+        elif self._paused:
+            self._pause(False)
+
+    def _on_disconnected(self, msg: str) -> None:
+        if self._buf:
+            data, self._buf = bytes(self._buf), bytearray()
+            self.client._onSocketHasData(data)
+        self._paused = False
+        self.client._onSocketDisconnected(msg)
+
+    def _pause(self, pause: bool) -> None:
+        transport = getattr(self.client.conn, "transport", None)
+        if transport is None:
+            return
+        with contextlib.suppress(Exception):  # a closing transport may refuse either
+            if pause:
+                transport.pause_reading()
+            else:
+                transport.resume_reading()
+            self._paused = pause
+
+
 class Connection:
     """The console's connection to a TWS API server.
 
@@ -182,6 +264,7 @@ class Connection:
         self.account = account
         self.policy = policy or ReconnectPolicy()
         self.ib = ib or IB()
+        self.reader = SlicedReader(self.ib)
         self._registry = registry or client_ids
         self.state = ConnectionState.DISCONNECTED
         self.last_status: ConnectionStatusChanged | None = None

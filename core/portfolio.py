@@ -45,7 +45,7 @@ import bisect
 import contextlib
 import logging
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time
 from typing import TYPE_CHECKING, Any
@@ -265,6 +265,9 @@ class PositionBook:
         self.day_start = day_start
         self.collapse_to = collapse_to
         self.positions: dict[Key, Position] = {}
+        # Every mark touches only its contract's positions: index them (500 symbols
+        # ticking must not scan the whole book per tick).
+        self._by_con: dict[int, list[Position]] = {}
         self.marks: dict[int, float] = {}
         self.closes: dict[int, float] = {}
         self._fills: dict[Key, list[tuple[tuple[datetime, str], FillRecorded]]] = {}
@@ -293,6 +296,10 @@ class PositionBook:
     def get(self, strategy: str, con_id: int) -> Position | None:
         """The position of ``strategy`` in ``con_id``, if it ever traded it."""
         return self.positions.get((strategy, con_id))
+
+    def held_con_ids(self) -> Mapping[int, Any]:
+        """The contracts this book has positions in (a live view, cheap to test)."""
+        return self._by_con
 
     def seen(self, exec_id: str) -> bool:
         """Whether a fill with this exec_id was applied."""
@@ -326,6 +333,7 @@ class PositionBook:
             pos.last = self.marks.get(fill.con_id)
             pos.sod_mark = self.closes.get(fill.con_id)
             self.positions[key] = pos
+            self._by_con.setdefault(pos.con_id, []).append(pos)
         entries = self._fills.setdefault(key, [])
         k = _fill_key(fill)
         self._seen[fill.exec_id] = (key, fill)
@@ -356,8 +364,8 @@ class PositionBook:
             # No previous close yet: the day's first mark stands in for it.
             self.closes.setdefault(con_id, value)
         out = []
-        for pos in self.positions.values():
-            if pos.con_id == con_id and pos.last != value:
+        for pos in self._by_con.get(con_id, ()):
+            if pos.last != value:
                 pos.last = value
                 if pos.sod_mark is None:
                     pos.sod_mark = self.closes[con_id]
@@ -366,9 +374,7 @@ class PositionBook:
 
     def _may_be_negative(self, con_id: int) -> bool:
         # Spreads and some futures (e.g. crude in 2020) can trade below zero.
-        return any(
-            p.sec_type in ("BAG", "FUT") for p in self.positions.values() if p.con_id == con_id
-        )
+        return any(p.sec_type in ("BAG", "FUT") for p in self._by_con.get(con_id, ()))
 
     def set_close(self, con_id: int, close: Any) -> None:
         """The previous session's close (start-of-day mark for daily P&L)."""
@@ -376,9 +382,8 @@ class PositionBook:
         if value is None:
             return
         self.closes[con_id] = value
-        for pos in self.positions.values():
-            if pos.con_id == con_id:
-                pos.sod_mark = value
+        for pos in self._by_con.get(con_id, ()):
+            pos.sod_mark = value
 
     def start_day(self, day_start: datetime) -> None:
         """A new trading day: today's figures count fills from ``day_start`` on."""
@@ -682,7 +687,7 @@ class PortfolioManager:
             self._schedule_pnl()
 
     def _on_tickers(self, tickers: Iterable[Ticker]) -> None:
-        held = {p.con_id for p in self.book}
+        held = self.book.held_con_ids()
         for ticker in tickers:
             contract = ticker.contract
             if contract is None or contract.conId not in held:
