@@ -321,3 +321,24 @@ def _fast_sleep(sleep):  # type: ignore[no-untyped-def]
         return await sleep(min(delay, 0.001), *args)
 
     return fast
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("status", ["PendingCancel", "Cancelled", "Inactive"])
+async def test_fill_after_cancel_request_is_journalled_and_delivered(ib: IB, status: str) -> None:
+    # A cancel is a request: IB may still fill the order (ib_insync #491). The fill counts.
+    journal = FakeJournal()
+    tm = TradeManager(ib, journal=journal)
+    got: list[FillRecorded] = []
+    tm.fillReceived += got.append
+    trade = make_trade(status=status)
+    fill = make_fill("late-1", commission=1.0)
+
+    ib.execDetailsEvent.emit(trade, fill)
+    await tm.wait_journalled()
+
+    assert [f.exec_id for f in got] == ["late-1"]
+    assert [f.exec_id for f in journal.fills] == ["late-1"]
+    queue = tm.strategy_manager.message_queue
+    kinds = [queue.get_nowait() for _ in range(queue.qsize())]
+    assert [(m["type"], m["strategy"]) for m in kinds if m["type"] == "fill"] == [("fill", "alpha")]
