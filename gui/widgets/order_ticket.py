@@ -446,8 +446,12 @@ class OrderTicket(QFrame):
             self.verdict_label.setText("OK: within limits")
             self.verdict_label.setStyleSheet(f"color: {theme.GAIN}; font-weight: 600;")
         else:
-            self.verdict_label.setText("REFUSED: " + "; ".join(preview.problems))
+            # the reasons are listed above the preview, by the fields
+            n = len(preview.problems)
+            self.verdict_label.setText(f"REFUSED ({n} reason{'s' if n > 1 else ''} above)")
+            self.verdict_label.setToolTip("\n".join(preview.problems))
             self.verdict_label.setStyleSheet(f"color: {theme.LOSS}; font-weight: 600;")
+            self.margin_label.setText("—")  # a whatIf of an order that cannot be sent
         self.send_button.setEnabled(not self.readonly and preview is not None and preview.approved)
         if preview is not None and preview.approved and not self.readonly:
             self._margin_timer.start()
