@@ -10,9 +10,11 @@ import argparse
 import asyncio
 import logging
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 log = logging.getLogger("ibconsole")
 
@@ -86,13 +88,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("IB Console")
     app.setOrganizationName("ibconsole")
+    # Closing the window must run the orderly shutdown in run_console (journal flushed,
+    # gateway state saved) before the loop ends; Qt would otherwise quit at once.
+    app.setQuitOnLastWindowClosed(False)
     loop = ConsoleEventLoop(app)
     asyncio.set_event_loop(loop)
     session = ConsoleSession(options, settings)
+    quit_on_signals(app)
     with loop:
         return loop.run_until_complete(
             run_console(app, session, screenshot=args.screenshot, demo=args.demo)
         )
+
+
+def quit_on_signals(app: Any) -> None:
+    """Ctrl+C or SIGTERM close the console the orderly way (orders journalled, state
+    saved). Qt blocks in C++, so a light timer lets Python run its signal handlers."""
+    from PySide6.QtCore import QTimer
+
+    def request_quit(signum: int, _frame: object) -> None:
+        log.warning("signal %s: closing the console", signal.Signals(signum).name)
+        # Closing the window runs the normal shutdown; app.quit() would cut it short.
+        for widget in app.topLevelWidgets():
+            widget.close()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, request_quit)
+    timer = QTimer(app)
+    timer.timeout.connect(lambda: None)
+    timer.start(250)
 
 
 if __name__ == "__main__":
