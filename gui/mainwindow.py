@@ -245,6 +245,7 @@ class MainWindow(QMainWindow):
         view.addAction(reset_layout)
 
     def _connect_widgets(self) -> None:
+        self.positions_model.flushed.connect(self._update_exposures)
         self.positions_view.sendToTicketRequested.connect(self._position_to_ticket)
         self.positions_view.closeRequested.connect(lambda p: self._close_position(p, reverse=False))
         self.positions_view.reverseRequested.connect(
@@ -392,6 +393,17 @@ class MainWindow(QMainWindow):
             self._ticks_known.add(q.con_id)
             for model in (self.positions_model, self.orders_model, self.fills_model):
                 model.set_tick(q.con_id, float(details.minTick))
+
+    def _update_exposures(self) -> None:
+        """Gross and net exposure per strategy, once per coalesced grid update."""
+        out: dict[str, tuple[float, float]] = {}
+        for row in self.positions_model.rows():
+            value = row.get("market_value")
+            if not value or not row.get("quantity"):
+                continue
+            gross, net = out.get(row["strategy"], (0.0, 0.0))
+            out[row["strategy"]] = (gross + abs(value), net + value)
+        self.risk_panel.set_exposures(out)
 
     def _on_stale(self, con_id: int, stale: bool) -> None:
         for key in list(self.positions_model.keys()):

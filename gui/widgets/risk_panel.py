@@ -191,6 +191,13 @@ class RiskPanel(QWidget):
         layout.addWidget(limits_title)
         layout.addLayout(self.limits_layout)
         layout.addWidget(self.empty_label)
+        exposure_title = QLabel("EXPOSURE BY STRATEGY", self)
+        exposure_title.setProperty("role", "section")
+        self.exposure_label = QLabel("no positions", self)
+        self.exposure_label.setProperty("role", "number")
+        self.exposure_label.setTextFormat(Qt.TextFormat.RichText)
+        layout.addWidget(exposure_title)
+        layout.addWidget(self.exposure_label)
         layout.addStretch(1)
         self._update_controls()
 
@@ -228,6 +235,24 @@ class RiskPanel(QWidget):
             self.limits_layout.addWidget(row)
             self.empty_label.hide()
         row.apply(event)
+
+    def set_exposures(self, exposures: dict[str, tuple[float, float]]) -> None:
+        """Gross and net market value per strategy (from the positions grid)."""
+        if not exposures:
+            self.exposure_label.setText("no positions")
+            return
+        dim = theme.TEXT_DIM
+        rows = "".join(
+            f"<tr><td style='color:{dim}; padding-right:12px'>{name}</td>"
+            f"<td align='right' style='padding-right:12px'>{gross:,.0f}</td>"
+            f"<td align='right'>{net:+,.0f}</td></tr>"
+            for name, (gross, net) in sorted(exposures.items(), key=lambda kv: -kv[1][0])
+        )
+        head = (
+            f"<tr><td></td><td align='right' style='color:{dim}; padding-right:12px'>gross</td>"
+            f"<td align='right' style='color:{dim}'>net</td></tr>"
+        )
+        self.exposure_label.setText(f"<table>{head}{rows}</table>")
 
     # ----- queries -------------------------------------------------------------------
     def trading_state(self) -> TradingState | None:
