@@ -236,6 +236,7 @@ class TradeManager:
         """
         actor = actor or strategy_symbol
         strategy = strategy_symbol or MANUAL
+        contract = self._qualified(contract)
         subject = describe_order(contract, order)
         problems = self._problems(contract, order, strategy, actor, replaces=None)
         if problems:
@@ -252,6 +253,20 @@ class TradeManager:
         self._publish_order(trade)
         return trade
 
+    def _qualified(self, contract: Contract) -> Contract:
+        """The cached qualified contract for an unqualified one (e.g. the seed's
+        ``create_stock_contract("AAPL")``), else the contract as given: IB qualifies it
+        on arrival, and the checks that need details run when they are known."""
+        if contract.conId or self.details_lookup is None:
+            return contract
+        details = self.details_lookup(contract)
+        if details is None or details.contract is None:
+            return contract
+        qualified = Contract.recreate(details.contract)
+        if contract.exchange == "SMART":
+            qualified.exchange = "SMART"
+        return qualified
+
     def place_bracket(
         self,
         contract: Contract,
@@ -264,6 +279,7 @@ class TradeManager:
     ) -> list[Trade]:
         """Send a bracket: the parent and both children are checked first, then sent in
         order with ``transmit`` only on the last, so nothing works until all arrived."""
+        contract = self._qualified(contract)
         for o in (parent, take_profit, stop_loss):
             problems = self._problems(
                 contract, o, strategy_symbol, actor or strategy_symbol, replaces=None
