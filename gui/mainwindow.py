@@ -101,7 +101,9 @@ class MainWindow(QMainWindow):
         self._ticks_known: set[int] = set()
 
         # models
-        self.positions_model = PositionsModel(self)
+        # Ten repaints a second, as TWS does: a repaint of the grid costs ~25 ms of
+        # Python cell painting, which a tick storm would otherwise ask for every frame.
+        self.positions_model = PositionsModel(self, frame_ms=100)
         self.orders_model = OrdersModel(self)
         self.fills_model = FillsModel(self)
         self.audit_model = AuditModel(self)
