@@ -15,3 +15,36 @@ async def wait_for(predicate: Callable[[], object], timeout: float = 5.0, what: 
         if asyncio.get_running_loop().time() > deadline:
             pytest.fail(f"timed out after {timeout}s waiting for {what or predicate}")
         await asyncio.sleep(0.01)
+
+
+def run_until(
+    loop: asyncio.AbstractEventLoop,
+    predicate: Callable[[], object],
+    timeout: float = 15.0,
+    what: str = "",
+) -> None:
+    """Run the (Qt+asyncio) loop until ``predicate`` holds; fail with ``what`` on timeout."""
+
+    async def wait() -> None:
+        deadline = loop.time() + timeout
+        while not predicate():
+            if loop.time() > deadline:
+                pytest.fail(f"timed out after {timeout}s waiting for {what or predicate}")
+            await asyncio.sleep(0.02)
+
+    loop.run_until_complete(wait())
+
+
+def act(loop: asyncio.AbstractEventLoop, action: Callable[[], object]) -> None:
+    """Do a GUI action *inside* the running loop, as in the app.
+
+    qasync dispatches asyncio callbacks from Qt's event queue; events processed while
+    the loop is not running (QTest's clicks do that) would resume tasks without a
+    running loop. Running the action in a coroutine avoids it.
+    """
+
+    async def run() -> None:
+        action()
+        await asyncio.sleep(0)
+
+    loop.run_until_complete(run())

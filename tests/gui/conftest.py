@@ -109,3 +109,31 @@ class SignalLog:
 def signal_log():
     """``signal_log(signal)`` -> a :class:`SignalLog` recording that signal."""
     return SignalLog
+
+
+# -- a qasync loop for tests that run the whole console --------------------------------
+
+
+@pytest.fixture
+def qloop(qapp, monkeypatch):  # type: ignore[no-untyped-def]
+    """An asyncio loop running inside Qt's, like the app's.
+
+    pytest-qt processes Qt events between setup, call and teardown; with the loop marked
+    running then, the asyncio callbacks those events dispatch work as in the app. The
+    loop is closed afterwards: qasync resolves host names in QThreads, and a loop left
+    open makes Qt abort at interpreter exit.
+    """
+    import asyncio
+
+    import pytestqt.plugin
+
+    from gui.loop import ConsoleEventLoop, process_events
+
+    loop = ConsoleEventLoop(qapp)
+    asyncio.set_event_loop(loop)
+    monkeypatch.setattr(pytestqt.plugin, "_process_events", lambda: process_events(loop))
+    try:
+        yield loop
+    finally:
+        loop.close()
+        asyncio.set_event_loop(None)

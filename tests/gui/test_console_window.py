@@ -1,75 +1,27 @@
 """The whole console window on the embedded simulated gateway, driven as a person would.
 
-pytest-qt has no qasync fixture: ``qloop`` makes one. Each test starts a real
+pytest-qt has no qasync fixture: ``qloop`` (tests/gui/conftest.py) makes one, and
+``act``/``run_until`` (tests/helpers.py) drive it. Each test starts a real
 ConsoleSession (embedded gateway, real ib_async client, temporary store) and the main
 window, types and clicks, and runs the loop until what a trader would see is there.
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import pytestqt.plugin
 import qasync
 from PySide6.QtCore import QSettings, Qt
 from PySide6.QtWidgets import QApplication
 
 from core.connection import ConnectionState
 from core.session import ConsoleSession, SessionOptions
-from gui.loop import ConsoleEventLoop, process_events
 from gui.mainwindow import MainWindow
 from gui.theme import apply_theme
-
-
-@pytest.fixture
-def qloop(qapp: QApplication, monkeypatch: pytest.MonkeyPatch) -> Iterator[ConsoleEventLoop]:
-    """An asyncio loop running inside Qt's, like the app's.
-
-    pytest-qt processes Qt events between setup, call and teardown; with the loop marked
-    running then, the asyncio callbacks those events dispatch work as in the app.
-    """
-    loop = ConsoleEventLoop(qapp)
-    asyncio.set_event_loop(loop)
-    monkeypatch.setattr(pytestqt.plugin, "_process_events", lambda: process_events(loop))
-    try:
-        yield loop
-    finally:
-        loop.close()  # joins qasync's executor threads (name lookups), or Qt aborts at exit
-        asyncio.set_event_loop(None)
-
-
-def run_until(
-    loop: qasync.QEventLoop, predicate: Callable[[], object], timeout: float = 10.0, what: str = ""
-) -> None:
-    """Run the Qt+asyncio loop until ``predicate`` holds; fail with ``what`` on timeout."""
-
-    async def wait() -> None:
-        deadline = loop.time() + timeout
-        while not predicate():
-            if loop.time() > deadline:
-                pytest.fail(f"timed out after {timeout}s waiting for {what or predicate}")
-            await asyncio.sleep(0.02)
-
-    loop.run_until_complete(wait())
-
-
-def act(loop: qasync.QEventLoop, action: Callable[[], object]) -> None:
-    """Do a GUI action *inside* the running loop, as in the app.
-
-    qasync dispatches asyncio callbacks from Qt's event queue; events processed while
-    the loop is not running (QTest's clicks do that) would resume tasks without a running
-    loop. Running the action in a coroutine avoids it.
-    """
-
-    async def run() -> None:
-        action()
-        await asyncio.sleep(0)
-
-    loop.run_until_complete(run())
+from helpers import act, run_until
 
 
 @pytest.fixture

@@ -5,19 +5,18 @@ the guard asks (two presses, or press and hold): the gateway ends with no workin
 order and no position, the window shows HALTED (banner and risk panel), and the
 ticket refuses a new opening order, saying why. A single brief click does nothing.
 
-The ``qloop`` / ``act`` / ``run_until`` helpers are the ones of
-``test_console_window.py`` (see there for why GUI actions run inside the loop).
+``qloop`` (tests/gui/conftest.py) and ``act`` / ``run_until`` (tests/helpers.py) run
+GUI actions inside the asyncio loop, as the app does.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import pytestqt.plugin
 import qasync
 from PySide6.QtCore import QPoint, QSettings, Qt
 from PySide6.QtWidgets import QApplication
@@ -26,56 +25,18 @@ from core.contracts import create_stock_contract
 from core.events import TradingState
 from core.orders import create_limit_order, create_market_order
 from core.session import ConsoleSession, SessionOptions
-from gui.loop import ConsoleEventLoop, process_events
 from gui.mainwindow import MainWindow
 from gui.theme import apply_theme
+from helpers import act, run_until
 
 LEFT = Qt.MouseButton.LeftButton
 #: (symbol, side, quantity) of the positions built before the stop.
 POSITIONS = (("AAPL", "BUY", 30), ("MSFT", "SELL", 20), ("NVDA", "BUY", 50))
 
 
-@pytest.fixture
-def qloop(qapp: QApplication, monkeypatch: pytest.MonkeyPatch) -> Iterator[ConsoleEventLoop]:
-    """An asyncio loop running inside Qt's, like the app's (see test_console_window)."""
-    loop = ConsoleEventLoop(qapp)
-    asyncio.set_event_loop(loop)
-    monkeypatch.setattr(pytestqt.plugin, "_process_events", lambda: process_events(loop))
-    try:
-        yield loop
-    finally:
-        loop.close()
-        asyncio.set_event_loop(None)
-
-
-def run_until(
-    loop: qasync.QEventLoop, predicate: Callable[[], object], timeout: float = 15.0, what: str = ""
-) -> None:
-    """Run the Qt+asyncio loop until ``predicate`` holds; fail with ``what`` on timeout."""
-
-    async def wait() -> None:
-        deadline = loop.time() + timeout
-        while not predicate():
-            if loop.time() > deadline:
-                pytest.fail(f"timed out after {timeout}s waiting for {what or predicate}")
-            await asyncio.sleep(0.02)
-
-    loop.run_until_complete(wait())
-
-
 def run_for(loop: qasync.QEventLoop, seconds: float) -> None:
     """Let the loop run (timers, ticks, sockets) for ``seconds``."""
     loop.run_until_complete(asyncio.sleep(seconds))
-
-
-def act(loop: qasync.QEventLoop, action: Callable[[], object]) -> None:
-    """Do a GUI action inside the running loop, as in the app."""
-
-    async def run() -> None:
-        action()
-        await asyncio.sleep(0)
-
-    loop.run_until_complete(run())
 
 
 @pytest.fixture
