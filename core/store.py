@@ -778,17 +778,7 @@ class Store:
 
     def _flush_sync(self, pnl: list[PnLChanged], positions: list[PositionChanged]) -> None:
         if pnl:
-            rows = [
-                _PnLRow(
-                    p.strategy if p.strategy is not None else ACCOUNT_TOTAL,
-                    p.daily,
-                    p.realized,
-                    p.unrealized,
-                    p.total,
-                    p.time,
-                )
-                for p in pnl
-            ]
+            rows = [_PnLRow.of(p) for p in pnl]
             self._append_records(PNL, rows, _PnLRow)
             pnl.clear()  # written: a failure below must not write them twice
         if positions:
@@ -879,17 +869,7 @@ class Store:
             if (start is None or p.time >= start) and (end is None or p.time <= end)
         ]
         if buffered:
-            rows = [
-                _PnLRow(
-                    p.strategy if p.strategy is not None else ACCOUNT_TOTAL,
-                    p.daily,
-                    p.realized,
-                    p.unrealized,
-                    p.total,
-                    p.time,
-                )
-                for p in buffered
-            ]
+            rows = [_PnLRow.of(p) for p in buffered]
             extra = records_to_frame(rows, _PnLRow).set_index("time")
             df = pd.concat([df, extra]).sort_index(kind="stable") if len(df) else extra
         if strategy is not None:
@@ -1001,3 +981,9 @@ class _PnLRow:
     unrealized: float
     total: float
     time: datetime
+
+    @classmethod
+    def of(cls, p: PnLChanged) -> _PnLRow:
+        """A P&L event as its stored row (the account's series is named ``*``)."""
+        strategy = p.strategy if p.strategy is not None else ACCOUNT_TOTAL
+        return cls(strategy, p.daily, p.realized, p.unrealized, p.total, p.time)
