@@ -2,15 +2,24 @@
 
 The grids (positions, orders, fills, audit, log) are thin subclasses that add their own
 controls, context menus and signals.
+
+Banded repaint. Each painted cell costs several calls from Qt into Python (one per role
+the delegate asks for, each through the proxy), so repainting a full grid of changed
+rows takes ~15 ms, which in a tick storm would block the GUI loop for a whole frame at
+every refresh. When many rows change at once, :class:`DataTableView` repaints them in
+bands sized to a per-paint budget (:data:`PAINT_BUDGET_MS`, learnt from the measured
+cost per row), one band per pass of the event loop, so input, socket reads and timers
+get a turn between bands; the grid is still complete within a few milliseconds.
 """
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+import time
+from collections.abc import Hashable, Sequence
 from typing import Any
 
-from PySide6.QtCore import QModelIndex, QPersistentModelIndex, Qt
-from PySide6.QtGui import QAction, QFontMetrics, QIcon
+from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QRect, Qt, QTimer
+from PySide6.QtGui import QAction, QFontMetrics, QIcon, QPaintEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHBoxLayout,
@@ -26,14 +35,29 @@ from PySide6.QtWidgets import (
 from gui import theme
 from gui.models.base import KeyedTableModel, TableProxy
 
+#: Target cost of one repaint of changed rows (ms); a frame is 16 ms.
+PAINT_BUDGET_MS = 5.0
+#: Starting estimate of the cost of painting one row (ms), refined by measurement.
+INITIAL_MS_PER_ROW = 0.8
+
 
 class DataTableView(QTableView):
-    """A compact, sortable grid over a keyed model (wrapped in a :class:`TableProxy`)."""
+    """A compact, sortable grid over a keyed model (wrapped in a :class:`TableProxy`).
+
+    Changes spanning several rows are repainted in bands (see the module docstring).
+    """
 
     def __init__(self, model: KeyedTableModel, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        self.paint_budget_ms = PAINT_BUDGET_MS
+        self.ms_per_row = INITIAL_MS_PER_ROW
+        self._dirty: tuple[int, int] | None = None  # view rows waiting for a band
+        self._band_timer = QTimer(self)
+        self._band_timer.setSingleShot(True)
+        self._band_timer.setInterval(0)
+        self._band_timer.timeout.connect(self._paint_next_band)
         self.source = model
-        self.proxy = TableProxy(model, self)
+        self.proxy = TableProxy(model, self, resort_ms=model.resort_ms)
         self.setModel(self.proxy)
         self.setSortingEnabled(True)
         self.setAlternatingRowColors(True)
@@ -70,6 +94,65 @@ class DataTableView(QTableView):
             title = header_metrics.horizontalAdvance(col.title) + 30  # padding + sort arrow
             chars = (col.width or 10) * digit + 20
             self.setColumnWidth(i, max(title, chars))
+
+    # ----- banded repaint -------------------------------------------------------------
+    def band_rows(self) -> int:
+        """How many rows one band repaints: the budget over the measured cost per row."""
+        return max(1, int(self.paint_budget_ms / max(self.ms_per_row, 1e-3)))
+
+    def pending_rows(self) -> tuple[int, int] | None:
+        """The view rows changed but not yet repainted (first, last), or None."""
+        return self._dirty
+
+    def dataChanged(
+        self,
+        top_left: QModelIndex | QPersistentModelIndex,
+        bottom_right: QModelIndex | QPersistentModelIndex,
+        roles: Sequence[int] = (),
+    ) -> None:
+        first, last = top_left.row(), bottom_right.row()
+        if first < 0 or last < first or last - first + 1 <= self.band_rows():
+            # Small changes repaint as Qt would; a band in progress still covers them.
+            super().dataChanged(top_left, bottom_right, list(roles))
+            return
+        if self._dirty is not None:
+            first, last = min(first, self._dirty[0]), max(last, self._dirty[1])
+        self._dirty = (first, last)
+        if not self._band_timer.isActive():
+            self._paint_next_band()
+
+    def paintEvent(self, event: QPaintEvent) -> None:
+        started = time.perf_counter()
+        super().paintEvent(event)
+        height = self.verticalHeader().defaultSectionSize()
+        rows = event.rect().height() / max(height, 1)
+        if rows >= 1:
+            ms = (time.perf_counter() - started) * 1000 / rows
+            self.ms_per_row += 0.3 * (ms - self.ms_per_row)  # smoothed: one slow paint is noise
+        if self._dirty is not None and not self._band_timer.isActive():
+            # The next band after this paint: the loop serves other work in between.
+            self._band_timer.start()
+
+    def _paint_next_band(self) -> None:
+        dirty, self._dirty = self._dirty, None
+        if dirty is None:
+            return
+        viewport = self.viewport()
+        top = self.rowAt(0)
+        bottom = self.rowAt(viewport.height() - 1)
+        if top < 0:
+            return  # no rows on screen
+        if bottom < 0:
+            bottom = self.model().rowCount() - 1
+        first, last = max(dirty[0], top), min(dirty[1], bottom)
+        if first > last:
+            return  # the change is off screen: Qt paints those rows when they scroll in
+        end = min(last, first + self.band_rows() - 1)
+        y = self.rowViewportPosition(first)
+        y_end = self.rowViewportPosition(end) + self.rowHeight(end)
+        viewport.update(QRect(0, y, viewport.width(), y_end - y))
+        if end < last:
+            self._dirty = (end + 1, last)
 
     def source_index(self, index: QModelIndex | QPersistentModelIndex) -> QModelIndex:
         """Map a view (proxy) index to the source model."""
