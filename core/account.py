@@ -3,7 +3,9 @@
 ib_async already subscribes to account updates on connect; this module translates its
 ``accountValueEvent`` into :class:`core.events.AccountValuesChanged` and streams IB's
 own account P&L (``reqPnL``) as :class:`core.events.PnLChanged` (strategy None).
-IB's placeholder values never become figures.
+IB's placeholder values never become figures. Values arrive one message at a time (a
+dozen per account update); ``valuesChanged`` fires once per network packet that changed
+a figure, not once per message.
 """
 
 from __future__ import annotations
@@ -50,8 +52,10 @@ class AccountInfo:
         self._figures: dict[str, float | None] = dict.fromkeys(_TAGS.values())
         self._daily_pnl: float | None = None
         self._pnl: PnL | None = None
+        self._changed = False
         ib.accountValueEvent += self._on_account_value
         ib.pnlEvent += self._on_pnl
+        ib.updateEvent += self._on_packet_done
         if connection is not None:
             connection.connected += self._on_connected
 
@@ -94,14 +98,22 @@ class AccountInfo:
         key = _TAGS.get(value.tag)
         if key is None or (value.currency and value.currency != self.currency):
             return False
-        self._figures[key] = clean_price(value.value)
+        figure = clean_price(value.value)
+        if figure == self._figures[key]:
+            return False
+        self._figures[key] = figure
         return True
 
     def _on_account_value(self, value: AccountValue) -> None:
         if self._apply(value):
+            self._changed = True
+
+    def _on_packet_done(self) -> None:
+        if self._changed:
             self._emit_values()
 
     def _emit_values(self) -> None:
+        self._changed = False
         self.valuesChanged.emit(self.values())
 
     def _on_pnl(self, pnl: PnL) -> None:
@@ -110,8 +122,9 @@ class AccountInfo:
         daily = clean_price(pnl.dailyPnL)
         unreal = clean_price(pnl.unrealizedPnL)
         real = clean_price(pnl.realizedPnL)
-        self._daily_pnl = daily
-        self._emit_values()
+        if daily != self._daily_pnl:
+            self._daily_pnl = daily
+            self._changed = True
         if daily is None and unreal is None and real is None:
             return  # IB's "no value yet"
         self.pnlChanged.emit(PnLChanged(None, daily or 0.0, real or 0.0, unreal or 0.0))
