@@ -135,8 +135,7 @@ class PositionsModel(KeyedTableModel):
         if value == self._net_liquidation:
             return
         self._net_liquidation = value
-        for key in self._keys:
-            self.patch(key)  # re-derives pct_nlv; unchanged rows emit nothing
+        self.rederive()  # % NLV of every row, once per batch; unchanged rows emit nothing
 
     def net_liquidation(self) -> float | None:
         """The net liquidation used for % NLV."""

@@ -90,6 +90,23 @@ def test_set_net_liquidation_then_percent_of_nlv_recomputed(qtbot, signal_log):
     assert (changed.calls[0][0].column(), changed.calls[0][1].column()) == (col, col)
 
 
+def test_net_liquidation_updates_within_a_batch_are_applied_once_with_the_latest(qtbot, signal_log):
+    model = PositionsModel()
+    for i in range(3):
+        model.on_position_changed(make_position(con_id=i + 1, market_value=10_000.0))
+    model.flush()
+    changed = signal_log(model.dataChanged)
+
+    for nlv in range(100_000, 200_001, 1_000):  # an account-value burst in one frame
+        model.set_net_liquidation(float(nlv))
+    assert len(changed) == 0 and model.has_pending()
+    model.flush()
+
+    assert len(changed) == 1  # three adjacent rows, one range
+    assert changed.calls[0][0].row() == 0 and changed.calls[0][1].row() == 2
+    assert {text(model, ("trend", i + 1), "pct_nlv") for i in range(3)} == {"5.00%"}
+
+
 def test_stale_position_then_marker_shown(qtbot):
     model = PositionsModel()
     model.on_position_changed(make_position(stale=True))
