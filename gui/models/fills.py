@@ -75,6 +75,8 @@ class FillsModel(KeyedTableModel):
     :meth:`set_tick`.
     """
 
+    resort_ms = 0  # fills only arrive (and gain a commission): placed as they come
+
     columns = COLUMNS
 
     def __init__(self, parent: QObject | None = None, *, frame_ms: int = 16) -> None:

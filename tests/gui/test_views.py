@@ -163,6 +163,25 @@ def test_fills_view_newest_first_and_send_to_ticket(qtbot, signal_log):
     assert tickets.calls[0][0].exec_id == "a"
 
 
+def test_new_fill_takes_its_place_at_once_without_a_full_resort(qtbot):
+    view = FillsView()
+    qtbot.addWidget(view)
+    for i in range(50):
+        view.fills.on_fill_recorded(make_fill(exec_id=f"e{i:02d}", time=T0 + timedelta(seconds=i)))
+    view.fills.flush()
+    view.proxy.resort()
+
+    view.fills.on_fill_recorded(make_fill(exec_id="new", time=T0 + timedelta(minutes=5)))
+    view.fills.on_fill_recorded(make_fill(exec_id="mid", time=T0 + timedelta(seconds=24.5)))
+    view.fills.flush()
+
+    col = view.fills.column_of("exec_id")
+    shown = [view.proxy.index(r, col).data() for r in range(view.proxy.rowCount())]
+    assert shown[:2] == ["new", "e49"]
+    assert shown[shown.index("e25") + 1] == "mid"
+    assert not view.proxy._resort_timer.isActive()
+
+
 def test_views_size_columns_from_specs_and_stretch_only_text_tail(qtbot):
     view = positions_view(qtbot)
     header = view.view.horizontalHeader()
