@@ -319,6 +319,7 @@ async def _run_console(args: argparse.Namespace, gateway: Gateway) -> None:
     from PySide6.QtWidgets import QApplication
 
     from core.session import ConsoleSession, SessionOptions
+    from gui.app import freeze_startup_heap
     from gui.mainwindow import MainWindow
 
     app = QApplication.instance()
@@ -355,6 +356,7 @@ async def _run_console(args: argparse.Namespace, gateway: Gateway) -> None:
         lambda: sum(1 for r in model.rows() if r.get("last") is not None) >= len(held), 60
     )
     ib.client.MaxRequests = max_requests
+    freeze_startup_heap()  # as the app does once attached
     await asyncio.sleep(1.0)
     setup_s = time.perf_counter() - t_setup
     quotes_live = sum(1 for r in model.rows() if r.get("last") is not None)
