@@ -331,6 +331,7 @@ async def _run_console(args: argparse.Namespace, gateway: Gateway) -> None:
         SessionOptions(port=gateway.port, client_id=CLIENT_ID, account=ACCOUNT, connect_timeout=30)
     )
     window = MainWindow(session, settings=QSettings(str(tmp / "l.ini"), QSettings.Format.IniFormat))
+    window.positions_view.set_grouped(args.grouped)
     window.show()
     t_setup = time.perf_counter()
     await session.start()
@@ -431,7 +432,9 @@ async def _run_console(args: argparse.Namespace, gateway: Gateway) -> None:
     )
     print(
         f"storm: {args.symbols} symbols, target {args.rate:,.0f} ticks/s for {args.seconds:g} s, "
-        f"{args.slice} symbols per gateway step"
+        f"{args.slice} symbols per gateway step; positions grid "
+        f"{'grouped by strategy' if args.grouped else 'flat'}"
+        f"{'; portfolio and account pushed on every step' if args.account_pushes else ''}"
     )
     print(
         f"  gateway wrote {gw_ticks / gw_seconds:,.0f} ticks/s "
@@ -475,6 +478,9 @@ def main() -> None:
         "--account-pushes",
         action="store_true",
         help="also push portfolio rows, account values and P&L on every gateway step",
+    )
+    ap.add_argument(
+        "--grouped", action="store_true", help="show the positions grid grouped by strategy"
     )
     ap.add_argument("--gateway", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()

@@ -574,11 +574,14 @@ class MainWindow(QMainWindow):
             self.restoreGeometry(geometry)
         if state is not None:
             self.restoreState(state)
+        grouped = self._settings.value("positions/grouped", False)
+        self.positions_view.set_grouped(grouped in (True, "true"))  # INI stores text
 
     def save_layout(self) -> None:
-        """Remember dock positions and window geometry for the next start."""
+        """Remember dock positions, window geometry and the positions grouping."""
         self._settings.setValue("window/geometry", self.saveGeometry())
         self._settings.setValue("window/state", self.saveState())
+        self._settings.setValue("positions/grouped", self.positions_view.is_grouped())
         self._settings.sync()
 
     def _reset_layout(self) -> None:

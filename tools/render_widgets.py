@@ -247,6 +247,10 @@ def main() -> int:
     pv.positions.mark_break(CONTRACTS["MSFT"][0], "IB 150, stored 100 (missed fill?)")
     flush_all(pv.positions)
     grab(pv, out, "positions", 1180, 330)
+    pv.set_grouped(True)
+    pv.tree.proxy.resort()
+    grab(pv, out, "positions-grouped", 1180, 400)
+    pv.set_grouped(False)
 
     # Orders (one modify pending)
     ov = OrdersView()

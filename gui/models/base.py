@@ -559,7 +559,7 @@ class TableProxy(QSortFilterProxyModel):
 
     def __init__(
         self,
-        source: KeyedTableModel | None = None,
+        source: QAbstractItemModel | None = None,
         parent: QObject | None = None,
         *,
         resort_ms: int = RESORT_MS,
@@ -577,6 +577,7 @@ class TableProxy(QSortFilterProxyModel):
         self._sort_cache: list[tuple[Any, ...]] = []
         self._sort_cache_stamp: tuple[int, int, bool] | None = None
         self._predicates: dict[str, Callable[[Mapping[str, Any]], bool]] = {}
+        self.setRecursiveFilteringEnabled(True)  # trees: a group shows if a row of it does
         if source is not None:
             self.setSourceModel(source)
 
@@ -653,7 +654,7 @@ class TableProxy(QSortFilterProxyModel):
     def filterAcceptsRow(self, source_row: int, source_parent: AnyIndex) -> bool:
         model = self.sourceModel()
         if not isinstance(model, KeyedTableModel):
-            return True
+            return self._tree_row_accepted(model, source_row, source_parent)
         if self._predicates:
             row = model.row_at(source_row)
             if not all(test(row) for test in self._predicates.values()):
@@ -665,11 +666,36 @@ class TableProxy(QSortFilterProxyModel):
         ).casefold()
         return all(w in text for w in self._words)
 
+    def _tree_row_accepted(
+        self, model: QAbstractItemModel, source_row: int, source_parent: AnyIndex
+    ) -> bool:
+        """The filters over a tree of keyed rows (e.g. positions grouped by strategy):
+        leaves carry their row dict in ``ROW_ROLE``; a group row (none) is shown when
+        one of its rows is (recursive filtering)."""
+        if not (self._words or self._predicates):
+            return True
+        row = model.data(model.index(source_row, 0, source_parent), ROW_ROLE)
+        if row is None:
+            return False
+        if not all(test(row) for test in self._predicates.values()):
+            return False
+        if not self._words:
+            return True
+        texts = (
+            model.data(model.index(source_row, c, source_parent), Qt.ItemDataRole.DisplayRole)
+            for c in range(model.columnCount(source_parent))
+        )
+        text = " ".join(t for t in texts if isinstance(t, str)).casefold()
+        return all(w in text for w in self._words)
+
     def lessThan(self, left: AnyIndex, right: AnyIndex) -> bool:
         keys = self._sort_keys(left.column())
-        if keys is None:  # pragma: no cover - the proxy always sits on a keyed model
-            return super().lessThan(left, right)
-        a, b = keys[left.row()], keys[right.row()]
+        if keys is None:  # a tree: siblings compared by their sort values
+            model = self.sourceModel()
+            a = self._sort_key(model.data(left, SORT_ROLE), left.row())
+            b = self._sort_key(model.data(right, SORT_ROLE), right.row())
+        else:
+            a, b = keys[left.row()], keys[right.row()]
         try:
             return a < b
         except TypeError:  # a column mixing text and numbers
@@ -690,16 +716,17 @@ class TableProxy(QSortFilterProxyModel):
         if self._sort_cache_stamp == stamp:
             return self._sort_cache
         key = model.column_specs[column].key
-        missing_rank, present_rank = (1, 0) if not descending else (0, 1)
-        keys: list[tuple[Any, ...]] = []
-        for pos, row in enumerate(model.rows()):
-            v = sort_value(row.get(key))
-            if v is None:
-                keys.append((missing_rank, 0, pos))
-            else:
-                keys.append((present_rank, v.casefold() if isinstance(v, str) else v, pos))
+        keys = [self._sort_key(row.get(key), pos) for pos, row in enumerate(model.rows())]
         self._sort_cache, self._sort_cache_stamp = keys, stamp
         return keys
+
+    def _sort_key(self, value: Any, pos: int) -> tuple[Any, ...]:
+        """``(present, value, row)``: missing values last in either order, ties stable."""
+        v = sort_value(value)
+        descending = self.sortOrder() == Qt.SortOrder.DescendingOrder
+        if v is None:
+            return (0 if descending else 1, 0, pos)
+        return (1 if descending else 0, v.casefold() if isinstance(v, str) else v, pos)
 
 
 class AppendOnlyModel(KeyedTableModel):

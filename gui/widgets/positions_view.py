@@ -1,18 +1,22 @@
-"""Positions grid: filter, strategy selector, hide-flat toggle, totals, context menu."""
+"""Positions grid: filter, strategy selector, hide-flat toggle, grouping by strategy,
+totals, context menu."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from PySide6.QtCore import QModelIndex, Qt, Signal
+from PySide6.QtCore import QModelIndex, QPoint, Qt, Signal
 from PySide6.QtGui import QAction
-from PySide6.QtWidgets import QCheckBox, QComboBox, QLabel, QWidget
+from PySide6.QtWidgets import QCheckBox, QComboBox, QLabel, QStackedWidget, QWidget
 
 from core.events import PositionChanged
 from gui import theme
+from gui.models.base import KEY_ROLE, TableProxy
 from gui.models.formatting import number
 from gui.models.positions import PositionsModel
-from gui.widgets.table_view import FilteredTable
+from gui.models.positions_tree import PositionsTreeModel
+from gui.widgets.table_view import DataTreeView, FilteredTable, row_height
 
 ALL_STRATEGIES = "All strategies"
 TOTALS = (("unrealized_pnl", "Unrealized"), ("realized_pnl", "Realized"), ("daily_pnl", "Daily"))
@@ -27,6 +31,10 @@ class PositionsView(FilteredTable):
     reverseRequested(PositionChanged): context menu "Reverse position".
     sendToTicketRequested(PositionChanged): context menu "Send to ticket", and a
         double-click (the ticket pre-fills the closing order).
+
+    "Group by strategy" shows the same rows as a tree: one row per strategy with its
+    totals, its positions beneath (:class:`PositionsTreeModel`); filters, the strategy
+    selector, context menu and double-click work the same in both.
     """
 
     closeRequested = Signal(object)
@@ -45,11 +53,27 @@ class PositionsView(FilteredTable):
         self.strategy_combo.currentTextChanged.connect(self._on_strategy_selected)
         self.hide_flat = QCheckBox("Hide flat", self)
         self.hide_flat.toggled.connect(self._on_hide_flat)
+        self.group_by_strategy = QCheckBox("Group by strategy", self)
+        self.group_by_strategy.setToolTip("One row per strategy with its totals")
+        self.group_by_strategy.toggled.connect(self.set_grouped)
+        self.tree_model = PositionsTreeModel(model, self, row_height=row_height())
+        self.tree = DataTreeView(self.tree_model, model.column_specs, self)
+        self.tree.sortByColumn(model.column_of("strategy"), Qt.SortOrder.AscendingOrder)
+        self.tree.doubleClicked.connect(self._on_tree_double_clicked)
+        self.tree.customContextMenuRequested.connect(self._show_tree_context_menu)
+        self.filter_edit.textChanged.connect(self.tree.proxy.set_text_filter)
+        self.stack = QStackedWidget(self)
+        layout = self.layout()
+        layout.removeWidget(self.view)
+        self.stack.addWidget(self.view)
+        self.stack.addWidget(self.tree)
+        layout.addWidget(self.stack, 1)
         self.totals_label = QLabel(self)
         self.totals_label.setProperty("role", "number")
         self.totals_label.setTextFormat(Qt.TextFormat.RichText)
         self.toolbar.addWidget(self.strategy_combo)
         self.toolbar.addWidget(self.hide_flat)
+        self.toolbar.addWidget(self.group_by_strategy)
         self.toolbar.addSpacing(12)
         self.toolbar.addWidget(self.totals_label)
         self.finish_toolbar()
@@ -81,9 +105,23 @@ class PositionsView(FilteredTable):
         reverse.setEnabled(not flat)
         return [ticket, None, close, reverse]
 
+    def is_grouped(self) -> bool:
+        """Whether the grid shows positions grouped by strategy."""
+        return self.stack.currentWidget() is self.tree
+
+    def set_grouped(self, grouped: bool) -> None:
+        """Show the positions grouped by strategy (a tree with totals) or flat."""
+        self.stack.setCurrentWidget(self.tree if grouped else self.view)
+        if self.group_by_strategy.isChecked() != grouped:
+            self.group_by_strategy.setChecked(grouped)
+
     def selected_positions(self) -> list[PositionChanged]:
-        """The selected rows' latest events."""
-        events = (self.positions.event_at(r) for r in self.view.selected_source_rows())
+        """The selected rows' latest events (strategy rows of the grouped grid: none)."""
+        if self.is_grouped():
+            rows = [self._tree_source_row(i) for i in self.tree.selectionModel().selectedRows()]
+        else:
+            rows = list(self.view.selected_source_rows())
+        events = (self.positions.event_at(r) for r in rows if r is not None)
         return [e for e in events if e is not None]
 
     # ----- internals -----------------------------------------------------------------
@@ -93,14 +131,35 @@ class PositionsView(FilteredTable):
         if event is not None:
             self.sendToTicketRequested.emit(event)
 
+    def _tree_source_row(self, index: QModelIndex) -> int | None:
+        """The flat model row of a grouped-grid index (None for a strategy row)."""
+        key = self.tree.proxy.data(index.siblingAtColumn(0), KEY_ROLE)
+        return self.positions.position(key) if key is not None else None
+
+    def _on_tree_double_clicked(self, index: QModelIndex) -> None:
+        row = self._tree_source_row(index)
+        event = self.positions.event_at(row) if row is not None else None
+        if event is not None:  # a strategy row: Qt expands or collapses it
+            self.sendToTicketRequested.emit(event)
+
+    def _show_tree_context_menu(self, pos: QPoint) -> None:
+        index = self.tree.indexAt(pos)
+        row = self._tree_source_row(index) if index.isValid() else None
+        self.exec_context_menu(self.context_actions(row), self.tree.viewport().mapToGlobal(pos))
+
+    def _set_predicate(self, name: str, test: Callable[[Mapping[str, Any]], bool] | None) -> None:
+        proxies: tuple[TableProxy, ...] = (self.proxy, self.tree.proxy)
+        for proxy in proxies:
+            proxy.set_predicate(name, test)
+
     def _on_strategy_selected(self, name: str) -> None:
         if name == ALL_STRATEGIES or not name:
-            self.proxy.set_predicate("strategy", None)
+            self._set_predicate("strategy", None)
         else:
-            self.proxy.set_predicate("strategy", lambda row: row.get("strategy") == name)
+            self._set_predicate("strategy", lambda row: row.get("strategy") == name)
 
     def _on_hide_flat(self, hide: bool) -> None:
-        self.proxy.set_predicate("flat", (lambda row: row.get("quantity") != 0) if hide else None)
+        self._set_predicate("flat", (lambda row: row.get("quantity") != 0) if hide else None)
 
     def _on_model_flushed(self, *args: Any) -> None:
         strategies = sorted({str(r.get("strategy")) for r in self.positions.rows()})

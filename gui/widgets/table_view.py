@@ -18,7 +18,15 @@ import time
 from collections.abc import Hashable, Sequence
 from typing import Any
 
-from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QRect, Qt, QTimer
+from PySide6.QtCore import (
+    QAbstractItemModel,
+    QModelIndex,
+    QPersistentModelIndex,
+    QPoint,
+    QRect,
+    Qt,
+    QTimer,
+)
 from PySide6.QtGui import QAction, QFontMetrics, QIcon, QPaintEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -28,12 +36,44 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QMenu,
     QTableView,
+    QTreeView,
     QVBoxLayout,
     QWidget,
 )
 
 from gui import theme
-from gui.models.base import KeyedTableModel, TableProxy
+from gui.models.base import KEY_ROLE, Column, KeyedTableModel, TableProxy
+
+
+def apply_column_widths(view: QTableView | QTreeView, specs: Sequence[Column]) -> None:
+    """Size a grid's columns from their specs: ``width`` characters of the number font,
+    and never narrower than the header title."""
+    digit = QFontMetrics(theme.number_font()).horizontalAdvance("0")
+    header_metrics = QFontMetrics(theme.ui_font())
+    for i, col in enumerate(specs):
+        title = header_metrics.horizontalAdvance(col.title) + 30  # padding + sort arrow
+        chars = (col.width or 10) * digit + 20
+        view.setColumnWidth(i, max(title, chars))
+
+
+def configure_grid(view: QAbstractItemView, stretch_last: bool) -> None:
+    """The look and behaviour every grid shares: rows selected whole, no editing on
+    click, compact rows, sortable headers that move."""
+    view.setAlternatingRowColors(True)
+    view.setWordWrap(False)
+    view.setTextElideMode(Qt.TextElideMode.ElideRight)
+    view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+    view.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+    view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+    view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+    view.setHorizontalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
+    view.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
+    header = view.horizontalHeader() if isinstance(view, QTableView) else view.header()
+    header.setHighlightSections(False)
+    header.setSectionsMovable(True)
+    header.setStretchLastSection(stretch_last)
+    header.setDefaultAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
+
 
 #: Target cost of one repaint of changed rows (ms); a frame is 16 ms.
 PAINT_BUDGET_MS = 5.0
@@ -41,68 +81,48 @@ PAINT_BUDGET_MS = 5.0
 INITIAL_MS_PER_ROW = 0.8
 
 
-class DataTableView(QTableView):
-    """A compact, sortable grid over a keyed model (wrapped in a :class:`TableProxy`).
+class BandedRepaint:
+    """Repaints a change spanning many rows in bands, one per pass of the event loop
+    (see the module docstring). Mixed into the grid views before their Qt class.
 
-    Changes spanning several rows are repainted in bands (see the module docstring).
+    Changed areas are kept in content coordinates (viewport y plus the scroll offset),
+    so a scroll between two bands paints the right rows.
     """
 
-    def __init__(self, model: KeyedTableModel, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
+    paint_budget_ms: float
+    ms_per_row: float
+    _dirty: tuple[int, int] | None
+    _band_timer: QTimer
+
+    def init_banding(self) -> None:
+        """Set up banding (call from ``__init__`` once the Qt object exists)."""
         self.paint_budget_ms = PAINT_BUDGET_MS
         self.ms_per_row = INITIAL_MS_PER_ROW
-        self._dirty: tuple[int, int] | None = None  # view rows waiting for a band
-        self._band_timer = QTimer(self)
+        self._dirty = None
+        self._band_timer = QTimer(self)  # type: ignore[arg-type]
         self._band_timer.setSingleShot(True)
         self._band_timer.setInterval(0)
         self._band_timer.timeout.connect(self._paint_next_band)
-        self.source = model
-        self.proxy = TableProxy(model, self, resort_ms=model.resort_ms)
-        self.setModel(self.proxy)
-        self.setSortingEnabled(True)
-        self.setAlternatingRowColors(True)
-        self.setShowGrid(False)
-        self.setWordWrap(False)
-        self.setTextElideMode(Qt.TextElideMode.ElideRight)
-        self.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
-        self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
-        self.setHorizontalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
-        self.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
-        vheader = self.verticalHeader()
-        vheader.setVisible(False)
-        vheader.setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
-        vheader.setDefaultSectionSize(QFontMetrics(theme.number_font()).height() + 8)
-        header = self.horizontalHeader()
-        header.setHighlightSections(False)
-        header.setSectionsMovable(True)
-        # Stretch a trailing text column (a message); numbers stay next to their header.
-        specs = model.column_specs
-        header.setStretchLastSection(
-            bool(specs) and not (specs[-1].align & Qt.AlignmentFlag.AlignRight)
-        )
-        header.setDefaultAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
-        self.apply_column_widths()
 
-    def apply_column_widths(self) -> None:
-        """Size columns from their specs: ``width`` characters of the number font, and
-        never narrower than the header title."""
-        digit = QFontMetrics(theme.number_font()).horizontalAdvance("0")
-        header_metrics = QFontMetrics(theme.ui_font())
-        for i, col in enumerate(self.source.column_specs):
-            title = header_metrics.horizontalAdvance(col.title) + 30  # padding + sort arrow
-            chars = (col.width or 10) * digit + 20
-            self.setColumnWidth(i, max(title, chars))
-
-    # ----- banded repaint -------------------------------------------------------------
     def band_rows(self) -> int:
         """How many rows one band repaints: the budget over the measured cost per row."""
         return max(1, int(self.paint_budget_ms / max(self.ms_per_row, 1e-3)))
 
-    def pending_rows(self) -> tuple[int, int] | None:
-        """The view rows changed but not yet repainted (first, last), or None."""
+    def pending_repaint(self) -> tuple[int, int] | None:
+        """The changed area not yet repainted, in content pixels (top, bottom), or None."""
         return self._dirty
+
+    def changed_extent(
+        self,
+        top_left: QModelIndex | QPersistentModelIndex,
+        bottom_right: QModelIndex | QPersistentModelIndex,
+    ) -> tuple[int, int] | None:
+        """Viewport y range (top, bottom) of the rows of a change, None if not shown."""
+        raise NotImplementedError
+
+    def band_row_height(self) -> int:
+        """The height of one row, in pixels."""
+        return row_height()
 
     def dataChanged(
         self,
@@ -110,22 +130,29 @@ class DataTableView(QTableView):
         bottom_right: QModelIndex | QPersistentModelIndex,
         roles: Sequence[int] = (),
     ) -> None:
-        first, last = top_left.row(), bottom_right.row()
-        if first < 0 or last < first or last - first + 1 <= self.band_rows():
+        view: QAbstractItemView = self  # type: ignore[assignment]
+        extent = (
+            self.changed_extent(top_left, bottom_right)
+            if top_left.isValid() and bottom_right.isValid()
+            else None
+        )
+        row_h = max(self.band_row_height(), 1)
+        if extent is None or (extent[1] - extent[0]) <= self.band_rows() * row_h:
             # Small changes repaint as Qt would; a band in progress still covers them.
-            super().dataChanged(top_left, bottom_right, list(roles))
+            super().dataChanged(top_left, bottom_right, list(roles))  # type: ignore[misc]
             return
+        offset = view.verticalScrollBar().value()
+        top, bottom = extent[0] + offset, extent[1] + offset
         if self._dirty is not None:
-            first, last = min(first, self._dirty[0]), max(last, self._dirty[1])
-        self._dirty = (first, last)
+            top, bottom = min(top, self._dirty[0]), max(bottom, self._dirty[1])
+        self._dirty = (top, bottom)
         if not self._band_timer.isActive():
             self._paint_next_band()
 
     def paintEvent(self, event: QPaintEvent) -> None:
         started = time.perf_counter()
-        super().paintEvent(event)
-        height = self.verticalHeader().defaultSectionSize()
-        rows = event.rect().height() / max(height, 1)
+        super().paintEvent(event)  # type: ignore[misc]
+        rows = event.rect().height() / max(self.band_row_height(), 1)
         if rows >= 1:
             ms = (time.perf_counter() - started) * 1000 / rows
             self.ms_per_row += 0.3 * (ms - self.ms_per_row)  # smoothed: one slow paint is noise
@@ -137,22 +164,60 @@ class DataTableView(QTableView):
         dirty, self._dirty = self._dirty, None
         if dirty is None:
             return
-        viewport = self.viewport()
-        top = self.rowAt(0)
-        bottom = self.rowAt(viewport.height() - 1)
-        if top < 0:
-            return  # no rows on screen
-        if bottom < 0:
-            bottom = self.model().rowCount() - 1
-        first, last = max(dirty[0], top), min(dirty[1], bottom)
-        if first > last:
-            return  # the change is off screen: Qt paints those rows when they scroll in
-        end = min(last, first + self.band_rows() - 1)
-        y = self.rowViewportPosition(first)
-        y_end = self.rowViewportPosition(end) + self.rowHeight(end)
-        viewport.update(QRect(0, y, viewport.width(), y_end - y))
-        if end < last:
-            self._dirty = (end + 1, last)
+        view: QAbstractItemView = self  # type: ignore[assignment]
+        viewport = view.viewport()
+        offset = view.verticalScrollBar().value()
+        top = max(dirty[0] - offset, 0)
+        bottom = min(dirty[1] - offset, viewport.height())
+        if top >= bottom:
+            return  # off screen: Qt paints those rows when they scroll in
+        end = min(bottom, top + self.band_rows() * max(self.band_row_height(), 1))
+        viewport.update(QRect(0, top, viewport.width(), end - top))
+        if end < bottom:
+            self._dirty = (end + offset, bottom + offset)
+
+
+class DataTableView(BandedRepaint, QTableView):
+    """A compact, sortable grid over a keyed model (wrapped in a :class:`TableProxy`).
+
+    Changes spanning several rows are repainted in bands (:class:`BandedRepaint`).
+    """
+
+    def __init__(self, model: KeyedTableModel, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.init_banding()
+        self.source = model
+        self.proxy = TableProxy(model, self, resort_ms=model.resort_ms)
+        self.setModel(self.proxy)
+        self.setSortingEnabled(True)
+        self.setShowGrid(False)
+        # Stretch a trailing text column (a message); numbers stay next to their header.
+        specs = model.column_specs
+        configure_grid(self, bool(specs) and not (specs[-1].align & Qt.AlignmentFlag.AlignRight))
+        vheader = self.verticalHeader()
+        vheader.setVisible(False)
+        vheader.setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
+        vheader.setDefaultSectionSize(row_height())
+        self.apply_column_widths()
+
+    def apply_column_widths(self) -> None:
+        """Size columns from their specs (see :func:`apply_column_widths`)."""
+        apply_column_widths(self, self.source.column_specs)
+
+    def band_row_height(self) -> int:
+        return self.verticalHeader().defaultSectionSize()
+
+    def changed_extent(
+        self,
+        top_left: QModelIndex | QPersistentModelIndex,
+        bottom_right: QModelIndex | QPersistentModelIndex,
+    ) -> tuple[int, int] | None:
+        first, last = top_left.row(), bottom_right.row()
+        if first < 0 or last < first:
+            return None
+        return self.rowViewportPosition(first), self.rowViewportPosition(last) + self.rowHeight(
+            last
+        )
 
     def source_index(self, index: QModelIndex | QPersistentModelIndex) -> QModelIndex:
         """Map a view (proxy) index to the source model."""
@@ -180,6 +245,74 @@ class DataTableView(QTableView):
     def visible_row_count(self) -> int:
         """Rows passing the filter."""
         return self.proxy.rowCount()
+
+
+def row_height() -> int:
+    """The grids' row height: the number font's line plus padding."""
+    return QFontMetrics(theme.number_font()).height() + 8
+
+
+class DataTreeView(BandedRepaint, QTreeView):
+    """A grouped grid, the same look as :class:`DataTableView`, over a tree model whose
+    leaves are keyed rows (e.g. :class:`gui.models.positions_tree.PositionsTreeModel`),
+    wrapped in a :class:`TableProxy` (sorting within each group, filters on the leaves).
+
+    Groups start expanded; one a person collapsed stays collapsed when rows come and
+    go, the grid is re-sorted or filtered.
+    """
+
+    def __init__(
+        self,
+        model: QAbstractItemModel,
+        specs: Sequence[Column],
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.init_banding()
+        self.source = model
+        self.proxy = TableProxy(model, self)
+        self.setModel(self.proxy)
+        self.setSortingEnabled(True)
+        self.setUniformRowHeights(True)  # no per-row size queries into Python
+        self.setIndentation(14)
+        self.setAllColumnsShowFocus(True)
+        configure_grid(self, False)
+        apply_column_widths(self, specs)
+        self._collapsed_keys: set[Any] = set()
+        self.collapsed.connect(lambda index: self._collapsed_keys.add(self._key(index)))
+        self.expanded.connect(lambda index: self._collapsed_keys.discard(self._key(index)))
+        self.proxy.rowsInserted.connect(self._expand_new)
+        self.proxy.modelReset.connect(self._expand_groups)
+        self.proxy.layoutChanged.connect(self._expand_groups)
+        self._expand_groups()
+
+    def changed_extent(
+        self,
+        top_left: QModelIndex | QPersistentModelIndex,
+        bottom_right: QModelIndex | QPersistentModelIndex,
+    ) -> tuple[int, int] | None:
+        first, last = self.visualRect(top_left), self.visualRect(bottom_right)
+        if not first.isValid() or not last.isValid():
+            return None  # inside a collapsed group
+        return min(first.top(), last.top()), max(first.bottom(), last.bottom()) + 1
+
+    def is_collapsed_by_user(self, key: Any) -> bool:
+        """Whether a person collapsed the group with this key."""
+        return key in self._collapsed_keys
+
+    def _key(self, index: QModelIndex | QPersistentModelIndex) -> Any:
+        return self.proxy.data(index.siblingAtColumn(0), KEY_ROLE)
+
+    def _expand_new(self, parent: QModelIndex, first: int, last: int) -> None:
+        if parent.isValid():
+            return  # rows inside a group: the group keeps its state
+        for row in range(first, last + 1):
+            index = self.proxy.index(row, 0)
+            if self._key(index) not in self._collapsed_keys:
+                self.setExpanded(index, True)
+
+    def _expand_groups(self, *args: Any) -> None:
+        self._expand_new(QModelIndex(), 0, self.proxy.rowCount() - 1)
 
 
 class FilteredTable(QWidget):
@@ -244,7 +377,12 @@ class FilteredTable(QWidget):
     def _show_context_menu(self, pos: Any) -> None:
         index = self.view.indexAt(pos)
         source_row = self.view.source_row(index) if index.isValid() else None
-        actions = self.context_actions(source_row)
+        self.exec_context_menu(
+            self.context_actions(source_row), self.view.viewport().mapToGlobal(pos)
+        )
+
+    def exec_context_menu(self, actions: list[QAction | None], at: QPoint) -> None:
+        """Show a menu of ``actions`` (None: a separator) at global position ``at``."""
         if not actions:
             return
         menu = QMenu(self)
@@ -253,7 +391,7 @@ class FilteredTable(QWidget):
                 menu.addSeparator()
             else:
                 menu.addAction(action)
-        menu.exec(self.view.viewport().mapToGlobal(pos))
+        menu.exec(at)
 
     def _update_count(self, *args: Any) -> None:
         shown, total = self.proxy.rowCount(), self.model.rowCount()

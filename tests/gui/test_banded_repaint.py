@@ -74,7 +74,7 @@ def test_change_of_every_row_repaints_the_screen_in_bands(qtbot):
     rects.heights.clear()
 
     change_all(model, 0.5)
-    qtbot.waitUntil(lambda: view.pending_rows() is None, timeout=2000)
+    qtbot.waitUntil(lambda: view.pending_repaint() is None, timeout=2000)
     qtbot.wait(20)
 
     row_h = view.rowHeight(0)
@@ -94,7 +94,7 @@ def test_one_row_change_is_painted_at_once_without_banding(qtbot):
     model.patch(first, price=1.0)
     model.flush()
 
-    assert view.pending_rows() is None
+    assert view.pending_repaint() is None
     qtbot.waitUntil(lambda: first in model.painted_rows, timeout=2000)
     assert max(rects.heights) <= view.rowHeight(0)
 
@@ -109,7 +109,7 @@ def test_change_of_rows_below_the_screen_paints_nothing(qtbot):
     for i in off_screen:
         model.patch(i, price=1.0)
     model.flush()
-    qtbot.waitUntil(lambda: view.pending_rows() is None, timeout=2000)
+    qtbot.waitUntil(lambda: view.pending_repaint() is None, timeout=2000)
     qtbot.wait(30)
 
     assert rects.heights == []
@@ -120,5 +120,5 @@ def test_paint_cost_per_row_is_learnt_from_paints(qtbot):
     model, view, _ = make(qtbot)
     view.ms_per_row = 1_000.0  # absurd estimate: one row per band
     change_all(model, 1.0)
-    qtbot.waitUntil(lambda: view.pending_rows() is None, timeout=5000)
+    qtbot.waitUntil(lambda: view.pending_repaint() is None, timeout=5000)
     assert view.ms_per_row < 1_000.0

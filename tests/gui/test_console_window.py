@@ -115,6 +115,22 @@ def test_readonly_mode_disables_order_controls(qloop, qapp, qtbot, tmp_path):
     assert "read-only" in window.windowTitle()
 
 
+def test_positions_grouping_is_remembered_for_the_next_start(qloop, qapp, qtbot, tmp_path):
+    settings_file = str(tmp_path / "l.ini")
+    session = ConsoleSession(SessionOptions(sim_state_file=tmp_path / "sim.json"))
+    first = MainWindow(session, settings=QSettings(settings_file, QSettings.Format.IniFormat))
+    qtbot.addWidget(first)
+    assert not first.positions_view.is_grouped()
+    first.positions_view.group_by_strategy.click()
+    first.save_layout()
+
+    second = MainWindow(session, settings=QSettings(settings_file, QSettings.Format.IniFormat))
+    qtbot.addWidget(second)
+
+    assert second.positions_view.is_grouped()
+    assert second.positions_view.group_by_strategy.isChecked()
+
+
 def test_lost_connection_shows_in_status_bar_then_recovers(console, qloop, ib_log_guard):
     ib_log_guard.expect(r"Peer closed connection|Connection reset by peer")
     session, window = console
