@@ -19,10 +19,12 @@ from PySide6.QtCore import QSettings, Qt, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QDockWidget,
+    QFrame,
     QInputDialog,
     QLabel,
     QMainWindow,
     QMessageBox,
+    QScrollArea,
     QSizePolicy,
     QToolBar,
     QVBoxLayout,
@@ -45,6 +47,7 @@ from core.trading import OrderRefused
 from gui import theme
 from gui.models.audit import AuditModel
 from gui.models.fills import FillsModel
+from gui.models.formatting import PLACEHOLDER, number
 from gui.models.orders import OrdersModel
 from gui.models.positions import PositionsModel
 from gui.tasks import spawn
@@ -74,7 +77,8 @@ RESET_CONFIRMATION = "RESUME"
 
 
 def _money(value: float | None) -> str:
-    return "—" if value is None else f"{value:,.0f}"
+    """Account-size figures in whole currency units (cents are noise at this scale)."""
+    return PLACEHOLDER if value is None else f"{value:,.0f}"
 
 
 class MainWindow(QMainWindow):
@@ -134,9 +138,9 @@ class MainWindow(QMainWindow):
         # Side columns run to the bottom; the bottom area sits under the positions only.
         self.setCorner(Qt.Corner.BottomLeftCorner, left)
         self.setCorner(Qt.Corner.BottomRightCorner, right)
-        self._dock("Order ticket", self.ticket, left)
-        self._dock("Risk", self.risk_panel, left)
-        self._dock("PnL", self.pnl_chart, right)
+        self._dock("Order ticket", self.ticket, left, scroll=True)
+        self._dock("Risk", self.risk_panel, left, scroll=True)
+        self._dock("P&L", self.pnl_chart, right)
         self._dock("Fills", self.fills_view, right)
         self._dock("Audit", self.audit_view, right)
         self._dock("Log", self.log_view, right)
@@ -145,13 +149,13 @@ class MainWindow(QMainWindow):
         self.tabifyDockWidget(self.docks["Audit"], self.docks["Log"])
         self.docks["Fills"].raise_()
         self.resizeDocks(
-            [self.docks["Order ticket"], self.docks["PnL"]], [320, 470], Qt.Orientation.Horizontal
+            [self.docks["Order ticket"], self.docks["P&L"]], [320, 470], Qt.Orientation.Horizontal
         )
         self.resizeDocks(
             [self.docks["Order ticket"], self.docks["Risk"]], [560, 330], Qt.Orientation.Vertical
         )
         self.resizeDocks(
-            [self.docks["PnL"], self.docks["Fills"]], [480, 420], Qt.Orientation.Vertical
+            [self.docks["P&L"], self.docks["Fills"]], [480, 420], Qt.Orientation.Vertical
         )
         self.resizeDocks([self.docks["Working orders"]], [330], Qt.Orientation.Vertical)
 
@@ -165,10 +169,26 @@ class MainWindow(QMainWindow):
 
     # -- construction -------------------------------------------------------------------
 
-    def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
-        dock = QDockWidget(title, self)
+    def _dock(
+        self, title: str, widget: QWidget, area: Qt.DockWidgetArea, *, scroll: bool = False
+    ) -> QDockWidget:
+        """A dock for ``widget``; ``scroll`` for a form whose height must not squeeze its
+        rows (the ticket, the risk panel): on a small screen it scrolls instead, and it
+        no longer sets the window's minimum height."""
+        dock = QDockWidget(title.replace("&", "&&"), self)  # "&" alone marks a mnemonic
         dock.setObjectName(f"dock_{title.lower().replace(' ', '_').replace('&', '')}")
-        dock.setWidget(widget)
+        if scroll:
+            area_widget = QScrollArea(dock)
+            area_widget.setWidgetResizable(True)
+            area_widget.setFrameShape(QFrame.Shape.NoFrame)
+            area_widget.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+            area_widget.setWidget(widget)
+            # As wide as the form needs (plus a scroll bar): it scrolls up and down only.
+            bar = area_widget.verticalScrollBar().sizeHint().width()
+            area_widget.setMinimumWidth(widget.minimumSizeHint().width() + bar)
+            dock.setWidget(area_widget)
+        else:
+            dock.setWidget(widget)
         dock.setFeatures(
             QDockWidget.DockWidgetFeature.DockWidgetMovable
             | QDockWidget.DockWidgetFeature.DockWidgetFloatable
@@ -372,15 +392,22 @@ class MainWindow(QMainWindow):
 
     def _on_account_values(self, v: AccountValuesChanged) -> None:
         daily = v.daily_pnl
-        colour = theme.TEXT if not daily else (theme.GAIN if daily > 0 else theme.LOSS)
+        pnl_colour = theme.pnl_colour(daily)
+        colour = pnl_colour.name() if pnl_colour is not None else theme.TEXT
         dim = theme.TEXT_DIM
+        # P&L with cents, as the grid's totals and the chart show it.
         self.account_strip.setText(
             f"<span style='color:{dim}'>{v.account} &nbsp; NetLiq</span> "
             f"{_money(v.net_liquidation)}"
             f" &nbsp; <span style='color:{dim}'>Cash</span> {_money(v.cash)}"
             f" &nbsp; <span style='color:{dim}'>BP</span> {_money(v.buying_power)}"
-            f" &nbsp; <span style='color:{dim}'>Day P&amp;L</span> "
-            f"<span style='color:{colour}'>{'—' if daily is None else f'{daily:+,.0f}'}</span>"
+            f" &nbsp; <span style='color:{dim}'>IB day P&amp;L</span> "
+            f"<span style='color:{colour}'>{number(daily, 2, sign=True)}</span>"
+        )
+        self.account_strip.setToolTip(
+            "Net liquidation, cash and buying power as IB reports them; day P&L is IB's "
+            "account P&L since its daily reset (the positions grid sums the console's own "
+            "per-position figures, which can differ by commissions and timing)."
         )
 
     def _on_quotes(self, quotes: list[Quote]) -> None:

@@ -58,11 +58,11 @@ def _last_colour(value: Any, row: Mapping[str, Any]) -> QColor | None:
 
 
 COLUMNS: tuple[Column, ...] = (
-    Column("strategy", "Strategy", fmt_text, LEFT, width=12),
-    Column("symbol", "Symbol", fmt_text, LEFT, width=9, mono=False),
-    Column("quantity", "Qty", fmt_quantity, RIGHT, _qty_colour, width=9),
-    Column("avg_cost", "Avg cost", fmt_price, RIGHT, width=10),
-    Column("last", "Last", fmt_price, RIGHT, _last_colour, width=10),
+    Column("strategy", "Strategy", fmt_text, LEFT, width=10),
+    Column("symbol", "Symbol", fmt_text, LEFT, width=8, mono=False),
+    Column("quantity", "Qty", fmt_quantity, RIGHT, _qty_colour, width=8),
+    Column("avg_cost", "Avg cost", fmt_price, RIGHT, width=9),
+    Column("last", "Last", fmt_price, RIGHT, _last_colour, width=9),
     Column(
         "stale",
         "Feed",
@@ -70,19 +70,19 @@ COLUMNS: tuple[Column, ...] = (
         CENTER,
         _stale_colour,
         mono=False,
-        width=6,
+        width=5,
         tooltip="STALE: the market data for this contract stopped updating",
     ),
-    Column("market_value", "Mkt value", fmt_money, RIGHT, width=13),
-    Column("unrealized_pnl", "Unrealized", fmt_pnl, RIGHT, _pnl, width=12),
-    Column("realized_pnl", "Realized", fmt_pnl, RIGHT, _pnl, width=12),
-    Column("daily_pnl", "Daily P&L", fmt_pnl, RIGHT, _pnl, width=12),
+    Column("market_value", "Mkt value", fmt_money, RIGHT, width=12),
+    Column("unrealized_pnl", "Unrealized", fmt_pnl, RIGHT, _pnl, width=11),
+    Column("realized_pnl", "Realized", fmt_pnl, RIGHT, _pnl, width=11),
+    Column("daily_pnl", "Daily P&L", fmt_pnl, RIGHT, _pnl, width=11),
     Column(
         "pct_nlv",
         "% NLV",
         fmt_percent,
         RIGHT,
-        width=8,
+        width=7,
         tooltip="Market value as a percentage of the account's net liquidation",
     ),
 )

@@ -8,7 +8,14 @@ from typing import Any
 
 from PySide6.QtCore import QModelIndex, QPoint, Qt, Signal
 from PySide6.QtGui import QAction
-from PySide6.QtWidgets import QCheckBox, QComboBox, QLabel, QStackedWidget, QWidget
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QLabel,
+    QSizePolicy,
+    QStackedWidget,
+    QWidget,
+)
 
 from core.events import PositionChanged
 from gui import theme
@@ -71,6 +78,8 @@ class PositionsView(FilteredTable):
         self.totals_label = QLabel(self)
         self.totals_label.setProperty("role", "number")
         self.totals_label.setTextFormat(Qt.TextFormat.RichText)
+        # Shown in full when there is room; never what sets the window's minimum width.
+        self.totals_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.toolbar.addWidget(self.strategy_combo)
         self.toolbar.addWidget(self.hide_flat)
         self.toolbar.addWidget(self.group_by_strategy)

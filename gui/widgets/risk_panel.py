@@ -88,6 +88,8 @@ class LimitRow(QWidget):
         layout.setSpacing(3)
         layout.addLayout(top)
         layout.addWidget(self.bar)
+        # Its natural height, always: squeezed, the figures' commas read as points.
+        self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Fixed)
         self.band = "ok"
         self.utilization = 0.0
 
@@ -164,8 +166,13 @@ class RiskPanel(QWidget):
         head_text.addWidget(section)
         head_text.addWidget(self.reason_label)
         head.addLayout(head_text, 1)
-        head.addWidget(self.reduce_button)
-        head.addWidget(self.resume_button)
+        # The controls on their own line: beside the badge they made the panel (and so
+        # the window) too wide for a laptop screen.
+        controls = QHBoxLayout()
+        controls.setSpacing(8)
+        controls.addStretch(1)
+        controls.addWidget(self.reduce_button)
+        controls.addWidget(self.resume_button)
 
         self.chips_layout = QHBoxLayout()
         self.chips_layout.setSpacing(6)
@@ -186,6 +193,7 @@ class RiskPanel(QWidget):
         layout.setContentsMargins(10, 10, 10, 10)
         layout.setSpacing(8)
         layout.addLayout(head)
+        layout.addLayout(controls)
         layout.addLayout(self.chips_layout)
         layout.addWidget(line)
         layout.addWidget(limits_title)

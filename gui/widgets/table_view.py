@@ -337,7 +337,7 @@ class FilteredTable(QWidget):
         self.filter_edit.setPlaceholderText(placeholder)
         self.filter_edit.setClearButtonEnabled(True)
         self.filter_edit.addAction(theme.icon("filter"), QLineEdit.ActionPosition.LeadingPosition)
-        self.filter_edit.setMinimumWidth(230)
+        self.filter_edit.setMinimumWidth(160)
         self.filter_edit.setMaximumWidth(320)
         self.filter_edit.textChanged.connect(self.proxy.set_text_filter)
         self.count_label = QLabel(self)
