@@ -34,14 +34,23 @@ def _action_colour(value: Any, row: Mapping[str, Any]) -> QColor | None:
     return theme.colour(theme.AMBER) if value in LOUD_ACTIONS else None
 
 
+def action_words(value: Any, row: Mapping[str, Any] | None = None) -> str:
+    """Core's action code as words: ``set_trading_state`` -> ``Set trading state``."""
+    text = fmt_text(value).replace("_", " ")
+    return text[:1].upper() + text[1:]  # not str.capitalize(): it would lower "IB"
+
+
+# Strategy comes late: most records (risk, system, account-wide cancels) have none; it
+# stays for the order records that have one, and for filtering.
 COLUMNS: tuple[Column, ...] = (
     Column("time", "Time", fmt_time, LEFT, mono=True, width=9),
     Column("actor", "Actor", fmt_text, LEFT, width=9),
-    Column("action", "Action", fmt_text, LEFT, _action_colour, width=17),
-    Column("strategy", "Strategy", fmt_text, LEFT, width=9),
-    Column("order_id", "Order", fmt_text, RIGHT, width=6),
+    # 20: "Emergency stop preview" in full, so a dry run never reads as a real stop.
+    Column("action", "Action", action_words, LEFT, _action_colour, width=20),
     Column("subject", "Subject", fmt_text, LEFT, mono=True, width=34),
-    Column("result", "Result", fmt_text, LEFT, result_colour, width=30),
+    Column("result", "Result", fmt_text, LEFT, result_colour, width=40),
+    Column("order_id", "Order", fmt_text, RIGHT, width=6),
+    Column("strategy", "Strategy", fmt_text, LEFT, width=9),
 )
 
 
@@ -89,7 +98,17 @@ class AuditModel(AppendOnlyModel):
             return self._bold
         return super().cell_font(row, column)
 
+    def display_text(self, pos: int, column: int) -> str:
+        """The cell's text for the filter; an action also matches its raw code name
+        (``set_trading_state``), the name in logs and the store."""
+        text = super().display_text(pos, column)
+        if self._columns[column].key == "action":
+            return f"{text} {self.row_at(pos).get('action') or ''}"
+        return text
+
     def row_tooltip(self, row: Mapping[str, Any], column: Column) -> str | None:
         if column.key in ("subject", "result"):
             return str(row.get(column.key) or "") or None
+        if column.key == "action":
+            return str(row.get("action") or "") or None  # the raw code name
         return None

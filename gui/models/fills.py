@@ -45,13 +45,15 @@ def _commission_text(value: Any, row: Mapping[str, Any]) -> str:
     return fmt_money(value, row)
 
 
+# What a trader checks first comes first, so a ~450 px dock shows the price without
+# scrolling: time, symbol, side, quantity, price, then the money, then the references.
 COLUMNS: tuple[Column, ...] = (
     Column("time", "Time", fmt_time, LEFT, mono=True, width=9),
-    Column("strategy", "Strategy", fmt_text, LEFT, width=11),
     Column("symbol", "Symbol", fmt_text, LEFT, width=8),
     Column("side", "Side", _side_text, CENTER, _side_colour, width=5),
     Column("quantity", "Qty", fmt_quantity, RIGHT, width=8),
     Column("price", "Price", fmt_price, RIGHT, width=10),
+    Column("realized_pnl", "Realized", fmt_pnl, RIGHT, _pnl_colour, width=11),
     Column("notional", "Value", fmt_money, RIGHT, width=12),
     Column(
         "commission",
@@ -61,8 +63,8 @@ COLUMNS: tuple[Column, ...] = (
         width=7,
         tooltip="Commission (blank until IB's commission report arrives)",
     ),
-    Column("realized_pnl", "Realized", fmt_pnl, RIGHT, _pnl_colour, width=11),
-    Column("exchange", "Exch.", fmt_text, LEFT, width=7),
+    Column("strategy", "Strategy", fmt_text, LEFT, width=11),
+    Column("exchange", "Exch.", fmt_text, LEFT, width=9),  # "IDEALPRO" in full
     Column("order_id", "Order", fmt_text, RIGHT, width=6),
     Column("exec_id", "Exec id", fmt_text, LEFT, mono=True, width=22),
 )

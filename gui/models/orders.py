@@ -72,19 +72,22 @@ def _filled_text(value: Any, row: Mapping[str, Any]) -> str:
     return fmt_quantity(value, row)
 
 
+# The order as a trader reads it first (what, how much, at what price, where it stands),
+# then the references; the message last, where it stretches.
 COLUMNS: tuple[Column, ...] = (
     Column("time", "Time", fmt_time, LEFT, mono=True, width=9),
-    Column("order_id", "Id", _id_text, RIGHT, width=5),
-    Column("strategy", "Strategy", fmt_text, LEFT, width=10),
     Column("symbol", "Symbol", fmt_text, LEFT, width=8),
     Column("action", "Side", fmt_text, CENTER, _side_colour, width=5),
     Column("quantity", "Qty", fmt_quantity, RIGHT, editable=True, width=8),
-    Column("filled", "Filled", _filled_text, RIGHT, width=6),
+    Column("filled", "Filled", _filled_text, RIGHT, width=8),  # as wide as Qty: "100,000"
     Column("order_type", "Type", fmt_text, CENTER, width=7),
     Column("limit_price", "Limit", fmt_price, RIGHT, editable=True, width=9),
     Column("stop_price", "Stop", fmt_price, RIGHT, editable=True, width=9),
-    Column("tif", "TIF", fmt_text, CENTER, width=4),
+    # Drawn in the UI font, though counted in number-font digits: 14 fits "PendingCancel".
     Column("status", "Status", fmt_text, LEFT, _status_colour, width=14),
+    Column("strategy", "Strategy", fmt_text, LEFT, width=10),
+    Column("tif", "TIF", fmt_text, CENTER, width=4),
+    Column("order_id", "Id", _id_text, RIGHT, width=5),
     Column("message", "Message", fmt_text, LEFT, width=24),
 )
 
@@ -242,6 +245,10 @@ class OrdersModel(KeyedTableModel):
         requested = row.get("_requested")
         if requested and column.key in requested:
             return theme.colour(theme.AMBER)
+        if row.get("status") in DONE_STATUSES:
+            # A finished row is dimmed whole: a bright side or status would still read
+            # as a live order.
+            return self.row_foreground(row)
         return super().cell_colour(row, column)
 
     def row_background(self, row: Mapping[str, Any]) -> QColor | None:

@@ -62,7 +62,7 @@ def _message_colour(value: Any, row: Any) -> QColor | None:
 
 LOG_COLUMNS: tuple[Column, ...] = (
     Column("time", "Time", _fmt_time_ms, LEFT, mono=True, width=12),
-    Column("level", "Level", fmt_text, LEFT, _level_colour, width=7),
+    Column("level", "Level", fmt_text, LEFT, _level_colour, width=9),  # "WARNING" in full
     Column("logger", "Source", fmt_text, LEFT, width=18),
     Column("message", "Message", fmt_text, LEFT, _message_colour, width=60),
 )

@@ -310,3 +310,40 @@ def test_audit_over_capacity_then_oldest_dropped(qtbot):
         model.on_audit_recorded(AuditRecorded("gui", "cancel", f"#{i}", "accepted"))
     model.flush()
     assert [r["subject"] for r in model.rows()] == ["#2", "#3", "#4"]
+
+
+# ----- finished orders and audit actions, as a trader reads them ------------------------
+def test_finished_order_then_side_and_status_dimmed_like_the_rest_of_the_row(qtbot):
+    model = OrdersModel(done_linger_ms=10_000)
+    model.on_order_updated(make_order())
+    model.on_order_updated(make_order(order_id=12, perm_id=5012, action="SELL"))
+    model.on_order_updated(make_order(order_id=13, perm_id=5013, action="SELL"))
+    model.flush()
+    assert role(model, (1, 11), "action", FG) == theme.colour(theme.BUY)
+    model.on_order_updated(make_order(status="Filled", filled=100.0, remaining=0.0))
+    model.on_order_updated(make_order(order_id=12, perm_id=5012, action="SELL", status="Cancelled"))
+    model.flush()
+    faint = theme.colour(theme.TEXT_FAINT)
+    for key in ((1, 11), (1, 12)):
+        for column in ("action", "status", "symbol"):
+            assert role(model, key, column, FG) == faint, (key, column)
+    # A working order keeps its colours.
+    assert role(model, (1, 13), "action", FG) == theme.colour(theme.SELL)
+    assert role(model, (1, 13), "status", FG) == theme.colour(theme.ACCENT)
+
+
+def test_audit_action_shown_as_words_with_the_raw_name_in_its_tooltip(qtbot):
+    model = AuditModel()
+    model.on_audit_recorded(
+        AuditRecorded("risk", "set_trading_state", "meanrev: ACTIVE -> REDUCING", "loss 80%")
+    )
+    model.on_audit_recorded(AuditRecorded("gui", "place", "BUY 100 AAPL LMT 189.50", "sent"))
+    model.flush()
+    col = model.column_of("action")
+    loud = model.index(0, col)
+    assert model.data(loud, DISPLAY) == "Set trading state"
+    assert model.data(loud, Qt.ItemDataRole.ToolTipRole) == "set_trading_state"
+    assert model.data(loud, FG) == theme.colour(theme.AMBER)  # still stands out
+    assert model.data(loud, Qt.ItemDataRole.FontRole).bold()
+    assert model.data(model.index(1, col), DISPLAY) == "Place"
+    assert model.data(model.index(1, col), FG) is None

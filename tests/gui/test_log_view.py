@@ -7,7 +7,8 @@ import threading
 
 import pytest
 
-from gui.widgets.log_view import LogModel, LogView, QtLogHandler
+from core.events import AuditRecorded
+from gui.widgets.log_view import AuditView, LogModel, LogView, QtLogHandler
 
 
 @pytest.fixture
@@ -108,3 +109,19 @@ def test_handler_detached_when_closed(qtbot, logger):
     assert view.handler in logger.handlers
     view.handler.close()
     assert view.handler not in logger.handlers
+
+
+def test_audit_filter_finds_an_action_by_its_words_or_its_raw_name(qtbot):
+    view = AuditView()
+    qtbot.addWidget(view)
+    view.audit.on_audit_recorded(
+        AuditRecorded("risk", "set_trading_state", "meanrev: ACTIVE -> REDUCING", "loss 80%")
+    )
+    view.audit.on_audit_recorded(AuditRecorded("gui", "place", "BUY 100 AAPL", "sent"))
+    view.audit.flush()
+    for text in ("set_trading_state", "trading state", "Set trading"):
+        view.filter_edit.setText(text)
+        assert view.proxy.rowCount() == 1, text
+        assert view.proxy.index(0, view.audit.column_of("actor")).data() == "risk"
+    view.filter_edit.setText("place")
+    assert view.proxy.rowCount() == 1

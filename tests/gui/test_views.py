@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 
+import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication
 
+from core.events import AuditRecorded
 from gui import theme
 from gui.widgets.fills_view import FillsView
+from gui.widgets.log_view import AuditView, LogView
 from gui.widgets.orders_view import OrdersView
 from gui.widgets.positions_view import PositionsView
 from tests.gui.conftest import T0, make_fill, make_order, make_position
@@ -206,3 +210,88 @@ def test_theme_applies_style_sheet_and_icons_load(qtbot):
         assert not icon.isNull(), svg
         assert not icon.pixmap(32, 32).isNull(), svg
     assert theme.number_font().fixedPitch()
+
+
+@pytest.fixture
+def themed(qapp):
+    """The console's fonts and style sheet (cell padding): widths as a trader sees them."""
+    saved = (qapp.style().name(), qapp.palette(), qapp.font(), qapp.styleSheet())
+    theme.apply_theme(qapp)
+    yield
+    qapp.setStyleSheet(saved[3])
+    qapp.setFont(saved[2])
+    qapp.setPalette(saved[1])
+    qapp.setStyle(saved[0])
+
+
+def shows_in_full(view, column: int) -> bool:
+    """The column is wide enough for the text of the rows it shows (nothing elided)."""
+    return view.view.columnWidth(column) >= view.view.sizeHintForColumn(column)
+
+
+def test_fills_in_a_450_px_dock_then_price_visible_without_scrolling(qtbot, themed):
+    view = FillsView()
+    qtbot.addWidget(view)
+    view.fills.on_fill_recorded(make_fill(quantity=25_000.0, price=5_181.25))
+    view.fills.flush()
+    view.resize(450, 300)
+    view.show()
+    qtbot.waitExposed(view)
+    grid = view.view
+    price = view.fills.column_of("price")
+    assert grid.horizontalScrollBar().value() == 0
+    right_edge = grid.columnViewportPosition(price) + grid.columnWidth(price)
+    assert right_edge <= grid.viewport().width()
+    assert shows_in_full(view, price)
+
+
+def test_order_and_fill_grids_wide_enough_for_their_longest_values(qtbot, themed):
+    orders = OrdersView()
+    qtbot.addWidget(orders)
+    for order_id, status in enumerate(("PendingCancel", "PreSubmitted", "PendingSubmit"), 1):
+        orders.orders.on_order_updated(
+            make_order(
+                order_id=order_id,
+                perm_id=order_id,
+                quantity=200_000.0,
+                filled=100_000.0,
+                status=status,
+            )
+        )
+    orders.orders.flush()
+    fills = FillsView()
+    qtbot.addWidget(fills)
+    fills.fills.on_fill_recorded(make_fill(exchange="IDEALPRO"))
+    fills.fills.flush()
+    for view in (orders, fills):
+        view.resize(1600, 300)
+        view.show()
+        qtbot.waitExposed(view)
+    assert shows_in_full(orders, orders.orders.column_of("filled"))
+    assert shows_in_full(orders, orders.orders.column_of("status"))
+    assert shows_in_full(fills, fills.fills.column_of("exchange"))
+
+
+def test_log_level_column_wide_enough_for_every_level_name(qtbot, themed):
+    view = LogView()
+    qtbot.addWidget(view)
+    view.set_min_level(logging.DEBUG)
+    for level in (logging.DEBUG, logging.INFO, logging.WARNING, logging.ERROR, logging.CRITICAL):
+        view.log_model.on_record({"level": logging.getLevelName(level), "levelno": level})
+    view.log_model.flush()
+    view.resize(1200, 300)
+    view.show()
+    qtbot.waitExposed(view)
+    assert shows_in_full(view, view.log_model.column_of("level"))
+
+
+def test_audit_actions_shown_as_words_in_full(qtbot, themed):
+    view = AuditView()
+    qtbot.addWidget(view)
+    for action in ("emergency_stop_preview", "set_trading_state", "emergency_stop"):
+        view.audit.on_audit_recorded(AuditRecorded("gui", action, "account", "started"))
+    view.audit.flush()
+    view.resize(1200, 300)
+    view.show()
+    qtbot.waitExposed(view)
+    assert shows_in_full(view, view.audit.column_of("action"))
