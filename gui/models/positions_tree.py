@@ -71,6 +71,8 @@ class PositionsTreeModel(QAbstractItemModel):
         self._columns: tuple[Column, ...] = source.column_specs
         # What a change of positions can change on a strategy row: its totals and the
         # STALE count (not its name: a grid sorted by strategy need not re-sort).
+        self._strategy_col = source.column_of("strategy")
+        self._faint = theme.colour(theme.TEXT_FAINT)
         summary_cols = [source.column_of(k) for k in (*TOTAL_KEYS, "stale")]
         self._summary_span = (min(summary_cols), max(summary_cols))
         self._groups: list[str] = []
@@ -164,6 +166,8 @@ class PositionsTreeModel(QAbstractItemModel):
             return self._size_hint
         group_id = index.internalId()
         if group_id != _TOP:
+            if role == _FOREGROUND and index.column() == self._strategy_col:
+                return self._faint  # the strategy row above already names it
             flat = self._members[group_id - 1][index.row()]
             return self._source.data(self._source.index(flat, index.column()), role)
         return self._strategy_data(index.row(), self._columns[index.column()], role)
