@@ -4,8 +4,9 @@ How it is guarded
 -----------------
 A single short click does **not** fire. Either of these does:
 
-* **press and hold** for ``hold_ms`` (400 ms): a bright fill sweeps across the button
-  while it is held, so the person sees it arming; letting go early cancels;
+* **press and hold** for ``hold_ms`` (400 ms): a darker fill and a white bar along the
+  bottom sweep across the button while it is held, so the person sees it arming (the
+  white text stays readable); letting go early cancels;
 * **two presses within** ``double_press_ms`` (2 s): the first short click *arms* the
   button (it turns amber-bordered and reads "PRESS AGAIN TO STOP"); the second press
   fires at once, on press, not release.
@@ -34,6 +35,7 @@ from PySide6.QtCore import (
 from PySide6.QtGui import (
     QColor,
     QFont,
+    QFontMetrics,
     QKeyEvent,
     QKeySequence,
     QMouseEvent,
@@ -224,10 +226,16 @@ class EmergencyStopButton(QWidget):
         base = QColor(theme.STOP_RED_HOT if self.underMouse() or self._armed else theme.STOP_RED)
         p.fillPath(path, base)
         if self._progress > 0:
+            # Darken, not lighten: white text on a pale pink sweep was unreadable. The
+            # bright bar along the bottom carries the progress on its own.
             p.save()
             p.setClipPath(path)
-            fill = QRectF(rect.left(), rect.top(), rect.width() * self._progress, rect.height())
-            p.fillRect(fill, QColor(255, 255, 255, 90))
+            done = rect.width() * self._progress
+            p.fillRect(QRectF(rect.left(), rect.top(), done, rect.height()), QColor(0, 0, 0, 95))
+            bar = 4.0
+            p.fillRect(
+                QRectF(rect.left(), rect.bottom() - bar, done, bar), QColor(255, 255, 255, 235)
+            )
             p.restore()
         border = QColor(theme.AMBER) if self._armed else QColor(255, 255, 255, 60)
         p.setPen(QPen(border, 3 if self._armed else 1.5))
@@ -246,8 +254,10 @@ class EmergencyStopButton(QWidget):
         title_font.setPointSizeF(theme.UI_POINT_SIZE * 1.45)
         title_font.setWeight(QFont.Weight.Black)
         title_font.setLetterSpacing(QFont.SpacingType.PercentageSpacing, 104)
+        # 9.5 pt medium in full white: the old 8.5 pt at 78 % white on red was a squint.
         hint_font = QFont(theme.ui_font())
-        hint_font.setPointSizeF(theme.UI_POINT_SIZE * 0.85)
+        hint_font.setPointSizeF(theme.UI_POINT_SIZE * 0.95)
+        hint_font.setWeight(QFont.Weight.Medium)
         title = "PRESS AGAIN TO STOP" if self._armed else "EMERGENCY STOP"
         if self._armed:
             hint = f"within {self.double_press_ms / 1000:g} s, or it disarms"
@@ -257,15 +267,29 @@ class EmergencyStopButton(QWidget):
             keys = self.shortcut.key().toString() if self.shortcut else ""
             hint = "hold, or press twice" + (f" · {keys} \N{MULTIPLICATION SIGN}2" if keys else "")
         p.setPen(QColor("#ffffff"))
-        p.setFont(title_font)
         upper = QRectF(
             text_rect.left(), text_rect.top(), text_rect.width(), text_rect.height() * 0.6
         )
+        # At the toolbar's 230-280 px "PRESS AGAIN TO STOP" was cut mid-letter: shrink
+        # the title (not below 10 pt) to fit, then elide.
+        while (
+            QFontMetrics(title_font).horizontalAdvance(title) > upper.width()
+            and title_font.pointSizeF() > 10.0
+        ):
+            title_font.setPointSizeF(title_font.pointSizeF() - 0.5)
+        title = QFontMetrics(title_font).elidedText(
+            title, Qt.TextElideMode.ElideRight, int(upper.width())
+        )
+        p.setFont(title_font)
         p.drawText(upper, int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignBottom), title)
-        p.setPen(QColor(255, 255, 255, 200))
+        p.setPen(QColor("#ffffff"))
         p.setFont(hint_font)
         lower = QRectF(
             text_rect.left(), upper.bottom() + 1, text_rect.width(), text_rect.height() * 0.4
+        )
+        # Elided rather than cut mid-letter when the toolbar squeezes the button.
+        hint = QFontMetrics(hint_font).elidedText(
+            hint, Qt.TextElideMode.ElideRight, int(lower.width())
         )
         p.drawText(lower, int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop), hint)
         p.end()

@@ -19,7 +19,7 @@ from typing import Any
 
 from ib_async import Order
 from PySide6.QtCore import QStringListModel, Qt, QTimer, Signal
-from PySide6.QtGui import QKeyEvent
+from PySide6.QtGui import QHideEvent, QKeyEvent
 from PySide6.QtWidgets import (
     QButtonGroup,
     QCheckBox,
@@ -50,6 +50,7 @@ from core.orders import (
 )
 from core.trading import OrderRefused
 from gui import theme
+from gui.models.formatting import PLACEHOLDER
 from gui.tasks import spawn
 
 log = logging.getLogger(__name__)
@@ -65,7 +66,7 @@ def _decimals(min_tick: float) -> int:
 
 def _money(value: float | None, currency: str = "USD") -> str:
     if value is None or not math.isfinite(value):
-        return "—"
+        return PLACEHOLDER
     return f"{value:,.2f} {currency}"
 
 
@@ -73,22 +74,59 @@ class QuoteButton(QPushButton):
     """A price you can click: sets the ticket's limit price."""
 
     def __init__(self, caption: str, colour: str) -> None:
-        super().__init__("—")
+        super().__init__(PLACEHOLDER)
         self.caption = caption
         self.price: float | None = None
         self.setFlat(True)
         self.setCursor(Qt.CursorShape.PointingHandCursor)
         self.setToolTip(f"{caption}: click to use as the limit price")
+        # Transparent: a price, not a button, until hovered (the global QPushButton
+        # background would otherwise box it).
         self.setStyleSheet(
             f"QPushButton {{ color: {colour}; font-family: '{theme.mono_family()}';"
-            " font-size: 13pt; font-weight: 600; border: none; padding: 2px 4px; }"
+            " font-size: 13pt; font-weight: 600; background: transparent; border: none;"
+            " border-radius: 4px; padding: 2px 6px; }"
             f"QPushButton:hover {{ background: {theme.HOVER}; }}"
+            f"QPushButton:pressed {{ background: {theme.SELECTION}; }}"
         )
 
     def set_price(self, price: float | None, decimals: int) -> None:
-        """Show a price, or a dash when there is none."""
+        """Show a price, or the placeholder when there is none."""
         self.price = price
-        self.setText("—" if price is None else f"{price:,.{decimals}f}")
+        self.setText(PLACEHOLDER if price is None else f"{price:,.{decimals}f}")
+
+
+class PriceBox(QDoubleSpinBox):
+    """A price field that shows nothing while it does not apply to the order type.
+
+    The value is kept, so switching back (LMT -> STP LMT) restores what was typed; a
+    disabled "0.00" looked exactly like a price that will be sent.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._applies = True
+
+    def applies(self) -> bool:
+        """Whether the field is part of the current order type."""
+        return self._applies
+
+    def set_applies(self, applies: bool) -> None:
+        """Enable the field and show its value, or disable it and show it blank."""
+        self._applies = applies
+        self.setEnabled(applies)
+        # Qt re-formats the text only when the value changes; re-setting the special
+        # value text is the public way to make it re-format now (signals stay quiet).
+        self.setSpecialValueText(self.specialValueText())
+
+    def textFromValue(self, value: float) -> str:
+        return super().textFromValue(value) if self._applies else ""
+
+
+def _number_style(extra: str = "") -> str:
+    """A label style sheet in the number font; a later setStyleSheet replaces the whole
+    sheet, so every style of a number label goes through here to keep the font."""
+    return f"font-family: '{theme.mono_family()}'; {extra}".strip()
 
 
 class OrderTicket(QFrame):
@@ -131,6 +169,13 @@ class OrderTicket(QFrame):
         self._on_type_changed()
         self._refresh()
 
+    def hideEvent(self, event: QHideEvent) -> None:
+        # A closed ticket (its dock or the window) looks nothing up: a debounced margin
+        # check or search firing after the session stopped would have no loop to run on.
+        for timer in (self._search_timer, self._margin_timer, self._quote_timer):
+            timer.stop()
+        super().hideEvent(event)
+
     # -- construction -------------------------------------------------------------------
 
     def _single_shot(self, ms: int, slot: Callable[[], Any]) -> QTimer:
@@ -170,7 +215,7 @@ class OrderTicket(QFrame):
         quotes.setHorizontalSpacing(4)
         self.bid_button = QuoteButton("Bid", theme.SELL)
         self.ask_button = QuoteButton("Ask", theme.BUY)
-        self.last_label = QLabel("—")
+        self.last_label = QLabel(PLACEHOLDER)
         self.last_label.setStyleSheet(f"font-family: '{theme.mono_family()}'; font-size: 11pt;")
         for col, (title, w) in enumerate(
             (("BID", self.bid_button), ("LAST", self.last_label), ("ASK", self.ask_button))
@@ -247,10 +292,10 @@ class OrderTicket(QFrame):
         outer.addWidget(self.problems)
         preview = QFormLayout()
         preview.setLabelAlignment(Qt.AlignmentFlag.AlignRight)
-        self.notional_label = QLabel("—")
-        self.commission_label = QLabel("—")
-        self.margin_label = QLabel("—")
-        self.verdict_label = QLabel("—")
+        self.notional_label = QLabel(PLACEHOLDER)
+        self.commission_label = QLabel(PLACEHOLDER)
+        self.margin_label = QLabel(PLACEHOLDER)
+        self.verdict_label = QLabel(PLACEHOLDER)
         self.verdict_label.setWordWrap(True)
         for title, w in (
             ("Notional", self.notional_label),
@@ -258,7 +303,7 @@ class OrderTicket(QFrame):
             ("Margin impact", self.margin_label),
             ("Risk check", self.verdict_label),
         ):
-            w.setStyleSheet(f"font-family: '{theme.mono_family()}';")
+            w.setStyleSheet(_number_style())
             preview.addRow(title, w)
         outer.addLayout(preview)
 
@@ -284,8 +329,8 @@ class OrderTicket(QFrame):
             sig.connect(self._refresh)
         self.order_type.currentIndexChanged.connect(self._on_type_changed)
 
-    def _price_box(self) -> QDoubleSpinBox:
-        box = QDoubleSpinBox()
+    def _price_box(self) -> PriceBox:
+        box = PriceBox()
         box.setRange(0, 1e9)
         box.setDecimals(2)
         box.setSingleStep(0.01)
@@ -411,10 +456,12 @@ class OrderTicket(QFrame):
         order = self.build_order()
         kind = order.orderType
         symbol = self.info.symbol if self.info else ""
-        desc = f"{self._side} {self.quantity.value():,.0f} {symbol} {kind}"
+        price = ""
         if kind in ("LMT", "STP LMT") and self.limit_price.value():
-            desc += f" {self.limit_price.textFromValue(self.limit_price.value())}"
-        self.send_button.setText(desc.strip())
+            price = self.limit_price.textFromValue(self.limit_price.value())
+        parts = (self._side, f"{self.quantity.value():,.0f}", symbol, kind, price)
+        # Only non-empty parts: no symbol yet must not leave a double space.
+        self.send_button.setText(" ".join(p for p in parts if p))
         problems: list[str] = []
         if self.info is None:
             problems.append("choose a symbol")
@@ -440,18 +487,22 @@ class OrderTicket(QFrame):
         self.commission_label.setText(_money(preview.est_commission if preview else None, cur))
         self.problems.setText("\n".join(f"• {p}" for p in problems if p != "choose a symbol"))
         if preview is None:
-            self.verdict_label.setText("—")
-            self.verdict_label.setStyleSheet(f"color: {theme.TEXT_DIM};")
+            self.verdict_label.setText(PLACEHOLDER)
+            self.verdict_label.setStyleSheet(_number_style(f"color: {theme.TEXT_DIM};"))
         elif preview.approved:
             self.verdict_label.setText("OK: within limits")
-            self.verdict_label.setStyleSheet(f"color: {theme.GAIN}; font-weight: 600;")
+            self.verdict_label.setStyleSheet(
+                _number_style(f"color: {theme.GAIN}; font-weight: 600;")
+            )
         else:
             # the reasons are listed above the preview, by the fields
             n = len(preview.problems)
             self.verdict_label.setText(f"REFUSED ({n} reason{'s' if n > 1 else ''} above)")
             self.verdict_label.setToolTip("\n".join(preview.problems))
-            self.verdict_label.setStyleSheet(f"color: {theme.LOSS}; font-weight: 600;")
-            self.margin_label.setText("—")  # a whatIf of an order that cannot be sent
+            self.verdict_label.setStyleSheet(
+                _number_style(f"color: {theme.LOSS}; font-weight: 600;")
+            )
+            self.margin_label.setText(PLACEHOLDER)  # a whatIf of an order that cannot be sent
         self.send_button.setEnabled(not self.readonly and preview is not None and preview.approved)
         if preview is not None and preview.approved and not self.readonly:
             self._margin_timer.start()
@@ -459,8 +510,10 @@ class OrderTicket(QFrame):
     def _mark_fields(self, problems: tuple[str, ...]) -> None:
         text = " ".join(problems).lower()
         self._flag(self.quantity, "quantity" in text or self.quantity.value() <= 0)
-        self._flag(self.limit_price, "limit" in text)
-        self._flag(self.stop_price, "stop" in text)
+        # A field that does not apply is never flagged ("stop" also matches a HALTED
+        # reason such as "emergency stop").
+        self._flag(self.limit_price, self.limit_price.applies() and "limit" in text)
+        self._flag(self.stop_price, self.stop_price.applies() and "stop" in text)
 
     @staticmethod
     def _flag(widget: QWidget, invalid: bool) -> None:
@@ -538,9 +591,13 @@ class OrderTicket(QFrame):
             (self.buy_button, theme.BUY, self._side == "BUY"),
             (self.sell_button, theme.SELL, self._side == "SELL"),
         ):
+            # The widget's own sheet outranks dark.qss's :disabled rule, so read-only
+            # needs its own (the chosen side keeps only its border colour).
             b.setStyleSheet(
                 f"QPushButton {{ background: {c if on else theme.RAISED}; color: "
                 f"{'#ffffff' if on else c}; font-weight: 700; border: 1px solid {c}; }}"
+                f"QPushButton:disabled {{ background: {theme.SURFACE}; color: {theme.TEXT_FAINT};"
+                f" border-color: {c if on else theme.BORDER}; }}"
             )
         self.send_button.setStyleSheet(
             f"QPushButton {{ background: {colour}; color: #ffffff; font-weight: 700;"
@@ -551,8 +608,8 @@ class OrderTicket(QFrame):
 
     def _on_type_changed(self) -> None:
         kind = self.order_type.currentText()
-        self.limit_price.setEnabled(kind in ("LMT", "STP LMT"))
-        self.stop_price.setEnabled(kind in ("STP", "STP LMT"))
+        self.limit_price.set_applies(kind in ("LMT", "STP LMT"))
+        self.stop_price.set_applies(kind in ("STP", "STP LMT"))
         self._refresh()
 
     def _use_price(self, price: float | None) -> None:
@@ -569,7 +626,7 @@ class OrderTicket(QFrame):
         d = _decimals(self.info.min_tick)
         self.bid_button.set_price(q.bid, d)
         self.ask_button.set_price(q.ask, d)
-        self.last_label.setText("—" if q.last is None else f"{q.last:,.{d}f}")
+        self.last_label.setText(PLACEHOLDER if q.last is None else f"{q.last:,.{d}f}")
         if self.order_type.currentText() == "MKT":
             self._refresh()  # the notional of a market order follows the touch
 
@@ -610,10 +667,12 @@ class OrderTicket(QFrame):
         assert self.entry is not None
         impact = await self.entry.margin_impact(info, order)
         if impact is None:
-            self.margin_label.setText("—")
+            self.margin_label.setText(PLACEHOLDER)
             return
         init = impact.init_margin_change
-        self.margin_label.setText("—" if init is None else f"{init:+,.2f} {info.currency} initial")
+        self.margin_label.setText(
+            PLACEHOLDER if init is None else f"{init:+,.2f} {info.currency} initial"
+        )
 
     def _size_by_risk(self) -> None:
         if self.size_by_risk is None or self.info is None:
