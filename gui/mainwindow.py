@@ -391,6 +391,8 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage(status.describe(), 15000)
 
     def _on_account_values(self, v: AccountValuesChanged) -> None:
+        if v.currency:
+            self.pnl_chart.set_currency(v.currency)
         daily = v.daily_pnl
         pnl_colour = theme.pnl_colour(daily)
         colour = pnl_colour.name() if pnl_colour is not None else theme.TEXT

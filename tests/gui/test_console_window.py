@@ -131,6 +131,21 @@ def test_positions_grouping_is_remembered_for_the_next_start(qloop, qapp, qtbot,
     assert second.positions_view.group_by_strategy.isChecked()
 
 
+def test_window_fits_a_1366_by_768_laptop_screen(qapp, qtbot, tmp_path):
+    apply_theme(qapp)
+    session = ConsoleSession(SessionOptions(sim_state_file=tmp_path / "sim.json"))
+    window = MainWindow(
+        session, settings=QSettings(str(tmp_path / "l.ini"), QSettings.Format.IniFormat)
+    )
+    qtbot.addWidget(window)
+    window.show()
+
+    window.resize(1366, 728)  # the screen less a task bar
+
+    # a minimum size beyond the screen would keep the window larger than asked
+    assert (window.width(), window.height()) == (1366, 728)
+
+
 def test_lost_connection_shows_in_status_bar_then_recovers(console, qloop, ib_log_guard):
     ib_log_guard.expect(r"Peer closed connection|Connection reset by peer")
     session, window = console

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+import re
+from datetime import datetime, timedelta
 
 import numpy as np
 import pandas as pd
+import pytest
+from PySide6.QtGui import QImage, QPainter, QTextDocument
+from PySide6.QtWidgets import QApplication
 
 from core.events import PnLChanged
-from gui.widgets.pnl_chart import TOTAL, PnLChart
+from gui.widgets.pnl_chart import MIN_SPAN_S, MIN_ZOOM_S, TOTAL, PnLChart
 from tests.gui.conftest import T0
 
 
@@ -158,3 +162,232 @@ def test_crosshair_reads_values_at_the_time(qtbot):
     assert chart.v_line.isVisible()
     assert "+20.00" in chart.readout.text()
     assert "+30.00" in chart.headline.text()  # the headline stays on the latest total
+
+
+# ----- narrow dock: time axis, minimum span, legend, readout, crosshair, unit ------------
+DOCK = (440, 450)
+
+
+def shown_chart(qtbot, size: tuple[int, int] = DOCK) -> PnLChart:
+    chart = make_chart(qtbot)
+    chart.resize(*size)
+    chart.show()
+    qtbot.waitExposed(chart)
+    return chart
+
+
+def settle() -> None:
+    for _ in range(3):
+        QApplication.processEvents()
+
+
+def seconds_of_pnl(chart: PnLChart, n: int, strategies: tuple[str, ...] = ()) -> None:
+    for i in range(n):
+        t = T0 + timedelta(seconds=i)
+        chart.on_pnl_changed(PnLChanged(None, 0.0, float(i), -1.0, time=t))
+        for s in strategies:
+            chart.on_pnl_changed(PnLChanged(s, 0.0, float(-i), 1.0, time=t))
+    chart.flush()
+    settle()
+
+
+def drawn_tick_texts(axis) -> list[str]:
+    """The tick labels the axis paints for its current range."""
+    image = QImage(8, 8, QImage.Format.Format_ARGB32)
+    painter = QPainter(image)
+    try:
+        _axis, _ticks, texts = axis.generateDrawSpecs(painter)
+    finally:
+        painter.end()
+    return [text for _rect, _flags, text in texts]
+
+
+def clock_labels(x0: float, x1: float) -> set[str]:
+    """Every local HH:MM and HH:MM:SS between two epoch times."""
+    stamps = [datetime.fromtimestamp(t) for t in range(int(x0), int(x1) + 2)]
+    return {f"{s:%H:%M:%S}" for s in stamps} | {f"{s:%H:%M}" for s in stamps}
+
+
+def readout_rows(chart: PnLChart) -> list[str]:
+    doc = QTextDocument()
+    doc.setHtml(chart.readout.text())
+    return [r for r in re.split("[\n\u2028]", doc.toPlainText()) if r]
+
+
+def test_fresh_session_opens_on_the_minimum_span_from_its_first_point(qtbot):
+    chart = shown_chart(qtbot)
+    seconds_of_pnl(chart, 3)
+    (x0, x1), _ = chart.plot.getViewBox().viewRange()
+    assert x1 - x0 >= MIN_SPAN_S
+    # the session starts at the left edge (past the view's padding) and grows to the
+    # right, rather than being centred in the span
+    assert x0 <= T0.timestamp() <= x0 + 0.1 * (x1 - x0)
+
+
+def test_looking_back_stops_following_and_follow_live_resumes(qtbot):
+    chart = shown_chart(qtbot)
+    seconds_of_pnl(chart, 3)
+    vb = chart.plot.getViewBox()
+    start = T0.timestamp()
+    vb.setXRange(start - 3_600, start - 3_000)  # a person drags back an hour
+    settle()
+    assert vb.viewRange()[0][1] < start
+
+    chart.follow_live()
+    settle()
+
+    (x0, x1), _ = vb.viewRange()
+    assert x0 <= start + 2 <= x1  # the session's points are back in view
+
+
+def test_full_day_then_whole_day_in_view(qtbot):
+    chart = shown_chart(qtbot)
+    n = 86_400
+    times = pd.date_range(T0, periods=n, freq="1s")
+    chart.load_history(pd.DataFrame({"time": times, "realized": 0.0, "unrealized": 1.0}))
+    settle()
+    (x0, x1), _ = chart.plot.getViewBox().viewRange()
+    assert x0 <= T0.timestamp() and x1 >= T0.timestamp() + n - 1
+
+
+def test_short_session_time_axis_shows_clock_times(qtbot):
+    chart = shown_chart(qtbot)
+    seconds_of_pnl(chart, 3)
+    axis = chart.plot.getAxis("bottom")
+    texts = drawn_tick_texts(axis)
+    assert len(texts) >= 2
+    assert all(re.fullmatch(r"\d\d:\d\d(:\d\d)?", t) for t in texts), texts
+    assert set(texts) <= clock_labels(*axis.range)
+
+
+def test_zoomed_in_to_seconds_then_axis_still_clock_times_and_zoom_stops(qtbot):
+    chart = shown_chart(qtbot)
+    seconds_of_pnl(chart, 120)
+    t0 = T0.timestamp()
+    chart.plot.setXRange(t0 + 10, t0 + 13, padding=0)  # what a few wheel clicks ask for
+    settle()
+    (x0, x1), _ = chart.plot.getViewBox().viewRange()
+    assert x1 - x0 == pytest.approx(MIN_ZOOM_S)
+    axis = chart.plot.getAxis("bottom")
+    texts = drawn_tick_texts(axis)
+    assert len(texts) >= 2
+    assert all(re.fullmatch(r"\d\d:\d\d:\d\d", t) for t in texts), texts
+    assert set(texts) <= clock_labels(x0, x1)
+
+
+def test_legend_lists_only_lines_the_check_boxes_show(qtbot):
+    chart = make_chart(qtbot)
+    seconds_of_pnl(chart, 2, strategies=("trend", "meanrev"))
+    assert [label for label, _ in chart.legend_entries()] == ["Total", "trend", "meanrev"]
+    assert "realized" not in chart.legend.text()
+    chart.show_breakdown.setChecked(True)
+    assert [label for label, _ in chart.legend_entries()] == [
+        "Total",
+        "Total realized",
+        "Total unrealized",
+        "trend",
+        "meanrev",
+    ]
+    chart.show_strategies.setChecked(False)
+    chart.show_breakdown.setChecked(False)
+    assert chart.legend_entries() == [("Total", True)]
+    assert "trend" not in chart.legend.text()
+
+
+def test_legend_click_hides_line_keeps_entry_and_click_shows_it_again(qtbot):
+    chart = make_chart(qtbot)
+    seconds_of_pnl(chart, 2, strategies=("trend",))
+
+    def click(label: str) -> None:
+        href = str([entry for entry, _ in chart.legend_entries()].index(label))
+        assert f"href='{href}'" in chart.legend.text()
+        chart.legend.linkActivated.emit(href)
+
+    click("trend")
+    assert not chart.series("trend").isVisible()
+    assert ("trend", False) in chart.legend_entries()  # still listed, to click back on
+    chart.show_breakdown.setChecked(True)  # the check boxes do not undo the click
+    assert not chart.series("trend").isVisible()
+    click("trend")
+    assert chart.series("trend").isVisible()
+
+
+def test_legend_sits_below_the_plot_not_on_it(qtbot):
+    chart = shown_chart(qtbot)
+    seconds_of_pnl(chart, 2, strategies=("trend", "meanrev", "manual"))
+    plot = chart.plot_widget.geometry()
+    legend = chart.legend.geometry()
+    assert legend.top() >= plot.bottom()
+    assert legend.bottom() <= chart.rect().bottom()
+
+
+def test_narrow_dock_readout_wraps_into_aligned_rows_without_clipping(qtbot):
+    strategies = ("trend", "meanrev", "manual", "pairs", "an_unusually_long_strategy")
+    chart = shown_chart(qtbot)
+    seconds_of_pnl(chart, 3, strategies=strategies)
+    assert chart.minimumSizeHint().width() <= DOCK[0]
+    assert chart.readout.sizeHint().width() <= chart.readout.contentsRect().width()
+    rows = readout_rows(chart)
+    assert len(rows) > 1
+    # monospace cells of one width: every full row is as long as the first
+    assert {len(r) for r in rows[:-1]} == {len(rows[0])}
+    text = "\n".join(rows)
+    for name in strategies[:-1]:
+        assert f"■ {name}" in text
+    assert "■ an_unusuall…" in text  # elided, not cut mid-cell
+    # the rows do not jump when the crosshair comes and goes, also before the first point
+    for t in (T0.timestamp() + 1.5, T0.timestamp() - 60):
+        chart.show_crosshair_at(t, 0.0)
+        hovered = readout_rows(chart)
+        assert [len(r) for r in hovered] == [len(r) for r in rows]
+        assert hovered[0].startswith("at ")
+
+
+def test_crosshair_label_stays_inside_the_plot(qtbot):
+    chart = shown_chart(qtbot)
+    seconds_of_pnl(chart, 600)
+    vb = chart.plot.getViewBox()
+    (x0, x1), (y0, y1) = vb.viewRange()
+    for fx in (0.02, 0.5, 0.65, 0.98):
+        for fy in (0.02, 0.5, 0.98):
+            chart.show_crosshair_at(x0 + fx * (x1 - x0), y0 + fy * (y1 - y0))
+            settle()
+            assert vb.viewRange()[0] == [x0, x1]
+            inside = vb.sceneBoundingRect()
+            label = chart.cursor_label.sceneBoundingRect()
+            assert inside.contains(label), (fx, fy, label, inside)
+
+
+def test_headline_stays_live_while_hovering(qtbot):
+    chart = make_chart(qtbot)
+    seconds_of_pnl(chart, 3)
+    chart.show_crosshair_at(T0.timestamp() + 0.5, 0.0)
+    chart.on_pnl_changed(PnLChanged(None, 0.0, 500.0, 0.0, time=T0 + timedelta(seconds=10)))
+    chart.flush()
+    assert "+500.00" in chart.headline.text()
+    assert "+500.00" not in chart.readout.text()  # the readout stays at the hovered time
+
+
+def test_value_axis_labelled_with_currency(qtbot):
+    chart = make_chart(qtbot)
+    axis = chart.plot.getAxis("left")
+    assert axis.label.isVisible()
+    assert "USD" in axis.labelString()
+    chart.set_currency("EUR")
+    assert "EUR" in axis.labelString()
+    assert "USD" not in axis.labelString()
+
+
+def test_title_does_not_blink_as_the_headline_grows(qtbot):
+    chart = shown_chart(qtbot)
+    shown_at = {}
+    for i, v in enumerate((1.0, -10_000.0)):
+        chart.append(TOTAL, "total", T0 + timedelta(seconds=i), v)
+        chart.flush()
+        widths = range(360, 720, 8)
+        for w in widths:
+            chart.resize(w, 450)
+            settle()
+            shown_at.setdefault(v, []).append(chart.title.isVisible())
+    assert shown_at[1.0] == shown_at[-10_000.0]
+    assert True in shown_at[1.0] and False in shown_at[1.0]  # the range spans the switch
