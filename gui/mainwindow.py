@@ -16,15 +16,13 @@ import logging
 from typing import Any
 
 from PySide6.QtCore import QSettings, Qt, Signal
-from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QShowEvent
 from PySide6.QtWidgets import (
     QDockWidget,
-    QFrame,
     QInputDialog,
     QLabel,
     QMainWindow,
     QMessageBox,
-    QScrollArea,
     QSizePolicy,
     QToolBar,
     QVBoxLayout,
@@ -53,6 +51,7 @@ from gui.models.positions import PositionsModel
 from gui.tasks import spawn
 from gui.widgets.emergency_stop import EmergencyStopButton
 from gui.widgets.fills_view import FillsView
+from gui.widgets.form_scroll import VerticalScrollArea
 from gui.widgets.halted_banner import HaltedBanner
 from gui.widgets.log_view import AuditView, LogView
 from gui.widgets.order_ticket import OrderTicket
@@ -148,16 +147,7 @@ class MainWindow(QMainWindow):
         self.tabifyDockWidget(self.docks["Fills"], self.docks["Audit"])
         self.tabifyDockWidget(self.docks["Audit"], self.docks["Log"])
         self.docks["Fills"].raise_()
-        self.resizeDocks(
-            [self.docks["Order ticket"], self.docks["P&L"]], [320, 470], Qt.Orientation.Horizontal
-        )
-        self.resizeDocks(
-            [self.docks["Order ticket"], self.docks["Risk"]], [560, 330], Qt.Orientation.Vertical
-        )
-        self.resizeDocks(
-            [self.docks["P&L"], self.docks["Fills"]], [480, 420], Qt.Orientation.Vertical
-        )
-        self.resizeDocks([self.docks["Working orders"]], [330], Qt.Orientation.Vertical)
+        self._size_docks()
 
         self._build_toolbar()
         self._build_status_bar()
@@ -178,15 +168,7 @@ class MainWindow(QMainWindow):
         dock = QDockWidget(title.replace("&", "&&"), self)  # "&" alone marks a mnemonic
         dock.setObjectName(f"dock_{title.lower().replace(' ', '_').replace('&', '')}")
         if scroll:
-            area_widget = QScrollArea(dock)
-            area_widget.setWidgetResizable(True)
-            area_widget.setFrameShape(QFrame.Shape.NoFrame)
-            area_widget.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-            area_widget.setWidget(widget)
-            # As wide as the form needs (plus a scroll bar): it scrolls up and down only.
-            bar = area_widget.verticalScrollBar().sizeHint().width()
-            area_widget.setMinimumWidth(widget.minimumSizeHint().width() + bar)
-            dock.setWidget(area_widget)
+            dock.setWidget(VerticalScrollArea(widget, dock))
         else:
             dock.setWidget(widget)
         dock.setFeatures(
@@ -313,6 +295,7 @@ class MainWindow(QMainWindow):
             s.portfolio.positionChanged += self.positions_model.on_position_changed
             s.portfolio.pnlChanged += self.pnl_chart.on_pnl_changed
             s.portfolio.reconciliationBreak += self.positions_model.on_reconciliation_break
+            s.portfolio.reconciled += self.positions_model.on_reconciled
             for event in s.position_events():
                 self.positions_model.on_position_changed(event)
         elif s.account is not None:
@@ -399,7 +382,7 @@ class MainWindow(QMainWindow):
         dim = theme.TEXT_DIM
         # P&L with cents, as the grid's totals and the chart show it.
         self.account_strip.setText(
-            f"<span style='color:{dim}'>{v.account} &nbsp; NetLiq</span> "
+            f"<span style='color:{dim}'>NetLiq</span> "
             f"{_money(v.net_liquidation)}"
             f" &nbsp; <span style='color:{dim}'>Cash</span> {_money(v.cash)}"
             f" &nbsp; <span style='color:{dim}'>BP</span> {_money(v.buying_power)}"
@@ -595,6 +578,32 @@ class MainWindow(QMainWindow):
 
     # -- layout -------------------------------------------------------------------------
 
+    def _size_docks(self) -> None:
+        """The default split: the ticket whole (its send button in view), the risk panel
+        below it, the chart over the fills, working orders under the positions."""
+        self.resizeDocks(
+            [self.docks["Order ticket"], self.docks["P&L"]], [340, 430], Qt.Orientation.Horizontal
+        )
+        ticket = self.docks["Order ticket"]
+        title = ticket.sizeHint().height() - ticket.widget().sizeHint().height()
+        # Only the ticket: Qt shares out any difference in proportion to the sizes given,
+        # so naming the risk panel too would shave the ticket.
+        self.resizeDocks(
+            [ticket], [self.ticket.sizeHint().height() + max(title, 0)], Qt.Orientation.Vertical
+        )
+        self.resizeDocks(
+            [self.docks["P&L"], self.docks["Fills"]], [480, 420], Qt.Orientation.Vertical
+        )
+        self.resizeDocks([self.docks["Working orders"]], [330], Qt.Orientation.Vertical)
+
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        if self._size_docks_when_shown:
+            # Sizes given before the first layout are scaled to the window's final size,
+            # which left the ticket's send button below the fold: apply them again now.
+            self._size_docks_when_shown = False
+            self._size_docks()
+
     def _restore_layout(self) -> None:
         self._default_state = self.saveState()
         geometry = self._settings.value("window/geometry")
@@ -603,6 +612,7 @@ class MainWindow(QMainWindow):
             self.restoreGeometry(geometry)
         if state is not None:
             self.restoreState(state)
+        self._size_docks_when_shown = state is None  # a person's own layout wins
         grouped = self._settings.value("positions/grouped", False)
         self.positions_view.set_grouped(grouped in (True, "true"))  # INI stores text
 
