@@ -72,6 +72,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+#: A difference with IB must still be there this much later to be reported as a break.
+RECONCILE_CONFIRM_S = 1.0
+
 #: The key under which the account-level book keeps every strategy's fills.
 ACCOUNT = "*"
 #: Quantities closer to zero than this are zero (fractional shares, FX lots).
@@ -577,6 +580,8 @@ class PortfolioManager:
         * ``pnlChanged`` (pnl: :class:`core.events.PnLChanged`): per strategy and for the
           account (``strategy`` None), at most every ``pnl_interval`` seconds
         * ``reconciliationBreak`` (brk: :class:`core.events.ReconciliationBreakFound`)
+        * ``reconciled`` (breaks: list of them): a reconciliation finished; contracts
+          not in the list match IB
     """
 
     def __init__(
@@ -606,6 +611,7 @@ class PortfolioManager:
         self.positionChanged: Event = Event("positionChanged")
         self.pnlChanged: Event = Event("pnlChanged")
         self.reconciliationBreak: Event = Event("reconciliationBreak")
+        self.reconciled: Event = Event("reconciled")
         start = trading_day_start(now_utc(), day_tz)
         self.book = PositionBook(start)
         self.account_book = PositionBook(start, collapse_to=ACCOUNT)
@@ -902,6 +908,22 @@ class PortfolioManager:
         Returns (and emits as ``reconciliationBreak``) one break per contract whose
         quantities differ. Resolve one with :meth:`resolve_break`.
         """
+        breaks = self.find_breaks()
+        for brk in breaks:
+            log.warning(
+                "reconciliation break %s (%d): IB %g, stored %g: %s",
+                brk.symbol,
+                brk.con_id,
+                brk.ib_quantity,
+                brk.stored_quantity,
+                brk.likely_cause,
+            )
+            self.reconciliationBreak.emit(brk)
+        return breaks
+
+    def find_breaks(self) -> list[ReconciliationBreakFound]:
+        """The breaks :meth:`match_ib_positions_with_arcticdb` would report, without
+        reporting them."""
         ib_qty: dict[int, float] = {}
         symbols: dict[int, str] = {}
         accounts: dict[int, str] = {}
@@ -928,24 +950,27 @@ class PortfolioManager:
                 stored_quantity=ours,
                 likely_cause=_likely_cause(theirs, ours, pending),
             )
-            log.warning(
-                "reconciliation break %s (%d): IB %g, stored %g: %s",
-                brk.symbol,
-                con_id,
-                theirs,
-                ours,
-                brk.likely_cause,
-            )
             breaks.append(brk)
-            self.reconciliationBreak.emit(brk)
         return breaks
 
-    async def reconcile(self, settle: float = 0.0) -> list[ReconciliationBreakFound]:
+    async def reconcile(
+        self, settle: float = 0.0, *, confirm: float = RECONCILE_CONFIRM_S
+    ) -> list[ReconciliationBreakFound]:
         """Reconcile after ``settle`` seconds (after a reconnect, let the replayed
-        executions be journalled first)."""
+        executions be journalled first); emits ``reconciled`` with the breaks.
+
+        A difference seen at the first look is looked at again ``confirm`` seconds
+        later and reported only if it is still there: IB's position update and the
+        execution behind it arrive separately, and an order filling at that moment
+        would otherwise show as a break that heals itself a moment later.
+        """
         if settle:
             await asyncio.sleep(settle)
-        return self.match_ib_positions_with_arcticdb()
+        if confirm > 0 and self.find_breaks():
+            await asyncio.sleep(confirm)
+        breaks = self.match_ib_positions_with_arcticdb()
+        self.reconciled.emit(breaks)
+        return breaks
 
     async def resolve_break(
         self, brk: ReconciliationBreakFound, strategy: str = EXTERNAL, *, actor: str = "gui"
@@ -1088,7 +1113,8 @@ def _ticker_mark(ticker: Ticker) -> float | None:
 def _likely_cause(ib_qty: float, stored: float, pending: int) -> str:
     if pending:
         return (
-            f"{pending} fills are not journalled yet (store error); they will be written on retry"
+            f"{pending} fills are not journalled yet (the store is slow or failing); "
+            "they will be written on retry"
         )
     if abs(stored) < QTY_EPS:
         return (

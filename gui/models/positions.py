@@ -94,7 +94,7 @@ class PositionsModel(KeyedTableModel):
     """Positions by (strategy, con_id).
 
     Slots: :meth:`on_position_changed`, :meth:`on_account_values`,
-    :meth:`on_reconciliation_break`. Also :meth:`set_net_liquidation`,
+    :meth:`on_reconciliation_break`, :meth:`on_reconciled`. Also :meth:`set_net_liquidation`,
     :meth:`set_tick`, :meth:`mark_break`, :meth:`clear_break`.
     """
 
@@ -127,6 +127,13 @@ class PositionsModel(KeyedTableModel):
             f"Reconciliation break: IB {event.ib_quantity:g}, stored "
             f"{event.stored_quantity:g} ({event.likely_cause})",
         )
+
+    def on_reconciled(self, breaks: list[ReconciliationBreakFound]) -> None:
+        """A reconciliation finished: contracts it no longer finds lose their mark."""
+        still = {brk.con_id for brk in breaks}
+        for con_id in list(self._breaks):
+            if con_id not in still:
+                self.clear_break(con_id)
 
     # ----- commands ------------------------------------------------------------------
     def set_net_liquidation(self, value: float | None) -> None:

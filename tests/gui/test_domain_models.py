@@ -107,6 +107,26 @@ def test_net_liquidation_updates_within_a_batch_are_applied_once_with_the_latest
     assert {text(model, ("trend", i + 1), "pct_nlv") for i in range(3)} == {"5.00%"}
 
 
+def test_break_mark_cleared_when_a_reconciliation_no_longer_finds_it(qtbot):
+    model = PositionsModel()
+    for con_id in (1, 2):
+        model.on_position_changed(make_position(con_id=con_id))
+    model.flush()
+    brk = {
+        con_id: ReconciliationBreakFound("DU1", con_id, "X", 100.0, 0.0, "test")
+        for con_id in (1, 2)
+    }
+    model.on_reconciliation_break(brk[1])
+    model.on_reconciliation_break(brk[2])
+
+    model.on_reconciled([brk[2]])
+    model.flush()
+
+    assert set(model.breaks()) == {2}
+    assert role(model, ("trend", 1), "symbol", BG) is None
+    assert role(model, ("trend", 2), "symbol", BG) == theme.BREAK_TINT
+
+
 def test_stale_position_then_marker_shown(qtbot):
     model = PositionsModel()
     model.on_position_changed(make_position(stale=True))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -223,6 +224,35 @@ def test_eurusd_when_traded_then_pnl_in_usd(ib: FakeIB) -> None:
 
     assert report.account.realized == pytest.approx(197.2)
     assert report.account.unrealized == pytest.approx(-301.2)
+
+
+@pytest.mark.asyncio
+async def test_reconcile_reports_a_difference_only_if_it_is_still_there_a_moment_later(
+    ib: FakeIB,
+) -> None:
+    pm = PortfolioManager(ib, account=ACCOUNT_ID)  # type: ignore[arg-type]
+    pm.on_fill(record(AAPL, "BOT", 100, 190.0, exec_id="1"))
+    # IB already counts two fills whose executions have not reached the console yet.
+    ib.position_list = [
+        Position(ACCOUNT_ID, AAPL, 150.0, 190.0),
+        Position(ACCOUNT_ID, MSFT, 30.0, 410.5),
+    ]
+    seen: list[ReconciliationBreakFound] = []
+    reconciled: list[list[ReconciliationBreakFound]] = []
+    pm.reconciliationBreak += seen.append
+    pm.reconciled += reconciled.append
+
+    async def executions_arrive() -> None:
+        await asyncio.sleep(0.05)
+        pm.on_fill(record(AAPL, "BOT", 50, 190.0, exec_id="2"))  # MSFT's never does
+
+    arriving = asyncio.ensure_future(executions_arrive())
+    breaks = await pm.reconcile(confirm=0.2)
+    await arriving
+
+    assert [b.symbol for b in breaks] == ["MSFT"]
+    assert seen == breaks
+    assert reconciled == [breaks]
 
 
 @pytest.mark.asyncio
