@@ -147,7 +147,8 @@ class BandedRepaint:
             top, bottom = min(top, self._dirty[0]), max(bottom, self._dirty[1])
         self._dirty = (top, bottom)
         if not self._band_timer.isActive():
-            self._paint_next_band()
+            # On the next pass of the loop, not in the same breath as the model's batch.
+            self._band_timer.start()
 
     def paintEvent(self, event: QPaintEvent) -> None:
         started = time.perf_counter()

@@ -144,6 +144,28 @@ def test_payload_fields_change_then_no_repaint(qtbot, signal_log):
     assert len(changed) == 0
 
 
+def test_hidden_field_change_or_removal_then_whole_row_repainted(qtbot, signal_log):
+    model = model_with(qtbot, {"a": {"name": "a", "qty": 1, "price": 2.0, "_tick": 2}})
+    changed = signal_log(model.dataChanged)
+    last = len(COLUMNS) - 1
+
+    model.patch("a", _tick=4)
+    model.flush()
+    model.upsert("a", {"name": "a", "qty": 1, "price": 2.0})  # _tick gone
+    model.flush()
+
+    spans = [(c[0].column(), c[1].column()) for c in changed.calls]
+    assert spans == [(0, last), (0, last)]
+
+
+def test_nan_to_nan_is_no_change(qtbot, signal_log):
+    model = model_with(qtbot, {"a": {"name": "a", "price": math.nan}})
+    changed = signal_log(model.dataChanged)
+    model.upsert("a", {"name": "a", "price": float("nan")})
+    model.flush()
+    assert len(changed) == 0
+
+
 def test_remove_key_then_row_removed_and_later_keys_reindexed(qtbot, signal_log):
     model = model_with(qtbot, {k: {"name": k} for k in "abc"})
     removed = signal_log(model.rowsRemoved)
