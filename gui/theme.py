@@ -46,7 +46,8 @@ STOP_RED_HOT = "#e53935"
 
 #: Row tints (translucent so selection and alternate rows still show through).
 EXTERNAL_TINT = QColor(171, 130, 255, 34)  # positions/orders the console did not originate
-BREAK_TINT = QColor(239, 83, 80, 60)  # reconciliation break
+# Amber, a warning: red would read as a losing position.
+BREAK_TINT = QColor(255, 179, 0, 38)  # reconciliation break
 DONE_TINT = QColor(255, 255, 255, 8)  # orders that just finished, about to leave the grid
 GROUP_TINT = QColor(78, 161, 255, 26)  # strategy rows (totals) of the grouped positions grid
 

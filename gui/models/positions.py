@@ -45,12 +45,13 @@ def _qty_colour(value: Any, row: Mapping[str, Any]) -> QColor | None:
     return theme.colour(theme.BUY) if value > 0 else theme.colour(theme.SELL)
 
 
-def _stale_text(value: Any, row: Mapping[str, Any]) -> str:
-    return "STALE" if value else ""
+def _flag_text(value: Any, row: Mapping[str, Any]) -> str:
+    flags = [name for name, on in (("BREAK", row.get("_break")), ("STALE", value)) if on]
+    return " ".join(flags)
 
 
-def _stale_colour(value: Any, row: Mapping[str, Any]) -> QColor | None:
-    return theme.colour(theme.AMBER) if value else None
+def _flag_colour(value: Any, row: Mapping[str, Any]) -> QColor | None:
+    return theme.colour(theme.AMBER) if value or row.get("_break") else None
 
 
 def _last_colour(value: Any, row: Mapping[str, Any]) -> QColor | None:
@@ -65,13 +66,14 @@ COLUMNS: tuple[Column, ...] = (
     Column("last", "Last", fmt_price, RIGHT, _last_colour, width=9),
     Column(
         "stale",
-        "Feed",
-        _stale_text,
+        "Flag",
+        _flag_text,
         CENTER,
-        _stale_colour,
+        _flag_colour,
         mono=False,
-        width=5,
-        tooltip="STALE: the market data for this contract stopped updating",
+        width=7,
+        tooltip="BREAK: IB's position differs from the journal's (hover the row for "
+        "why); STALE: the market data for this contract stopped updating",
     ),
     Column("market_value", "Mkt value", fmt_money, RIGHT, width=12),
     Column("unrealized_pnl", "Unrealized", fmt_pnl, RIGHT, _pnl, width=11),
@@ -237,7 +239,7 @@ class PositionsModel(KeyedTableModel):
     def cell_font(self, row: Mapping[str, Any], column: Column) -> QFont | None:
         if column.key == "last" and row.get("stale"):
             return self._italic_mono
-        if column.key == "stale" and row.get("stale"):
+        if column.key == "stale" and (row.get("stale") or row.get("_break")):
             return self._bold
         return super().cell_font(row, column)
 

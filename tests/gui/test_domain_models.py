@@ -156,7 +156,9 @@ def test_mark_break_then_rows_of_that_contract_highlighted_until_cleared(qtbot):
     model.flush()
     assert role(model, ("a", 265598), "symbol", BG) == theme.BREAK_TINT
     assert "missed fill" in role(model, ("a", 265598), "symbol", Qt.ItemDataRole.ToolTipRole)
+    assert text(model, ("a", 265598), "stale") == "BREAK"  # a marker, not only a tint
     assert role(model, ("b", 1), "symbol", BG) is None
+    assert text(model, ("b", 1), "stale") == ""
     model.clear_break(265598)
     model.flush()
     assert role(model, ("a", 265598), "symbol", BG) is None
