@@ -456,10 +456,18 @@ class OrderTicket(QFrame):
         order = self.build_order()
         kind = order.orderType
         symbol = self.info.symbol if self.info else ""
-        price = ""
+        # The label states the whole order, trigger included: it is what the trader
+        # reads last before sending ("BUY 100 AAPL STP 185.00 LMT 185.50").
+        stop = limit = ""
+        if kind in ("STP", "STP LMT") and self.stop_price.value():
+            stop = self.stop_price.textFromValue(self.stop_price.value())
         if kind in ("LMT", "STP LMT") and self.limit_price.value():
-            price = self.limit_price.textFromValue(self.limit_price.value())
-        parts = (self._side, f"{self.quantity.value():,.0f}", symbol, kind, price)
+            limit = self.limit_price.textFromValue(self.limit_price.value())
+        if kind == "STP LMT":
+            words = ("STP", stop, "LMT" if limit else "", limit)
+        else:
+            words = (kind, stop or limit)
+        parts = (self._side, f"{self.quantity.value():,.0f}", symbol, *words)
         # Only non-empty parts: no symbol yet must not leave a double space.
         self.send_button.setText(" ".join(p for p in parts if p))
         problems: list[str] = []
@@ -510,10 +518,11 @@ class OrderTicket(QFrame):
     def _mark_fields(self, problems: tuple[str, ...]) -> None:
         text = " ".join(problems).lower()
         self._flag(self.quantity, "quantity" in text or self.quantity.value() <= 0)
-        # A field that does not apply is never flagged ("stop" also matches a HALTED
-        # reason such as "emergency stop").
-        self._flag(self.limit_price, self.limit_price.applies() and "limit" in text)
-        self._flag(self.stop_price, self.stop_price.applies() and "stop" in text)
+        # A field that does not apply is never flagged.
+        # Core names the field ("limit price 0.00 ...", "stop price ..."): a bare "limit"
+        # is also every risk limit's reason, and "stop" a HALTED one's.
+        self._flag(self.limit_price, self.limit_price.applies() and "limit price" in text)
+        self._flag(self.stop_price, self.stop_price.applies() and "stop price" in text)
 
     @staticmethod
     def _flag(widget: QWidget, invalid: bool) -> None:

@@ -116,6 +116,24 @@ def test_send_label_has_single_spaces_for_every_order_type(make_ticket, kind, si
     assert text.split(" ")[2] == ("AAPL" if with_symbol else kind.split(" ")[0])
 
 
+@pytest.mark.parametrize(
+    ("kind", "label"),
+    [
+        ("MKT", "SELL 100 AAPL MKT"),
+        ("LMT", "SELL 100 AAPL LMT 189.50"),
+        ("STP", "SELL 100 AAPL STP 189.00"),
+        ("STP LMT", "SELL 100 AAPL STP 189.00 LMT 189.50"),
+    ],
+)
+def test_send_label_states_every_price_of_the_order(make_ticket, kind, label):
+    ticket = make_ticket(FakeEntry(), info=True)
+    ticket.set_side("SELL")
+    ticket.order_type.setCurrentText(kind)
+    ticket.limit_price.setValue(189.5)
+    ticket.stop_price.setValue(189.0)
+    assert ticket.send_button.text() == label
+
+
 def test_empty_ticket_send_label_reads_side_size_type(make_ticket):
     ticket = make_ticket()
     assert ticket.send_button.text() == "BUY 100 LMT"
@@ -204,6 +222,27 @@ def test_disabled_price_field_is_not_flagged_by_a_stop_reason(make_ticket):
     ticket = make_ticket(FakeEntry(("account is HALTED (emergency stop)",)), info=True)
     ticket.order_type.setCurrentText("LMT")
     ticket.limit_price.setValue(189.5)
+    assert not ticket.stop_price.property("invalid")
+
+
+def test_risk_limit_refusal_flags_quantity_not_the_limit_price(make_ticket):
+    reason = "max position quantity: 300 would exceed the limit of 200"
+    ticket = make_ticket(FakeEntry((reason,)), info=True)
+    ticket.order_type.setCurrentText("STP LMT")
+    ticket.limit_price.setValue(189.5)
+    ticket.stop_price.setValue(189.0)
+    assert ticket.quantity.property("invalid")
+    assert not ticket.limit_price.property("invalid")
+    assert not ticket.stop_price.property("invalid")
+
+
+def test_price_refusal_flags_that_price_field(make_ticket):
+    reason = "limit price 189.503 is not a multiple of the tick 0.01"
+    ticket = make_ticket(FakeEntry((reason,)), info=True)
+    ticket.order_type.setCurrentText("STP LMT")
+    ticket.limit_price.setValue(189.5)
+    ticket.stop_price.setValue(189.0)
+    assert ticket.limit_price.property("invalid")
     assert not ticket.stop_price.property("invalid")
 
 
