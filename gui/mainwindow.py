@@ -138,7 +138,7 @@ class MainWindow(QMainWindow):
         # Side columns run to the bottom; the bottom area sits under the positions only.
         self.setCorner(Qt.Corner.BottomLeftCorner, left)
         self.setCorner(Qt.Corner.BottomRightCorner, right)
-        self._dock("Order ticket", self.ticket, left, scroll=True)
+        self._dock("Order ticket", self.ticket, left)  # scrolls its fields itself
         self._dock("Risk", self.risk_panel, left, scroll=True)
         self._dock("P&L", self.pnl_chart, right)
         self._dock("Fills", self.fills_view, right)

@@ -52,6 +52,7 @@ from core.trading import OrderRefused
 from gui import theme
 from gui.models.formatting import PLACEHOLDER
 from gui.tasks import spawn
+from gui.widgets.form_scroll import VerticalScrollArea
 
 log = logging.getLogger(__name__)
 
@@ -186,8 +187,11 @@ class OrderTicket(QFrame):
         return timer
 
     def _build(self, strategies: list[str]) -> None:
-        outer = QVBoxLayout(self)
-        outer.setContentsMargins(10, 8, 10, 10)
+        # The fields scroll on a short screen; the send button and the last order's
+        # status stay pinned below them, always in view.
+        body = QWidget(self)
+        outer = QVBoxLayout(body)
+        outer.setContentsMargins(10, 8, 10, 4)
         outer.setSpacing(8)
 
         # symbol + description
@@ -311,12 +315,21 @@ class OrderTicket(QFrame):
         self.send_button.setMinimumHeight(38)
         self.send_button.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         self.send_button.clicked.connect(self.submit)
-        outer.addWidget(self.send_button)
         self.status = QLabel("")
         self.status.setWordWrap(True)
         self.status.setStyleSheet(f"color: {theme.TEXT_DIM};")
-        outer.addWidget(self.status)
         outer.addStretch(1)
+        root = QVBoxLayout(self)
+        root.setContentsMargins(0, 0, 0, 0)
+        root.setSpacing(0)
+        self.fields_area = VerticalScrollArea(body, self)
+        root.addWidget(self.fields_area, 1)
+        pinned = QVBoxLayout()
+        pinned.setContentsMargins(10, 4, 10, 8)
+        pinned.setSpacing(6)
+        pinned.addWidget(self.send_button)
+        pinned.addWidget(self.status)
+        root.addLayout(pinned)
 
         for sig in (
             self.quantity.valueChanged,

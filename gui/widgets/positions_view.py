@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from PySide6.QtCore import QModelIndex, QPoint, Qt, Signal
-from PySide6.QtGui import QAction
+from PySide6.QtGui import QAction, QFontMetrics
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -56,7 +56,7 @@ class PositionsView(FilteredTable):
             model.setParent(self)
         self.strategy_combo = QComboBox(self)
         self.strategy_combo.addItem(ALL_STRATEGIES)
-        self.strategy_combo.setMinimumWidth(140)
+        self.strategy_combo.setMinimumWidth(120)
         self.strategy_combo.currentTextChanged.connect(self._on_strategy_selected)
         self.hide_flat = QCheckBox("Hide flat", self)
         self.hide_flat.toggled.connect(self._on_hide_flat)
@@ -66,6 +66,10 @@ class PositionsView(FilteredTable):
         self.tree_model = PositionsTreeModel(model, self, row_height=row_height())
         self.tree = DataTreeView(self.tree_model, model.column_specs, self)
         self.tree.sortByColumn(model.column_of("strategy"), Qt.SortOrder.AscendingOrder)
+        # A strategy row says "12 positions" where its positions show a symbol.
+        symbol_col = model.column_of("symbol")
+        needed = QFontMetrics(theme.ui_font()).horizontalAdvance("00 positions") + 28
+        self.tree.setColumnWidth(symbol_col, max(self.tree.columnWidth(symbol_col), needed))
         self.tree.doubleClicked.connect(self._on_tree_double_clicked)
         self.tree.customContextMenuRequested.connect(self._show_tree_context_menu)
         self.filter_edit.textChanged.connect(self.tree.proxy.set_text_filter)
