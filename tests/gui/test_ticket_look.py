@@ -317,3 +317,16 @@ def test_hidden_ticket_drops_its_pending_lookups(qtbot):
 
     assert not ticket._margin_timer.isActive()
     assert not ticket._search_timer.isActive()
+
+
+def test_send_button_stays_in_view_when_the_ticket_is_short(qtbot):
+    ticket = OrderTicket(None)
+    qtbot.addWidget(ticket)
+    ticket.resize(360, 260)  # a laptop screen, the risk panel below it
+    ticket.show()
+    qtbot.waitExposed(ticket)
+
+    top = ticket.send_button.mapTo(ticket, QPoint(0, 0)).y()
+    assert ticket.send_button.isVisible()
+    assert top >= 0 and top + ticket.send_button.height() <= ticket.height()
+    assert ticket.fields_area.verticalScrollBar().maximum() > 0  # the fields scroll instead
