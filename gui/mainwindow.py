@@ -36,6 +36,7 @@ from core.events import (
     AccountValuesChanged,
     OrderRejected,
     PositionChanged,
+    ReconciliationBreakFound,
     TradingState,
 )
 from core.marketdata import Quote
@@ -256,6 +257,7 @@ class MainWindow(QMainWindow):
         self.positions_view.reverseRequested.connect(
             lambda p: self._close_position(p, reverse=True)
         )
+        self.positions_view.resolveBreakRequested.connect(self._resolve_break)
         self.orders_view.cancelRequested.connect(self._cancel_order)
         self.orders_view.cancelAllRequested.connect(self._cancel_all)
         self.orders_view.modifyRequested.connect(self._modify_order)
@@ -472,6 +474,31 @@ class MainWindow(QMainWindow):
         if answer != QMessageBox.StandardButton.Yes:
             return
         spawn(self._send_market(p.symbol, side, qty, p.strategy), what=f"{verb} {p.symbol}")
+
+    def _resolve_break(self, brk: ReconciliationBreakFound) -> None:
+        answer = QMessageBox.question(
+            self,
+            "Resolve reconciliation break",
+            f"IB holds {brk.ib_quantity:,g} {brk.symbol}; the console's strategies hold "
+            f"{brk.stored_quantity:,g}.\nLikely cause: {brk.likely_cause}.\n\n"
+            f"Attribute the difference ({brk.difference:+,g}) to the external bucket? "
+            "It is written to the journal and audited; no order is sent.",
+        )
+        if answer == QMessageBox.StandardButton.Yes:
+            spawn(self.resolve_break(brk), what=f"resolving the {brk.symbol} break")
+
+    async def resolve_break(self, brk: ReconciliationBreakFound) -> None:
+        """Attribute a break's difference to ``external`` (journalled, audited), then
+        reconcile again so the highlight goes once IB and the journal agree."""
+        portfolio = self.session.portfolio
+        assert portfolio is not None
+        try:
+            await portfolio.resolve_break(brk, actor="gui")
+        except Exception as exc:  # the journal refused it: nothing changed
+            log.error("could not resolve the %s break: %s", brk.symbol, exc)
+            QMessageBox.warning(self, "Break not resolved", str(exc))
+            return
+        await portfolio.reconcile(confirm=0)
 
     async def _send_market(self, symbol: str, side: str, qty: float, strategy: str) -> None:
         entry = self.session.order_entry

@@ -107,6 +107,7 @@ class PositionsModel(KeyedTableModel):
         self._net_liquidation: float | None = None
         self._ticks: dict[int, int] = {}  # con_id -> price decimals
         self._breaks: dict[int, str] = {}  # con_id -> description
+        self._break_events: dict[int, ReconciliationBreakFound] = {}  # for resolving
         self._bold = QFont(theme.ui_font())
         self._bold.setBold(True)
         self._italic_mono = QFont(theme.number_font())
@@ -124,6 +125,7 @@ class PositionsModel(KeyedTableModel):
 
     def on_reconciliation_break(self, event: ReconciliationBreakFound) -> None:
         """Highlight every row of the contract whose IB position differs from ours."""
+        self._break_events[event.con_id] = event
         self.mark_break(
             event.con_id,
             f"Reconciliation break: IB {event.ib_quantity:g}, stored "
@@ -162,12 +164,17 @@ class PositionsModel(KeyedTableModel):
 
     def clear_break(self, con_id: int) -> None:
         """Remove a contract's reconciliation-break highlight."""
+        self._break_events.pop(con_id, None)
         if self._breaks.pop(con_id, None) is not None:
             self._repatch(con_id)
 
     def breaks(self) -> dict[int, str]:
         """Contracts currently marked as breaks, with their descriptions."""
         return dict(self._breaks)
+
+    def break_event(self, con_id: int) -> ReconciliationBreakFound | None:
+        """The reconciliation's report of a contract's break (None if not a break)."""
+        return self._break_events.get(con_id)
 
     def event_at(self, pos: int) -> PositionChanged | None:
         """The last :class:`PositionChanged` of model row ``pos``."""

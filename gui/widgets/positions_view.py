@@ -38,6 +38,8 @@ class PositionsView(FilteredTable):
     reverseRequested(PositionChanged): context menu "Reverse position".
     sendToTicketRequested(PositionChanged): context menu "Send to ticket", and a
         double-click (the ticket pre-fills the closing order).
+    resolveBreakRequested(ReconciliationBreakFound): context menu on a BREAK row,
+        "Attribute the difference to external".
 
     "Group by strategy" shows the same rows as a tree: one row per strategy with its
     totals, its positions beneath (:class:`PositionsTreeModel`); filters, the strategy
@@ -47,6 +49,7 @@ class PositionsView(FilteredTable):
     closeRequested = Signal(object)
     reverseRequested = Signal(object)
     sendToTicketRequested = Signal(object)
+    resolveBreakRequested = Signal(object)
 
     def __init__(self, model: PositionsModel | None = None, parent: QWidget | None = None):
         model = model if model is not None else PositionsModel()
@@ -116,7 +119,17 @@ class PositionsView(FilteredTable):
         )
         close.setEnabled(not flat)
         reverse.setEnabled(not flat)
-        return [ticket, None, close, reverse]
+        actions: list[QAction | None] = [ticket, None, close, reverse]
+        brk = self.positions.break_event(event.con_id)
+        if brk is not None:
+            resolve = self.make_action(
+                f"Attribute the difference ({brk.difference:+,g}) to external…",
+                None,
+                lambda: self.resolveBreakRequested.emit(brk),
+            )
+            resolve.setToolTip(brk.likely_cause)
+            actions += [None, resolve]
+        return actions
 
     def is_grouped(self) -> bool:
         """Whether the grid shows positions grouped by strategy."""

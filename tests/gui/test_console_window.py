@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 import qasync
+from ib_async import Contract, Position
 from PySide6.QtCore import QSettings, Qt
 from PySide6.QtWidgets import QApplication
 
@@ -166,3 +167,34 @@ def test_lost_connection_shows_in_status_bar_then_recovers(console, qloop, ib_lo
         what="reconnected shown",
     )
     assert window.connection_indicator.text() == "● connected"
+
+
+def test_break_resolved_from_the_grid_goes_to_external_and_loses_its_mark(console, qloop):
+    session, window = console
+    assert session.connection is not None and session.portfolio is not None
+    assert session.contracts is not None
+    ib = session.connection.ib
+    msft = qloop.run_until_complete(
+        session.contracts.qualify(
+            Contract(symbol="MSFT", secType="STK", exchange="SMART", currency="USD")
+        )
+    )
+    # IB reports 25 MSFT the console never saw an execution for (bought in TWS, say).
+    account = session.portfolio.account
+    ib.wrapper.positions[account][msft.conId] = Position(account, msft, 25.0, 410.0)
+    [brk] = qloop.run_until_complete(session.portfolio.reconcile(confirm=0))
+    run_until(qloop, lambda: msft.conId in window.positions_model.breaks(), what="BREAK shown")
+
+    qloop.run_until_complete(window.resolve_break(brk))
+
+    def resolved() -> bool:
+        row = window.positions_model.row(("external", msft.conId))
+        return (
+            msft.conId not in window.positions_model.breaks()
+            and row is not None
+            and row["quantity"] == 25
+        )
+
+    run_until(qloop, resolved, what="the difference in external and the BREAK mark gone")
+    assert session.portfolio.find_breaks() == []
+    assert "resolve_break" in [r.action for r in session.audit.records]

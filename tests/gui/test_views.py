@@ -10,7 +10,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication
 
-from core.events import AuditRecorded
+from core.events import AuditRecorded, ReconciliationBreakFound
 from gui import theme
 from gui.widgets.fills_view import FillsView
 from gui.widgets.log_view import AuditView, LogView
@@ -59,6 +59,21 @@ def test_positions_context_menu_on_flat_row_then_close_and_reverse_disabled(qtbo
     view = positions_view(qtbot)
     _, _, close, reverse = view.context_actions(row_of(view, "MSFT"))
     assert not close.isEnabled() and not reverse.isEnabled()
+
+
+def test_break_row_context_menu_offers_to_attribute_the_difference(qtbot, signal_log):
+    view = positions_view(qtbot)
+    brk = ReconciliationBreakFound("DU1", 1, "AAPL", 125.0, 100.0, "traded in TWS")
+    view.positions.on_reconciliation_break(brk)
+    view.positions.flush()
+    resolves = signal_log(view.resolveBreakRequested)
+
+    *_, resolve = view.context_actions(row_of(view, "AAPL"))
+    resolve.trigger()
+
+    assert "+25" in resolve.text() and "external" in resolve.text()
+    assert resolves.calls == [(brk,)]
+    assert len(view.context_actions(row_of(view, "SPY"))) == 4  # no break: no such item
 
 
 def test_positions_double_click_then_send_to_ticket(qtbot, signal_log):
