@@ -339,10 +339,12 @@ async def _run_console(args: argparse.Namespace, gateway: Gateway) -> None:
     assert session.contracts is not None
     window.attach(session)
     ib = session.connection.ib
-    # Set-up only: lift ib_async's 45 requests/s throttle so 500 subscriptions take
-    # seconds, not half a minute; put back before the storm.
-    max_requests = ib.client.MaxRequests
-    ib.client.MaxRequests = 0
+    # Set-up only: lift the wire's pacing (core.wire, 45 messages/s) so 500
+    # subscriptions take seconds, not half a minute; put back before the storm.
+    assert session.trades is not None
+    wire = session.trades.wire
+    max_requests = wire.max_per_second
+    wire.max_per_second = 100_000
     model = window.positions_model
 
     def rows_in() -> int:
@@ -356,7 +358,7 @@ async def _run_console(args: argparse.Namespace, gateway: Gateway) -> None:
     await _wait_until(
         lambda: sum(1 for r in model.rows() if r.get("last") is not None) >= len(held), 60
     )
-    ib.client.MaxRequests = max_requests
+    wire.max_per_second = max_requests
     freeze_startup_heap()  # as the app does once attached
     await asyncio.sleep(1.0)
     setup_s = time.perf_counter() - t_setup

@@ -18,6 +18,9 @@ from datetime import UTC, datetime
 from core.connection import ConnectionState, ConnectionStatusChanged
 
 __all__ = [
+    "DONE_STATUSES",
+    "LOST",
+    "NOT_SENT",
     "AccountValuesChanged",
     "AuditRecorded",
     "ConnectionState",
@@ -40,6 +43,15 @@ MANUAL = "manual"
 #: The strategy bucket for orders and positions the console did not originate
 #: (TWS itself, other client ids) and could not attribute.
 EXTERNAL = "external"
+
+#: An order the console never wrote to the gateway: the wire's last check refused it,
+#: it was cancelled while still waiting, or the connection closed first. Terminal.
+NOT_SENT = "NotSent"
+#: An order written just before a drop that the gateway, after the reconnect, does not
+#: know (not open, not completed, no execution). Terminal; never resent.
+LOST = "Lost"
+#: Statuses after which an order can neither fill nor change.
+DONE_STATUSES = frozenset({"Filled", "Cancelled", "ApiCancelled", NOT_SENT, LOST})
 
 
 def now_utc() -> datetime:
@@ -75,7 +87,7 @@ class OrderUpdated:
     @property
     def is_working(self) -> bool:
         """Still able to fill (PendingCancel and Inactive included: they may still fill)."""
-        return self.status not in ("Filled", "Cancelled", "ApiCancelled")
+        return self.status not in DONE_STATUSES
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,6 +20,7 @@ it charges; the estimate is for the preview only.
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 import math
 from dataclasses import dataclass
@@ -35,8 +36,8 @@ from core.contracts import (
 )
 from core.events import MANUAL
 from core.marketdata import MarketData, Quote
-from core.orders import price_or_none, validate_order
-from core.trading import OrderIntent, TradeManager
+from core.orders import canonicalize_order, price_or_none
+from core.trading import TradeManager
 
 log = logging.getLogger(__name__)
 
@@ -246,7 +247,12 @@ class OrderEntry:
     # -- before sending -----------------------------------------------------------------
 
     def preview(self, info: InstrumentInfo, order: Order, strategy: str = MANUAL) -> OrderPreview:
-        """Notional, commission estimate and every reason for refusal, without sending."""
+        """Notional, commission estimate and every reason for refusal, without sending.
+
+        Judged on a copy in the canonical form the trade manager would send.
+        """
+        order = copy.copy(order)
+        malformed = canonicalize_order(order)
         quote = self.market.quote(info.con_id)
         price = price_or_none(order.lmtPrice)
         if price is None:
@@ -261,13 +267,9 @@ class OrderEntry:
             if price is not None and qty > 0
             else None
         )
-        problems = list(validate_order(info.contract, order, info.details))
-        problems += self.trades.strategy_manager.check_permissions(strategy, info.contract, order)
-        if not problems:
-            decision = self.trades.pre_trade.check(
-                OrderIntent(strategy, "gui", info.contract, order)
-            )
-            problems += list(decision.reasons)
+        problems = malformed or self.trades.verdict(
+            info.contract, order, strategy, "gui", info.details
+        )
         return OrderPreview(notional, commission, price, tuple(problems))
 
     async def margin_impact(self, info: InstrumentInfo, order: Order) -> MarginImpact | None:
@@ -275,7 +277,7 @@ class OrderEntry:
         probe = Order(**{k: v for k, v in vars(order).items() if k != "orderId"})
         probe.orderId = 0
         try:
-            state = await asyncio.wait_for(self.trades.ib.whatIfOrderAsync(info.contract, probe), 5)
+            state = await asyncio.wait_for(self.trades.what_if(info.contract, probe), 5)
         except TimeoutError:
             return None
         if not state:

@@ -29,6 +29,7 @@ that order. IB then cancels the remaining child when the other fills.
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -42,12 +43,14 @@ from core.contracts import describe_contract, format_price, is_on_tick, round_to
 
 __all__ = [
     "ACTIONS",
+    "MAX_ORDER_QUANTITY",
     "ORDER_TYPES",
     "TIFS",
     "WHOLE_QUANTITY_SEC_TYPES",
     "BracketOrder",
     "OrderValidationError",
     "assign_bracket_ids",
+    "canonicalize_order",
     "create_bracket_order",
     "create_limit_order",
     "create_market_order",
@@ -78,6 +81,9 @@ ORDER_TYPES: dict[str, tuple[bool, bool]] = {
     "TRAIL LIMIT": (False, False),
     "REL": (False, False),
 }
+#: No order is ever this large (IB refuses far smaller ones); beyond it a quantity is a typo,
+#: and Decimal arithmetic on it (size increments) would fail rather than refuse.
+MAX_ORDER_QUANTITY = 1e10
 #: Security types traded only in whole units (shares; option and futures contracts).
 WHOLE_QUANTITY_SEC_TYPES = frozenset({"STK", "OPT", "FUT", "FOP", "WAR", "IOPT", "CONTFUT"})
 _UNIT = {"STK": "shares"}
@@ -121,6 +127,9 @@ def _action(action: str, problems: list[str]) -> str:
 
 
 def _positive(value: Any, what: str, problems: list[str]) -> float:
+    if isinstance(value, bool):  # float(True) is 1.0: a flag is never a size or a price
+        problems.append(f"{what} {value!r} is not a number")
+        return math.nan
     try:
         number = float(value)
     except (TypeError, ValueError):
@@ -350,6 +359,94 @@ def assign_bracket_ids(
     return bracket
 
 
+# --------------------------------------------------------------------------- canonical form
+
+#: Order fields that must be text when set (a number or None there is a caller's mistake).
+_TEXT_FIELDS = ("orderRef", "goodTillDate", "account", "ocaGroup")
+#: Price-like fields: a real number, or IB's "unset" placeholder.
+_PRICE_FIELDS = (
+    ("lmtPrice", "limit price"),
+    ("auxPrice", "stop price"),
+    ("trailingPercent", "trailing percentage"),
+)
+
+
+def _spelling(value: Any) -> str | None:
+    """Text as the one spelling IB knows: trimmed, upper case, single spaces."""
+    if not isinstance(value, str):
+        return None
+    return " ".join(value.split()).upper()
+
+
+def _real(value: Any) -> float | None:
+    """A finite real number as float; None for bools, text and other objects."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, Decimal)):
+        return None
+    try:
+        return float(value)
+    except (OverflowError, InvalidOperation, ValueError):
+        return None
+
+
+def canonicalize_order(order: Any) -> list[str]:
+    """Put ``order`` in the one form that is checked and sent; list what cannot be.
+
+    Every check after this one, and the wire, see the same object in the same spelling:
+    the action, order type and time in force trimmed and upper-cased (``" lmt "`` is
+    ``LMT``, ``"stp  lmt"`` is ``STP LMT``), the quantity and prices as floats (IB's
+    unset placeholder kept). Values of the wrong kind (a bool or text as a quantity, a
+    number as an order type) are listed as problems in plain words and the order is left
+    untouched: the caller gets a refusal, never an exception from deeper down.
+    """
+    if not isinstance(order, Order):
+        return [f"not an order: {type(order).__name__} (expected an ib_async Order)"]
+    problems: list[str] = []
+    fixed: dict[str, Any] = {}
+    for name, what in (("action", "action"), ("orderType", "order type"), ("tif", "time in force")):
+        raw = getattr(order, name)
+        text = _spelling(raw if raw is not None else "")
+        if text is None:
+            problems.append(f"{what} {raw!r} is not text")
+        else:
+            fixed[name] = text
+    qty = _real(order.totalQuantity)
+    if order.totalQuantity is None:
+        pass  # missing: validation says so
+    elif qty is None:
+        problems.append(f"quantity {order.totalQuantity!r} is not a number")
+    elif not is_unset(qty) and abs(qty) > MAX_ORDER_QUANTITY:
+        problems.append(
+            f"quantity {_num(qty)} is beyond any order size ({MAX_ORDER_QUANTITY:,.0f})"
+        )
+    else:
+        fixed["totalQuantity"] = qty
+    for name, what in _PRICE_FIELDS:
+        raw = getattr(order, name)
+        if raw is None:
+            fixed[name] = UNSET_DOUBLE
+            continue
+        price = _real(raw)
+        if price is None:
+            problems.append(f"{what} {raw!r} is not a number")
+        else:
+            fixed[name] = UNSET_DOUBLE if is_unset(price) else price
+    for name in _TEXT_FIELDS:
+        raw = getattr(order, name)
+        if raw is None:
+            fixed[name] = ""
+        elif not isinstance(raw, str):
+            problems.append(f"{name} {raw!r} is not text")
+    for name in ("orderId", "parentId", "clientId", "permId"):
+        raw = getattr(order, name)
+        if isinstance(raw, bool) or not isinstance(raw, int):
+            problems.append(f"{name} {raw!r} is not a whole number")
+    if problems:
+        return problems
+    for name, value in fixed.items():
+        setattr(order, name, value)
+    return []
+
+
 # --------------------------------------------------------------------------- validation
 
 
@@ -458,7 +555,14 @@ def validate_order(
     * the time in force is one of DAY, GTC, IOC, GTD, OPG, FOK, and a GTD order has a
       good-till date.
     """
+    order_problems = canonicalize_order(copy.copy(order))
+    if order_problems:
+        return order_problems  # nothing below can be judged on values of the wrong kind
+    order = copy.copy(order)
+    canonicalize_order(order)
     problems: list[str] = []
+    if contract is not None and not isinstance(contract, Contract):
+        return [f"not a contract: {type(contract).__name__} (expected an ib_async Contract)"]
     if contract is None or not getattr(contract, "conId", 0):
         name = describe_contract(contract) if contract is not None else "(none)"
         problems.append(
@@ -539,6 +643,15 @@ def describe_order(contract: Contract, order: Order) -> str:
     Prices IB leaves unset show as ``?``; the strategy (``orderRef``) and a bracket
     child's parent id are appended when present.
     """
+
+    if not isinstance(order, Order) or canonicalize_order(copy.copy(order)):
+        # Called on what validation refuses: describe it as given, never raise.
+        fields = ("action", "totalQuantity", "orderType", "lmtPrice", "auxPrice", "tif")
+        shown = " ".join(repr(getattr(order, f, None)) for f in fields)
+        name = describe_contract(contract) if isinstance(contract, Contract) else repr(contract)
+        return f"{shown} {name} (malformed)"
+    order = copy.copy(order)
+    canonicalize_order(order)
 
     def price(value: float | Decimal | None) -> str:
         return "?" if is_unset(value) else format_price(float(value))  # type: ignore[arg-type]

@@ -95,6 +95,7 @@ from core.events import (
     now_utc,
 )
 from core.trading import EMERGENCY_ACTOR, OrderIntent, PreTradeDecision
+from core.wire import MAX_MESSAGES_PER_SECOND
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -126,8 +127,8 @@ __all__ = [
 
 #: The scope name of account-wide limits and state.
 ACCOUNT = "account"
-#: IB's cap on messages a client may send per second (the whole console shares it).
-IB_MAX_MESSAGES_PER_SECOND = 50
+#: The console's cap on messages per second: the wire's pacing rate (IB's cap is 50).
+IB_MAX_MESSAGES_PER_SECOND = MAX_MESSAGES_PER_SECOND
 #: What a person types to leave HALTED.
 RESUME_CONFIRMATION = "RESUME"
 #: The store key the trading states are saved under.
@@ -1148,6 +1149,9 @@ class RiskManager:
         own_open = _opening(own, key, signed, side, replaced) if own is not None else acct_open
         opening = max(acct_open, own_open)
 
+        # the state this verdict is given under: the wire re-asks if it tightens (at_wire)
+        judged = self.effective_state(intent.strategy, key if isinstance(key, int) else None)
+        approved = PreTradeDecision(True, judged_under=judged)
         # trading state: each book judges with its own notion of "reducing"
         flatten = intent.actor == EMERGENCY_ACTOR and id(order) in self._flatten_ids
         if flatten:
@@ -1160,8 +1164,9 @@ class RiskManager:
                         f"position ({_num(pos)} -> {_num(pos + signed)})",
                     ),
                 )
-            self._record_sent(acct, strat)
-            return PreTradeDecision(True)
+            if not intent.preview:
+                self._record_sent(acct, strat)
+            return PreTradeDecision(True, judged_under=judged, flatten=True)
         cb = None
         if self._contract_books and isinstance(key, int):
             cb = self._contract_books.get(contract_scope(key))
@@ -1186,8 +1191,9 @@ class RiskManager:
         if opening <= _EPS:
             if reasons:
                 return PreTradeDecision(False, tuple(reasons))
-            self._record_sent(acct, strat)
-            return PreTradeDecision(True)
+            if not intent.preview:
+                self._record_sent(acct, strat)
+            return approved
         # an opening order: the limits of each scope it opens in apply
         if key in self._stale:
             reasons.append(
@@ -1221,8 +1227,28 @@ class RiskManager:
             )
         if reasons:
             return PreTradeDecision(False, tuple(reasons))
-        self._record_sent(acct, strat)
-        return PreTradeDecision(True)
+        if not intent.preview:
+            self._record_sent(acct, strat)
+        return approved
+
+    def at_wire(self, intent: OrderIntent, decision: PreTradeDecision) -> str | None:
+        """The gate's last word, asked as the order's frame is written: a reason to drop
+        it when trading became stricter than the state ``decision`` was given under.
+
+        The emergency stop's own flattening orders pass (they were judged under HALTED's
+        rule already); everything else judged under a looser state is dropped, never
+        sent: the strategy or the trader decides again under the new state.
+        """
+        if decision.flatten:
+            return None
+        con_id = intent.contract.conId or None
+        now = self.effective_state(intent.strategy, con_id)
+        judged = decision.judged_under or TradingState.ACTIVE
+        if _RANK[now] <= _RANK[judged]:
+            return None
+        scopes = [ACCOUNT, intent.strategy] + ([contract_scope(con_id)] if con_id else [])
+        why = next((self.reason_of(s) for s in scopes if self.state_of(s) is now), "")
+        return f"trading became {now} before it was written ({why}): not sent"
 
     def _check_book(
         self,
@@ -1543,6 +1569,9 @@ class RiskManager:
         """Become ``trade_manager``'s pre-trade gate and follow its orders."""
         trade_manager.pre_trade = self
         trade_manager.orderUpdated += self.on_order_update
+        # The instant trading tightens, orders still waiting for the pacing are asked
+        # again (the wire asks each once more as it is written anyway).
+        self.tradingStateChanged += lambda _change: trade_manager.wire.recheck()
 
     def attach_ib(self, ib: Any, account: str = "") -> None:
         """Follow IB's account positions (``positionEvent``) of ``account`` (all if empty)."""

@@ -22,13 +22,14 @@ from ib_async import Contract, ContractDetails
 
 from core.account import AccountInfo
 from core.audit import AuditLog
-from core.config import Settings
+from core.config import Settings, user_data_dir
 from core.connection import Connection, ReconnectPolicy
 from core.contracts import ContractService
 from core.emergency import EmergencyStop
 from core.events import FillRecorded, PositionChanged, TradingStateChanged
 from core.marketdata import MarketData
 from core.order_entry import InstrumentInfo, OrderEntry
+from core.orderids import OrderIdSequence
 from core.portfolio import PortfolioManager, trading_day_start
 from core.risk import RiskManager, RiskPolicy
 from core.sim import SimGateway
@@ -55,6 +56,8 @@ class SessionOptions:
     sim_tick_interval: float = 0.25
     #: ArcticDB URI; None keeps everything in memory (no journal: tests, demos).
     store_uri: str | None = None
+    #: Where the order-id reservation is kept (ids are never reused across restarts).
+    order_ids_file: Path | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SessionOptions:
@@ -72,6 +75,7 @@ class SessionOptions:
             sim_accounts=tuple(sim.accounts),
             sim_tick_interval=sim.tick_interval,
             store_uri=settings.store.uri,
+            order_ids_file=user_data_dir() / "order-ids.json",
         )
 
 
@@ -156,6 +160,7 @@ class ConsoleSession:
             audit=self.audit,
             details_lookup=details_lookup,
             connection=conn,
+            order_ids=OrderIdSequence(opts.order_ids_file),
         )
         self.order_entry = OrderEntry(self.contracts, self.market, self.trades)
         self.portfolio = PortfolioManager(

@@ -38,16 +38,37 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, NoReturn, Protocol
 
 from eventkit import Event
-from ib_async import IB, CommissionReport, Contract, ContractDetails, Fill, Order, Trade
+from ib_async import (
+    IB,
+    CommissionReport,
+    Contract,
+    ContractDetails,
+    Fill,
+    Order,
+    OrderState,
+    Trade,
+    TradeLogEntry,
+)
 
 from core.audit import AuditLog
 from core.connection import Connection
-from core.events import EXTERNAL, MANUAL, FillRecorded, OrderRejected, OrderUpdated
-from core.orders import describe_order, price_or_none, validate_order
+from core.events import (
+    EXTERNAL,
+    LOST,
+    MANUAL,
+    NOT_SENT,
+    FillRecorded,
+    OrderRejected,
+    OrderUpdated,
+    TradingState,
+)
+from core.orderids import OrderIdSequence
+from core.orders import canonicalize_order, describe_order, price_or_none, validate_order
 from core.strategies import StrategyManager
+from core.wire import FrameDropped, WireGate
 
 log = logging.getLogger(__name__)
 
@@ -71,14 +92,22 @@ class OrderIntent:
     contract: Contract
     order: Order
     replaces: Order | None = None  # the working order a modification replaces
+    preview: bool = False  # only asked, not sent: the gate must not count it as sent
 
 
 @dataclass(frozen=True, slots=True)
 class PreTradeDecision:
-    """The gate's answer; ``reasons`` says why in plain words when refused."""
+    """The gate's answer; ``reasons`` says why in plain words when refused.
+
+    ``judged_under`` is the trading state the answer was given under and ``flatten``
+    marks the emergency stop's own flattening order: the gate's last word at the wire
+    (:meth:`PreTradeGate.at_wire`) compares them with the state at that instant.
+    """
 
     approved: bool
     reasons: tuple[str, ...] = ()
+    judged_under: TradingState | None = None
+    flatten: bool = False
 
 
 class PreTradeGate(Protocol):
@@ -88,6 +117,10 @@ class PreTradeGate(Protocol):
         """Approve or refuse ``intent``; must be fast and must not block."""
         ...
 
+    def at_wire(self, intent: OrderIntent, decision: PreTradeDecision) -> str | None:
+        """Asked as the approved order's frame is written: a reason to drop it, or None."""
+        ...
+
 
 class ApproveAll:
     """The gate until risk limits are configured: approves everything."""
@@ -95,6 +128,21 @@ class ApproveAll:
     def check(self, intent: OrderIntent) -> PreTradeDecision:
         """Approve."""
         return PreTradeDecision(True)
+
+    def at_wire(self, intent: OrderIntent, decision: PreTradeDecision) -> str | None:
+        """Nothing to add at the wire."""
+        return None
+
+
+@dataclass(slots=True)
+class _InFlight:
+    """An order written (or waiting to be) that the gateway has not acknowledged yet."""
+
+    strategy: str
+    actor: str
+    trade: Trade | None = None
+    not_sent: str = ""  # why the wire dropped it, when that happened inside placeOrder
+    suspect: bool = False  # written before a drop: looked for after the reconnect
 
 
 class FillJournal(Protocol):
@@ -187,8 +235,17 @@ class TradeManager:
         audit: AuditLog | None = None,
         details_lookup: DetailsLookup | None = None,
         connection: Connection | None = None,
+        order_ids: OrderIdSequence | None = None,
     ) -> None:
         self.ib = ib_client
+        #: Order ids never reused (persisted by the session across restarts).
+        self.order_ids = order_ids or OrderIdSequence()
+        #: The last check and the pacing of every frame written to the gateway.
+        self.wire = WireGate(ib_client)
+        self.wire.frameDropped += self._on_frame_dropped
+        # Sent, not yet acknowledged by the gateway; and orders ended here (not at IB).
+        self._in_flight: dict[tuple[int, int], _InFlight] = {}
+        self._final: dict[tuple[int, int], tuple[str, str]] = {}
         self.strategy_manager = strategy_manager or StrategyManager()
         self.journal = journal
         self.pre_trade: PreTradeGate = pre_trade or ApproveAll()
@@ -215,12 +272,11 @@ class TradeManager:
         self._order_writer: asyncio.Task[None] | None = None
         ib = self.ib
         ib.orderStatusEvent += self._on_order_status
-        ib.openOrderEvent += (
-            self._publish_order
-        )  # parameters; status messages come from orderStatus
+        ib.openOrderEvent += self._on_open_order  # parameters; statuses come from orderStatus
         ib.execDetailsEvent += self._on_exec_details
         ib.commissionReportEvent += self._on_commission_report
         ib.errorEvent += self._on_error
+        ib.disconnectedEvent += self._on_disconnected
         if connection is not None:
             connection.connected += self._on_connected
 
@@ -229,29 +285,142 @@ class TradeManager:
     def place_order(
         self, contract: Contract, order: Order, strategy_symbol: str, *, actor: str | None = None
     ) -> Trade:
-        """Validate, gate and send a new order for ``strategy_symbol``.
+        """Make ``order`` canonical, validate, gate and send it for ``strategy_symbol``.
 
-        Returns ib_async's live ``Trade``. Raises :class:`OrderRefused` (nothing sent)
-        when validation, the strategy's permissions or the pre-trade gate refuse it.
+        The order object is put in its canonical spelling in place (``"lmt"`` becomes
+        ``LMT``): what the checks judged is exactly what is sent, and the gate asks once
+        more at the instant the frame is written (:mod:`core.wire`). Returns ib_async's
+        live ``Trade``. Raises :class:`OrderRefused` (nothing sent) when the order is
+        malformed, or validation, the strategy's permissions or the gate refuse it.
         """
-        actor = actor or strategy_symbol
-        strategy = strategy_symbol or MANUAL
-        contract = self._qualified(contract)
-        subject = describe_order(contract, order)
-        problems = self._problems(contract, order, strategy, actor, replaces=None)
-        if problems:
-            self._refuse(order, contract, strategy, actor, "place", subject, problems)
+        strategy, actor = self._who(strategy_symbol, actor, order, contract)
+        return self._send_new(contract, order, strategy, actor, preassigned=False)
+
+    def _who(self, strategy_symbol: Any, actor: Any, order: Any, contract: Any) -> tuple[str, str]:
+        """The strategy and actor of a command, or a refusal when they are not names."""
+        if strategy_symbol is None or strategy_symbol == "":
+            strategy_symbol = MANUAL
+        if not isinstance(strategy_symbol, str):
+            self._refuse(
+                order,
+                contract,
+                str(strategy_symbol),
+                "api",
+                "place",
+                "order",
+                [f"strategy {strategy_symbol!r} is not a name"],
+            )
+        if actor is not None and not isinstance(actor, str):
+            self._refuse(
+                order,
+                contract,
+                strategy_symbol,
+                "api",
+                "place",
+                "order",
+                [f"actor {actor!r} is not a name"],
+            )
+        return strategy_symbol, actor or strategy_symbol
+
+    def _send_new(
+        self, contract: Contract, order: Order, strategy: str, actor: str, *, preassigned: bool
+    ) -> Trade:
+        contract, decision, subject = self._admit(contract, order, strategy, actor, "place", None)
+        if order.orderId and not preassigned:
+            self._refuse(
+                order,
+                contract,
+                strategy,
+                actor,
+                "place",
+                subject,
+                [
+                    f"order id {order.orderId} is set: a new order gets its id from the "
+                    "console (ids are never reused); use modify_order to change a working one"
+                ],
+            )
         order.orderRef = strategy
         if not self.ib.isConnected():
             self._refuse(order, contract, strategy, actor, "place", subject, ["not connected"])
-        trade = self.ib.placeOrder(contract, order)
-        self._strategy_of_order[(trade.order.clientId, trade.order.orderId)] = strategy
+        if not preassigned:
+            order.orderId = self.order_ids.next(self.ib.client)
+        key = (self.ib.client.clientId, order.orderId)
+        entry = self._in_flight[key] = _InFlight(strategy, actor)
+        self._strategy_of_order[key] = strategy
+        intent = OrderIntent(strategy, actor, contract, order, None)
+        self.wire.expect(order.orderId, lambda: self.pre_trade.at_wire(intent, decision))
+        trade = entry.trade = self.ib.placeOrder(contract, order)
+        written = self.wire.was_written(order.orderId)
         self.audit.record(
-            actor, "place", subject, "sent", order_id=trade.order.orderId, strategy=strategy
+            actor,
+            "place",
+            subject,
+            "sent" if written or entry.not_sent else "queued: waiting for the message pacing",
+            order_id=order.orderId,
+            strategy=strategy,
         )
         self._queue({"type": "order", "strategy": strategy, "trade": trade})
-        self._publish_order(trade)
+        if entry.not_sent:
+            self._end(key, NOT_SENT, entry.not_sent)
+        else:
+            self._publish_order(trade)
         return trade
+
+    def _admit(
+        self,
+        contract: Any,
+        order: Any,
+        strategy: str,
+        actor: str,
+        action: str,
+        replaces: Order | None,
+        subject: str = "",
+    ) -> tuple[Contract, PreTradeDecision, str]:
+        """The canonical order's verdict: refuses (raises) or returns the contract it is
+        sent on, the gate's decision and its description."""
+        problems = canonicalize_order(order)
+        if not isinstance(contract, Contract):
+            problems.append(f"not a contract: {type(contract).__name__}")
+        if problems:
+            self._refuse(order, contract, strategy, actor, action, subject or "order", problems)
+        contract = self._qualified(contract)
+        subject = subject or describe_order(contract, order)
+        problems, decision = self._problems(contract, order, strategy, actor, replaces=replaces)
+        if problems:
+            self._refuse(order, contract, strategy, actor, action, subject, problems)
+        return contract, decision, subject
+
+    def verdict(
+        self,
+        contract: Contract,
+        order: Order,
+        strategy: str = MANUAL,
+        actor: str = "gui",
+        details: ContractDetails | None = None,
+    ) -> list[str]:
+        """Every reason ``order`` would be refused if placed now (empty: it would be
+        sent), judged on a canonical copy; nothing is sent, recorded or counted.
+        ``details`` stand in for the cached contract details when given."""
+        probe = copy.copy(order) if isinstance(order, Order) else order
+        problems = canonicalize_order(probe)
+        if not isinstance(contract, Contract):
+            problems.append(f"not a contract: {type(contract).__name__}")
+        if problems:
+            return problems
+        contract = self._qualified(contract)
+        problems = self._order_problems(contract, probe, strategy, actor, details)
+        if problems:
+            return problems
+        decision = self.pre_trade.check(
+            OrderIntent(strategy, actor, contract, probe, None, preview=True)
+        )
+        return [] if decision.approved else list(decision.reasons)
+
+    def what_if(self, contract: Contract, order: Order) -> Awaitable[OrderState]:
+        """Ask the gateway what ``order`` would do to margin (whatIf); it never trades,
+        so it passes the wire without the pre-trade gate."""
+        with self.wire.what_if():
+            return self.ib.whatIfOrderAsync(contract, order)
 
     def _qualified(self, contract: Contract) -> Contract:
         """The cached qualified contract for an unqualified one (e.g. the seed's
@@ -279,28 +448,30 @@ class TradeManager:
     ) -> list[Trade]:
         """Send a bracket: the parent and both children are checked first, then sent in
         order with ``transmit`` only on the last, so nothing works until all arrived."""
-        contract = self._qualified(contract)
+        strategy, actor = self._who(strategy_symbol, actor, parent, contract)
         for o in (parent, take_profit, stop_loss):
-            problems = self._problems(
-                contract, o, strategy_symbol, actor or strategy_symbol, replaces=None
-            )
-            if problems:
+            if o.orderId if isinstance(o, Order) else False:
                 self._refuse(
                     o,
                     contract,
-                    strategy_symbol,
-                    actor or strategy_symbol,
+                    strategy,
+                    actor,
                     "place",
-                    describe_order(contract, o),
-                    problems,
+                    "bracket",
+                    ["a bracket's orders get their ids from the console: leave orderId unset"],
                 )
-        parent.orderId = parent.orderId or self.ib.client.getReqId()
+            self._admit(contract, o, strategy, actor, "place", None)
+        if not self.ib.isConnected():
+            self._refuse(parent, contract, strategy, actor, "place", "bracket", ["not connected"])
+        parent.orderId = self.order_ids.next(self.ib.client)
+        take_profit.orderId = self.order_ids.next(self.ib.client)
+        stop_loss.orderId = self.order_ids.next(self.ib.client)
         parent.transmit = False
         take_profit.parentId = stop_loss.parentId = parent.orderId
         take_profit.transmit = False
         stop_loss.transmit = True
         return [
-            self.place_order(contract, o, strategy_symbol, actor=actor)
+            self._send_new(contract, o, strategy, actor, preassigned=True)
             for o in (parent, take_profit, stop_loss)
         ]
 
@@ -308,13 +479,16 @@ class TradeManager:
         """Send ``new_order`` as a modification of the working ``trade``.
 
         The new order keeps the working order's id, client id and strategy. A
-        modification passes validation and the gate like a new order; a done order
-        cannot be modified.
+        modification passes validation and the gate like a new order (and the gate's
+        last word at the wire); a done, lost or never-sent order cannot be modified, nor
+        one placed under another client id (IB would apply it to this client's order of
+        that id).
         """
+        self._check_trade(trade, "modify", new_order)
         strategy = self.strategy_of(trade)
-        actor = actor or strategy
-        subject = f"modify #{trade.order.orderId} to " + describe_order(trade.contract, new_order)
-        if trade.isDone():
+        actor = actor if isinstance(actor, str) and actor else strategy
+        subject = f"modify #{trade.order.orderId}"
+        if not isinstance(new_order, Order):
             self._refuse(
                 new_order,
                 trade.contract,
@@ -322,21 +496,58 @@ class TradeManager:
                 actor,
                 "modify",
                 subject,
-                [f"order {trade.order.orderId} is {trade.orderStatus.status} and cannot change"],
+                [f"not an order: {type(new_order).__name__}"],
             )
+        reason = self._unchangeable(trade)
+        if reason:
+            self._refuse(new_order, trade.contract, strategy, actor, "modify", subject, [reason])
         new_order.orderId = trade.order.orderId
         new_order.clientId = trade.order.clientId
         new_order.permId = trade.order.permId
         new_order.parentId = trade.order.parentId
-        problems = self._problems(trade.contract, new_order, strategy, actor, replaces=trade.order)
-        if problems:
-            self._refuse(new_order, trade.contract, strategy, actor, "modify", subject, problems)
+        contract, decision, _ = self._admit(
+            trade.contract, new_order, strategy, actor, "modify", trade.order, subject
+        )
+        subject += " to " + describe_order(contract, new_order)
+        if not self.ib.isConnected():
+            self._refuse(new_order, contract, strategy, actor, "modify", subject, ["not connected"])
         new_order.orderRef = strategy
+        intent = OrderIntent(strategy, actor, contract, new_order, trade.order)
+        self.wire.expect(new_order.orderId, lambda: self.pre_trade.at_wire(intent, decision))
         result = self.ib.placeOrder(trade.contract, new_order)
         self.audit.record(
             actor, "modify", subject, "sent", order_id=new_order.orderId, strategy=strategy
         )
         return result
+
+    def _check_trade(self, trade: Any, action: str, order: Any = None) -> None:
+        if not isinstance(trade, Trade):
+            self._refuse(
+                order,
+                None,
+                MANUAL,
+                "api",
+                action,
+                f"{action} order",
+                [f"not an order of this session: {type(trade).__name__}"],
+            )
+
+    def _unchangeable(self, trade: Trade) -> str:
+        """Why ``trade`` can no longer be modified or cancelled here ("" when it can)."""
+        key = (trade.order.clientId, trade.order.orderId)
+        final = self._final.get(key)
+        if final is not None:
+            return f"order {trade.order.orderId} is {final[0]} ({final[1]}): it is not at IB"
+        if trade.isDone():
+            return f"order {trade.order.orderId} is {trade.orderStatus.status} and cannot change"
+        cid = self.ib.client.clientId
+        if self.ib.isConnected() and trade.order.clientId not in (cid, 0):
+            return (
+                f"order {trade.order.orderId} was placed as client {trade.order.clientId} and "
+                f"this console is client {cid} now: IB would apply this to client {cid}'s "
+                "order of that id. Use Cancel all (global cancel) or TWS"
+            )
+        return ""
 
     def trade_for_order_id(self, order_id: int, client_id: int | None = None) -> Trade | None:
         """This session's live trade for an order id (of our client id unless given)."""
@@ -358,7 +569,8 @@ class TradeManager:
         """Modify a working order's quantity or prices in place (the grid's edit).
 
         Raises ``LookupError`` for an unknown order and :class:`OrderRefused` when the
-        new order is refused; the working order is then unchanged.
+        new order is refused (a value that is not a number included); the working
+        order is then unchanged.
         """
         trade = self.trade_for_order_id(order_id)
         if trade is None:
@@ -374,15 +586,27 @@ class TradeManager:
 
     def cancel_order(self, trade: Trade, *, actor: str | None = None) -> Trade | None:
         """Request a cancel; never refused by risk (a trader must always be able to get
-        out). The cancel is confirmed by the order's status, not by this call."""
+        out). The cancel is confirmed by the order's status, not by this call.
+
+        An order still waiting for the message pacing is dropped before it is ever
+        written (it ends as ``NotSent``). Refused (:class:`OrderRefused`) only when it
+        cannot reach the order meant: not connected, or the order was placed under
+        another client id.
+        """
+        self._check_trade(trade, "cancel")
         strategy = self.strategy_of(trade)
-        actor = actor or strategy
+        actor = actor if isinstance(actor, str) and actor else strategy
         subject = f"cancel #{trade.order.orderId} " + describe_order(trade.contract, trade.order)
-        if trade.isDone():
-            self.audit.record(
-                actor, "cancel", subject, f"not sent: already {trade.orderStatus.status}"
-            )
+        key = (trade.order.clientId, trade.order.orderId)
+        if key in self._final or trade.isDone():
+            status = self._final[key][0] if key in self._final else trade.orderStatus.status
+            self.audit.record(actor, "cancel", subject, f"not sent: already {status}")
             return trade
+        reason = self._unchangeable(trade)
+        if not self.ib.isConnected():
+            reason = "not connected: the cancel cannot be sent until the connection is back"
+        if reason:
+            self._refuse(trade.order, trade.contract, strategy, actor, "cancel", subject, [reason])
         result = self.ib.cancelOrder(trade.order)
         self.audit.record(
             actor, "cancel", subject, "sent", order_id=trade.order.orderId, strategy=strategy
@@ -393,8 +617,18 @@ class TradeManager:
         """Cancel every working order (of one strategy if given); returns how many.
 
         For the whole account this also sends reqGlobalCancel, which reaches orders
-        placed elsewhere (TWS, other client ids).
+        placed elsewhere (TWS, other client ids). Refused when not connected.
         """
+        if not self.ib.isConnected():
+            self._refuse(
+                None,
+                None,
+                strategy or MANUAL,
+                actor,
+                "cancel_all",
+                "every working order",
+                ["not connected: the cancels cannot be sent until the connection is back"],
+            )
         trades = [
             t for t in self.ib.openTrades() if strategy is None or self.strategy_of(t) == strategy
         ]
@@ -411,6 +645,125 @@ class TradeManager:
             strategy=strategy,
         )
         return len(trades)
+
+    # -- orders that never reached the gateway -----------------------------------------
+
+    def _on_frame_dropped(self, dropped: FrameDropped) -> None:
+        key = (self.ib.client.clientId, dropped.order_id)
+        entry = self._in_flight.get(key)
+        if not dropped.first_write:
+            # A modification (or a cancel's victim) not written: the working order at
+            # IB is as it was. Say so; nothing ends.
+            trade = entry.trade if entry is not None else self.ib.wrapper.trades.get(key)
+            strategy = self.strategy_of(trade) if trade is not None else EXTERNAL
+            self.audit.record(
+                "console",
+                "modify",
+                f"#{dropped.order_id}",
+                f"not sent: {dropped.reason}",
+                order_id=dropped.order_id,
+                strategy=strategy,
+            )
+            self.orderRejected.emit(
+                OrderRejected(
+                    dropped.order_id,
+                    strategy,
+                    trade.contract.symbol if trade is not None else "",
+                    0,
+                    f"modification not sent: {dropped.reason}",
+                    (dropped.reason,),
+                )
+            )
+            return
+        if entry is None:
+            log.error("order %d dropped at the wire, not known here: %s", *key[1:], dropped.reason)
+            return
+        if entry.trade is None:
+            entry.not_sent = dropped.reason  # inside placeOrder: ended when it returns
+            return
+        self._end(key, NOT_SENT, dropped.reason)
+
+    def _end(self, key: tuple[int, int], status: str, reason: str) -> None:
+        """End an order the gateway does not have: ``NotSent`` or ``Lost``, with why.
+
+        ib_async's ``Trade`` becomes ``Inactive`` (done: ``isDone()`` is true) with the
+        reason in its log; events, the audit and the strategy get ``status``.
+        """
+        entry = self._in_flight.pop(key)
+        trade = entry.trade
+        assert trade is not None
+        self._final[key] = (status, reason)
+        trade.orderStatus.status = "Inactive"
+        trade.log.append(TradeLogEntry(datetime.now(UTC), status, reason))
+        subject = describe_order(trade.contract, trade.order)
+        log.warning("order %d %s: %s", key[1], status, reason)
+        self.audit.record(
+            "console", status.lower(), subject, reason, order_id=key[1], strategy=entry.strategy
+        )
+        self._publish_order(trade)
+        self.orderRejected.emit(
+            OrderRejected(key[1], entry.strategy, trade.contract.symbol, 0, reason, (reason,))
+        )
+        self._queue(
+            {
+                "type": "status",
+                "strategy": entry.strategy,
+                "trade": trade,
+                "status": status,
+                "reason": reason,
+            }
+        )
+        trade.statusEvent.emit(trade)
+
+    def _acknowledged(self, client_id: int, order_id: int) -> None:
+        """The gateway spoke of this order: it is no longer in doubt."""
+        key = (client_id, order_id)
+        self._in_flight.pop(key, None)
+        if key in self._final and self._final[key][0] == LOST:
+            status, reason = self._final.pop(key)
+            log.error("order %d reported lost turned up at the gateway", order_id)
+            self.audit.record(
+                "ib",
+                "found",
+                f"#{order_id}",
+                f"reported {status} ({reason}) but IB has it",
+                order_id=order_id,
+                strategy=self._strategy_of_order.get(key),
+            )
+
+    def _on_disconnected(self) -> None:
+        # Written but not acknowledged: it may or may not have arrived. Looked for after
+        # the reconnect (_find_lost); never resent.
+        for key, entry in self._in_flight.items():
+            if self.wire.was_written(key[1]):
+                entry.suspect = True
+
+    def _find_lost(self) -> int:
+        """After a reconnect's resync: end as ``Lost`` each suspect the gateway does not
+        know (open or completed orders, executions). Returns how many."""
+        known: set[tuple[int, int]] = set()
+        for trade in self.ib.trades():
+            known.add((trade.order.clientId, trade.order.orderId))
+            if trade.order.clientId == self.ib.client.clientId:
+                self.order_ids.observe(trade.order.orderId)
+        for fill in self.ib.fills():
+            known.add((fill.execution.clientId, fill.execution.orderId))
+        lost = 0
+        for key, entry in list(self._in_flight.items()):
+            if not entry.suspect:
+                continue
+            if key in known:
+                log.info("order %d, written before the drop, is known to the gateway", key[1])
+                self._acknowledged(*key)
+                continue
+            self._end(
+                key,
+                LOST,
+                "the connection dropped just after it was written and the gateway does not "
+                "know it (not among open or completed orders or executions): not resent",
+            )
+            lost += 1
+        return lost
 
     # -- fills -------------------------------------------------------------------------
 
@@ -454,6 +807,7 @@ class TradeManager:
                 log.warning("could not list the account's open orders: %s", exc)
         for open_trade in self.ib.openTrades():
             self._publish_order(open_trade)
+        self._find_lost()
         fills = self.ib.fills()
         before = len(self._handled) + len(self._pending)
         for fill in fills:
@@ -481,6 +835,7 @@ class TradeManager:
             await self._write_orders()  # left by a failed write, or published without a loop
 
     def _on_exec_details(self, trade: Trade, fill: Fill) -> None:
+        self._acknowledged(fill.execution.clientId, fill.execution.orderId)
         self.handle_fill_event(trade, fill)
 
     def _on_commission_report(self, trade: Trade, fill: Fill, report: CommissionReport) -> None:
@@ -594,10 +949,17 @@ class TradeManager:
 
     # -- checks ------------------------------------------------------------------------
 
-    def _problems(
-        self, contract: Contract, order: Order, strategy: str, actor: str, *, replaces: Order | None
+    def _order_problems(
+        self,
+        contract: Contract,
+        order: Order,
+        strategy: str,
+        actor: str,
+        details: ContractDetails | None = None,
     ) -> list[str]:
-        details = self.details_lookup(contract) if self.details_lookup else None
+        """Validation and the strategy's permissions (the gate comes after)."""
+        if details is None and self.details_lookup is not None:
+            details = self.details_lookup(contract)
         problems = [
             p
             for p in validate_order(contract, order, details)
@@ -608,34 +970,46 @@ class TradeManager:
         if actor != EMERGENCY_ACTOR:
             # A strategy's own limits must never keep the emergency stop from flattening it.
             problems += self.strategy_manager.check_permissions(strategy, contract, order)
+        return problems
+
+    def _problems(
+        self, contract: Contract, order: Order, strategy: str, actor: str, *, replaces: Order | None
+    ) -> tuple[list[str], PreTradeDecision]:
+        problems = self._order_problems(contract, order, strategy, actor)
+        refused = PreTradeDecision(False, tuple(problems))
         if problems:
-            return problems
+            return problems, refused
         decision = self.pre_trade.check(OrderIntent(strategy, actor, contract, order, replaces))
-        return list(decision.reasons) if not decision.approved else []
+        return (list(decision.reasons) or ["refused by the pre-trade check"]) if not (
+            decision.approved
+        ) else [], decision
 
     def _refuse(
         self,
-        order: Order,
-        contract: Contract,
+        order: Any,
+        contract: Any,
         strategy: str,
         actor: str,
         action: str,
         subject: str,
         reasons: Sequence[str],
-    ) -> None:
+    ) -> NoReturn:
         text = "; ".join(reasons)
+        # Refusals also come for malformed input: read it defensively.
+        order_id = getattr(order, "orderId", 0)
+        order_id = order_id if isinstance(order_id, int) and not isinstance(order_id, bool) else 0
+        symbol = getattr(contract, "symbol", "")
+        symbol = symbol if isinstance(symbol, str) else ""
         log.warning("%s refused: %s: %s", action, subject, text)
         self.audit.record(
             actor,
             action,
             subject,
             f"refused: {text}",
-            order_id=order.orderId or None,
+            order_id=order_id or None,
             strategy=strategy,
         )
-        self.orderRejected.emit(
-            OrderRejected(order.orderId, strategy, contract.symbol, 0, text, tuple(reasons))
-        )
+        self.orderRejected.emit(OrderRejected(order_id, strategy, symbol, 0, text, tuple(reasons)))
         self._queue(
             {
                 "type": "error",
@@ -651,15 +1025,21 @@ class TradeManager:
     # -- ib_async events ---------------------------------------------------------------
 
     def _on_order_status(self, trade: Trade) -> None:
+        self._acknowledged(trade.order.clientId, trade.order.orderId)
         strategy = self.strategy_of(trade)
         self._publish_order(trade)
         status = trade.orderStatus.status
         kind = "cancel" if status in ("Cancelled", "ApiCancelled") else "status"
         self._queue({"type": kind, "strategy": strategy, "trade": trade, "status": status})
 
+    def _on_open_order(self, trade: Trade) -> None:
+        self._acknowledged(trade.order.clientId, trade.order.orderId)
+        self._publish_order(trade)
+
     def _publish_order(self, trade: Trade) -> None:
         o, s, c = trade.order, trade.orderStatus, trade.contract
         message = trade.log[-1].message if trade.log else ""
+        final = self._final.get((o.clientId, o.orderId)) if self._final else None
         update = OrderUpdated(
             order_id=o.orderId,
             perm_id=o.permId or s.permId,
@@ -675,7 +1055,7 @@ class TradeManager:
             limit_price=_clean(o.lmtPrice),
             stop_price=_clean(o.auxPrice),
             tif=o.tif,
-            status=s.status,
+            status=final[0] if final else s.status,
             filled=float(s.filled),
             remaining=float(s.remaining) if s.status else float(o.totalQuantity),
             avg_fill_price=_clean(s.avgFillPrice) or None,
@@ -730,6 +1110,7 @@ class TradeManager:
         trade = self.ib.wrapper.trades.get((self.ib.client.clientId, req_id))
         if trade is None:
             return
+        self._acknowledged(trade.order.clientId, trade.order.orderId)
         strategy = self.strategy_of(trade)
         self._queue(
             {

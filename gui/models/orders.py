@@ -23,7 +23,8 @@ from typing import Any
 from PySide6.QtCore import QModelIndex, QObject, QPersistentModelIndex, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QFont
 
-from core.events import EXTERNAL, OrderRejected, OrderUpdated
+from core.events import DONE_STATUSES as DONE
+from core.events import EXTERNAL, LOST, NOT_SENT, OrderRejected, OrderUpdated
 from gui import theme
 from gui.models.base import CENTER, LEFT, RIGHT, Column, KeyedTableModel
 from gui.models.formatting import (
@@ -36,7 +37,7 @@ from gui.models.formatting import (
     is_missing,
 )
 
-DONE_STATUSES = frozenset({"Filled", "Cancelled", "ApiCancelled"})
+DONE_STATUSES = frozenset(DONE)
 #: Fields a person may modify in place.
 EDITABLE_FIELDS = ("quantity", "limit_price", "stop_price")
 
@@ -50,6 +51,8 @@ STATUS_COLOURS = {
     "Filled": theme.GAIN,
     "Cancelled": theme.TEXT_FAINT,
     "ApiCancelled": theme.TEXT_FAINT,
+    NOT_SENT: theme.AMBER,
+    LOST: theme.LOSS,
 }
 
 

@@ -84,8 +84,10 @@ async def build_book(core: Any, n_orders: int = 50, symbols: tuple[str, ...] = S
     await wait_for(
         lambda: all(t.orderStatus.status == "Filled" for t in fills), 10, "positions filled"
     )
-    await asyncio.sleep(1.0)  # the console-wide cap is 50 orders a second
+    await asyncio.sleep(1.0)  # the console-wide cap (core.wire.MAX_MESSAGES_PER_SECOND)
     for i in range(n_orders):
+        if i and i % 40 == 0:
+            await asyncio.sleep(1.0)
         sym = symbols[i % len(symbols)]
         inst = gw.universe.find(symbol=sym)[0]
         q = gw.market.quote(inst.con_id)

@@ -30,6 +30,7 @@ from core.risk import (
     volatility_size,
 )
 from core.trading import OrderIntent
+from core.wire import MAX_MESSAGES_PER_SECOND
 
 AAPL, MSFT = 265598, 272093
 
@@ -278,9 +279,12 @@ def test_console_wide_ib_message_cap():
 
     reasons = refused(risk, intent("BUY", 1))
 
+    # One number paces the wire and caps the gate (core.wire.MAX_MESSAGES_PER_SECOND).
+    assert IB_MAX_MESSAGES_PER_SECOND == MAX_MESSAGES_PER_SECOND < 50
+    n = IB_MAX_MESSAGES_PER_SECOND
     assert reasons == (
-        "IB message cap 50 per second (whole console): this order would make it 51 in the "
-        "last second",
+        f"IB message cap {n} per second (whole console): this order would make it {n + 1} "
+        "in the last second",
     )
 
 
