@@ -489,7 +489,10 @@ class EmergencyStop:
             if trade.orderStatus.status == "PendingCancel":
                 continue  # already asked; asking again only draws an error
             if trade.order.clientId == own:
-                self.trades.cancel_order(trade, actor=EMERGENCY_ACTOR)
+                try:
+                    self.trades.cancel_order(trade, actor=EMERGENCY_ACTOR)
+                except OrderRefused as refused:
+                    run.fail("cancel", subject, "; ".join(refused.reasons))
             elif run.scope.kind != "account":
                 run.fail(
                     "cancel",

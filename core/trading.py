@@ -246,6 +246,9 @@ class TradeManager:
         # Sent, not yet acknowledged by the gateway; and orders ended here (not at IB).
         self._in_flight: dict[tuple[int, int], _InFlight] = {}
         self._final: dict[tuple[int, int], tuple[str, str]] = {}
+        # Our not-done trades: ib_async builds new Trade objects after a reconnect, the
+        # callers hold these; resync keeps these current (_relink).
+        self._live: dict[tuple[int, int], Trade] = {}
         self.strategy_manager = strategy_manager or StrategyManager()
         self.journal = journal
         self.pre_trade: PreTradeGate = pre_trade or ApproveAll()
@@ -350,6 +353,7 @@ class TradeManager:
         intent = OrderIntent(strategy, actor, contract, order, None)
         self.wire.expect(order.orderId, lambda: self.pre_trade.at_wire(intent, decision))
         trade = entry.trade = self.ib.placeOrder(contract, order)
+        self._live[key] = trade
         written = self.wire.was_written(order.orderId)
         self.audit.record(
             actor,
@@ -692,6 +696,7 @@ class TradeManager:
         entry = self._in_flight.pop(key)
         trade = entry.trade
         assert trade is not None
+        self._live.pop(key, None)
         self._final[key] = (status, reason)
         trade.orderStatus.status = "Inactive"
         trade.log.append(TradeLogEntry(datetime.now(UTC), status, reason))
@@ -737,6 +742,46 @@ class TradeManager:
         for key, entry in self._in_flight.items():
             if self.wire.was_written(key[1]):
                 entry.suspect = True
+
+    def _relink(self) -> None:
+        """After a reconnect, keep the ``Trade`` objects callers hold current.
+
+        ib_async forgets every trade on a disconnect and builds new objects from the
+        gateway's open and completed orders. For each order of ours it rebuilt, the
+        object placed is brought up to date (status, fills, log) and put back in
+        ib_async's place, so later updates reach it; one that finished meanwhile is
+        published and told to its strategy.
+        """
+        wrapper = self.ib.wrapper
+        by_id = {
+            (t.order.clientId, t.order.orderId): t
+            for t in list(wrapper.trades.values())
+            if t.order.orderId > 0
+        }
+        for key, ours in list(self._live.items()):
+            fresh = by_id.get(key) or wrapper.permId2Trade.get(ours.order.permId)
+            if fresh is None or fresh is ours:
+                continue
+            before = ours.orderStatus.status
+            ours.orderStatus = fresh.orderStatus
+            ours.order.permId = fresh.order.permId or ours.order.permId
+            known = {f.execution.execId for f in ours.fills}
+            ours.fills += [f for f in fresh.fills if f.execution.execId not in known]
+            if fresh.orderStatus.status != before:
+                ours.log.append(
+                    TradeLogEntry(datetime.now(UTC), fresh.orderStatus.status, "after reconnect")
+                )
+            for k, t in list(wrapper.trades.items()):
+                if t is fresh:
+                    wrapper.trades[k] = ours
+            if ours.order.permId:
+                wrapper.permId2Trade[ours.order.permId] = ours
+            self._acknowledged(*key)
+            if ours.orderStatus.status != before:
+                self._on_order_status(ours)
+                ours.statusEvent.emit(ours)
+            if ours.isDone():
+                self._live.pop(key, None)
 
     def _find_lost(self) -> int:
         """After a reconnect's resync: end as ``Lost`` each suspect the gateway does not
@@ -807,6 +852,7 @@ class TradeManager:
                 log.warning("could not list the account's open orders: %s", exc)
         for open_trade in self.ib.openTrades():
             self._publish_order(open_trade)
+        self._relink()
         self._find_lost()
         fills = self.ib.fills()
         before = len(self._handled) + len(self._pending)
@@ -1026,6 +1072,8 @@ class TradeManager:
 
     def _on_order_status(self, trade: Trade) -> None:
         self._acknowledged(trade.order.clientId, trade.order.orderId)
+        if trade.isDone():
+            self._live.pop((trade.order.clientId, trade.order.orderId), None)
         strategy = self.strategy_of(trade)
         self._publish_order(trade)
         status = trade.orderStatus.status

@@ -519,7 +519,10 @@ class MainWindow(QMainWindow):
         if trade is None:
             self.statusBar().showMessage(f"order {order_id} is not one of this session's", 8000)
             return
-        trades.cancel_order(trade, actor="gui")
+        try:
+            trades.cancel_order(trade, actor="gui")
+        except OrderRefused as exc:  # not connected, or not this client's order
+            QMessageBox.warning(self, "Cancel not sent", "\n".join(exc.reasons))
 
     def _cancel_all(self) -> None:
         trades = self.session.trades
@@ -530,7 +533,10 @@ class MainWindow(QMainWindow):
             self, "Cancel all", f"Cancel every working order of the account ({n} shown)?"
         )
         if answer == QMessageBox.StandardButton.Yes:
-            trades.cancel_all(actor="gui")
+            try:
+                trades.cancel_all(actor="gui")
+            except OrderRefused as exc:
+                QMessageBox.warning(self, "Cancels not sent", "\n".join(exc.reasons))
 
     def _modify_order(self, order_id: int, field: str, value: float) -> None:
         trades = self.session.trades

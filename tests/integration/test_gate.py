@@ -334,3 +334,35 @@ async def test_order_id_given_by_the_caller_then_refused(gate: Gate):
     with pytest.raises(OrderRefused) as refused:
         g.core.trades.place_order(contract, order, "a")
     assert "ids are never reused" in refused.value.reasons[0]
+
+
+async def test_after_a_drop_the_trade_object_held_keeps_following_its_order(
+    gate: Gate, ib_log_guard: Any
+):
+    ib_log_guard.expect("Socket disconnect|Peer closed|disconnected|Connection reset")
+    g = gate
+    gw = g.core.gateway
+    contract = await quoted(g, "AAPL")
+    mid = mark(gw, "AAPL")
+    px = round(mid * 0.96, 2)
+    working = g.core.trades.place_order(
+        contract, create_limit_order("BUY", 2, round(mid * 0.91, 2)), "alpha"
+    )
+    filled = g.core.trades.place_order(contract, create_limit_order("BUY", 3, px), "alpha")
+    await wait_for(lambda: len(gw.engine.open_orders()) == 2, 5, "two working orders")
+    await wait_for(lambda: filled.orderStatus.status == "Submitted", 5, "acknowledged")
+
+    reconnected = asyncio.get_running_loop().create_future()
+    g.core.connection.connected += lambda again: reconnected.done() or reconnected.set_result(1)
+    await gw.drop_connections()
+    gw.set_price("AAPL", round(mid * 0.94, 2))  # fills the second order while the console is away
+    await wait_for(lambda: len(gw.engine.open_orders()) == 1, 5, "a fill while disconnected")
+    await asyncio.wait_for(reconnected, 15)
+    await g.core.trades.resync()
+
+    assert filled.orderStatus.status == "Filled"
+    assert any(m.get("status") == "Filled" and m["trade"] is filled for m in g.core.messages)
+    assert working.orderStatus.status == "Submitted"
+    g.core.trades.cancel_order(working, actor="alpha")
+    await wait_for(lambda: working.orderStatus.status == "Cancelled", 5, "the held object")
+    assert not gw.engine.open_orders()
