@@ -46,6 +46,14 @@ def test_help_menu_offers_shortcuts_log_config_and_about(window):
     ]
 
 
+def test_window_carries_the_console_icon(window):
+    image = window.windowIcon().pixmap(64, 64).toImage()
+
+    drawn = [image.pixelColor(x, y) for x in range(image.width()) for y in range(image.height())]
+    assert sum(c.alpha() > 0 for c in drawn) > 1000  # the icon's rounded square
+    assert any(c.blue() > 200 and c.red() < 120 for c in drawn)  # its blue frame
+
+
 def test_actions_take_their_keys_from_the_table(window):
     assert window.buy_action.shortcut() == shortcuts.get("buy").key_sequence()
     assert window.cancel_all_action.shortcut().toString() == "Ctrl+Shift+C"
