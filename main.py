@@ -1,7 +1,8 @@
 """Entry point: flags + config -> qasync loop -> the console window.
 
-``python main.py`` with no TWS configured starts the embedded simulated gateway.
-``python main.py --host H --port P --client-id N`` talks to a real TWS / IB Gateway.
+``ibconsole`` (installed) or ``python main.py`` (checkout) with no TWS configured starts
+the embedded simulated gateway; ``--host H --port P --client-id N`` talks to a real TWS
+/ IB Gateway. ``--install-desktop-entry`` adds the console to the desktop's menus.
 """
 
 from __future__ import annotations
@@ -45,21 +46,56 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="on the embedded simulated gateway, place a small demonstration book at start",
     )
     p.add_argument("--log-level", dest="log_level", help="DEBUG, INFO, WARNING, ...")
+    p.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    desktop = p.add_mutually_exclusive_group()
+    desktop.add_argument(
+        "--install-desktop-entry",
+        action="store_true",
+        help="add IB Console to this Linux desktop's application menu (with its icon), then exit",
+    )
+    desktop.add_argument(
+        "--uninstall-desktop-entry",
+        action="store_true",
+        help="remove what --install-desktop-entry added, then exit",
+    )
     return p.parse_args(argv)
+
+
+def _version() -> str:
+    from gui.desktop import app_version
+
+    return app_version()
+
+
+def desktop_entry(install: bool) -> int:
+    """``--install-desktop-entry`` / ``--uninstall-desktop-entry``."""
+    from gui.desktop import install_desktop_entry, uninstall_desktop_entry
+
+    if install:
+        paths = install_desktop_entry()
+        print(f"installed {paths.desktop_file}\n          {paths.icon}")
+    else:
+        removed = uninstall_desktop_entry()
+        print("\n".join(f"removed {p}" for p in removed) or "no desktop entry was installed")
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the console; returns the process exit code."""
     args = parse_args(argv)
+    if args.install_desktop_entry or args.uninstall_desktop_entry:
+        return desktop_entry(args.install_desktop_entry)
     if args.screenshot is not None:
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
     # Imported here so that `--help` answers without loading Qt.
     from PySide6.QtWidgets import QApplication
 
-    from core.config import ConfigError, load_settings, setup_logging
+    from core.config import ConfigError, default_config_path, load_settings, setup_logging
     from core.session import ConsoleSession, SessionOptions
     from gui.app import run_console
+    from gui.desktop import APP_ID
+    from gui.help import ErrorReporter
     from gui.loop import ConsoleEventLoop
 
     try:
@@ -85,9 +121,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.getLogger("ib_async").setLevel(logging.WARNING)
     log.info("settings: %s", settings.redacted())
     options = SessionOptions.from_settings(settings)
-    app = QApplication.instance() or QApplication(sys.argv[:1])
+    # argv[0] names the X11 window class the desktop entry's StartupWMClass matches,
+    # however the console was started (installed command or python main.py).
+    app = QApplication.instance() or QApplication([APP_ID])
     app.setApplicationName("IB Console")
     app.setOrganizationName("ibconsole")
+    app.setApplicationVersion(_version())
+    app.setDesktopFileName(APP_ID)  # Wayland app id: the taskbar shows the entry's icon
     # Closing the window must run the orderly shutdown in run_console (journal flushed,
     # gateway state saved) before the loop ends; Qt would otherwise quit at once.
     app.setQuitOnLastWindowClosed(False)
@@ -95,10 +135,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     asyncio.set_event_loop(loop)
     session = ConsoleSession(options, settings)
     quit_on_signals(app)
+    # From here an unexpected exception is logged and shown, and the console runs on
+    # (no dialog for --screenshot: nobody is there to close it).
+    errors = ErrorReporter(log_path=settings.logging.file, dialogs=args.screenshot is None)
+    errors.install(loop)
     with loop:
-        return loop.run_until_complete(
-            run_console(app, session, screenshot=args.screenshot, demo=args.demo)
-        )
+        try:
+            return loop.run_until_complete(
+                run_console(
+                    app,
+                    session,
+                    screenshot=args.screenshot,
+                    demo=args.demo,
+                    config_path=args.config or default_config_path(),
+                )
+            )
+        finally:
+            errors.uninstall()
 
 
 def quit_on_signals(app: Any) -> None:

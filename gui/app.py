@@ -24,14 +24,18 @@ async def run_console(
     *,
     screenshot: Path | None = None,
     demo: bool = False,
+    config_path: Path | None = None,
 ) -> int:
     """Start the session, show the window and run until the window closes.
 
     With ``screenshot``, save the window once it is connected and its data loaded,
-    then quit: used by the tests and for the README.
+    then quit: used by the tests and for the README. ``config_path`` is the config
+    file *Help → Open config file* opens (``--config``; the user's default without).
     """
     apply_theme(app)
     window = MainWindow(session)
+    if config_path is not None:
+        window.help_menu.config_path = config_path
     window.show()
     quit_requested = asyncio.Event()
     app.aboutToQuit.connect(quit_requested.set)

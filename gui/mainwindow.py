@@ -16,7 +16,7 @@ import logging
 from typing import Any
 
 from PySide6.QtCore import QSettings, Qt, Signal
-from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QShowEvent
+from PySide6.QtGui import QAction, QCloseEvent, QShowEvent
 from PySide6.QtWidgets import (
     QDockWidget,
     QInputDialog,
@@ -43,7 +43,8 @@ from core.marketdata import Quote
 from core.orders import create_market_order
 from core.session import ConsoleSession
 from core.trading import OrderRefused
-from gui import theme
+from gui import shortcuts, theme
+from gui.help import HelpMenu
 from gui.models.audit import AuditModel
 from gui.models.fills import FillsModel
 from gui.models.formatting import PLACEHOLDER, number
@@ -193,16 +194,16 @@ class MainWindow(QMainWindow):
         bar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
         self.addToolBar(Qt.ToolBarArea.TopToolBarArea, bar)
         self.buy_action = QAction(theme.icon("buy"), "Buy", self)
-        self.buy_action.setShortcut(QKeySequence("F2"))
+        shortcuts.bind(self.buy_action, "buy")
         self.buy_action.triggered.connect(lambda: self._ticket_side("BUY"))
         self.sell_action = QAction(theme.icon("sell"), "Sell", self)
-        self.sell_action.setShortcut(QKeySequence("F3"))
+        shortcuts.bind(self.sell_action, "sell")
         self.sell_action.triggered.connect(lambda: self._ticket_side("SELL"))
         self.symbol_action = QAction(theme.icon("ticket"), "Symbol", self)
-        self.symbol_action.setShortcut(QKeySequence("Ctrl+L"))
+        shortcuts.bind(self.symbol_action, "symbol")
         self.symbol_action.triggered.connect(self._focus_ticket)
         self.cancel_all_action = QAction(theme.icon("cancel"), "Cancel all", self)
-        self.cancel_all_action.setShortcut(QKeySequence("Ctrl+Shift+C"))
+        shortcuts.bind(self.cancel_all_action, "cancel_all")
         self.cancel_all_action.triggered.connect(self._cancel_all)
         for a in (self.buy_action, self.sell_action, self.symbol_action, self.cancel_all_action):
             a.setShortcutContext(Qt.ShortcutContext.ApplicationShortcut)
@@ -232,7 +233,7 @@ class MainWindow(QMainWindow):
         mb = self.menuBar()
         file_menu = mb.addMenu("&File")
         quit_action = QAction("&Quit", self)
-        quit_action.setShortcut(QKeySequence.StandardKey.Quit)
+        shortcuts.bind(quit_action, "quit")
         quit_action.triggered.connect(self.close)
         file_menu.addAction(quit_action)
         trade = mb.addMenu("&Trade")
@@ -252,6 +253,8 @@ class MainWindow(QMainWindow):
         reset_layout = QAction("Reset layout", self)
         reset_layout.triggered.connect(self._reset_layout)
         view.addAction(reset_layout)
+        shortcuts.tag(self.ticket, "send_order")  # Enter: the ticket handles it
+        self.help_menu = HelpMenu(self, self.session)
 
     def _connect_widgets(self) -> None:
         self.positions_model.flushed.connect(self._update_exposures)

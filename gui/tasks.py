@@ -1,25 +1,24 @@
 """One way to start background coroutines from the GUI: :func:`spawn`.
 
 A bare ``create_task`` loses its exception silently; ``spawn`` keeps a reference
-(so the task is not garbage-collected mid-flight) and logs any failure with what the
-task was doing, so it reaches the log view and, through it, the trader.
+(so the task is not garbage-collected mid-flight) and hands any failure, with what the
+task was doing, to the loop's exception handler: logged with its traceback (the log
+view shows it) and, in the running console, shown in an error dialog (gui.help).
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Coroutine
 from typing import Any, TypeVar
-
-log = logging.getLogger("gui")
 
 T = TypeVar("T")
 _running: set[asyncio.Task[Any]] = set()
 
 
 def spawn(coro: Coroutine[Any, Any, T], *, what: str = "") -> asyncio.Task[T]:
-    """Run ``coro`` on the loop; failures are logged as ERROR naming ``what``."""
+    """Run ``coro`` on the loop; a failure goes to the loop's exception handler as
+    "``what`` failed" with its traceback."""
     task = asyncio.ensure_future(coro)
     _running.add(task)
 
@@ -29,7 +28,11 @@ def spawn(coro: Coroutine[Any, Any, T], *, what: str = "") -> asyncio.Task[T]:
             return
         exc = t.exception()
         if exc is not None:
-            log.error("%s failed: %s", what or "background task", exc, exc_info=exc)
+            # The loop's exception handler logs it with its traceback and, once the
+            # console's ErrorReporter is installed (gui.help), shows it to the trader.
+            t.get_loop().call_exception_handler(
+                {"message": f"{what or 'background task'} failed", "exception": exc, "task": t}
+            )
 
     task.add_done_callback(done)
     return task

@@ -12,15 +12,16 @@ from __future__ import annotations
 
 import math
 from functools import cache
-from pathlib import Path
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QFont, QFontDatabase, QIcon, QPalette
 from PySide6.QtWidgets import QApplication
 
-#: ``resources/`` at the project root (style sheet and icons).
-RESOURCES = Path(__file__).resolve().parent.parent / "resources"
-ICONS = RESOURCES / "icons"
+import resources
+
+#: The icons folder of the ``resources`` package (found by ``importlib.resources``,
+#: so an installed console has them wherever it is started from).
+ICONS = resources.path("icons")
 
 # Surfaces, darkest to lightest.
 BG = "#0f141a"  # window background
@@ -160,13 +161,17 @@ TRADING_STATE_COLOURS = {"ACTIVE": GAIN, "REDUCING": AMBER, "HALTED": LOSS}
 
 
 def icon(name: str) -> QIcon:
-    """A scalable icon from ``resources/icons/<name>.svg`` (crisp at any DPI)."""
-    return QIcon(str(ICONS / f"{name}.svg"))
+    """A scalable icon from ``resources/icons/<name>.svg`` (crisp at any DPI).
+
+    Raises ``FileNotFoundError`` for an icon the package lacks: a blank button is
+    worse than a clear error at start-up.
+    """
+    return QIcon(str(resources.path(f"icons/{name}.svg")))
 
 
 def style_sheet() -> str:
     """``resources/dark.qss`` with the chosen monospace family filled in."""
-    text = (RESOURCES / "dark.qss").read_text(encoding="utf-8")
+    text = resources.read_text(resources.STYLE_SHEET)
     return text.replace("@MONO@", mono_family())
 
 

@@ -47,9 +47,9 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
-from gui import theme
+from gui import shortcuts, theme
 
-DEFAULT_SHORTCUT = "Ctrl+Shift+X"
+DEFAULT_SHORTCUT = shortcuts.get("emergency_stop").keys
 
 
 class EmergencyStopButton(QWidget):
@@ -108,6 +108,7 @@ class EmergencyStopButton(QWidget):
         self.shortcut: QShortcut | None = None
         if shortcut:
             self.shortcut = QShortcut(QKeySequence(shortcut), self)
+            shortcuts.tag(self.shortcut, "emergency_stop")
             self.shortcut.setContext(Qt.ShortcutContext.ApplicationShortcut)
             self.shortcut.setAutoRepeat(True)
             self.shortcut.activated.connect(self.press_shortcut)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from PySide6.QtCore import QModelIndex, QPersistentModelIndex, Qt, Signal
-from PySide6.QtGui import QAction, QKeyEvent, QKeySequence, QShortcut
+from PySide6.QtGui import QAction, QKeyEvent, QShortcut
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QAbstractSpinBox,
@@ -16,7 +16,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from gui import theme
+from gui import shortcuts, theme
 from gui.models.base import ROW_ROLE, cell_data
 from gui.models.formatting import WHOLE_QUANTITY_TYPES
 from gui.models.orders import DONE_STATUSES, OrdersModel
@@ -99,7 +99,8 @@ class OrdersView(FilteredTable):
         self.finish_toolbar()
         self.toolbar.addWidget(self.cancel_all_button)
         self.view.sortByColumn(model.column_of("time"), Qt.SortOrder.DescendingOrder)
-        self._cancel_shortcut = QShortcut(QKeySequence(Qt.Key.Key_Delete), self.view)
+        self._cancel_shortcut = QShortcut(self.view)
+        shortcuts.bind(self._cancel_shortcut, "cancel_order")
         self._cancel_shortcut.setContext(Qt.ShortcutContext.WidgetShortcut)
         self._cancel_shortcut.activated.connect(self.cancel_selected)
 
