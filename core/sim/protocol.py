@@ -287,6 +287,12 @@ class Hello:
         """Whether ``server_version`` lies in the client's range."""
         return self.min_version <= server_version <= self.max_version
 
+    def negotiate(self, lowest: int, highest: int) -> int | None:
+        """The highest version in both the client's range and ``lowest..highest``, as
+        TWS answers the handshake; None when the ranges do not meet."""
+        version = min(self.max_version, highest)
+        return version if version >= max(self.min_version, lowest) else None
+
 
 def parse_hello(payload: bytes) -> Hello:
     """Parse the framed version string after ``API\\0``: ``v157..178`` or ``v157..178 +OPT``.
@@ -335,6 +341,8 @@ class FieldReader:
     def __init__(self, fields: Sequence[str], start: int = 1) -> None:
         self.fields = fields
         self.pos = start
+        self.request_id: int | None = None
+        """The request's id (reqId or orderId) once :meth:`id` has read it."""
 
     def str(self) -> str:
         """The next field as text."""
@@ -359,6 +367,12 @@ class FieldReader:
             if not as_float.is_integer():
                 raise ProtocolError(f"field {self.pos - 1}: {text!r} is not an integer") from None
             return int(as_float)
+
+    def id(self) -> int:
+        """The next field as the request's id (reqId/orderId), remembered for an error reply."""
+        value = self.int()
+        self.request_id = value
+        return value
 
     def float(self) -> float | None:
         """The next field as a float; empty or UNSET_DOUBLE gives None."""
@@ -660,7 +674,7 @@ def _parse_start_api(r: FieldReader, v: int) -> StartApi:
 
 def _parse_req_mkt_data(r: FieldReader, v: int) -> ReqMktData:
     _skip_version(r)
-    req_id = r.int()
+    req_id = r.id()
     c = read_contract(r)
     if c.sec_type == "BAG":
         for _ in range(r.int()):
@@ -676,11 +690,11 @@ def _parse_req_mkt_data(r: FieldReader, v: int) -> ReqMktData:
 
 def _parse_versioned_req_id(r: FieldReader, v: int) -> ReqId:
     _skip_version(r)
-    return ReqId(r.int())
+    return ReqId(r.id())
 
 
 def _parse_bare_req_id(r: FieldReader, v: int) -> ReqId:
-    return ReqId(r.int())
+    return ReqId(r.id())
 
 
 def _parse_versioned_no_args(r: FieldReader, v: int) -> NoArgs:
@@ -699,7 +713,7 @@ def _parse_req_market_data_type(r: FieldReader, v: int) -> ReqMarketDataType:
 
 def _parse_req_contract_details(r: FieldReader, v: int) -> ReqContractDetails:
     _skip_version(r)
-    req_id = r.int()
+    req_id = r.id()
     c = read_contract(r)
     c.include_expired = r.bool()
     c.sec_id_type = r.str()
@@ -710,12 +724,12 @@ def _parse_req_contract_details(r: FieldReader, v: int) -> ReqContractDetails:
 
 
 def _parse_req_matching_symbols(r: FieldReader, v: int) -> ReqMatchingSymbols:
-    return ReqMatchingSymbols(r.int(), r.str())
+    return ReqMatchingSymbols(r.id(), r.str())
 
 
 def _parse_req_historical_data(r: FieldReader, v: int) -> ReqHistoricalData:
     # No version field at the versions this codec speaks (dropped at server version 124).
-    req_id = r.int()
+    req_id = r.id()
     c = read_contract(r)
     c.include_expired = r.bool()
     end = r.str()
@@ -736,7 +750,7 @@ def _parse_req_historical_data(r: FieldReader, v: int) -> ReqHistoricalData:
 
 def _parse_cancel_order(r: FieldReader, v: int) -> CancelOrder:
     _skip_version(r)
-    order_id = r.int()
+    order_id = r.id()
     manual = r.str() if v >= 169 else ""
     return CancelOrder(order_id, manual)
 
@@ -757,27 +771,27 @@ def _parse_req_account_updates(r: FieldReader, v: int) -> ReqAccountUpdates:
 
 def _parse_req_account_updates_multi(r: FieldReader, v: int) -> ReqAccountUpdatesMulti:
     _skip_version(r)
-    return ReqAccountUpdatesMulti(r.int(), r.str(), r.str(), r.bool())
+    return ReqAccountUpdatesMulti(r.id(), r.str(), r.str(), r.bool())
 
 
 def _parse_req_account_summary(r: FieldReader, v: int) -> ReqAccountSummary:
     _skip_version(r)
-    return ReqAccountSummary(r.int(), r.str(), r.str())
+    return ReqAccountSummary(r.id(), r.str(), r.str())
 
 
 def _parse_req_executions(r: FieldReader, v: int) -> ReqExecutions:
     _skip_version(r)
-    req_id = r.int()
+    req_id = r.id()
     f = ExecFilter(r.int(), r.str(), r.str(), r.str(), r.str(), r.str(), r.str())
     return ReqExecutions(req_id, f)
 
 
 def _parse_req_pnl(r: FieldReader, v: int) -> ReqPnL:
-    return ReqPnL(r.int(), r.str(), r.str())
+    return ReqPnL(r.id(), r.str(), r.str())
 
 
 def _parse_req_pnl_single(r: FieldReader, v: int) -> ReqPnLSingle:
-    return ReqPnLSingle(r.int(), r.str(), r.str(), r.int())
+    return ReqPnLSingle(r.id(), r.str(), r.str(), r.int())
 
 
 def _parse_req_ids(r: FieldReader, v: int) -> ReqIds:
@@ -795,7 +809,7 @@ def _parse_req_market_rule(r: FieldReader, v: int) -> ReqMarketRule:
 
 
 def _parse_req_head_timestamp(r: FieldReader, v: int) -> ReqHeadTimestamp:
-    req_id = r.int()
+    req_id = r.id()
     c = read_contract(r)
     c.include_expired = r.bool()
     use_rth = r.bool()
@@ -821,7 +835,7 @@ def parse_place_order(r: FieldReader, v: int, client_id: int = 0) -> PlaceOrder:
         for name in names:
             e[name] = r.str()
 
-    order_id = r.int()
+    order_id = r.id()
     c = read_contract(r)
     c.sec_id_type = r.str()
     c.sec_id = r.str()
@@ -992,20 +1006,29 @@ _PARSERS: dict[int, Callable[[FieldReader, int], Any]] = {
 def parse_request(fields: Sequence[str], server_version: int) -> tuple[In, Request]:
     """Parse one client message into ``(message id, request dataclass)``.
 
-    Raises :class:`ProtocolError` for malformed messages and :class:`KeyError`-free
-    :class:`UnsupportedRequest` for well-formed ids this gateway does not implement.
+    Raises :class:`MalformedRequest` (carrying the request id when it could be read) for
+    a message whose fields do not parse, and :class:`UnsupportedRequest` for well-formed
+    ids this gateway does not implement. Nothing else escapes: the caller answers both
+    with an error reply and keeps the connection.
     """
     if not fields:
-        raise ProtocolError("empty message")
+        raise MalformedRequest(-1, -1, "empty message")
     try:
         msg_id = int(fields[0])
-    except ValueError as exc:
-        raise ProtocolError(f"bad message id {fields[0]!r}") from exc
+    except ValueError:
+        raise MalformedRequest(-1, -1, f"bad message id {fields[0]!r}") from None
     parser = _PARSERS.get(msg_id)
     if parser is None:
         raise UnsupportedRequest(msg_id)
     reader = FieldReader(fields)
-    request = parser(reader, server_version)
+    try:
+        request = parser(reader, server_version)
+    except ProtocolError as exc:
+        rid = reader.request_id if reader.request_id is not None else -1
+        raise MalformedRequest(msg_id, rid, str(exc)) from exc
+    except (ValueError, ArithmeticError, IndexError) as exc:  # a parser's own bug
+        rid = reader.request_id if reader.request_id is not None else -1
+        raise MalformedRequest(msg_id, rid, f"{type(exc).__name__}: {exc}") from exc
     return In(msg_id), request
 
 
@@ -1015,6 +1038,20 @@ class UnsupportedRequest(ProtocolError):
     def __init__(self, msg_id: int) -> None:
         super().__init__(f"unsupported request id {msg_id}")
         self.msg_id = msg_id
+
+
+class MalformedRequest(ProtocolError):
+    """A request whose fields do not parse: answered with error 320, the session stays.
+
+    ``msg_id`` is the message id (-1 when unreadable) and ``req_id`` the request's id
+    (reqId or orderId) when it was read before the fault, else -1.
+    """
+
+    def __init__(self, msg_id: int, req_id: int, reason: str) -> None:
+        super().__init__(f"malformed message {msg_id}: {reason}")
+        self.msg_id = msg_id
+        self.req_id = req_id
+        self.reason = reason
 
 
 # --- message builders ----------------------------------------------------------------------
@@ -1828,6 +1865,7 @@ __all__ = [
     "ProtocolError",
     "TickType",
     "UnsupportedRequest",
+    "MalformedRequest",
     "encode",
     "fmt",
     "parse_hello",

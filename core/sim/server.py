@@ -94,6 +94,24 @@ _BAR_UNITS |= {"month": 30 * 86_400, "months": 30 * 86_400}
 _DURATION_UNITS = {"S": 1, "D": 86_400, "W": 7 * 86_400, "M": 30 * 86_400, "Y": 365 * 86_400}
 
 
+class RequestRefused(ValueError):
+    """A request handler's refusal of a well-formed but invalid request: answered with
+    error ``code`` (321 by default) and the request's id; the session stays."""
+
+    def __init__(self, cause: str, code: int = 321) -> None:
+        super().__init__(cause)
+        self.code = code
+
+
+def _request_id(request: object) -> int:
+    """The id an error reply about ``request`` carries: its reqId or orderId, else -1."""
+    for name in ("req_id", "order_id"):
+        value = getattr(request, name, None)
+        if isinstance(value, int):
+            return value
+    return -1
+
+
 class SimStateError(ValueError):
     """The gateway's state file cannot be read; carries the path. Never a silent reset."""
 
@@ -186,7 +204,10 @@ class SimGateway:
     accounts:
         Account ids the gateway manages (managedAccounts).
     server_version:
-        TWS API server version to speak, 157..178 (178, as a current TWS, by default).
+        Highest TWS API server version to speak, 157..178 (178, as a current TWS, by
+        default). Each client gets the highest version both sides speak, as with TWS: a
+        client offering ``v100..163`` is served at 163; one whose maximum is below 157 is
+        closed without a reply.
     state_path:
         Optional JSON file: loaded by :meth:`start` when it exists, saved after changes
         and on :meth:`stop`. A corrupt file raises :class:`SimStateError`.
@@ -481,18 +502,22 @@ class SimGateway:
         if version_frame is None:
             return
         client_hello = p.parse_hello(version_frame)
-        if not client_hello.accepts(self.server_version):
+        version = client_hello.negotiate(p.MIN_CLIENT_VERSION, self.server_version)
+        if version is None:
+            # TWS shows "The socket client is out of date" and answers nothing a client
+            # could act on; closing without a reply is what such a client sees.
             log.warning(
-                "connection %s: client range v%d..%d excludes server version %d; closing",
+                "connection %s: client range v%d..%d has no version in %d..%d; closing",
                 session.peer,
                 client_hello.min_version,
                 client_hello.max_version,
+                p.MIN_CLIENT_VERSION,
                 self.server_version,
             )
             return
-        session.version = self.server_version
-        session.send_raw(p.server_hello(self.server_version, self.clock()))
-        log.info("connection %s: handshake done (v%d)", session.peer, self.server_version)
+        session.version = version
+        session.send_raw(p.server_hello(version, self.clock()))
+        log.info("connection %s: handshake done (v%d)", session.peer, version)
         while not session.closed:
             payload = await next_frame()
             if payload is None:
@@ -502,30 +527,57 @@ class SimGateway:
     # --- dispatch -------------------------------------------------------------------------
 
     def _dispatch(self, session: _Session, fields: list[str]) -> None:
+        """Parse and handle one request. Whatever goes wrong, the client gets an error
+        reply carrying the request's id and the session stays up, as with TWS: 320 for
+        a request that does not parse, 321 for one that is invalid or not simulated,
+        322 for a failure while handling it."""
         try:
             msg_id, request = p.parse_request(fields, session.version)
         except p.UnsupportedRequest as exc:
             log.info("%s: %s", session.describe(), exc)
+            self._reject(session, -1, 321, f"unsupported message {exc.msg_id}")
+            return
+        except p.MalformedRequest as exc:
+            log.warning("%s: %s", session.describe(), exc)
             session.send(
                 p.error(
                     session.version,
-                    -1,
-                    321,
-                    f"Error validating request.-'sim' : cause - unsupported message {exc.msg_id}",
+                    exc.req_id,
+                    320,
+                    f"Error reading request. Message id {exc.msg_id}. {exc.reason}",
                 )
             )
             return
         if session.client_id is None and msg_id != p.In.START_API:
-            log.warning("%s: %s before startApi ignored", session.describe(), msg_id.name)
+            log.warning("%s: %s before startApi refused", session.describe(), msg_id.name)
+            self._reject(session, _request_id(request), 321, "startApi must come first")
             return
         handler = self._handlers.get(msg_id)
         if handler is None:  # parsed but deliberately ignored (e.g. setServerLogLevel)
             return
         try:
             handler(self, session, request)
-        except Exception:
-            # A bug in one handler must not end the session (or the gateway).
+        except RequestRefused as exc:
+            log.info("%s: %s refused: %s", session.describe(), msg_id.name, exc)
+            self._reject(session, _request_id(request), exc.code, str(exc))
+        except Exception as exc:
+            # A bug in one handler must not end the session, nor leave the client waiting.
             log.exception("%s: error handling %s", session.describe(), msg_id.name)
+            session.send(
+                p.error(
+                    session.version,
+                    _request_id(request),
+                    322,
+                    f"Error processing request.-'sim' : cause - {type(exc).__name__}: {exc}",
+                )
+            )
+
+    @staticmethod
+    def _reject(session: _Session, req_id: int, code: int, cause: str) -> None:
+        """Answer a request TWS cannot read (320) or refuses to validate (321 and others)."""
+        what = "reading" if code == 320 else "validating"
+        text = f"Error {what} request.-'sim' : cause - {cause}"
+        session.send(p.error(session.version, req_id, code, text))
 
     def _on_start_api(self, session: _Session, req: p.StartApi) -> None:
         if session.client_id is not None:
@@ -831,11 +883,15 @@ class SimGateway:
     def _on_req_executions(self, session: _Session, req: p.ReqExecutions) -> None:
         f = req.filter
         since = None
-        if f.time:
+        if f.time.strip():
             try:
                 since = parse_end_time(f.time)
-            except ValueError:
-                since = None
+            except ValueError as exc:
+                # A malformed filter field is a read error (320), which also ends the
+                # client's request; silently ignoring it would replay everything.
+                raise RequestRefused(f"execution filter time: {exc}", 320) from exc
+        elif f.time:
+            raise RequestRefused(f"execution filter time {f.time!r} is blank", 320)
         for ex in self.engine.executions(
             client_id=f.client_id,
             account=f.account,
@@ -1314,24 +1370,33 @@ def parse_duration(text: str) -> int:
 
 def parse_end_time(text: str) -> float:
     """An IB date-time: ``YYYYMMDD HH:MM:SS [TZ]``, ``YYYYMMDD-HH:MM:SS`` (UTC),
-    ``YYYYMMDD`` or epoch seconds; a missing zone means UTC (the gateway's zone)."""
+    ``YYYYMMDD`` or epoch seconds; a missing zone means UTC (the gateway's zone).
+
+    Anything else (blank, truncated, an unknown zone) raises ``ValueError`` naming the text.
+    """
     s = text.strip()
-    if s.isdigit() and len(s) != 8:
-        return float(s)
-    if "-" in s and " " not in s:
-        return datetime.strptime(s, "%Y%m%d-%H:%M:%S").replace(tzinfo=UTC).timestamp()
-    parts = s.split()
-    if len(parts) == 1:
-        return datetime.strptime(parts[0], "%Y%m%d").replace(tzinfo=UTC).timestamp()
-    moment = datetime.strptime(parts[0] + " " + parts[1], "%Y%m%d %H:%M:%S")
-    if len(parts) > 2:
-        try:
-            zone: Any = ZoneInfo(parts[2])
-        except Exception as exc:
-            raise ValueError(f"unknown time zone {parts[2]!r}") from exc
-    else:
-        zone = UTC
-    return moment.replace(tzinfo=zone).timestamp()
+    try:
+        if s.isdigit() and len(s) != 8:
+            return float(s)
+        if "-" in s and " " not in s:
+            return datetime.strptime(s, "%Y%m%d-%H:%M:%S").replace(tzinfo=UTC).timestamp()
+        parts = s.split()
+        if len(parts) == 1:
+            return datetime.strptime(parts[0], "%Y%m%d").replace(tzinfo=UTC).timestamp()
+        if len(parts) not in (2, 3):
+            raise ValueError("expected date, time and an optional zone")
+        moment = datetime.strptime(parts[0] + " " + parts[1], "%Y%m%d %H:%M:%S")
+        zone: Any = _zone(parts[2]) if len(parts) > 2 else UTC
+        return moment.replace(tzinfo=zone).timestamp()
+    except (ValueError, OverflowError, OSError) as exc:
+        raise ValueError(f"invalid date-time {text!r}: {exc}") from exc
+
+
+def _zone(name: str) -> Any:
+    try:
+        return ZoneInfo(name)
+    except Exception as exc:  # ZoneInfoNotFoundError, or a malformed key
+        raise ValueError(f"unknown time zone {name!r}") from exc
 
 
 def _ib_time(ts: float) -> str:
