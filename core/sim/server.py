@@ -362,7 +362,7 @@ class SimGateway:
             found = self.universe.find(symbol=base, currency=quote)
         if not found:
             raise KeyError(f"unknown symbol {symbol_or_con_id!r}")
-        return found[0]
+        return found[0]  # a future's front month comes first
 
     # --- faults ---------------------------------------------------------------------------
 

@@ -24,7 +24,7 @@ async def test_contract_details_when_aapl_es_eurusd_then_full_details(ib, gatewa
     assert aapl.longName
     assert aapl.minSize == 1 and aapl.sizeIncrement == 1
 
-    (es,) = await ib.reqContractDetailsAsync(Future("ES", exchange="CME"))
+    (es,) = await ib.reqContractDetailsAsync(Future("ES", "202612", exchange="CME"))
     assert es.contract.multiplier == "50"
     assert es.minTick == 0.25
     assert es.contract.lastTradeDateOrContractMonth
@@ -47,6 +47,38 @@ async def test_contract_details_when_unknown_then_error_200(ib, ib_log_guard):
     assert await ib.qualifyContractsAsync(Stock("NOSUCH2", "SMART", "USD")) == [None]
     assert [code for _, code in errors] == [200, 200]
     assert all(req_id >= 0 for req_id, _ in errors)
+
+
+@pytest.mark.asyncio
+async def test_contract_details_when_future_without_expiry_then_every_listed_month(
+    ib, gateway, ib_log_guard
+):
+    months = await ib.reqContractDetailsAsync(Future("ES", exchange="CME"))
+    listed = sorted(
+        i.local_symbol for i in gateway.universe if i.symbol == "ES" and i.sec_type == "FUT"
+    )
+    assert len(listed) >= 2
+    assert sorted(d.contract.localSymbol for d in months) == listed
+    expiries = [d.contract.lastTradeDateOrContractMonth for d in months]
+    assert expiries == sorted(expiries)  # front month first
+    assert len({d.contract.conId for d in months}) == len(months)
+
+    # With an expiry (month or full date): that one contract.
+    front = months[0].contract
+    for expiry in (front.lastTradeDateOrContractMonth[:6], front.lastTradeDateOrContractMonth):
+        (one,) = await ib.reqContractDetailsAsync(Future("ES", expiry, "CME"))
+        assert one.contract.conId == front.conId
+
+    # Qualifying the bare root is ambiguous, as with TWS; streaming it is error 200.
+    ib_log_guard.expect("Ambiguous contract")
+    ib_log_guard.expect("Error 200")
+    assert await ib.qualifyContractsAsync(Future("ES", exchange="CME")) == [None]
+    errors: list[tuple[int, int, str]] = []
+    ib.errorEvent += lambda req_id, code, msg, c: errors.append((req_id, code, msg))
+    req_id = ib.client.getReqId()  # ib.reqMktData needs a conId, so ask as a raw client
+    ib.client.reqMktData(req_id, Future("ES", exchange="CME"), "", False, False, [])
+    await wait_for(lambda: bool(errors), what="ambiguous 200")
+    assert errors == [(req_id, 200, "The contract description specified for ES is ambiguous.")]
 
 
 @pytest.mark.asyncio

@@ -297,7 +297,8 @@ async def test_orders_when_older_server_version_then_same_lifecycle(sim, version
 async def test_futures_and_forex_when_traded_then_filled_with_their_rates(ib, gateway):
     from ib_async import Forex, Future
 
-    (es,) = await ib.qualifyContractsAsync(Future("ES", exchange="CME"))
+    front = gateway.universe.find(symbol="ES")[0].last_trade_date
+    (es,) = await ib.qualifyContractsAsync(Future("ES", front, "CME"))
     (eur,) = await ib.qualifyContractsAsync(Forex("EURUSD"))
     es_trade = ib.placeOrder(es, MarketOrder("BUY", 1))
     fx_trade = ib.placeOrder(eur, MarketOrder("SELL", 20_000))
