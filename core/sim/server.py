@@ -1377,7 +1377,7 @@ def parse_end_time(text: str) -> float:
     s = text.strip()
     try:
         if s.isdigit() and len(s) != 8:
-            return float(s)
+            return datetime.fromtimestamp(float(s), UTC).timestamp()  # range-checked
         if "-" in s and " " not in s:
             return datetime.strptime(s, "%Y%m%d-%H:%M:%S").replace(tzinfo=UTC).timestamp()
         parts = s.split()
