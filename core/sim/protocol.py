@@ -139,6 +139,8 @@ class Out(IntEnum):
     NEXT_VALID_ID = 9
     CONTRACT_DATA = 10
     EXECUTION_DATA = 11
+    MARKET_DEPTH = 12
+    MARKET_DEPTH_L2 = 13
     MANAGED_ACCTS = 15
     HISTORICAL_DATA = 17
     TICK_GENERIC = 45
@@ -160,6 +162,7 @@ class Out(IntEnum):
     ACCOUNT_UPDATE_MULTI = 73
     ACCOUNT_UPDATE_MULTI_END = 74
     SYMBOL_SAMPLES = 79
+    MKT_DEPTH_EXCHANGES = 80
     TICK_REQ_PARAMS = 81
     HEAD_TIMESTAMP = 88
     HISTORICAL_DATA_UPDATE = 90
@@ -344,6 +347,12 @@ class FieldReader:
         self.request_id: int | None = None
         """The request's id (reqId or orderId) once :meth:`id` has read it."""
 
+    def id(self) -> int:
+        """The next field as the request's id (reqId/orderId), remembered for an error reply."""
+        value = self.int()
+        self.request_id = value
+        return value
+
     def str(self) -> str:
         """The next field as text."""
         if self.pos >= len(self.fields):
@@ -367,12 +376,6 @@ class FieldReader:
             if not as_float.is_integer():
                 raise ProtocolError(f"field {self.pos - 1}: {text!r} is not an integer") from None
             return int(as_float)
-
-    def id(self) -> int:
-        """The next field as the request's id (reqId/orderId), remembered for an error reply."""
-        value = self.int()
-        self.request_id = value
-        return value
 
     def float(self) -> float | None:
         """The next field as a float; empty or UNSET_DOUBLE gives None."""
@@ -475,6 +478,25 @@ class ReqMktData:
     snapshot: bool
     regulatory_snapshot: bool
     options: str
+
+
+@dataclass(slots=True)
+class ReqMktDepth:
+    """reqMktDepth (10): an order-book subscription, ``num_rows`` levels a side."""
+
+    req_id: int
+    contract: ContractSpec
+    num_rows: int
+    smart_depth: bool
+    options: str
+
+
+@dataclass(slots=True)
+class CancelMktDepth:
+    """cancelMktDepth (11)."""
+
+    req_id: int
+    smart_depth: bool
 
 
 @dataclass(slots=True)
@@ -686,6 +708,18 @@ def _parse_req_mkt_data(r: FieldReader, v: int) -> ReqMktData:
     regulatory = r.bool()
     options = r.str()
     return ReqMktData(req_id, c, generic, snapshot, regulatory, options)
+
+
+def _parse_req_mkt_depth(r: FieldReader, v: int) -> ReqMktDepth:
+    _skip_version(r)
+    req_id = r.id()
+    c = read_contract(r)
+    return ReqMktDepth(req_id, c, r.int(), r.bool(), r.str())
+
+
+def _parse_cancel_mkt_depth(r: FieldReader, v: int) -> CancelMktDepth:
+    _skip_version(r)
+    return CancelMktDepth(r.id(), r.bool())
 
 
 def _parse_versioned_req_id(r: FieldReader, v: int) -> ReqId:
@@ -1000,6 +1034,9 @@ _PARSERS: dict[int, Callable[[FieldReader, int], Any]] = {
     In.REQ_HEAD_TIMESTAMP: _parse_req_head_timestamp,
     In.CANCEL_HEAD_TIMESTAMP: _parse_bare_req_id,
     In.REQ_USER_INFO: _parse_bare_req_id,
+    In.REQ_MKT_DEPTH: _parse_req_mkt_depth,
+    In.CANCEL_MKT_DEPTH: _parse_cancel_mkt_depth,
+    In.REQ_MKT_DEPTH_EXCHANGES: _parse_bare_no_args,
 }
 
 
@@ -1130,6 +1167,48 @@ def tick_req_params(req_id: int, min_tick: float, bbo_exchange: str, permissions
 def market_data_type(req_id: int, data_type: int) -> Msg:
     """marketDataType (58): 1 live, 2 frozen, 3 delayed, 4 delayed frozen."""
     return [Out.MARKET_DATA_TYPE, 1, req_id, data_type]
+
+
+def update_mkt_depth(
+    req_id: int, position: int, operation: int, side: int, price: float, size: float
+) -> Msg:
+    """updateMktDepth (12): operation 0 insert / 1 update / 2 delete, side 0 ask / 1 bid."""
+    return [Out.MARKET_DEPTH, 1, req_id, position, operation, side, price, size]
+
+
+def update_mkt_depth_l2(
+    req_id: int,
+    position: int,
+    market_maker: str,
+    operation: int,
+    side: int,
+    price: float,
+    size: float,
+    smart_depth: bool,
+) -> Msg:
+    """updateMktDepthL2 (13): as updateMktDepth, with the market maker (exchange) and the
+    isSmartDepth flag (present from server version 146, so always here)."""
+    return [
+        Out.MARKET_DEPTH_L2,
+        1,
+        req_id,
+        position,
+        market_maker,
+        operation,
+        side,
+        price,
+        size,
+        smart_depth,
+    ]
+
+
+def mkt_depth_exchanges(rows: Sequence[tuple[str, str, str, str, int]]) -> Msg:
+    """mktDepthExchanges (80): (exchange, secType, listingExch, serviceDataType, aggGroup)
+    per row; no version field."""
+    out: Msg = [Out.MKT_DEPTH_EXCHANGES, len(rows)]
+    for row in rows:
+        out.extend(row)
+    return out
 
 
 def tick_snapshot_end(req_id: int) -> Msg:
@@ -1861,11 +1940,11 @@ __all__ = [
     "FrameReader",
     "Hello",
     "In",
+    "MalformedRequest",
     "Out",
     "ProtocolError",
     "TickType",
     "UnsupportedRequest",
-    "MalformedRequest",
     "encode",
     "fmt",
     "parse_hello",

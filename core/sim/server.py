@@ -33,7 +33,7 @@ from zoneinfo import ZoneInfo
 
 from core.sim import protocol as p
 from core.sim.engine import Engine
-from core.sim.market import Market
+from core.sim.market import MAX_DEPTH_ROWS, Market
 from core.sim.model import (
     EngineEvent,
     ExecutionOccurred,
@@ -88,6 +88,8 @@ _EXCHANGES = {
     "FUT": "CME,QBALGO",
     "CASH": "IDEALPRO",
 }
+# The depth service TWS names per security type in mktDepthExchanges.
+_DEPTH_SERVICE = {"STK": "Deep2", "FUT": "Deep", "CASH": "Deep"}
 _BAR_UNITS = {"sec": 1, "secs": 1, "min": 60, "mins": 60, "hour": 3600, "hours": 3600}
 _BAR_UNITS |= {"day": 86_400, "days": 86_400, "week": 7 * 86_400, "weeks": 7 * 86_400}
 _BAR_UNITS |= {"month": 30 * 86_400, "months": 30 * 86_400}
@@ -128,6 +130,17 @@ class _MktSub:
 
 
 @dataclass(slots=True)
+class _DepthSub:
+    con_id: int
+    rows: int
+    smart: bool
+    market_maker: str
+    # what the client holds: (price, size) by position, bids and asks
+    bids: list[tuple[float, float]] = field(default_factory=list)
+    asks: list[tuple[float, float]] = field(default_factory=list)
+
+
+@dataclass(slots=True)
 class _HistSub:
     con_id: int
     bar_size_s: int
@@ -150,6 +163,7 @@ class _Session:
     market_data_type: int = 1
     mkt: dict[int, _MktSub] = field(default_factory=dict)
     hist: dict[int, _HistSub] = field(default_factory=dict)
+    depth: dict[int, _DepthSub] = field(default_factory=dict)
     account_updates: str | None = None
     positions: bool = False
     multi: dict[int, str] = field(default_factory=dict)  # reqId -> account
@@ -681,6 +695,62 @@ class SimGateway:
                 out.append(p.tick_price(req_id, tick, value, 0.0, 0))
         return out
 
+    # market depth
+
+    def _on_req_mkt_depth(self, session: _Session, req: p.ReqMktDepth) -> None:
+        inst = self._resolve_one(session, req.req_id, req.contract)
+        if inst is None:
+            return
+        if req.num_rows <= 0:
+            raise RequestRefused(f"numRows must be positive, got {req.num_rows}")
+        sub = _DepthSub(
+            inst.con_id,
+            min(req.num_rows, MAX_DEPTH_ROWS),
+            req.smart_depth,
+            inst.primary_exchange or inst.exchange,
+        )
+        session.depth[req.req_id] = sub
+        self._push_depth(session, req.req_id, sub)
+
+    def _on_cancel_mkt_depth(self, session: _Session, req: p.CancelMktDepth) -> None:
+        session.depth.pop(req.req_id, None)
+
+    def _on_req_mkt_depth_exchanges(self, session: _Session, req: p.NoArgs) -> None:
+        rows = sorted(
+            {
+                (i.primary_exchange or i.exchange, i.sec_type, "", _DEPTH_SERVICE[i.sec_type], 1)
+                for i in self.universe
+                if i.sec_type in _DEPTH_SERVICE
+            }
+        )
+        session.send(p.mkt_depth_exchanges(rows))
+
+    def _push_depth(self, session: _Session, req_id: int, sub: _DepthSub) -> None:
+        """Send the changes of the book since what the client holds (all of it at first):
+        insert (0) for new positions, update (1) for changed ones, delete (2) for gone."""
+        bids, asks = self.market.depth(sub.con_id, sub.rows)
+        for side, held, levels in ((1, sub.bids, bids), (0, sub.asks, asks)):
+            now = [(lv.price, lv.size) for lv in levels]
+            for pos in range(max(len(held), len(now))):
+                if pos >= len(now):
+                    op, (price, size) = 2, held[pos]
+                elif pos >= len(held):
+                    op, (price, size) = 0, now[pos]
+                elif held[pos] != now[pos]:
+                    op, (price, size) = 1, now[pos]
+                else:
+                    continue
+                if sub.smart or sub.market_maker == "NASDAQ":
+                    # TWS reports each level's exchange (market maker) for SMART depth and
+                    # for NASDAQ's book; other books come as plain updateMktDepth.
+                    msg = p.update_mkt_depth_l2(
+                        req_id, pos, sub.market_maker, op, side, price, size, sub.smart
+                    )
+                else:
+                    msg = p.update_mkt_depth(req_id, pos, op, side, price, size)
+                session.send(msg)
+            held[:] = now
+
     def _on_req_contract_details(self, session: _Session, req: p.ReqContractDetails) -> None:
         found = self._resolve(req.contract)
         if not found:
@@ -1042,6 +1112,9 @@ class SimGateway:
         p.In.REQ_MANAGED_ACCTS: _on_req_managed_accts,
         p.In.REQ_USER_INFO: _on_req_user_info,
         p.In.SET_SERVER_LOGLEVEL: _on_set_server_log_level,
+        p.In.REQ_MKT_DEPTH: _on_req_mkt_depth,
+        p.In.CANCEL_MKT_DEPTH: _on_cancel_mkt_depth,
+        p.In.REQ_MKT_DEPTH_EXCHANGES: _on_req_mkt_depth_exchanges,
     }
 
     # --- engine events --------------------------------------------------------------------
@@ -1254,6 +1327,9 @@ class SimGateway:
                     continue
                 for msg in self._quote_ticks(req_id, inst, q, sub.last):
                     session.send(msg)
+            for req_id, dsub in session.depth.items():
+                if dsub.con_id in changed:
+                    self._push_depth(session, req_id, dsub)
             for req_id, hsub in session.hist.items():
                 if hsub.con_id in changed:
                     self._push_bar(session, req_id, hsub)

@@ -133,9 +133,7 @@ async def test_ib_async_when_offering_each_version_then_served_at_it(sim, gatewa
     assert trade.orderStatus.status == "Filled"
     fills = await ib.reqExecutionsAsync()
     assert [f.execution.orderId for f in fills] == [trade.order.orderId]
-    assert [t.order.permId for t in await ib.reqCompletedOrdersAsync(False)] == [
-        trade.order.permId
-    ]
+    assert [t.order.permId for t in await ib.reqCompletedOrdersAsync(False)] == [trade.order.permId]
 
 
 @pytest.mark.parametrize(
@@ -199,6 +197,10 @@ async def test_current_time_is_gateway_clock(sim):
 
 
 @pytest.mark.asyncio
-async def test_unsupported_request_when_sent_then_warning_not_crash(gateway, ib):
-    ib.client.send(82)  # reqMktDepthExchanges: not simulated
+async def test_unsupported_request_when_sent_then_321_not_crash(gateway, ib):
+    errors: list[tuple[int, int, str]] = []
+    ib.errorEvent += lambda req_id, code, msg, c: errors.append((req_id, code, msg))
+    ib.client.send(12, 1, True)  # reqNewsBulletins: not simulated
     assert await ib.reqCurrentTimeAsync()
+    assert [(r, c) for r, c, _ in errors] == [(-1, 321)]
+    assert "unsupported message 12" in errors[0][2]
