@@ -189,6 +189,35 @@ class TickType(IntEnum):
     CLOSE = 9
     OPEN = 14
     LAST_TIMESTAMP = 45
+    DELAYED_BID = 66
+    DELAYED_ASK = 67
+    DELAYED_LAST = 68
+    DELAYED_BID_SIZE = 69
+    DELAYED_ASK_SIZE = 70
+    DELAYED_LAST_SIZE = 71
+    DELAYED_HIGH = 72
+    DELAYED_LOW = 73
+    DELAYED_VOLUME = 74
+    DELAYED_CLOSE = 75
+    DELAYED_OPEN = 76
+    DELAYED_LAST_TIMESTAMP = 88
+
+
+DELAYED_TICK = {
+    TickType.BID: TickType.DELAYED_BID,
+    TickType.ASK: TickType.DELAYED_ASK,
+    TickType.LAST: TickType.DELAYED_LAST,
+    TickType.BID_SIZE: TickType.DELAYED_BID_SIZE,
+    TickType.ASK_SIZE: TickType.DELAYED_ASK_SIZE,
+    TickType.LAST_SIZE: TickType.DELAYED_LAST_SIZE,
+    TickType.HIGH: TickType.DELAYED_HIGH,
+    TickType.LOW: TickType.DELAYED_LOW,
+    TickType.VOLUME: TickType.DELAYED_VOLUME,
+    TickType.CLOSE: TickType.DELAYED_CLOSE,
+    TickType.OPEN: TickType.DELAYED_OPEN,
+    TickType.LAST_TIMESTAMP: TickType.DELAYED_LAST_TIMESTAMP,
+}
+"""The tick type TWS sends instead of each live one with delayed data (types 3 and 4)."""
 
 
 # --- framing -------------------------------------------------------------------------------
@@ -1930,6 +1959,7 @@ def user_info(req_id: int, white_branding_id: str = "") -> Msg:
 
 __all__ = [
     "DEFAULT_SERVER_VERSION",
+    "DELAYED_TICK",
     "HELLO",
     "MAX_CLIENT_VERSION",
     "MAX_MESSAGE_SIZE",

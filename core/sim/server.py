@@ -69,6 +69,11 @@ MSG_RESTORED_DATA_KEPT = (
 MSG_RESTORED_DATA_LOST = (
     "Connectivity between IB and Trader Workstation has been restored - data lost.*"
 )
+MSG_NOT_SUBSCRIBED = (
+    "Requested market data is not subscribed. Check API status by selecting the Account menu "
+    "then under Management choose Market Data Subscription Manager and/or confirm "
+    "reqMarketDataType."
+)
 MSG_PACING = "Max rate of messages per second has been exceeded:max=50 rec=51 (1)"
 # The data-farm notices TWS sends every client after it logs on (codes 2104/2106/2158,
 # which clients treat as information).
@@ -126,7 +131,14 @@ class SimStateError(ValueError):
 @dataclass(slots=True)
 class _MktSub:
     con_id: int
+    requested: int = 1  # the market data type the client asked for (1-4)
+    data_type: int = 1  # the type served: 1 live, 2 frozen, 3 delayed, 4 delayed frozen
     last: dict[int, float] = field(default_factory=dict)  # tick type -> value last sent
+
+    @property
+    def delayed(self) -> bool:
+        """Ticks go out as the delayed tick types (66-76, 88)."""
+        return self.data_type in (3, 4)
 
 
 @dataclass(slots=True)
@@ -231,6 +243,13 @@ class SimGateway:
     initial_cash, universe, clock:
         Starting cash per account, the instruments (default: :meth:`Universe.default`)
         and the time source shared with the market and the engine.
+    live_data:
+        Whether the login has live market data (default). With it, every
+        ``reqMarketDataType`` is served live as type 1 (frozen, 2, while the market is
+        frozen and 2 or 4 was asked), as TWS has done since 970; without it, types 3/4
+        are served with the delayed tick types (66 bid, 67 ask, 68 last, ...) and types
+        1/2 are refused with error 354. The prices are the simulated market's current
+        ones either way: the simulator does not hold data back 15 minutes.
     """
 
     def __init__(
@@ -246,6 +265,7 @@ class SimGateway:
         initial_cash: float = 1_000_000.0,
         universe: Universe | None = None,
         clock: Callable[[], float] = time.time,
+        live_data: bool = True,
     ) -> None:
         if not p.MIN_CLIENT_VERSION <= server_version <= p.MAX_CLIENT_VERSION:
             raise ValueError(
@@ -263,6 +283,7 @@ class SimGateway:
         self.tick_interval = tick_interval
         self.initial_cash = initial_cash
         self.clock = clock
+        self.live_data = live_data
         self.universe = universe if universe is not None else Universe.default()
         self.market = Market(self.universe, seed=seed, clock=clock)
         self.engine = Engine(
@@ -421,6 +442,7 @@ class SimGateway:
         """Stop (or resume) the price walk: no new ticks reach subscribers."""
         log.warning("fault: market data %s", "frozen" if frozen else "unfrozen")
         self.market.frozen = frozen
+        self._announce_data_types()
 
     def send_pacing_violation(self, req_id: int = -1) -> None:
         """Send error 100 (pacing violation) to every client."""
@@ -643,14 +665,33 @@ class SimGateway:
         session.send(p.error(session.version, req_id, 200, text))
         return None
 
+    def _served_data_type(self, requested: int) -> int | None:
+        """The market data type TWS serves for ``requested`` (None: nothing to serve).
+
+        As TWS since 970: where live data is available (``live_data``) it is sent as
+        type 1 whatever was asked, frozen (2) only for a frozen market when 2 or 4 was
+        asked; without live data, 3 and 4 give delayed (3) or delayed frozen (4) data
+        with the delayed tick types, and 1 or 2 give nothing (error 354).
+        """
+        frozen = self.market.frozen and requested in (2, 4)
+        if self.live_data:
+            return 2 if frozen else 1
+        if requested in (3, 4):
+            return 4 if frozen else 3
+        return None
+
     def _on_req_mkt_data(self, session: _Session, req: p.ReqMktData) -> None:
         inst = self._resolve_one(session, req.req_id, req.contract)
         if inst is None:
             return
+        data_type = self._served_data_type(session.market_data_type)
+        if data_type is None:
+            session.send(p.error(session.version, req.req_id, 354, MSG_NOT_SUBSCRIBED))
+            return
         session.send(p.tick_req_params(req.req_id, inst.min_tick, "9c0001", 3))
-        session.send(p.market_data_type(req.req_id, session.market_data_type))
-        sub = _MktSub(inst.con_id)
-        for msg in self._quote_ticks(req.req_id, inst, self.market.quote(inst.con_id), sub.last):
+        session.send(p.market_data_type(req.req_id, data_type))
+        sub = _MktSub(inst.con_id, session.market_data_type, data_type)
+        for msg in self._quote_ticks(req.req_id, inst, self.market.quote(inst.con_id), sub):
             session.send(msg)
         if req.snapshot or req.regulatory_snapshot:
             session.send(p.tick_snapshot_end(req.req_id))
@@ -661,17 +702,31 @@ class SimGateway:
         session.mkt.pop(req.req_id, None)
 
     def _on_req_market_data_type(self, session: _Session, req: p.ReqMarketDataType) -> None:
+        # As documented by IB, the type applies to the market data requests that follow.
+        if req.market_data_type not in (1, 2, 3, 4):
+            raise RequestRefused(f"invalid market data type {req.market_data_type}")
         session.market_data_type = req.market_data_type
-        for req_id in session.mkt:
-            session.send(p.market_data_type(req_id, req.market_data_type))
+
+    def _announce_data_types(self) -> None:
+        """After the market froze or thawed: subscriptions that asked for frozen data
+        switch between live/delayed and frozen, announced with marketDataType."""
+        for session in self._live_sessions():
+            for req_id, sub in session.mkt.items():
+                served = self._served_data_type(sub.requested)
+                if served is not None and served != sub.data_type:
+                    sub.data_type = served
+                    session.send(p.market_data_type(req_id, served))
 
     @staticmethod
-    def _quote_ticks(
-        req_id: int, inst: Instrument, q: Quote, last: dict[int, float]
-    ) -> list[p.Msg]:
-        """The ticks that changed since ``last`` (updated in place); all of them at first."""
+    def _quote_ticks(req_id: int, inst: Instrument, q: Quote, sub: _MktSub) -> list[p.Msg]:
+        """The ticks that changed since ``sub.last`` (updated in place); all at first.
+        Delayed subscriptions get the delayed tick types (66 for 1, 67 for 2, ...)."""
         out: list[p.Msg] = []
         T = p.TickType
+        last = sub.last
+        wire: Callable[[p.TickType], int] = (
+            (lambda t: p.DELAYED_TICK[t]) if sub.delayed else (lambda t: t)
+        )
 
         def changed(tick: int, *values: float) -> bool:
             key = hash(values)
@@ -681,18 +736,18 @@ class SimGateway:
             return True
 
         if changed(T.BID, q.bid, q.bid_size):
-            out.append(p.tick_price(req_id, T.BID, q.bid, q.bid_size, 0))
+            out.append(p.tick_price(req_id, wire(T.BID), q.bid, q.bid_size, 0))
         if changed(T.ASK, q.ask, q.ask_size):
-            out.append(p.tick_price(req_id, T.ASK, q.ask, q.ask_size, 0))
+            out.append(p.tick_price(req_id, wire(T.ASK), q.ask, q.ask_size, 0))
         if inst.sec_type != "CASH":  # IDEALPRO quotes carry no trades
             if q.last > 0 and changed(T.LAST, q.last, q.last_size, q.time):
-                out.append(p.tick_price(req_id, T.LAST, q.last, q.last_size, 0))
-                out.append(p.tick_string(req_id, T.LAST_TIMESTAMP, str(int(q.time))))
+                out.append(p.tick_price(req_id, wire(T.LAST), q.last, q.last_size, 0))
+                out.append(p.tick_string(req_id, wire(T.LAST_TIMESTAMP), str(int(q.time))))
             if changed(T.VOLUME, q.volume):
-                out.append(p.tick_size(req_id, T.VOLUME, q.volume))
+                out.append(p.tick_size(req_id, wire(T.VOLUME), q.volume))
         for tick, value in ((T.HIGH, q.high), (T.LOW, q.low), (T.CLOSE, q.close), (T.OPEN, q.open)):
             if value > 0 and changed(tick, value):
-                out.append(p.tick_price(req_id, tick, value, 0.0, 0))
+                out.append(p.tick_price(req_id, wire(tick), value, 0.0, 0))
         return out
 
     # market depth
@@ -1325,7 +1380,7 @@ class SimGateway:
                 inst = self.universe.by_con_id(sub.con_id)
                 if inst is None:
                     continue
-                for msg in self._quote_ticks(req_id, inst, q, sub.last):
+                for msg in self._quote_ticks(req_id, inst, q, sub):
                     session.send(msg)
             for req_id, dsub in session.depth.items():
                 if dsub.con_id in changed:

@@ -129,13 +129,93 @@ async def test_market_data_when_snapshot_then_one_set_and_end(ib):
     assert math.isnan(ticker.last)  # IDEALPRO quotes carry no trades
 
 
-@pytest.mark.asyncio
-async def test_market_data_type_when_delayed_then_accepted(ib):
-    ib.reqMarketDataType(3)
-    contract = (await ib.qualifyContractsAsync(Stock("MSFT", "SMART", "USD")))[0]
+async def _stream(ib, sim, gateway, data_type: int, symbol: str = "MSFT"):
+    """reqMarketDataType(data_type), then a streaming reqMktData: the settled ticker and
+    every tick type it received."""
+    ib.reqMarketDataType(data_type)
+    contract = (await ib.qualifyContractsAsync(Stock(symbol, "SMART", "USD")))[0]
     ticker = ib.reqMktData(contract)
-    await wait_for(lambda: ticker.marketDataType == 3, what="market data type")
-    ib.cancelMktData(contract)
+    types: set[int] = set()
+    ticker.updateEvent += lambda t: types.update(tick.tickType for tick in t.ticks)
+    await sim.settle(ib)
+    gateway.step_market(5)
+    await sim.settle(ib)
+    return ticker, types
+
+
+LIVE_TICKS = {1, 2, 4, 6, 7, 8, 9, 14}
+DELAYED_TICKS = {66, 67, 68, 72, 73, 74, 75, 76}
+
+
+@pytest.mark.parametrize("data_type", [1, 2, 3, 4])
+@pytest.mark.asyncio
+async def test_market_data_type_when_live_data_then_type_1_with_live_ticks(
+    ib, sim, gateway, data_type
+):
+    """TWS since 970: live data, where available, is sent (and announced) as type 1."""
+    ticker, types = await _stream(ib, sim, gateway, data_type)
+    assert ticker.marketDataType == 1
+    assert types & {1, 2} and types <= LIVE_TICKS
+    assert ticker.bid > 0 and ticker.ask > ticker.bid
+
+
+@pytest.mark.parametrize(("data_type", "served"), [(1, 1), (2, 2), (3, 1), (4, 2)])
+@pytest.mark.asyncio
+async def test_market_data_type_when_market_frozen_then_frozen_only_if_asked(
+    ib, sim, gateway, data_type, served
+):
+    gateway.freeze_market_data(True)
+    ticker, types = await _stream(ib, sim, gateway, data_type)
+    assert ticker.marketDataType == served
+    assert types <= LIVE_TICKS
+    assert ticker.bid > 0
+
+
+@pytest.mark.parametrize(
+    ("data_type", "frozen", "served"), [(3, False, 3), (4, False, 3), (4, True, 4)]
+)
+@pytest.mark.asyncio
+async def test_market_data_type_when_no_live_data_then_delayed_tick_types(
+    sim, data_type, frozen, served
+):
+    gateway = await sim.gateway(live_data=False)
+    ib = await sim.connect(gateway)
+    gateway.freeze_market_data(frozen)
+    ticker, types = await _stream(ib, sim, gateway, data_type, "AAPL")
+    assert ticker.marketDataType == served
+    assert types & {66, 67} and types <= DELAYED_TICKS
+    quote = gateway.market.quote(265598)
+    assert (ticker.bid, ticker.ask) == (quote.bid, quote.ask)  # ib_async maps 66/67
+    assert ticker.bidSize == quote.bid_size and ticker.volume == quote.volume
+
+
+@pytest.mark.parametrize("data_type", [1, 2])
+@pytest.mark.asyncio
+async def test_market_data_type_when_no_live_data_and_live_asked_then_354(
+    sim, ib_log_guard, data_type
+):
+    ib_log_guard.expect("Error 354")
+    gateway = await sim.gateway(live_data=False)
+    ib = await sim.connect(gateway)
+    errors: list[int] = []
+    ib.errorEvent += lambda req_id, code, msg, c: errors.append(code)
+    ticker, types = await _stream(ib, sim, gateway, data_type)
+    assert errors == [354]
+    assert types == set() and math.isnan(ticker.bid)
+
+
+@pytest.mark.asyncio
+async def test_market_data_type_when_market_freezes_then_frozen_subscription_announced(
+    ib, sim, gateway
+):
+    ticker, _ = await _stream(ib, sim, gateway, 2)
+    assert ticker.marketDataType == 1
+    gateway.freeze_market_data(True)
+    await sim.settle(ib)
+    assert ticker.marketDataType == 2
+    gateway.freeze_market_data(False)
+    await sim.settle(ib)
+    assert ticker.marketDataType == 1
 
 
 @pytest.mark.asyncio
