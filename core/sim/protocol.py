@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from enum import IntEnum
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from core.sim.model import (
     UNSET_DOUBLE,
@@ -1327,25 +1328,38 @@ def symbol_samples(v: int, req_id: int, instruments: Sequence[Instrument]) -> Ms
     return msg
 
 
-def format_bar_time(ts: int, format_date: int, daily: bool) -> str:
-    """A bar's date as IB sends it: ``YYYYMMDD`` for daily bars; otherwise epoch seconds
-    (formatDate 2) or ``YYYYMMDD HH:MM:SS UTC`` (formatDate 1)."""
-    moment = datetime.fromtimestamp(ts, UTC)
+def format_bar_time(ts: int, format_date: int, daily: bool, tz: str = "UTC") -> str:
+    """A bar's date as TWS sends it: ``YYYYMMDD`` (the session's date in ``tz``) for
+    daily bars; otherwise epoch seconds for formatDate 2, or for formatDate 1 the time
+    in ``tz`` (the exchange's zone) followed by the zone's name,
+    ``20261125 09:30:00 US/Eastern``."""
     if daily:
-        return moment.strftime("%Y%m%d")
+        return datetime.fromtimestamp(ts, ZoneInfo(tz)).strftime("%Y%m%d")
     if format_date == 2:
         return str(int(ts))
-    return moment.strftime("%Y%m%d %H:%M:%S") + " UTC"
+    return format_zoned_time(ts, tz)
+
+
+def format_zoned_time(ts: float, tz: str = "UTC") -> str:
+    """``YYYYMMDD HH:MM:SS <zone>``: an instant in ``tz``, as TWS writes date-times."""
+    return datetime.fromtimestamp(ts, ZoneInfo(tz)).strftime("%Y%m%d %H:%M:%S") + " " + tz
 
 
 def historical_data(
-    req_id: int, bars: Sequence[Bar], start: str, end: str, format_date: int, daily: bool
+    req_id: int,
+    bars: Sequence[Bar],
+    start: str,
+    end: str,
+    format_date: int,
+    daily: bool,
+    tz: str = "UTC",
 ) -> Msg:
-    """historicalData (17) with all bars, then (implicitly) the end: one message, as at 178."""
+    """historicalData (17) with all bars, then (implicitly) the end: one message, as at 178.
+    Bar times follow ``format_date`` in the exchange's zone ``tz``."""
     msg: Msg = [Out.HISTORICAL_DATA, req_id, start, end, len(bars)]
     for b in bars:
         msg += [
-            format_bar_time(b.time, format_date, daily),
+            format_bar_time(b.time, format_date, daily, tz),
             b.open,
             b.high,
             b.low,
@@ -1357,13 +1371,15 @@ def historical_data(
     return msg
 
 
-def historical_data_update(req_id: int, bar: Bar, format_date: int, daily: bool) -> Msg:
+def historical_data_update(
+    req_id: int, bar: Bar, format_date: int, daily: bool, tz: str = "UTC"
+) -> Msg:
     """historicalDataUpdate (90): note the open, close, high, low order."""
     return [
         Out.HISTORICAL_DATA_UPDATE,
         req_id,
         bar.count,
-        format_bar_time(bar.time, format_date, daily),
+        format_bar_time(bar.time, format_date, daily, tz),
         bar.open,
         bar.close,
         bar.high,

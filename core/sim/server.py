@@ -867,9 +867,12 @@ class SimGateway:
             )
             return
         daily = bar_size_s >= 86_400
-        start_s = _ib_time(end - duration_s)
+        # TWS writes the span's ends, and formatDate 1 bar times, in the exchange's zone.
+        tz = inst.time_zone_id
+        start_s = p.format_zoned_time(end - duration_s, tz)
+        end_s = p.format_zoned_time(end, tz)
         session.send(
-            p.historical_data(req.req_id, bars, start_s, _ib_time(end), req.format_date, daily)
+            p.historical_data(req.req_id, bars, start_s, end_s, req.format_date, daily, tz)
         )
         if req.keep_up_to_date:
             session.hist[req.req_id] = _HistSub(
@@ -884,7 +887,7 @@ class SimGateway:
         if inst is None:
             return
         first = int(self.clock()) - 5 * 365 * 86_400
-        text = str(first) if req.format_date == 2 else _ib_time(first)
+        text = str(first) if req.format_date == 2 else p.format_zoned_time(first, inst.time_zone_id)
         session.send(p.head_timestamp(req.req_id, text))
 
     # orders
@@ -1396,9 +1399,14 @@ class SimGateway:
             )
         except (KeyError, ValueError):
             return
-        if bars:
+        inst = self.universe.by_con_id(sub.con_id)
+        if bars and inst is not None:
             daily = sub.bar_size_s >= 86_400
-            session.send(p.historical_data_update(req_id, bars[-1], sub.format_date, daily))
+            session.send(
+                p.historical_data_update(
+                    req_id, bars[-1], sub.format_date, daily, inst.time_zone_id
+                )
+            )
 
     # --- state ----------------------------------------------------------------------------
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import math
+from zoneinfo import ZoneInfo
 
 import pytest
 from ib_async import Contract, Forex, Future, Stock
 from ib_async.objects import BarData
 
+from core.sim import protocol as p
 from helpers import wait_for
 
 
@@ -249,6 +251,38 @@ async def test_historical_bars_when_requested_then_bar_data(
         assert isinstance(dates[0], dt.date) and not isinstance(dates[0], dt.datetime)
     else:
         assert isinstance(dates[0], dt.datetime) and dates[-1] <= end
+
+
+@pytest.mark.parametrize(("symbol", "zone"), [("AAPL", "US/Eastern"), ("ES", "US/Central")])
+@pytest.mark.asyncio
+async def test_historical_bars_when_format_1_then_exchange_zone_and_same_instants_as_2(
+    ib, gateway, symbol, zone
+):
+    inst = gateway.universe.find(symbol=symbol)[0]
+    contract = Contract(conId=inst.con_id, exchange=inst.exchange)
+    end = dt.datetime(2026, 11, 25, 18, 0, tzinfo=dt.UTC)
+    zoned, epoch = [
+        await ib.reqHistoricalDataAsync(
+            contract, end, "3600 S", "5 mins", "TRADES", useRTH=False, formatDate=fd
+        )
+        for fd in (1, 2)
+    ]
+    assert zoned and len(zoned) == len(epoch)
+    assert {b.date.tzinfo for b in zoned} == {ZoneInfo(zone)}
+    assert {b.date.tzinfo for b in epoch} == {dt.UTC}
+    assert [b.date for b in zoned] == [b.date for b in epoch]  # the same instants
+    assert zoned[-1].date.astimezone(dt.UTC) <= end
+
+
+def test_bar_time_formats_are_tws_spelling() -> None:
+    ts = int(dt.datetime(2026, 11, 25, 15, 30, tzinfo=dt.UTC).timestamp())
+    assert p.format_bar_time(ts, 1, False, "US/Eastern") == "20261125 10:30:00 US/Eastern"
+    assert p.format_bar_time(ts, 1, False, "US/Central") == "20261125 09:30:00 US/Central"
+    assert p.format_bar_time(ts, 2, False, "US/Eastern") == str(ts)
+    # A daily bar is the session's date where the exchange is, in either format.
+    late = int(dt.datetime(2026, 11, 26, 3, 0, tzinfo=dt.UTC).timestamp())
+    assert p.format_bar_time(late, 1, True, "US/Eastern") == "20261125"
+    assert p.format_bar_time(late, 2, True, "US/Eastern") == "20261125"
 
 
 @pytest.mark.asyncio
