@@ -756,6 +756,9 @@ class SimGateway:
         inst = self._resolve_one(session, req.req_id, req.contract)
         if inst is None:
             return
+        if not self.live_data:  # TWS has no delayed depth
+            session.send(p.error(session.version, req.req_id, 354, MSG_NOT_SUBSCRIBED))
+            return
         if req.num_rows <= 0:
             raise RequestRefused(f"numRows must be positive, got {req.num_rows}")
         sub = _DepthSub(

@@ -105,3 +105,16 @@ async def test_depth_exchanges_when_requested_then_listed(ib):
     pairs = {(r.exchange, r.secType) for r in rows}
     assert {("NASDAQ", "STK"), ("CME", "FUT"), ("IDEALPRO", "CASH")} <= pairs
     assert all(r.serviceDataType in ("Deep", "Deep2") for r in rows)
+
+
+@pytest.mark.asyncio
+async def test_depth_when_no_live_data_then_354(sim, ib_log_guard):
+    ib_log_guard.expect("Error 354")
+    gateway = await sim.gateway(live_data=False)
+    ib = await sim.connect(gateway)
+    errors: list[int] = []
+    ib.errorEvent += lambda req_id, code, msg, c: errors.append(code)
+    (aapl,) = await ib.qualifyContractsAsync(Stock("AAPL", "SMART", "USD"))
+    ticker = ib.reqMktDepth(aapl, 5)
+    await sim.settle(ib)
+    assert errors == [354] and ticker.domBids == []

@@ -226,6 +226,20 @@ async def test_request_when_invalid_value_then_error_with_its_id(raw, msg_id, in
 
 
 @pytest.mark.asyncio
+async def test_handler_when_it_raises_then_322_with_its_id_and_connection_kept(
+    gateway, raw, monkeypatch
+):
+    def broken(self, session, req):  # type: ignore[no-untyped-def]
+        raise RuntimeError("simulated bug")
+
+    monkeypatch.setitem(SimGateway._handlers, p.In.REQ_USER_INFO, broken)
+    raw.send(SAMPLES[p.In.REQ_USER_INFO])
+    errors = _errors(await raw.fence())
+    assert [(r, c) for r, c, _ in errors] == [(7019, 322)]
+    assert "RuntimeError: simulated bug" in errors[0][2]
+
+
+@pytest.mark.asyncio
 async def test_request_before_start_api_then_refused_not_ignored(gateway):
     reader, writer = await asyncio.open_connection("127.0.0.1", gateway.port)
     raw = RawClient(reader, writer)
