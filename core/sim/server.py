@@ -250,6 +250,9 @@ class SimGateway:
         are served with the delayed tick types (66 bid, 67 ask, 68 last, ...) and types
         1/2 are refused with error 354. The prices are the simulated market's current
         ones either way: the simulator does not hold data back 15 minutes.
+    max_depth_requests:
+        Market depth subscriptions open at once across all clients, as IB's per-user
+        limit (3 by default); one more is refused with error 309.
     """
 
     def __init__(
@@ -266,6 +269,7 @@ class SimGateway:
         universe: Universe | None = None,
         clock: Callable[[], float] = time.time,
         live_data: bool = True,
+        max_depth_requests: int = 3,
     ) -> None:
         if not p.MIN_CLIENT_VERSION <= server_version <= p.MAX_CLIENT_VERSION:
             raise ValueError(
@@ -284,6 +288,7 @@ class SimGateway:
         self.initial_cash = initial_cash
         self.clock = clock
         self.live_data = live_data
+        self.max_depth_requests = max_depth_requests
         self.universe = universe if universe is not None else Universe.default()
         self.market = Market(self.universe, seed=seed, clock=clock)
         self.engine = Engine(
@@ -761,6 +766,13 @@ class SimGateway:
             return
         if req.num_rows <= 0:
             raise RequestRefused(f"numRows must be positive, got {req.num_rows}")
+        open_books = sum(len(s.depth) for s in self._live_sessions())
+        if req.req_id not in session.depth and open_books >= self.max_depth_requests:
+            text = (
+                f"Max number ({self.max_depth_requests}) of market depth requests has been reached"
+            )
+            session.send(p.error(session.version, req.req_id, 309, text))
+            return
         sub = _DepthSub(
             inst.con_id,
             min(req.num_rows, MAX_DEPTH_ROWS),

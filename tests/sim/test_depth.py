@@ -118,3 +118,22 @@ async def test_depth_when_no_live_data_then_354(sim, ib_log_guard):
     ticker = ib.reqMktDepth(aapl, 5)
     await sim.settle(ib)
     assert errors == [354] and ticker.domBids == []
+
+
+@pytest.mark.asyncio
+async def test_depth_when_over_the_limit_then_309_until_one_is_cancelled(
+    ib, gateway, sim, ib_log_guard
+):
+    ib_log_guard.expect("Error 309")
+    errors: list[tuple[int, int]] = []
+    ib.errorEvent += lambda req_id, code, msg, c: errors.append((req_id, code))
+    contracts = await ib.qualifyContractsAsync(
+        *(Stock(s, "SMART", "USD") for s in ("AAPL", "MSFT", "SPY", "NVDA"))
+    )
+    tickers = [ib.reqMktDepth(c, 5) for c in contracts]
+    await sim.settle(ib)
+    assert [len(t.domBids) for t in tickers] == [5, 5, 5, 0]
+    assert [code for _, code in errors] == [309]
+    ib.cancelMktDepth(contracts[0])
+    fourth = ib.reqMktDepth(contracts[3], 5)
+    await wait_for(lambda: len(fourth.domBids) == 5, what="a book after a cancel")
