@@ -46,7 +46,15 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_SERVER_VERSION,
         choices=range(MIN_CLIENT_VERSION, MAX_CLIENT_VERSION + 1),
         metavar=f"{{{MIN_CLIENT_VERSION}..{MAX_CLIENT_VERSION}}}",
-        help=f"TWS API server version (default {DEFAULT_SERVER_VERSION})",
+        help=f"highest TWS API server version; each client gets the highest it also "
+        f"speaks (default {DEFAULT_SERVER_VERSION})",
+    )
+    parser.add_argument(
+        "--no-live-data",
+        dest="live_data",
+        action="store_false",
+        help="a login without live market data: reqMarketDataType 3/4 stream the delayed "
+        "tick types, 1/2 are refused with error 354",
     )
     parser.add_argument(
         "--tick-interval",
@@ -85,6 +93,7 @@ async def serve(args: argparse.Namespace) -> None:
         state_path=args.state,
         tick_interval=args.tick_interval,
         initial_cash=args.initial_cash,
+        live_data=args.live_data,
         universe=Universe.synthetic(args.synthetic) if args.synthetic > 0 else None,
     )
     stop = asyncio.Event()

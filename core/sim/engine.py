@@ -43,6 +43,14 @@ Accounting (one USD cash balance per account)
     a fill that flips a position realizes the closed part and opens the rest at the fill
     price. ``positions()`` lists non-zero positions only; ``position()`` gives a zero one.
 
+Rejection codes (IB's documented codes where IB has one)
+    434 a zero size; 388 a size below the minimum; 110 a price off the tick grid; 387 an
+    unsupported order type; 105 a modification that changes the contract or side;
+    104 a modification of a filled order; 103 a duplicate id; 10006 a missing parent;
+    200 an unknown contract. Cases IB documents no code for (a negative or missing
+    price, a negative size, an unknown action, TIF or account, margin) get TWS's
+    generic 201 "Order rejected - reason:..." with the reason spelled out.
+
 Margins (simple, per position, on the mark)
     stocks 50% initial / 25% maintenance of market value; futures 6% / 5% of notional;
     forex 3% / 3%. EquityWithLoanValue = NetLiquidation; an order whose full fill would
@@ -101,6 +109,9 @@ MSG_DUPLICATE = "Duplicate order id"
 MSG_MODIFY_FILLED = "Can't modify a filled order"
 MSG_CANCELLED = "Order Canceled - reason:"
 MSG_UNSUPPORTED_TYPE = "Unsupported order type for this exchange and security type."
+MSG_ZERO_SIZE = "The order size cannot be zero."
+MSG_MISSING_PARENT = "Missing parent order."
+MSG_MODIFY_MISMATCH = "Order being modified does not match original order."
 
 # (initial, maintenance) margin as a fraction of market value / notional.
 _MARGIN_RATES = {"STK": (0.50, 0.25), "FUT": (0.06, 0.05), "CASH": (0.03, 0.03)}
@@ -578,10 +589,18 @@ class Engine:
         if req.account and req.account not in self._accounts:
             raise OrderRejected(201, MSG_REJECTED + f"Invalid account '{req.account}'")
         qty = req.total_quantity
-        if not qty or qty <= 0 or math.isnan(qty):
+        if qty == 0:
+            raise OrderRejected(434, MSG_ZERO_SIZE)
+        if qty < 0 or math.isnan(qty):
             raise OrderRejected(201, MSG_REJECTED + "The order quantity must be positive")
+        if qty < inst.min_size - _EPS:
+            raise OrderRejected(
+                388,
+                f"Order size {qty:g} is smaller than the minimum required size of "
+                f"{inst.min_size:g}.",
+            )
         n = qty / inst.size_increment
-        if abs(n - round(n)) > 1e-6 or qty < inst.min_size - _EPS:
+        if abs(n - round(n)) > 1e-6:
             raise OrderRejected(
                 201,
                 MSG_REJECTED + f"The order size {qty:g} is not a multiple of the size increment "
@@ -613,15 +632,11 @@ class Engine:
         if req.parent_id:
             parent = self._orders.get((req.client_id, req.parent_id))
             if parent is None or parent.state == OrderState.CANCELLED:
-                raise OrderRejected(
-                    201, MSG_REJECTED + f"Parent order {req.parent_id} is not a working order"
-                )
+                raise OrderRejected(10006, MSG_MISSING_PARENT + f" ({req.parent_id})")
         if existing is not None:
             old = existing.request
             if req.con_id != old.con_id or req.action != old.action:
-                raise OrderRejected(
-                    201, MSG_REJECTED + "A modification cannot change the contract or the side"
-                )
+                raise OrderRejected(105, MSG_MODIFY_MISMATCH)
             if qty < existing.filled - _EPS:
                 raise OrderRejected(
                     201,

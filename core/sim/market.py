@@ -27,7 +27,10 @@ from zoneinfo import ZoneInfo
 from core.sim.model import Bar, Instrument, Quote
 from core.sim.universe import Universe
 
-__all__ = ["Market", "on_tick"]
+__all__ = ["MAX_DEPTH_ROWS", "DepthLevel", "Market", "on_tick"]
+
+MAX_DEPTH_ROWS = 10
+"""Most depth levels a side the gateway serves (IB serves 5 to 10 by exchange)."""
 
 _STEPS_PER_DAY = 4 * 6.5 * 3600  # about four quote updates a second over a regular session
 _RTH_SECONDS = 6.5 * 3600  # a "day" of volatility, for intraday bars
@@ -54,6 +57,14 @@ def on_tick(price: float, tick: float, mode: str = "nearest") -> float:
     else:
         k = round(n)
     return round(k * tick, _decimals(tick))
+
+
+@dataclass(frozen=True, slots=True)
+class DepthLevel:
+    """One level of the order book: a price on the tick grid and the size shown there."""
+
+    price: float
+    size: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +154,34 @@ class Market:
         if q.last > 0:
             return q.last
         return (q.bid + q.ask) / 2
+
+    def depth(self, con_id: int, rows: int) -> tuple[list[DepthLevel], list[DepthLevel]]:
+        """The order book, ``rows`` levels a side (1..:data:`MAX_DEPTH_ROWS`): bids best
+        first, asks best first.
+
+        Level 0 is the quote itself (its prices and displayed sizes); deeper levels sit
+        one tick apart on the grid, away from the touch, so the book moves with the top
+        of book. A deeper level's size depends only on its price (a seeded draw growing
+        with the distance from the touch), so a level keeps its size while the quote
+        moves around it instead of flickering. KeyError for an unknown con_id.
+        """
+        book = self._books[con_id]
+        q, prof = book.quote, book.profile
+        n = max(1, min(rows, MAX_DEPTH_ROWS))
+        bids = [DepthLevel(q.bid, q.bid_size)]
+        asks = [DepthLevel(q.ask, q.ask_size)]
+        for k in range(1, n):
+            bid = on_tick(q.bid - k * prof.tick, prof.tick)
+            if bid > 0:
+                bids.append(DepthLevel(bid, self._level_size(book, "B", bid, k)))
+            ask = on_tick(q.ask + k * prof.tick, prof.tick)
+            asks.append(DepthLevel(ask, self._level_size(book, "A", ask, k)))
+        return bids, asks
+
+    def _level_size(self, book: _Book, side: str, price: float, distance: int) -> float:
+        rng = random.Random(f"sim-depth:{self.seed}:{book.inst.con_id}:{side}:{price!r}")
+        lots = rng.randint(1, book.profile.quote_lots) + distance
+        return book.profile.quote_lot * lots
 
     def step(self, con_ids: Iterable[int] | None = None) -> list[int]:
         """Advance the walk one quote update for ``con_ids`` (default: all).

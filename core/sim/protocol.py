@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from enum import IntEnum
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from core.sim.model import (
     UNSET_DOUBLE,
@@ -139,6 +140,8 @@ class Out(IntEnum):
     NEXT_VALID_ID = 9
     CONTRACT_DATA = 10
     EXECUTION_DATA = 11
+    MARKET_DEPTH = 12
+    MARKET_DEPTH_L2 = 13
     MANAGED_ACCTS = 15
     HISTORICAL_DATA = 17
     TICK_GENERIC = 45
@@ -160,6 +163,7 @@ class Out(IntEnum):
     ACCOUNT_UPDATE_MULTI = 73
     ACCOUNT_UPDATE_MULTI_END = 74
     SYMBOL_SAMPLES = 79
+    MKT_DEPTH_EXCHANGES = 80
     TICK_REQ_PARAMS = 81
     HEAD_TIMESTAMP = 88
     HISTORICAL_DATA_UPDATE = 90
@@ -186,6 +190,35 @@ class TickType(IntEnum):
     CLOSE = 9
     OPEN = 14
     LAST_TIMESTAMP = 45
+    DELAYED_BID = 66
+    DELAYED_ASK = 67
+    DELAYED_LAST = 68
+    DELAYED_BID_SIZE = 69
+    DELAYED_ASK_SIZE = 70
+    DELAYED_LAST_SIZE = 71
+    DELAYED_HIGH = 72
+    DELAYED_LOW = 73
+    DELAYED_VOLUME = 74
+    DELAYED_CLOSE = 75
+    DELAYED_OPEN = 76
+    DELAYED_LAST_TIMESTAMP = 88
+
+
+DELAYED_TICK = {
+    TickType.BID: TickType.DELAYED_BID,
+    TickType.ASK: TickType.DELAYED_ASK,
+    TickType.LAST: TickType.DELAYED_LAST,
+    TickType.BID_SIZE: TickType.DELAYED_BID_SIZE,
+    TickType.ASK_SIZE: TickType.DELAYED_ASK_SIZE,
+    TickType.LAST_SIZE: TickType.DELAYED_LAST_SIZE,
+    TickType.HIGH: TickType.DELAYED_HIGH,
+    TickType.LOW: TickType.DELAYED_LOW,
+    TickType.VOLUME: TickType.DELAYED_VOLUME,
+    TickType.CLOSE: TickType.DELAYED_CLOSE,
+    TickType.OPEN: TickType.DELAYED_OPEN,
+    TickType.LAST_TIMESTAMP: TickType.DELAYED_LAST_TIMESTAMP,
+}
+"""The tick type TWS sends instead of each live one with delayed data (types 3 and 4)."""
 
 
 # --- framing -------------------------------------------------------------------------------
@@ -287,6 +320,12 @@ class Hello:
         """Whether ``server_version`` lies in the client's range."""
         return self.min_version <= server_version <= self.max_version
 
+    def negotiate(self, lowest: int, highest: int) -> int | None:
+        """The highest version in both the client's range and ``lowest..highest``, as
+        TWS answers the handshake; None when the ranges do not meet."""
+        version = min(self.max_version, highest)
+        return version if version >= max(self.min_version, lowest) else None
+
 
 def parse_hello(payload: bytes) -> Hello:
     """Parse the framed version string after ``API\\0``: ``v157..178`` or ``v157..178 +OPT``.
@@ -335,6 +374,14 @@ class FieldReader:
     def __init__(self, fields: Sequence[str], start: int = 1) -> None:
         self.fields = fields
         self.pos = start
+        self.request_id: int | None = None
+        """The request's id (reqId or orderId) once :meth:`id` has read it."""
+
+    def id(self) -> int:
+        """The next field as the request's id (reqId/orderId), remembered for an error reply."""
+        value = self.int()
+        self.request_id = value
+        return value
 
     def str(self) -> str:
         """The next field as text."""
@@ -461,6 +508,25 @@ class ReqMktData:
     snapshot: bool
     regulatory_snapshot: bool
     options: str
+
+
+@dataclass(slots=True)
+class ReqMktDepth:
+    """reqMktDepth (10): an order-book subscription, ``num_rows`` levels a side."""
+
+    req_id: int
+    contract: ContractSpec
+    num_rows: int
+    smart_depth: bool
+    options: str
+
+
+@dataclass(slots=True)
+class CancelMktDepth:
+    """cancelMktDepth (11)."""
+
+    req_id: int
+    smart_depth: bool
 
 
 @dataclass(slots=True)
@@ -660,7 +726,7 @@ def _parse_start_api(r: FieldReader, v: int) -> StartApi:
 
 def _parse_req_mkt_data(r: FieldReader, v: int) -> ReqMktData:
     _skip_version(r)
-    req_id = r.int()
+    req_id = r.id()
     c = read_contract(r)
     if c.sec_type == "BAG":
         for _ in range(r.int()):
@@ -674,13 +740,25 @@ def _parse_req_mkt_data(r: FieldReader, v: int) -> ReqMktData:
     return ReqMktData(req_id, c, generic, snapshot, regulatory, options)
 
 
+def _parse_req_mkt_depth(r: FieldReader, v: int) -> ReqMktDepth:
+    _skip_version(r)
+    req_id = r.id()
+    c = read_contract(r)
+    return ReqMktDepth(req_id, c, r.int(), r.bool(), r.str())
+
+
+def _parse_cancel_mkt_depth(r: FieldReader, v: int) -> CancelMktDepth:
+    _skip_version(r)
+    return CancelMktDepth(r.id(), r.bool())
+
+
 def _parse_versioned_req_id(r: FieldReader, v: int) -> ReqId:
     _skip_version(r)
-    return ReqId(r.int())
+    return ReqId(r.id())
 
 
 def _parse_bare_req_id(r: FieldReader, v: int) -> ReqId:
-    return ReqId(r.int())
+    return ReqId(r.id())
 
 
 def _parse_versioned_no_args(r: FieldReader, v: int) -> NoArgs:
@@ -699,7 +777,7 @@ def _parse_req_market_data_type(r: FieldReader, v: int) -> ReqMarketDataType:
 
 def _parse_req_contract_details(r: FieldReader, v: int) -> ReqContractDetails:
     _skip_version(r)
-    req_id = r.int()
+    req_id = r.id()
     c = read_contract(r)
     c.include_expired = r.bool()
     c.sec_id_type = r.str()
@@ -710,12 +788,12 @@ def _parse_req_contract_details(r: FieldReader, v: int) -> ReqContractDetails:
 
 
 def _parse_req_matching_symbols(r: FieldReader, v: int) -> ReqMatchingSymbols:
-    return ReqMatchingSymbols(r.int(), r.str())
+    return ReqMatchingSymbols(r.id(), r.str())
 
 
 def _parse_req_historical_data(r: FieldReader, v: int) -> ReqHistoricalData:
     # No version field at the versions this codec speaks (dropped at server version 124).
-    req_id = r.int()
+    req_id = r.id()
     c = read_contract(r)
     c.include_expired = r.bool()
     end = r.str()
@@ -736,7 +814,7 @@ def _parse_req_historical_data(r: FieldReader, v: int) -> ReqHistoricalData:
 
 def _parse_cancel_order(r: FieldReader, v: int) -> CancelOrder:
     _skip_version(r)
-    order_id = r.int()
+    order_id = r.id()
     manual = r.str() if v >= 169 else ""
     return CancelOrder(order_id, manual)
 
@@ -757,27 +835,27 @@ def _parse_req_account_updates(r: FieldReader, v: int) -> ReqAccountUpdates:
 
 def _parse_req_account_updates_multi(r: FieldReader, v: int) -> ReqAccountUpdatesMulti:
     _skip_version(r)
-    return ReqAccountUpdatesMulti(r.int(), r.str(), r.str(), r.bool())
+    return ReqAccountUpdatesMulti(r.id(), r.str(), r.str(), r.bool())
 
 
 def _parse_req_account_summary(r: FieldReader, v: int) -> ReqAccountSummary:
     _skip_version(r)
-    return ReqAccountSummary(r.int(), r.str(), r.str())
+    return ReqAccountSummary(r.id(), r.str(), r.str())
 
 
 def _parse_req_executions(r: FieldReader, v: int) -> ReqExecutions:
     _skip_version(r)
-    req_id = r.int()
+    req_id = r.id()
     f = ExecFilter(r.int(), r.str(), r.str(), r.str(), r.str(), r.str(), r.str())
     return ReqExecutions(req_id, f)
 
 
 def _parse_req_pnl(r: FieldReader, v: int) -> ReqPnL:
-    return ReqPnL(r.int(), r.str(), r.str())
+    return ReqPnL(r.id(), r.str(), r.str())
 
 
 def _parse_req_pnl_single(r: FieldReader, v: int) -> ReqPnLSingle:
-    return ReqPnLSingle(r.int(), r.str(), r.str(), r.int())
+    return ReqPnLSingle(r.id(), r.str(), r.str(), r.int())
 
 
 def _parse_req_ids(r: FieldReader, v: int) -> ReqIds:
@@ -795,7 +873,7 @@ def _parse_req_market_rule(r: FieldReader, v: int) -> ReqMarketRule:
 
 
 def _parse_req_head_timestamp(r: FieldReader, v: int) -> ReqHeadTimestamp:
-    req_id = r.int()
+    req_id = r.id()
     c = read_contract(r)
     c.include_expired = r.bool()
     use_rth = r.bool()
@@ -821,7 +899,7 @@ def parse_place_order(r: FieldReader, v: int, client_id: int = 0) -> PlaceOrder:
         for name in names:
             e[name] = r.str()
 
-    order_id = r.int()
+    order_id = r.id()
     c = read_contract(r)
     c.sec_id_type = r.str()
     c.sec_id = r.str()
@@ -986,26 +1064,38 @@ _PARSERS: dict[int, Callable[[FieldReader, int], Any]] = {
     In.REQ_HEAD_TIMESTAMP: _parse_req_head_timestamp,
     In.CANCEL_HEAD_TIMESTAMP: _parse_bare_req_id,
     In.REQ_USER_INFO: _parse_bare_req_id,
+    In.REQ_MKT_DEPTH: _parse_req_mkt_depth,
+    In.CANCEL_MKT_DEPTH: _parse_cancel_mkt_depth,
+    In.REQ_MKT_DEPTH_EXCHANGES: _parse_bare_no_args,
 }
 
 
 def parse_request(fields: Sequence[str], server_version: int) -> tuple[In, Request]:
     """Parse one client message into ``(message id, request dataclass)``.
 
-    Raises :class:`ProtocolError` for malformed messages and :class:`KeyError`-free
-    :class:`UnsupportedRequest` for well-formed ids this gateway does not implement.
+    Raises :class:`MalformedRequest` (carrying the request id when it could be read) for
+    a message whose fields do not parse, and :class:`UnsupportedRequest` for well-formed
+    ids this gateway does not implement. Nothing else escapes: the caller answers both
+    with an error reply and keeps the connection.
     """
     if not fields:
-        raise ProtocolError("empty message")
+        raise MalformedRequest(-1, -1, "empty message")
     try:
         msg_id = int(fields[0])
-    except ValueError as exc:
-        raise ProtocolError(f"bad message id {fields[0]!r}") from exc
+    except ValueError:
+        raise MalformedRequest(-1, -1, f"bad message id {fields[0]!r}") from None
     parser = _PARSERS.get(msg_id)
     if parser is None:
         raise UnsupportedRequest(msg_id)
     reader = FieldReader(fields)
-    request = parser(reader, server_version)
+    try:
+        request = parser(reader, server_version)
+    except ProtocolError as exc:
+        rid = reader.request_id if reader.request_id is not None else -1
+        raise MalformedRequest(msg_id, rid, str(exc)) from exc
+    except (ValueError, ArithmeticError, IndexError) as exc:  # a parser's own bug
+        rid = reader.request_id if reader.request_id is not None else -1
+        raise MalformedRequest(msg_id, rid, f"{type(exc).__name__}: {exc}") from exc
     return In(msg_id), request
 
 
@@ -1015,6 +1105,20 @@ class UnsupportedRequest(ProtocolError):
     def __init__(self, msg_id: int) -> None:
         super().__init__(f"unsupported request id {msg_id}")
         self.msg_id = msg_id
+
+
+class MalformedRequest(ProtocolError):
+    """A request whose fields do not parse: answered with error 320, the session stays.
+
+    ``msg_id`` is the message id (-1 when unreadable) and ``req_id`` the request's id
+    (reqId or orderId) when it was read before the fault, else -1.
+    """
+
+    def __init__(self, msg_id: int, req_id: int, reason: str) -> None:
+        super().__init__(f"malformed message {msg_id}: {reason}")
+        self.msg_id = msg_id
+        self.req_id = req_id
+        self.reason = reason
 
 
 # --- message builders ----------------------------------------------------------------------
@@ -1093,6 +1197,48 @@ def tick_req_params(req_id: int, min_tick: float, bbo_exchange: str, permissions
 def market_data_type(req_id: int, data_type: int) -> Msg:
     """marketDataType (58): 1 live, 2 frozen, 3 delayed, 4 delayed frozen."""
     return [Out.MARKET_DATA_TYPE, 1, req_id, data_type]
+
+
+def update_mkt_depth(
+    req_id: int, position: int, operation: int, side: int, price: float, size: float
+) -> Msg:
+    """updateMktDepth (12): operation 0 insert / 1 update / 2 delete, side 0 ask / 1 bid."""
+    return [Out.MARKET_DEPTH, 1, req_id, position, operation, side, price, size]
+
+
+def update_mkt_depth_l2(
+    req_id: int,
+    position: int,
+    market_maker: str,
+    operation: int,
+    side: int,
+    price: float,
+    size: float,
+    smart_depth: bool,
+) -> Msg:
+    """updateMktDepthL2 (13): as updateMktDepth, with the market maker (exchange) and the
+    isSmartDepth flag (present from server version 146, so always here)."""
+    return [
+        Out.MARKET_DEPTH_L2,
+        1,
+        req_id,
+        position,
+        market_maker,
+        operation,
+        side,
+        price,
+        size,
+        smart_depth,
+    ]
+
+
+def mkt_depth_exchanges(rows: Sequence[tuple[str, str, str, str, int]]) -> Msg:
+    """mktDepthExchanges (80): (exchange, secType, listingExch, serviceDataType, aggGroup)
+    per row; no version field."""
+    out: Msg = [Out.MKT_DEPTH_EXCHANGES, len(rows)]
+    for row in rows:
+        out.extend(row)
+    return out
 
 
 def tick_snapshot_end(req_id: int) -> Msg:
@@ -1182,25 +1328,38 @@ def symbol_samples(v: int, req_id: int, instruments: Sequence[Instrument]) -> Ms
     return msg
 
 
-def format_bar_time(ts: int, format_date: int, daily: bool) -> str:
-    """A bar's date as IB sends it: ``YYYYMMDD`` for daily bars; otherwise epoch seconds
-    (formatDate 2) or ``YYYYMMDD HH:MM:SS UTC`` (formatDate 1)."""
-    moment = datetime.fromtimestamp(ts, UTC)
+def format_bar_time(ts: int, format_date: int, daily: bool, tz: str = "UTC") -> str:
+    """A bar's date as TWS sends it: ``YYYYMMDD`` (the session's date in ``tz``) for
+    daily bars; otherwise epoch seconds for formatDate 2, or for formatDate 1 the time
+    in ``tz`` (the exchange's zone) followed by the zone's name,
+    ``20261125 09:30:00 US/Eastern``."""
     if daily:
-        return moment.strftime("%Y%m%d")
+        return datetime.fromtimestamp(ts, ZoneInfo(tz)).strftime("%Y%m%d")
     if format_date == 2:
         return str(int(ts))
-    return moment.strftime("%Y%m%d %H:%M:%S") + " UTC"
+    return format_zoned_time(ts, tz)
+
+
+def format_zoned_time(ts: float, tz: str = "UTC") -> str:
+    """``YYYYMMDD HH:MM:SS <zone>``: an instant in ``tz``, as TWS writes date-times."""
+    return datetime.fromtimestamp(ts, ZoneInfo(tz)).strftime("%Y%m%d %H:%M:%S") + " " + tz
 
 
 def historical_data(
-    req_id: int, bars: Sequence[Bar], start: str, end: str, format_date: int, daily: bool
+    req_id: int,
+    bars: Sequence[Bar],
+    start: str,
+    end: str,
+    format_date: int,
+    daily: bool,
+    tz: str = "UTC",
 ) -> Msg:
-    """historicalData (17) with all bars, then (implicitly) the end: one message, as at 178."""
+    """historicalData (17) with all bars, then (implicitly) the end: one message, as at 178.
+    Bar times follow ``format_date`` in the exchange's zone ``tz``."""
     msg: Msg = [Out.HISTORICAL_DATA, req_id, start, end, len(bars)]
     for b in bars:
         msg += [
-            format_bar_time(b.time, format_date, daily),
+            format_bar_time(b.time, format_date, daily, tz),
             b.open,
             b.high,
             b.low,
@@ -1212,13 +1371,15 @@ def historical_data(
     return msg
 
 
-def historical_data_update(req_id: int, bar: Bar, format_date: int, daily: bool) -> Msg:
+def historical_data_update(
+    req_id: int, bar: Bar, format_date: int, daily: bool, tz: str = "UTC"
+) -> Msg:
     """historicalDataUpdate (90): note the open, close, high, low order."""
     return [
         Out.HISTORICAL_DATA_UPDATE,
         req_id,
         bar.count,
-        format_bar_time(bar.time, format_date, daily),
+        format_bar_time(bar.time, format_date, daily, tz),
         bar.open,
         bar.close,
         bar.high,
@@ -1814,6 +1975,7 @@ def user_info(req_id: int, white_branding_id: str = "") -> Msg:
 
 __all__ = [
     "DEFAULT_SERVER_VERSION",
+    "DELAYED_TICK",
     "HELLO",
     "MAX_CLIENT_VERSION",
     "MAX_MESSAGE_SIZE",
@@ -1824,6 +1986,7 @@ __all__ = [
     "FrameReader",
     "Hello",
     "In",
+    "MalformedRequest",
     "Out",
     "ProtocolError",
     "TickType",

@@ -33,7 +33,7 @@ from zoneinfo import ZoneInfo
 
 from core.sim import protocol as p
 from core.sim.engine import Engine
-from core.sim.market import Market
+from core.sim.market import MAX_DEPTH_ROWS, Market
 from core.sim.model import (
     EngineEvent,
     ExecutionOccurred,
@@ -69,6 +69,11 @@ MSG_RESTORED_DATA_KEPT = (
 MSG_RESTORED_DATA_LOST = (
     "Connectivity between IB and Trader Workstation has been restored - data lost.*"
 )
+MSG_NOT_SUBSCRIBED = (
+    "Requested market data is not subscribed. Check API status by selecting the Account menu "
+    "then under Management choose Market Data Subscription Manager and/or confirm "
+    "reqMarketDataType."
+)
 MSG_PACING = "Max rate of messages per second has been exceeded:max=50 rec=51 (1)"
 # The data-farm notices TWS sends every client after it logs on (codes 2104/2106/2158,
 # which clients treat as information).
@@ -88,10 +93,30 @@ _EXCHANGES = {
     "FUT": "CME,QBALGO",
     "CASH": "IDEALPRO",
 }
+# The depth service TWS names per security type in mktDepthExchanges.
+_DEPTH_SERVICE = {"STK": "Deep2", "FUT": "Deep", "CASH": "Deep"}
 _BAR_UNITS = {"sec": 1, "secs": 1, "min": 60, "mins": 60, "hour": 3600, "hours": 3600}
 _BAR_UNITS |= {"day": 86_400, "days": 86_400, "week": 7 * 86_400, "weeks": 7 * 86_400}
 _BAR_UNITS |= {"month": 30 * 86_400, "months": 30 * 86_400}
 _DURATION_UNITS = {"S": 1, "D": 86_400, "W": 7 * 86_400, "M": 30 * 86_400, "Y": 365 * 86_400}
+
+
+class RequestRefused(ValueError):
+    """A request handler's refusal of a well-formed but invalid request: answered with
+    error ``code`` (321 by default) and the request's id; the session stays."""
+
+    def __init__(self, cause: str, code: int = 321) -> None:
+        super().__init__(cause)
+        self.code = code
+
+
+def _request_id(request: object) -> int:
+    """The id an error reply about ``request`` carries: its reqId or orderId, else -1."""
+    for name in ("req_id", "order_id"):
+        value = getattr(request, name, None)
+        if isinstance(value, int):
+            return value
+    return -1
 
 
 class SimStateError(ValueError):
@@ -106,7 +131,25 @@ class SimStateError(ValueError):
 @dataclass(slots=True)
 class _MktSub:
     con_id: int
+    requested: int = 1  # the market data type the client asked for (1-4)
+    data_type: int = 1  # the type served: 1 live, 2 frozen, 3 delayed, 4 delayed frozen
     last: dict[int, float] = field(default_factory=dict)  # tick type -> value last sent
+
+    @property
+    def delayed(self) -> bool:
+        """Ticks go out as the delayed tick types (66-76, 88)."""
+        return self.data_type in (3, 4)
+
+
+@dataclass(slots=True)
+class _DepthSub:
+    con_id: int
+    rows: int
+    smart: bool
+    market_maker: str
+    # what the client holds: (price, size) by position, bids and asks
+    bids: list[tuple[float, float]] = field(default_factory=list)
+    asks: list[tuple[float, float]] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -132,6 +175,7 @@ class _Session:
     market_data_type: int = 1
     mkt: dict[int, _MktSub] = field(default_factory=dict)
     hist: dict[int, _HistSub] = field(default_factory=dict)
+    depth: dict[int, _DepthSub] = field(default_factory=dict)
     account_updates: str | None = None
     positions: bool = False
     multi: dict[int, str] = field(default_factory=dict)  # reqId -> account
@@ -186,7 +230,10 @@ class SimGateway:
     accounts:
         Account ids the gateway manages (managedAccounts).
     server_version:
-        TWS API server version to speak, 157..178 (178, as a current TWS, by default).
+        Highest TWS API server version to speak, 157..178 (178, as a current TWS, by
+        default). Each client gets the highest version both sides speak, as with TWS: a
+        client offering ``v100..163`` is served at 163; one whose maximum is below 157 is
+        closed without a reply.
     state_path:
         Optional JSON file: loaded by :meth:`start` when it exists, saved after changes
         and on :meth:`stop`. A corrupt file raises :class:`SimStateError`.
@@ -196,6 +243,16 @@ class SimGateway:
     initial_cash, universe, clock:
         Starting cash per account, the instruments (default: :meth:`Universe.default`)
         and the time source shared with the market and the engine.
+    live_data:
+        Whether the login has live market data (default). With it, every
+        ``reqMarketDataType`` is served live as type 1 (frozen, 2, while the market is
+        frozen and 2 or 4 was asked), as TWS has done since 970; without it, types 3/4
+        are served with the delayed tick types (66 bid, 67 ask, 68 last, ...) and types
+        1/2 are refused with error 354. The prices are the simulated market's current
+        ones either way: the simulator does not hold data back 15 minutes.
+    max_depth_requests:
+        Market depth subscriptions open at once across all clients, as IB's per-user
+        limit (3 by default); one more is refused with error 309.
     """
 
     def __init__(
@@ -211,6 +268,8 @@ class SimGateway:
         initial_cash: float = 1_000_000.0,
         universe: Universe | None = None,
         clock: Callable[[], float] = time.time,
+        live_data: bool = True,
+        max_depth_requests: int = 3,
     ) -> None:
         if not p.MIN_CLIENT_VERSION <= server_version <= p.MAX_CLIENT_VERSION:
             raise ValueError(
@@ -228,6 +287,8 @@ class SimGateway:
         self.tick_interval = tick_interval
         self.initial_cash = initial_cash
         self.clock = clock
+        self.live_data = live_data
+        self.max_depth_requests = max_depth_requests
         self.universe = universe if universe is not None else Universe.default()
         self.market = Market(self.universe, seed=seed, clock=clock)
         self.engine = Engine(
@@ -341,7 +402,7 @@ class SimGateway:
             found = self.universe.find(symbol=base, currency=quote)
         if not found:
             raise KeyError(f"unknown symbol {symbol_or_con_id!r}")
-        return found[0]
+        return found[0]  # a future's front month comes first
 
     # --- faults ---------------------------------------------------------------------------
 
@@ -386,6 +447,7 @@ class SimGateway:
         """Stop (or resume) the price walk: no new ticks reach subscribers."""
         log.warning("fault: market data %s", "frozen" if frozen else "unfrozen")
         self.market.frozen = frozen
+        self._announce_data_types()
 
     def send_pacing_violation(self, req_id: int = -1) -> None:
         """Send error 100 (pacing violation) to every client."""
@@ -481,18 +543,22 @@ class SimGateway:
         if version_frame is None:
             return
         client_hello = p.parse_hello(version_frame)
-        if not client_hello.accepts(self.server_version):
+        version = client_hello.negotiate(p.MIN_CLIENT_VERSION, self.server_version)
+        if version is None:
+            # TWS shows "The socket client is out of date" and answers nothing a client
+            # could act on; closing without a reply is what such a client sees.
             log.warning(
-                "connection %s: client range v%d..%d excludes server version %d; closing",
+                "connection %s: client range v%d..%d has no version in %d..%d; closing",
                 session.peer,
                 client_hello.min_version,
                 client_hello.max_version,
+                p.MIN_CLIENT_VERSION,
                 self.server_version,
             )
             return
-        session.version = self.server_version
-        session.send_raw(p.server_hello(self.server_version, self.clock()))
-        log.info("connection %s: handshake done (v%d)", session.peer, self.server_version)
+        session.version = version
+        session.send_raw(p.server_hello(version, self.clock()))
+        log.info("connection %s: handshake done (v%d)", session.peer, version)
         while not session.closed:
             payload = await next_frame()
             if payload is None:
@@ -502,30 +568,57 @@ class SimGateway:
     # --- dispatch -------------------------------------------------------------------------
 
     def _dispatch(self, session: _Session, fields: list[str]) -> None:
+        """Parse and handle one request. Whatever goes wrong, the client gets an error
+        reply carrying the request's id and the session stays up, as with TWS: 320 for
+        a request that does not parse, 321 for one that is invalid or not simulated,
+        322 for a failure while handling it."""
         try:
             msg_id, request = p.parse_request(fields, session.version)
         except p.UnsupportedRequest as exc:
             log.info("%s: %s", session.describe(), exc)
+            self._reject(session, -1, 321, f"unsupported message {exc.msg_id}")
+            return
+        except p.MalformedRequest as exc:
+            log.warning("%s: %s", session.describe(), exc)
             session.send(
                 p.error(
                     session.version,
-                    -1,
-                    321,
-                    f"Error validating request.-'sim' : cause - unsupported message {exc.msg_id}",
+                    exc.req_id,
+                    320,
+                    f"Error reading request. Message id {exc.msg_id}. {exc.reason}",
                 )
             )
             return
         if session.client_id is None and msg_id != p.In.START_API:
-            log.warning("%s: %s before startApi ignored", session.describe(), msg_id.name)
+            log.warning("%s: %s before startApi refused", session.describe(), msg_id.name)
+            self._reject(session, _request_id(request), 321, "startApi must come first")
             return
         handler = self._handlers.get(msg_id)
         if handler is None:  # parsed but deliberately ignored (e.g. setServerLogLevel)
             return
         try:
             handler(self, session, request)
-        except Exception:
-            # A bug in one handler must not end the session (or the gateway).
+        except RequestRefused as exc:
+            log.info("%s: %s refused: %s", session.describe(), msg_id.name, exc)
+            self._reject(session, _request_id(request), exc.code, str(exc))
+        except Exception as exc:
+            # A bug in one handler must not end the session, nor leave the client waiting.
             log.exception("%s: error handling %s", session.describe(), msg_id.name)
+            session.send(
+                p.error(
+                    session.version,
+                    _request_id(request),
+                    322,
+                    f"Error processing request.-'sim' : cause - {type(exc).__name__}: {exc}",
+                )
+            )
+
+    @staticmethod
+    def _reject(session: _Session, req_id: int, code: int, cause: str) -> None:
+        """Answer a request TWS cannot read (320) or refuses to validate (321 and others)."""
+        what = "reading" if code == 320 else "validating"
+        text = f"Error {what} request.-'sim' : cause - {cause}"
+        session.send(p.error(session.version, req_id, code, text))
 
     def _on_start_api(self, session: _Session, req: p.StartApi) -> None:
         if session.client_id is not None:
@@ -577,14 +670,33 @@ class SimGateway:
         session.send(p.error(session.version, req_id, 200, text))
         return None
 
+    def _served_data_type(self, requested: int) -> int | None:
+        """The market data type TWS serves for ``requested`` (None: nothing to serve).
+
+        As TWS since 970: where live data is available (``live_data``) it is sent as
+        type 1 whatever was asked, frozen (2) only for a frozen market when 2 or 4 was
+        asked; without live data, 3 and 4 give delayed (3) or delayed frozen (4) data
+        with the delayed tick types, and 1 or 2 give nothing (error 354).
+        """
+        frozen = self.market.frozen and requested in (2, 4)
+        if self.live_data:
+            return 2 if frozen else 1
+        if requested in (3, 4):
+            return 4 if frozen else 3
+        return None
+
     def _on_req_mkt_data(self, session: _Session, req: p.ReqMktData) -> None:
         inst = self._resolve_one(session, req.req_id, req.contract)
         if inst is None:
             return
+        data_type = self._served_data_type(session.market_data_type)
+        if data_type is None:
+            session.send(p.error(session.version, req.req_id, 354, MSG_NOT_SUBSCRIBED))
+            return
         session.send(p.tick_req_params(req.req_id, inst.min_tick, "9c0001", 3))
-        session.send(p.market_data_type(req.req_id, session.market_data_type))
-        sub = _MktSub(inst.con_id)
-        for msg in self._quote_ticks(req.req_id, inst, self.market.quote(inst.con_id), sub.last):
+        session.send(p.market_data_type(req.req_id, data_type))
+        sub = _MktSub(inst.con_id, session.market_data_type, data_type)
+        for msg in self._quote_ticks(req.req_id, inst, self.market.quote(inst.con_id), sub):
             session.send(msg)
         if req.snapshot or req.regulatory_snapshot:
             session.send(p.tick_snapshot_end(req.req_id))
@@ -595,17 +707,31 @@ class SimGateway:
         session.mkt.pop(req.req_id, None)
 
     def _on_req_market_data_type(self, session: _Session, req: p.ReqMarketDataType) -> None:
+        # As documented by IB, the type applies to the market data requests that follow.
+        if req.market_data_type not in (1, 2, 3, 4):
+            raise RequestRefused(f"invalid market data type {req.market_data_type}")
         session.market_data_type = req.market_data_type
-        for req_id in session.mkt:
-            session.send(p.market_data_type(req_id, req.market_data_type))
+
+    def _announce_data_types(self) -> None:
+        """After the market froze or thawed: subscriptions that asked for frozen data
+        switch between live/delayed and frozen, announced with marketDataType."""
+        for session in self._live_sessions():
+            for req_id, sub in session.mkt.items():
+                served = self._served_data_type(sub.requested)
+                if served is not None and served != sub.data_type:
+                    sub.data_type = served
+                    session.send(p.market_data_type(req_id, served))
 
     @staticmethod
-    def _quote_ticks(
-        req_id: int, inst: Instrument, q: Quote, last: dict[int, float]
-    ) -> list[p.Msg]:
-        """The ticks that changed since ``last`` (updated in place); all of them at first."""
+    def _quote_ticks(req_id: int, inst: Instrument, q: Quote, sub: _MktSub) -> list[p.Msg]:
+        """The ticks that changed since ``sub.last`` (updated in place); all at first.
+        Delayed subscriptions get the delayed tick types (66 for 1, 67 for 2, ...)."""
         out: list[p.Msg] = []
         T = p.TickType
+        last = sub.last
+        wire: Callable[[p.TickType], int] = (
+            (lambda t: p.DELAYED_TICK[t]) if sub.delayed else (lambda t: t)
+        )
 
         def changed(tick: int, *values: float) -> bool:
             key = hash(values)
@@ -615,19 +741,85 @@ class SimGateway:
             return True
 
         if changed(T.BID, q.bid, q.bid_size):
-            out.append(p.tick_price(req_id, T.BID, q.bid, q.bid_size, 0))
+            out.append(p.tick_price(req_id, wire(T.BID), q.bid, q.bid_size, 0))
         if changed(T.ASK, q.ask, q.ask_size):
-            out.append(p.tick_price(req_id, T.ASK, q.ask, q.ask_size, 0))
+            out.append(p.tick_price(req_id, wire(T.ASK), q.ask, q.ask_size, 0))
         if inst.sec_type != "CASH":  # IDEALPRO quotes carry no trades
             if q.last > 0 and changed(T.LAST, q.last, q.last_size, q.time):
-                out.append(p.tick_price(req_id, T.LAST, q.last, q.last_size, 0))
-                out.append(p.tick_string(req_id, T.LAST_TIMESTAMP, str(int(q.time))))
+                out.append(p.tick_price(req_id, wire(T.LAST), q.last, q.last_size, 0))
+                out.append(p.tick_string(req_id, wire(T.LAST_TIMESTAMP), str(int(q.time))))
             if changed(T.VOLUME, q.volume):
-                out.append(p.tick_size(req_id, T.VOLUME, q.volume))
+                out.append(p.tick_size(req_id, wire(T.VOLUME), q.volume))
         for tick, value in ((T.HIGH, q.high), (T.LOW, q.low), (T.CLOSE, q.close), (T.OPEN, q.open)):
             if value > 0 and changed(tick, value):
-                out.append(p.tick_price(req_id, tick, value, 0.0, 0))
+                out.append(p.tick_price(req_id, wire(tick), value, 0.0, 0))
         return out
+
+    # market depth
+
+    def _on_req_mkt_depth(self, session: _Session, req: p.ReqMktDepth) -> None:
+        inst = self._resolve_one(session, req.req_id, req.contract)
+        if inst is None:
+            return
+        if not self.live_data:  # TWS has no delayed depth
+            session.send(p.error(session.version, req.req_id, 354, MSG_NOT_SUBSCRIBED))
+            return
+        if req.num_rows <= 0:
+            raise RequestRefused(f"numRows must be positive, got {req.num_rows}")
+        open_books = sum(len(s.depth) for s in self._live_sessions())
+        if req.req_id not in session.depth and open_books >= self.max_depth_requests:
+            text = (
+                f"Max number ({self.max_depth_requests}) of market depth requests has been reached"
+            )
+            session.send(p.error(session.version, req.req_id, 309, text))
+            return
+        sub = _DepthSub(
+            inst.con_id,
+            min(req.num_rows, MAX_DEPTH_ROWS),
+            req.smart_depth,
+            inst.primary_exchange or inst.exchange,
+        )
+        session.depth[req.req_id] = sub
+        self._push_depth(session, req.req_id, sub)
+
+    def _on_cancel_mkt_depth(self, session: _Session, req: p.CancelMktDepth) -> None:
+        session.depth.pop(req.req_id, None)
+
+    def _on_req_mkt_depth_exchanges(self, session: _Session, req: p.NoArgs) -> None:
+        rows = sorted(
+            {
+                (i.primary_exchange or i.exchange, i.sec_type, "", _DEPTH_SERVICE[i.sec_type], 1)
+                for i in self.universe
+                if i.sec_type in _DEPTH_SERVICE
+            }
+        )
+        session.send(p.mkt_depth_exchanges(rows))
+
+    def _push_depth(self, session: _Session, req_id: int, sub: _DepthSub) -> None:
+        """Send the changes of the book since what the client holds (all of it at first):
+        insert (0) for new positions, update (1) for changed ones, delete (2) for gone."""
+        bids, asks = self.market.depth(sub.con_id, sub.rows)
+        for side, held, levels in ((1, sub.bids, bids), (0, sub.asks, asks)):
+            now = [(lv.price, lv.size) for lv in levels]
+            for pos in range(max(len(held), len(now))):
+                if pos >= len(now):
+                    op, (price, size) = 2, held[pos]
+                elif pos >= len(held):
+                    op, (price, size) = 0, now[pos]
+                elif held[pos] != now[pos]:
+                    op, (price, size) = 1, now[pos]
+                else:
+                    continue
+                if sub.smart or sub.market_maker == "NASDAQ":
+                    # TWS reports each level's exchange (market maker) for SMART depth and
+                    # for NASDAQ's book; other books come as plain updateMktDepth.
+                    msg = p.update_mkt_depth_l2(
+                        req_id, pos, sub.market_maker, op, side, price, size, sub.smart
+                    )
+                else:
+                    msg = p.update_mkt_depth(req_id, pos, op, side, price, size)
+                session.send(msg)
+            held[:] = now
 
     def _on_req_contract_details(self, session: _Session, req: p.ReqContractDetails) -> None:
         found = self._resolve(req.contract)
@@ -690,9 +882,12 @@ class SimGateway:
             )
             return
         daily = bar_size_s >= 86_400
-        start_s = _ib_time(end - duration_s)
+        # TWS writes the span's ends, and formatDate 1 bar times, in the exchange's zone.
+        tz = inst.time_zone_id
+        start_s = p.format_zoned_time(end - duration_s, tz)
+        end_s = p.format_zoned_time(end, tz)
         session.send(
-            p.historical_data(req.req_id, bars, start_s, _ib_time(end), req.format_date, daily)
+            p.historical_data(req.req_id, bars, start_s, end_s, req.format_date, daily, tz)
         )
         if req.keep_up_to_date:
             session.hist[req.req_id] = _HistSub(
@@ -707,7 +902,7 @@ class SimGateway:
         if inst is None:
             return
         first = int(self.clock()) - 5 * 365 * 86_400
-        text = str(first) if req.format_date == 2 else _ib_time(first)
+        text = str(first) if req.format_date == 2 else p.format_zoned_time(first, inst.time_zone_id)
         session.send(p.head_timestamp(req.req_id, text))
 
     # orders
@@ -831,11 +1026,15 @@ class SimGateway:
     def _on_req_executions(self, session: _Session, req: p.ReqExecutions) -> None:
         f = req.filter
         since = None
-        if f.time:
+        if f.time.strip():
             try:
                 since = parse_end_time(f.time)
-            except ValueError:
-                since = None
+            except ValueError as exc:
+                # A malformed filter field is a read error (320), which also ends the
+                # client's request; silently ignoring it would replay everything.
+                raise RequestRefused(f"execution filter time: {exc}", 320) from exc
+        elif f.time:
+            raise RequestRefused(f"execution filter time {f.time!r} is blank", 320)
         for ex in self.engine.executions(
             client_id=f.client_id,
             account=f.account,
@@ -986,6 +1185,9 @@ class SimGateway:
         p.In.REQ_MANAGED_ACCTS: _on_req_managed_accts,
         p.In.REQ_USER_INFO: _on_req_user_info,
         p.In.SET_SERVER_LOGLEVEL: _on_set_server_log_level,
+        p.In.REQ_MKT_DEPTH: _on_req_mkt_depth,
+        p.In.CANCEL_MKT_DEPTH: _on_cancel_mkt_depth,
+        p.In.REQ_MKT_DEPTH_EXCHANGES: _on_req_mkt_depth_exchanges,
     }
 
     # --- engine events --------------------------------------------------------------------
@@ -1196,8 +1398,11 @@ class SimGateway:
                 inst = self.universe.by_con_id(sub.con_id)
                 if inst is None:
                     continue
-                for msg in self._quote_ticks(req_id, inst, q, sub.last):
+                for msg in self._quote_ticks(req_id, inst, q, sub):
                     session.send(msg)
+            for req_id, dsub in session.depth.items():
+                if dsub.con_id in changed:
+                    self._push_depth(session, req_id, dsub)
             for req_id, hsub in session.hist.items():
                 if hsub.con_id in changed:
                     self._push_bar(session, req_id, hsub)
@@ -1209,9 +1414,14 @@ class SimGateway:
             )
         except (KeyError, ValueError):
             return
-        if bars:
+        inst = self.universe.by_con_id(sub.con_id)
+        if bars and inst is not None:
             daily = sub.bar_size_s >= 86_400
-            session.send(p.historical_data_update(req_id, bars[-1], sub.format_date, daily))
+            session.send(
+                p.historical_data_update(
+                    req_id, bars[-1], sub.format_date, daily, inst.time_zone_id
+                )
+            )
 
     # --- state ----------------------------------------------------------------------------
 
@@ -1314,24 +1524,33 @@ def parse_duration(text: str) -> int:
 
 def parse_end_time(text: str) -> float:
     """An IB date-time: ``YYYYMMDD HH:MM:SS [TZ]``, ``YYYYMMDD-HH:MM:SS`` (UTC),
-    ``YYYYMMDD`` or epoch seconds; a missing zone means UTC (the gateway's zone)."""
+    ``YYYYMMDD`` or epoch seconds; a missing zone means UTC (the gateway's zone).
+
+    Anything else (blank, truncated, an unknown zone) raises ``ValueError`` naming the text.
+    """
     s = text.strip()
-    if s.isdigit() and len(s) != 8:
-        return float(s)
-    if "-" in s and " " not in s:
-        return datetime.strptime(s, "%Y%m%d-%H:%M:%S").replace(tzinfo=UTC).timestamp()
-    parts = s.split()
-    if len(parts) == 1:
-        return datetime.strptime(parts[0], "%Y%m%d").replace(tzinfo=UTC).timestamp()
-    moment = datetime.strptime(parts[0] + " " + parts[1], "%Y%m%d %H:%M:%S")
-    if len(parts) > 2:
-        try:
-            zone: Any = ZoneInfo(parts[2])
-        except Exception as exc:
-            raise ValueError(f"unknown time zone {parts[2]!r}") from exc
-    else:
-        zone = UTC
-    return moment.replace(tzinfo=zone).timestamp()
+    try:
+        if s.isdigit() and len(s) != 8:
+            return datetime.fromtimestamp(float(s), UTC).timestamp()  # range-checked
+        if "-" in s and " " not in s:
+            return datetime.strptime(s, "%Y%m%d-%H:%M:%S").replace(tzinfo=UTC).timestamp()
+        parts = s.split()
+        if len(parts) == 1:
+            return datetime.strptime(parts[0], "%Y%m%d").replace(tzinfo=UTC).timestamp()
+        if len(parts) not in (2, 3):
+            raise ValueError("expected date, time and an optional zone")
+        moment = datetime.strptime(parts[0] + " " + parts[1], "%Y%m%d %H:%M:%S")
+        zone: Any = _zone(parts[2]) if len(parts) > 2 else UTC
+        return moment.replace(tzinfo=zone).timestamp()
+    except (ValueError, OverflowError, OSError) as exc:
+        raise ValueError(f"invalid date-time {text!r}: {exc}") from exc
+
+
+def _zone(name: str) -> Any:
+    try:
+        return ZoneInfo(name)
+    except Exception as exc:  # ZoneInfoNotFoundError, or a malformed key
+        raise ValueError(f"unknown time zone {name!r}") from exc
 
 
 def _ib_time(ts: float) -> str:

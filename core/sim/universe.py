@@ -538,8 +538,10 @@ class Universe:
         exchange (SMART for stocks) or the primary exchange; ``symbol``, ``currency`` and
         ``local_symbol`` ignore case. ``last_trade_date`` matches as a prefix (a contract
         month "202612" finds the December contract). A future asked for without a
-        last-trade date resolves to the front contract only, so a plain ``Future("ES")``
-        qualifies instead of being ambiguous. Nothing found gives an empty list.
+        last-trade date matches every listed contract month, front first, as TWS answers
+        an under-specified future (a plain ``Future("ES")`` is ambiguous, and clients list
+        the months from it); a ``CONTFUT`` stands for the front contract only. Nothing
+        found gives an empty list.
         """
         sym = symbol.upper()
         sec = sec_type.upper()
@@ -568,9 +570,9 @@ class Universe:
             if last_trade_date and not inst.last_trade_date.startswith(last_trade_date):
                 continue
             found.append(inst)
-        if not con_id and not local and (want_front or not last_trade_date):
+        if want_front:
             found = _front_only(found)
-        return found
+        return found  # insertion order: a future's months were added front first
 
     def search(self, pattern: str, limit: int = 16) -> list[Instrument]:
         """Instruments for reqMatchingSymbols: symbol prefix matches first, then long-name

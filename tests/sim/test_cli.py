@@ -21,6 +21,8 @@ def test_parser_when_defaults_then_loopback_4002() -> None:
         178,
         "DU0000001",
     )
+    assert args.live_data is True
+    assert build_parser().parse_args(["--no-live-data"]).live_data is False
     with pytest.raises(SystemExit):
         build_parser().parse_args(["--server-version", "200"])
 

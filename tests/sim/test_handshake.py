@@ -6,7 +6,7 @@ import asyncio
 import struct
 
 import pytest
-from ib_async import IB
+from ib_async import IB, MarketOrder, Stock
 from ib_async.client import Client
 
 from core.sim import MAX_CLIENT_VERSION, MIN_CLIENT_VERSION, SimGateway
@@ -63,9 +63,77 @@ async def test_handshake_when_range_excludes_version_then_closed_and_gateway_ser
 ):
     got = await _raw(gateway, p.HELLO + p.frame_raw(b"v100..150"))
     assert got == b""  # closed without an answer
-    assert "excludes server version 178" in caplog.text
+    assert "has no version in 157..178" in caplog.text
     ib = await sim.connect(gateway, 2)
     assert ib.isConnected()
+
+
+async def _handshake(gw: SimGateway, offer: bytes) -> str:
+    """The server version a raw client offering ``offer`` is answered with."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", gw.port)
+    try:
+        writer.write(p.HELLO + p.frame_raw(offer))
+        frames = p.FrameReader()
+        payloads: list[bytes] = []
+        while not payloads:
+            data = await asyncio.wait_for(reader.read(1000), 5)
+            assert data, "closed without an answer"
+            payloads += frames.feed(data)
+        return p.split_fields(payloads[0])[0]
+    finally:
+        writer.close()
+
+
+@pytest.mark.parametrize(
+    ("offer", "expected"),
+    [
+        (b"v100..157", "157"),  # the issue's case: an official client's older maximum
+        (b"v100..163", "163"),
+        (b"v157..176", "176"),
+        (b"v170", "170"),
+        (b"v100..200", "178"),  # a newer client gets the gateway's highest
+    ],
+)
+@pytest.mark.asyncio
+async def test_handshake_when_client_offers_older_maximum_then_negotiated_down(
+    gateway, offer, expected
+):
+    assert await _handshake(gateway, offer) == expected
+
+
+@pytest.mark.asyncio
+async def test_handshake_when_gateway_capped_then_client_gets_the_cap(sim):
+    gw = await sim.gateway(server_version=170)
+    assert await _handshake(gw, b"v100..178") == "170"
+    assert await _handshake(gw, b"v100..163") == "163"
+
+
+@pytest.mark.parametrize("version", range(MIN_CLIENT_VERSION, MAX_CLIENT_VERSION + 1))
+@pytest.mark.asyncio
+async def test_ib_async_when_offering_each_version_then_served_at_it(sim, gateway, version):
+    """ib_async capped at ``version`` connects, qualifies, streams, trades, replays."""
+    ib = IB()
+    sim.clients.append(ib)
+    ib.client.MaxClientVersion = version  # what an older client would offer
+    await ib.connectAsync("127.0.0.1", gateway.port, clientId=1, timeout=5)
+    assert ib.client.serverVersion() == version
+    assert ib.managedAccounts() == ["DU0000001"]
+    (aapl,) = await ib.qualifyContractsAsync(Stock("AAPL", "SMART", "USD"))
+    assert aapl.conId == 265598
+    ticker = ib.reqMktData(aapl)
+    gateway.set_price("AAPL", 200.0)
+    await sim.settle(ib)
+    assert ticker.bid > 0 and ticker.ask > ticker.bid
+    trade = ib.placeOrder(aapl, MarketOrder("BUY", 1))
+    for _ in range(50):
+        if trade.isDone():
+            break
+        gateway.step_market()
+        await sim.settle(ib)
+    assert trade.orderStatus.status == "Filled"
+    fills = await ib.reqExecutionsAsync()
+    assert [f.execution.orderId for f in fills] == [trade.order.orderId]
+    assert [t.order.permId for t in await ib.reqCompletedOrdersAsync(False)] == [trade.order.permId]
 
 
 @pytest.mark.parametrize(
@@ -129,6 +197,10 @@ async def test_current_time_is_gateway_clock(sim):
 
 
 @pytest.mark.asyncio
-async def test_unsupported_request_when_sent_then_warning_not_crash(gateway, ib):
-    ib.client.send(82)  # reqMktDepthExchanges: not simulated
+async def test_unsupported_request_when_sent_then_321_not_crash(gateway, ib):
+    errors: list[tuple[int, int, str]] = []
+    ib.errorEvent += lambda req_id, code, msg, c: errors.append((req_id, code, msg))
+    ib.client.send(12, 1, True)  # reqNewsBulletins: not simulated
     assert await ib.reqCurrentTimeAsync()
+    assert [(r, c) for r, c, _ in errors] == [(-1, 321)]
+    assert "unsupported message 12" in errors[0][2]

@@ -294,10 +294,44 @@ async def test_orders_when_older_server_version_then_same_lifecycle(sim, version
 
 
 @pytest.mark.asyncio
+async def test_bad_orders_when_placed_then_the_codes_tws_documents(ib, gateway, sim, ib_log_guard):
+    """434 zero size, 388 below the minimum size, 10006 missing parent, 105 a modify that
+    changes the side; the connection stays up and the working order is untouched."""
+    ib_log_guard.expect("Error (10006|388)|Canceled order|validation warning")
+    contract = await aapl(ib)
+    gateway.set_price(AAPL, 200.0)
+    errors: dict[int, list[int]] = {}
+    ib.errorEvent += lambda req_id, code, msg, c: errors.setdefault(req_id, []).append(code)
+
+    zero = ib.placeOrder(contract, LimitOrder("BUY", 0, 190.0))
+    small = ib.placeOrder(contract, LimitOrder("BUY", 0.5, 190.0))
+    orphan = ib.placeOrder(contract, LimitOrder("BUY", 1, 190.0, parentId=999_999))
+    working = ib.placeOrder(contract, LimitOrder("BUY", 1, 190.0))
+    await wait_for(lambda: working.orderStatus.status == "Submitted", what="working")
+    working.order.action = "SELL"
+    ib.placeOrder(contract, working.order)
+    await sim.settle(ib)
+
+    assert errors == {
+        zero.order.orderId: [434],
+        small.order.orderId: [388],
+        orphan.order.orderId: [10006],
+        working.order.orderId: [105],
+    }
+    assert orphan.orderStatus.status == "Cancelled"
+    live = gateway.engine.order(1, working.order.orderId)
+    assert live is not None and live.request.action == "BUY" and str(live.state) == "Submitted"
+    for bad in (zero, small, orphan):
+        assert gateway.engine.order(1, bad.order.orderId) is None
+    assert ib.isConnected()
+
+
+@pytest.mark.asyncio
 async def test_futures_and_forex_when_traded_then_filled_with_their_rates(ib, gateway):
     from ib_async import Forex, Future
 
-    (es,) = await ib.qualifyContractsAsync(Future("ES", exchange="CME"))
+    front = gateway.universe.find(symbol="ES")[0].last_trade_date
+    (es,) = await ib.qualifyContractsAsync(Future("ES", front, "CME"))
     (eur,) = await ib.qualifyContractsAsync(Forex("EURUSD"))
     es_trade = ib.placeOrder(es, MarketOrder("BUY", 1))
     fx_trade = ib.placeOrder(eur, MarketOrder("SELL", 20_000))

@@ -338,7 +338,7 @@ def test_modify_cannot_change_the_side(engine: Engine) -> None:
     engine.place(order(1, "BUY", 100, "LMT", lmt_price=90.00))
     with pytest.raises(OrderRejected) as exc:
         engine.place(order(1, "SELL", 100, "LMT", lmt_price=90.00))
-    assert exc.value.code == 201
+    assert exc.value.code == 105
 
 
 def test_modify_a_filled_order_is_rejected_104(engine: Engine) -> None:
@@ -369,9 +369,10 @@ def test_modify_stop_into_limit(engine: Engine) -> None:
     ("req", "code"),
     [
         (order(1, con_id=12345), 200),
-        (order(1, qty=0), 201),
+        (order(1, qty=0), 434),
         (order(1, qty=-5), 201),
         (order(1, qty=10.5), 201),
+        (order(1, qty=0.5), 388),
         (order(1, otype="LMT"), 201),
         (order(1, otype="LMT", lmt_price=0.0), 201),
         (order(1, otype="LMT", lmt_price=UNSET_DOUBLE), 201),
@@ -383,7 +384,7 @@ def test_modify_stop_into_limit(engine: Engine) -> None:
         (order(1, otype="MOC"), 387),
         (order(1, tif="FOK"), 201),
         (order(1, action="SHORT"), 201),
-        (order(1, parent_id=99), 201),
+        (order(1, parent_id=99), 10006),
         (order(1, account="U999"), 201),
     ],
 )
@@ -407,6 +408,9 @@ def test_rejection_texts_are_ibs(engine: Engine) -> None:
     )
     with pytest.raises(OrderRejected) as exc:
         engine.place(order(1, qty=0))
+    assert exc.value.message == "The order size cannot be zero."
+    with pytest.raises(OrderRejected) as exc:
+        engine.place(order(1, qty=-5))
     assert exc.value.message.startswith("Order rejected - reason:")
 
 

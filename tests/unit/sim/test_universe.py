@@ -72,9 +72,11 @@ def test_find_unknown_contract_returns_empty_list(universe: Universe) -> None:
     assert universe.find(symbol="AAPL", currency="EUR") == []
 
 
-def test_find_es_without_expiry_returns_front_contract_only(universe: Universe) -> None:
+def test_find_es_without_expiry_returns_every_listed_month_front_first(
+    universe: Universe,
+) -> None:
     found = universe.find(symbol="ES", sec_type="FUT", exchange="CME")
-    assert len(found) == 1
+    assert [i.local_symbol for i in found] == ["ESZ6", "ESH7"]
     es = found[0]
     assert (es.local_symbol, es.last_trade_date, es.trading_class) == ("ESZ6", "20261218", "ES")
     assert es.multiplier == 50 and es.min_tick == 0.25
@@ -89,7 +91,10 @@ def test_find_es_by_contract_month_or_local_symbol(universe: Universe) -> None:
         "ESZ6"
     ]
     assert [i.local_symbol for i in universe.find(local_symbol="esh7")] == ["ESH7"]
-    assert [i.local_symbol for i in universe.find(symbol="ES", exchange="GLOBEX")] == ["ESZ6"]
+    assert [i.local_symbol for i in universe.find(symbol="ES", exchange="GLOBEX")] == [
+        "ESZ6",
+        "ESH7",
+    ]
     assert [i.local_symbol for i in universe.find(symbol="ES", sec_type="CONTFUT")] == ["ESZ6"]
 
 
@@ -125,7 +130,7 @@ def test_third_friday() -> None:
 
 def test_es_local_symbol_follows_today() -> None:
     uni = Universe.default(dt.date(2027, 1, 10))
-    assert [i.local_symbol for i in uni.find(symbol="ES")] == ["ESH7"]
+    assert [i.local_symbol for i in uni.find(symbol="ES")] == ["ESH7", "ESM7"]
 
 
 _SESSION = re.compile(r"^\d{8}:(CLOSED|\d{4}-\d{8}:\d{4})$")
