@@ -48,6 +48,8 @@ import sys
 import tempfile
 import threading
 import time
+from array import array
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -272,7 +274,8 @@ class Heartbeat:
         from PySide6.QtCore import Qt, QTimer
 
         self.interval = interval_ms / 1000
-        self.lateness: list[float] = []
+        # An array of doubles: 8 bytes a beat, so a long run's record stays small.
+        self.lateness: array[float] = array("d")
         self._last = 0.0
         self._timer = QTimer()
         self._timer.setTimerType(Qt.TimerType.PreciseTimer)
@@ -280,7 +283,7 @@ class Heartbeat:
         self._timer.timeout.connect(self._beat)
 
     def start(self) -> None:
-        self.lateness.clear()
+        del self.lateness[:]
         self._last = time.perf_counter()
         self._timer.start()
 
@@ -291,6 +294,84 @@ class Heartbeat:
         now = time.perf_counter()
         self.lateness.append(max(0.0, (now - self._last - self.interval) * 1000))
         self._last = now
+
+
+def _rss_mb() -> float:
+    """This process's resident memory, from /proc (Linux)."""
+    with open("/proc/self/statm") as f:
+        pages = int(f.read().split()[1])
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+@dataclass
+class MemoryWatch:
+    """Resident memory through a long storm: samples, and what grew after warm-up."""
+
+    samples: list[tuple[float, float, int]] = field(default_factory=list)  # s, MB, ticks
+    warm_s: float = 0.0
+    top: list[str] = field(default_factory=list)
+    heartbeat_mb: float = 0.0
+
+
+async def _watch_memory(
+    args: argparse.Namespace, received: list[int], heartbeat: Heartbeat
+) -> MemoryWatch:
+    """Sample RSS every ``--sample`` seconds; with ``--tracemalloc``, diff the Python heap
+    between the end of warm-up (a quarter of the run, at most 60 s) and the end."""
+    import gc
+    import tracemalloc
+
+    watch = MemoryWatch(warm_s=min(60.0, args.seconds / 4))
+    t0 = time.perf_counter()
+    first = None
+    warm_taken = False
+    while (elapsed := time.perf_counter() - t0) < args.seconds:
+        watch.samples.append((elapsed, _rss_mb(), received[0]))
+        if not warm_taken and elapsed >= watch.warm_s:
+            warm_taken = True
+            if args.tracemalloc:
+                gc.collect()
+                tracemalloc.start(8)
+                first = tracemalloc.take_snapshot()
+        await asyncio.sleep(args.sample)
+    watch.samples.append((time.perf_counter() - t0, _rss_mb(), received[0]))
+    watch.heartbeat_mb = heartbeat.lateness.itemsize * len(heartbeat.lateness) / 2**20
+    if first is not None:
+        gc.collect()
+        last = tracemalloc.take_snapshot()
+        tracemalloc.stop()
+        for stat in last.compare_to(first, "traceback")[:12]:
+            if stat.size_diff <= 0:
+                continue
+            where = " <- ".join(
+                f"{Path(fr.filename).name}:{fr.lineno}" for fr in list(stat.traceback)[:4]
+            )
+            watch.top.append(
+                f"  {stat.size_diff / 2**20:+8.2f} MB {stat.count_diff:+9d} blocks  {where}"
+            )
+    return watch
+
+
+def _print_memory(watch: MemoryWatch) -> None:
+    samples = watch.samples
+    warm = [s for s in samples if s[0] >= watch.warm_s] or samples
+    (t_w, rss_w, ticks_w), (t_e, rss_e, ticks_e) = warm[0], samples[-1]
+    minutes = max(t_e - t_w, 1e-9) / 60
+    millions = max(ticks_e - ticks_w, 1) / 1e6
+    print("resident memory (RSS) through the storm:")
+    print(
+        f"  start {samples[0][1]:.0f} MB, after warm-up ({watch.warm_s:.0f} s) {rss_w:.0f} MB, "
+        f"end {rss_e:.0f} MB"
+    )
+    print(
+        f"  slope after warm-up: {(rss_e - rss_w) / minutes:+.2f} MB/min, "
+        f"{(rss_e - rss_w) / millions:+.2f} MB per million ticker updates "
+        f"(the benchmark's own heartbeat record: {watch.heartbeat_mb:.1f} MB at the end)"
+    )
+    if watch.top:
+        print("  Python heap growth after warm-up, largest first (tracemalloc):")
+        for line in watch.top:
+            print(line)
 
 
 def _machine() -> str:
@@ -383,7 +464,10 @@ async def _run_console(args: argparse.Namespace, gateway: Gateway) -> None:
     heartbeat.start()
     t0 = time.perf_counter()
     gateway.send(f"storm {args.rate} {args.slice} {int(args.account_pushes)}")
-    await asyncio.sleep(args.seconds)
+    if args.memory:
+        memory = await _watch_memory(args, received, heartbeat)
+    else:
+        await asyncio.sleep(args.seconds)
     gateway.send("stop")
     stopped = json.loads(await gateway.answer("stopped"))
     storm_s = time.perf_counter() - t0
@@ -414,7 +498,7 @@ async def _run_console(args: argparse.Namespace, gateway: Gateway) -> None:
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(current.wait(), 30)
     heartbeat.stop()
-    after = heartbeat.lateness[len(during) :]
+    after = list(heartbeat.lateness[len(during) :])
     model.flushed.disconnect(check)
     ib.pendingTickersEvent -= on_tickers
     catch_up_ms = (current_at[0] - stopped["last_tick"]) * 1000 if current_at else None
@@ -458,6 +542,8 @@ async def _run_console(args: argparse.Namespace, gateway: Gateway) -> None:
         f"  time inside stalls longer than a frame: {stalled_ms / 1000:.1f} s of "
         f"{storm_s:.1f} s ({100 * stalled_ms / 1000 / storm_s:.0f}%)"
     )
+    if args.memory:
+        _print_memory(memory)
     verdict = "within" if max(during, default=0) <= FRAME_MS else "OVER"
     print(f"  target: never more than one frame ({FRAME_MS:g} ms): {verdict}")
     if catch_up_ms is None:
@@ -483,6 +569,13 @@ def main() -> None:
     )
     ap.add_argument(
         "--grouped", action="store_true", help="show the positions grid grouped by strategy"
+    )
+    ap.add_argument(
+        "--memory", action="store_true", help="sample resident memory through the storm"
+    )
+    ap.add_argument("--sample", type=float, default=10.0, help="seconds between RSS samples")
+    ap.add_argument(
+        "--tracemalloc", action="store_true", help="with --memory: diff the Python heap"
     )
     ap.add_argument("--gateway", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
