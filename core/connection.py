@@ -162,6 +162,11 @@ class SlicedReader:
     whenever ``budget`` seconds are used. Bytes queued when the socket closes are
     decoded before the close is reported, so no message (a fill) is dropped. Reading
     pauses while more than ``high_water`` bytes wait.
+
+    Bytes still queued when the console itself closes the session (``ib.disconnect``,
+    as the heartbeat does) are dropped: ib_async has already forgotten that session, so
+    decoding them would feed its ticks to no one and its bytes into the next session's
+    handshake. Nothing is lost by it: executions are replayed after the reconnect.
     """
 
     def __init__(
@@ -179,6 +184,7 @@ class SlicedReader:
         self._buf = bytearray()
         self._scheduled = False
         self._paused = False
+        self.last_data = 0.0
         conn = self.client.conn
         conn.hasData -= self.client._onSocketHasData
         conn.hasData += self._on_data
@@ -191,6 +197,7 @@ class SlicedReader:
         return len(self._buf)
 
     def _on_data(self, data: bytes) -> None:
+        self.last_data = time.monotonic()
         self._buf += data
         if len(self._buf) > self.high_water and not self._paused:
             self._pause(True)
@@ -198,8 +205,20 @@ class SlicedReader:
             self._scheduled = True
             asyncio.get_running_loop().call_soon(self._drain)
 
+    def _stale(self) -> bool:
+        """True when the session these bytes came from was closed by the console."""
+        if self._buf and self.client.connState == self.client.DISCONNECTED:
+            log.info("dropping %d undecoded bytes of a closed session", len(self._buf))
+            self._buf = bytearray()
+            if self._paused:
+                self._pause(False)
+            return True
+        return False
+
     def _drain(self) -> None:
         self._scheduled = False
+        if self._stale():
+            return
         start = time.perf_counter()
         while self._buf:
             piece = bytes(self._buf[: self.chunk])
@@ -214,7 +233,7 @@ class SlicedReader:
             self._pause(False)
 
     def _on_disconnected(self, msg: str) -> None:
-        if self._buf:
+        if self._buf and not self._stale():
             data, self._buf = bytes(self._buf), bytearray()
             self.client._onSocketHasData(data)
         self._paused = False
@@ -451,7 +470,22 @@ class Connection:
                 continue
             try:
                 await asyncio.wait_for(self.ib.reqCurrentTimeAsync(), policy.heartbeat_timeout)
-            except (TimeoutError, ConnectionError) as exc:
+            except TimeoutError:
+                # A late answer behind a backlog of data is a busy link, not a dead one.
+                quiet = time.monotonic() - self.reader.last_data
+                if self.reader.backlog or quiet < policy.heartbeat_timeout:
+                    log.info(
+                        "heartbeat answer late behind %d bytes still to decode; link alive",
+                        self.reader.backlog,
+                    )
+                    continue
+                log.warning(
+                    "heartbeat: no answer and no data for %.1fs; dropping the connection",
+                    quiet,
+                )
+                if self.ib.isConnected():
+                    self.ib.disconnect()
+            except ConnectionError as exc:
                 log.warning(
                     "heartbeat: no answer within %.1fs (%s); dropping the connection",
                     policy.heartbeat_timeout,

@@ -62,3 +62,40 @@ async def test_silent_connection_is_dropped_by_heartbeat_then_reconnected(core, 
     await wait_for(lambda: ConnectionState.DISCONNECTED in states, timeout=5, what="heartbeat")
     await wait_for(lambda: states[-1] is ConnectionState.CONNECTED, timeout=10, what="reconnect")
     assert ConnectionState.RECONNECTING in states
+
+
+async def test_late_heartbeat_answer_while_data_flows_then_connection_kept(core, ib_log_guard):
+    ib = core.connection.ib
+    states = []
+    core.connection.statusChanged += lambda s: states.append(s.state)
+    [aapl] = await ib.qualifyContractsAsync(create_stock_contract("AAPL"))
+    ib.reqMktData(aapl)  # the gateway streams ticks every 50 ms: the link is busy, not dead
+    answer = ib.reqCurrentTimeAsync
+    unanswered = []
+
+    def never_answers():
+        unanswered.append(1)
+        return asyncio.get_running_loop().create_future()
+
+    ib.reqCurrentTimeAsync = never_answers
+    await wait_for(lambda: len(unanswered) >= 2, timeout=5, what="two unanswered heartbeats")
+    ib.reqCurrentTimeAsync = answer
+    assert ConnectionState.DISCONNECTED not in states
+    assert ib.isConnected()
+
+
+async def test_bytes_of_a_session_the_console_closed_are_never_decoded(core, ib_log_guard):
+    ib_log_guard.expect(r"Peer closed connection|Connection reset by peer")
+    reader = core.connection.reader
+    decoded: list[bytes] = []
+    real = reader.client._onSocketHasData
+
+    def forward(data: bytes) -> None:  # what the reader hands ib_async
+        decoded.append(data)
+        real(data)
+
+    reader.client._onSocketHasData = forward
+    core.connection.ib.disconnect()  # as the heartbeat does
+    reader._on_data(b"\x00\x00\x00\x0d1\x002\x00-1\x00JUNK\x00")  # late bytes of that session
+    await wait_for(lambda: core.connection.ib.isConnected(), timeout=10, what="reconnect")
+    assert not any(b"JUNK" in piece for piece in decoded)
