@@ -325,7 +325,14 @@ async def _watch_memory(
     t0 = time.perf_counter()
     first = None
     warm_taken = False
+    trim = None
+    if args.trim:
+        from core.heap import malloc_trim
+
+        trim = malloc_trim()
     while (elapsed := time.perf_counter() - t0) < args.seconds:
+        if trim is not None:
+            trim(0)  # hand freed heap back first: what remains is in use (or fragmented)
         watch.samples.append((elapsed, _rss_mb(), received[0]))
         if not warm_taken and elapsed >= watch.warm_s:
             warm_taken = True
@@ -574,6 +581,9 @@ def main() -> None:
         "--memory", action="store_true", help="sample resident memory through the storm"
     )
     ap.add_argument("--sample", type=float, default=10.0, help="seconds between RSS samples")
+    ap.add_argument(
+        "--trim", action="store_true", help="with --memory: malloc_trim(0) before each sample"
+    )
     ap.add_argument(
         "--tracemalloc", action="store_true", help="with --memory: diff the Python heap"
     )

@@ -27,6 +27,7 @@ from core.connection import Connection, ReconnectPolicy
 from core.contracts import ContractService
 from core.emergency import EmergencyStop
 from core.events import FillRecorded, PositionChanged, TradingStateChanged
+from core.heap import trim_heap_forever
 from core.marketdata import MarketData
 from core.order_entry import InstrumentInfo, OrderEntry
 from core.orderids import OrderIdSequence
@@ -196,6 +197,7 @@ class ConsoleSession:
             )
         )
         conn.connected += self._on_connected
+        self._spawn(trim_heap_forever())  # a week-long run keeps a flat resident size
         await conn.connect()  # its `connected` event starts account subscriptions, resync
         await self.strategies.start(self.trades)
 
