@@ -22,15 +22,18 @@ def test_glibc_malloc_trim_is_found_and_callable():
 @pytest.mark.asyncio
 async def test_trim_runs_repeatedly_off_the_loop_thread(monkeypatch: pytest.MonkeyPatch):
     threads: list[int] = []
+    loop = asyncio.get_running_loop()
+    three = asyncio.Event()
 
     def fake_trim(pad: int) -> int:
         threads.append(threading.get_ident())
+        if len(threads) == 3:
+            loop.call_soon_threadsafe(three.set)
         return 1
 
     monkeypatch.setattr(heap, "malloc_trim", lambda: fake_trim)
     task = asyncio.ensure_future(heap.trim_heap_forever(interval=0.01))
-    while len(threads) < 3:
-        await asyncio.sleep(0.01)
+    await asyncio.wait_for(three.wait(), 5)
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
