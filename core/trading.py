@@ -351,7 +351,7 @@ class TradeManager:
         entry = self._in_flight[key] = _InFlight(strategy, actor)
         self._strategy_of_order[key] = strategy
         intent = OrderIntent(strategy, actor, contract, order, None)
-        self.wire.expect(order.orderId, lambda: self.pre_trade.at_wire(intent, decision))
+        self.wire.expect(order.orderId, lambda: self._at_wire(intent, decision))
         trade = entry.trade = self.ib.placeOrder(contract, order)
         self._live[key] = trade
         written = self.wire.was_written(order.orderId)
@@ -419,6 +419,11 @@ class TradeManager:
             OrderIntent(strategy, actor, contract, probe, None, preview=True)
         )
         return [] if decision.approved else list(decision.reasons)
+
+    def _at_wire(self, intent: OrderIntent, decision: PreTradeDecision) -> str | None:
+        """The gate's last word as the frame is written (a gate without one approves)."""
+        last_word = getattr(self.pre_trade, "at_wire", None)
+        return last_word(intent, decision) if last_word is not None else None
 
     def what_if(self, contract: Contract, order: Order) -> Awaitable[OrderState]:
         """Ask the gateway what ``order`` would do to margin (whatIf); it never trades,
@@ -517,7 +522,7 @@ class TradeManager:
             self._refuse(new_order, contract, strategy, actor, "modify", subject, ["not connected"])
         new_order.orderRef = strategy
         intent = OrderIntent(strategy, actor, contract, new_order, trade.order)
-        self.wire.expect(new_order.orderId, lambda: self.pre_trade.at_wire(intent, decision))
+        self.wire.expect(new_order.orderId, lambda: self._at_wire(intent, decision))
         result = self.ib.placeOrder(trade.contract, new_order)
         self.audit.record(
             actor, "modify", subject, "sent", order_id=new_order.orderId, strategy=strategy
