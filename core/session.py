@@ -18,15 +18,22 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from eventkit import Event
 from ib_async import Contract, ContractDetails
 
 from core.account import AccountInfo
 from core.audit import AuditLog
 from core.config import Settings, user_data_dir
-from core.connection import Connection, ReconnectPolicy
+from core.connection import Connection, ConnectionState, ConnectionStatusChanged, ReconnectPolicy
 from core.contracts import ContractService
 from core.emergency import EmergencyStop
-from core.events import FillRecorded, PositionChanged, TradingStateChanged
+from core.events import (
+    FillRecorded,
+    PositionChanged,
+    SessionResynchronised,
+    TradingState,
+    TradingStateChanged,
+)
 from core.marketdata import MarketData
 from core.order_entry import InstrumentInfo, OrderEntry
 from core.orderids import OrderIdSequence
@@ -58,6 +65,8 @@ class SessionOptions:
     store_uri: str | None = None
     #: Where the order-id reservation is kept (ids are never reused across restarts).
     order_ids_file: Path | None = None
+    #: Reconnection backoff and heartbeat (None: :class:`ReconnectPolicy`'s defaults).
+    reconnect_policy: ReconnectPolicy | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SessionOptions:
@@ -80,7 +89,12 @@ class SessionOptions:
 
 
 class ConsoleSession:
-    """Owns the embedded gateway (if any), the connection and the managers."""
+    """Owns the embedded gateway (if any), the connection and the managers.
+
+    Events:
+        * ``resynchronised`` (:class:`core.events.SessionResynchronised`): after every
+          reconnect, once orders, executions and market data are caught up.
+    """
 
     def __init__(
         self,
@@ -107,6 +121,8 @@ class ConsoleSession:
         self.risk: RiskManager | None = None
         self._marked: set[int] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
+        self.resynchronised: Event = Event("resynchronised")
+        self._down_since: datetime | None = None
 
     @property
     def embedded(self) -> bool:
@@ -141,7 +157,7 @@ class ConsoleSession:
             timeout=opts.connect_timeout,
             readonly=opts.readonly,
             account=opts.account,
-            policy=ReconnectPolicy(),
+            policy=opts.reconnect_policy or ReconnectPolicy(),
         )
         ib = conn.ib
         self.contracts = ContractService(ib)
@@ -196,6 +212,7 @@ class ConsoleSession:
             )
         )
         conn.connected += self._on_connected
+        conn.statusChanged += self._on_status
         await conn.connect()  # its `connected` event starts account subscriptions, resync
         await self.strategies.start(self.trades)
 
@@ -211,14 +228,36 @@ class ConsoleSession:
 
     def _on_connected(self, reconnect: bool) -> None:
         # Reconcile once the day's executions have been re-read (TradeManager.resync).
-        self._spawn(self._reconcile_after_sync())
+        self._spawn(self._reconcile_after_sync(reconnect))
 
-    async def _reconcile_after_sync(self) -> None:
+    def _on_status(self, status: ConnectionStatusChanged) -> None:
+        if self._down_since is None and status.state in (
+            ConnectionState.DISCONNECTED,
+            ConnectionState.RECONNECTING,
+        ):
+            self._down_since = status.time
+
+    async def _reconcile_after_sync(self, reconnect: bool = False) -> None:
         assert self.trades is not None and self.portfolio is not None
-        await self.trades.resync()
+        recovered = await self.trades.resync()
+        if reconnect:
+            self._tell_resynchronised(recovered)
         await self.portfolio.reconcile(settle=0.5)
         for event in self.position_events():
             self._on_position(event)
+
+    def _tell_resynchronised(self, recovered: int) -> None:
+        assert self.connection is not None
+        event = SessionResynchronised(
+            down_since=self._down_since,
+            executions_recovered=recovered,
+            working_orders=sum(not t.isDone() for t in self.connection.ib.openTrades()),
+            subscriptions=len(self.market.subscriptions) if self.market is not None else 0,
+            trading_state=(self.risk.state_of() if self.risk is not None else TradingState.ACTIVE),
+        )
+        self._down_since = None
+        log.warning("%s", event.describe())
+        self.resynchronised.emit(event)
 
     def trading_state_events(self) -> list[TradingStateChanged]:
         """The current trading states as events (for a window attaching late)."""

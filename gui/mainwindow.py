@@ -282,6 +282,8 @@ class MainWindow(QMainWindow):
         s = session
         assert s.connection is not None and s.trades is not None
         s.connection.statusChanged += self._on_status_changed
+        # after a reconnect (IB's nightly reset): what was recovered (the log has it too)
+        s.resynchronised += lambda e: self.statusBar().showMessage(e.describe(), 30000)
         if s.connection.last_status is not None:
             self._on_status_changed(s.connection.last_status)
         self.ticket.entry = s.order_entry
