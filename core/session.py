@@ -13,7 +13,7 @@ import asyncio
 import dataclasses
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time
 from pathlib import Path
 from typing import Any
 
@@ -37,12 +37,13 @@ from core.events import (
 from core.marketdata import MarketData
 from core.order_entry import InstrumentInfo, OrderEntry
 from core.orderids import OrderIdSequence
-from core.portfolio import PortfolioManager, trading_day_start
+from core.portfolio import PortfolioManager
 from core.risk import RiskManager, RiskPolicy
 from core.sim import SimGateway
 from core.store import ACCOUNT_TOTAL, Store
 from core.strategies import StrategyManager
 from core.trading import TradeManager
+from core.tradingday import DEFAULT_TZ, TradingDay
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,10 @@ class SessionOptions:
     order_ids_file: Path | None = None
     #: Reconnection backoff and heartbeat (None: :class:`ReconnectPolicy`'s defaults).
     reconnect_policy: ReconnectPolicy | None = None
+    #: The trading day's boundary: ``day_start`` o'clock in ``day_tz`` (IB's US day:
+    #: midnight, New York). Portfolio, risk and the GUI roll over there, in place.
+    day_tz: str = DEFAULT_TZ
+    day_start: time = time(0)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SessionOptions:
@@ -94,6 +99,9 @@ class ConsoleSession:
     Events:
         * ``resynchronised`` (:class:`core.events.SessionResynchronised`): after every
           reconnect, once orders, executions and market data are caught up.
+        * ``trading_day.dayStarted`` (:class:`core.tradingday.TradingDayStarted`): a new
+          trading day began (after the portfolio and risk rolled over); the GUI drops
+          the previous day's rows.
     """
 
     def __init__(
@@ -122,6 +130,7 @@ class ConsoleSession:
         self._marked: set[int] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
         self.resynchronised: Event = Event("resynchronised")
+        self.trading_day = TradingDay(options.day_tz, options.day_start)
         self._down_since: datetime | None = None
 
     @property
@@ -180,7 +189,11 @@ class ConsoleSession:
         )
         self.order_entry = OrderEntry(self.contracts, self.market, self.trades)
         self.portfolio = PortfolioManager(
-            ib, self.store, account=opts.account, audit=self.audit.append
+            ib,
+            self.store,
+            account=opts.account,
+            audit=self.audit.append,
+            trading_day=self.trading_day,
         )
         self.portfolio.positionChanged += self._on_position
         self.trades.fillReceived += self.portfolio.on_fill
@@ -193,10 +206,16 @@ class ConsoleSession:
         )
         self.risk = (
             RiskManager.from_settings(
-                risk_settings, store=self.store, audit=self.audit, policy=policy
+                risk_settings,
+                store=self.store,
+                audit=self.audit,
+                policy=policy,
+                trading_day=self.trading_day,
             )
             if risk_settings is not None
-            else RiskManager(store=self.store, audit=self.audit, policy=policy)
+            else RiskManager(
+                store=self.store, audit=self.audit, policy=policy, trading_day=self.trading_day
+            )
         )
         await self.risk.restore()  # a HALTED console stays HALTED across restarts
         risk = self.risk
@@ -215,6 +234,7 @@ class ConsoleSession:
         conn.statusChanged += self._on_status
         await conn.connect()  # its `connected` event starts account subscriptions, resync
         await self.strategies.start(self.trades)
+        self.trading_day.run()
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)
@@ -310,15 +330,13 @@ class ConsoleSession:
         """The day's fills from the journal, for the fills view at start."""
         if self.store is None:
             return []
-        start = trading_day_start(datetime.now(UTC))
-        return await self.store.load_fills(start)
+        return await self.store.load_fills(self.trading_day.start)
 
     async def todays_pnl(self) -> pd.DataFrame | None:
         """The day's P&L points from the store, for the chart at start."""
         if self.store is None:
             return None
-        start = trading_day_start(datetime.now(UTC))
-        df = await self.store.pnl(start, datetime.now(UTC))
+        df = await self.store.pnl(self.trading_day.start, datetime.now(UTC))
         if len(df):
             # the store names the account series "*"; events and the chart use None
             df["strategy"] = df["strategy"].where(df["strategy"] != ACCOUNT_TOTAL)
@@ -326,6 +344,7 @@ class ConsoleSession:
 
     async def stop(self) -> None:
         """Stop strategies, flush fills, disconnect, then stop the embedded gateway."""
+        self.trading_day.stop()
         if self.strategies is not None:
             await self.strategies.stop()
         if self.trades is not None:
