@@ -1,4 +1,5 @@
-"""IB's nightly reset, played by the simulated gateway, ridden through by the console.
+"""IB's nightly reset, played by the simulated gateway, ridden through by the console;
+and the trading day rolling over in place, also while the gateway restarts.
 
 Each test runs a real :class:`core.session.ConsoleSession` (embedded simulated gateway,
 real ib_async client, ArcticDB on LMDB in ``tmp_path``) and has the gateway play its
@@ -9,6 +10,8 @@ come back by itself with its orders, fills, market data and trading state intact
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -24,6 +27,7 @@ from core.marketdata import Quote
 from core.orders import create_limit_order, create_market_order
 from core.session import ConsoleSession, SessionOptions
 from core.trading import OrderRefused
+from core.tradingday import TradingDayStarted
 from helpers import wait_for
 
 pytestmark = pytest.mark.asyncio
@@ -172,3 +176,63 @@ async def test_nightly_reset_when_halted_then_still_halted_and_order_refused(
     assert "HALTED" in resyncs[0].describe()
     with pytest.raises(OrderRefused, match="HALTED"):
         trades.place_order(contract, create_market_order("BUY", 1), "swing")
+
+
+def boundary_in(seconds: float) -> tuple[datetime, SessionOptions]:
+    """A trading day that ends ``seconds`` from now (UTC clock time), and options using it."""
+    boundary = (datetime.now(UTC) + timedelta(seconds=seconds)).replace(microsecond=0)
+    return boundary, SessionOptions(
+        sim_tick_interval=0,
+        reconnect_policy=FAST,
+        day_tz="UTC",
+        day_start=boundary.time(),
+    )
+
+
+@pytest.mark.slow
+async def test_day_boundary_during_a_gateway_restart_then_one_rollover_in_place(tmp_path: Path):
+    boundary, options = boundary_in(6)
+    options = dataclasses.replace(options, sim_state_file=tmp_path / "sim" / "state.json")
+    session = ConsoleSession(options, store_uri=f"lmdb://{tmp_path / 'arctic'}")
+    await session.start()
+    try:
+        gw, trades, store, portfolio = (
+            session.gateway,
+            session.trades,
+            session.store,
+            session.portfolio,
+        )
+        assert gw is not None and trades is not None and store is not None
+        assert portfolio is not None
+        days: list[TradingDayStarted] = []
+        session.trading_day.dayStarted += days.append
+        resyncs: list[SessionResynchronised] = []
+        session.resynchronised += resyncs.append
+        contract = await aapl(session)
+        gw.set_price("AAPL", 200.0)
+        await buy_now(session, contract, 10)
+        await trades.wait_journalled()
+        assert datetime.now(UTC) < boundary, "the machine is too slow for this test's clock"
+        previous_day = session.trading_day.day
+
+        # TWS restarts across the boundary: down until 0.5 s after it
+        down_for = (boundary - datetime.now(UTC)).total_seconds() + 0.5
+        await gw.nightly_reset(down_for=down_for, relogin_for=0.3)
+        await ridden_through(session, resyncs)
+        await buy_now(session, contract, 5)
+        await trades.wait_journalled()
+        await asyncio.gather(*portfolio._tasks)  # the ended day's summary is written
+
+        assert [d.previous for d in days] == [previous_day]  # rolled over once, in place
+        assert days[0].start == boundary
+        (pos,) = portfolio.book
+        assert (pos.quantity, pos.day_fills) == (15, 1)  # yesterday's fill is history
+        assert [f.quantity for f in await session.todays_fills()] == [5]
+        journal = await store.load_fills(boundary - timedelta(days=1))
+        assert sorted(f.quantity for f in journal) == [5, 10]
+        summary = await store.daily()
+        swing = summary[summary["strategy"] == "swing"]
+        assert list(swing["fills"]) == [1]
+        assert swing.index[0].date() == previous_day
+    finally:
+        await session.stop()
