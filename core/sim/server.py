@@ -312,6 +312,7 @@ class SimGateway:
         self._refuse_handle: asyncio.TimerHandle | None = None
         self._refusing_until = 0.0
         self._link_down = False  # TWS up but not logged in to IB (nightly reset)
+        self._reset_task: asyncio.Task[None] | None = None
         self._running = False
         self._market_rules: dict[float, int] = {}
         self._contracts: dict[tuple[int, int], p.ContractSpec] = {}
@@ -496,9 +497,13 @@ class SimGateway:
         """
         if down_for < 0 or relogin_for < 0:
             raise ValueError("nightly_reset: durations must not be negative")
+        if self._reset_task is not None and not self._reset_task.done():
+            log.warning("fault: a nightly reset is already under way")
+            return self._reset_task
         task = asyncio.ensure_future(self._play_nightly_reset(down_for, relogin_for, data_lost))
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
+        self._reset_task = task
         return task
 
     async def _play_nightly_reset(self, down_for: float, relogin_for: float, lost: bool) -> None:
