@@ -262,6 +262,8 @@ class ConsoleSession:
         recovered = await self.trades.resync()
         if reconnect:
             self._tell_resynchronised(recovered)
+        else:
+            self._down_since = None  # failed first attempts are not an outage
         await self.portfolio.reconcile(settle=0.5)
         for event in self.position_events():
             self._on_position(event)
