@@ -90,6 +90,8 @@ class SessionOptions:
             sim_tick_interval=sim.tick_interval,
             store_uri=settings.store.uri,
             order_ids_file=user_data_dir() / "order-ids.json",
+            day_tz=ib.day_tz,
+            day_start=ib.day_start,
         )
 
 
