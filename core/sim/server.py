@@ -492,8 +492,10 @@ class SimGateway:
            data and depth subscription is forgotten and must be requested again), the
            farm OK notices, and market data flows again.
 
-        IB documents 1100/1101/1102 for exactly this ("the nightly IB server reset"):
-        https://interactivebrokers.github.io/tws-api/message_codes.html
+        IB's message codes page names the nightly server reset among the causes of 1100
+        and documents 1101 (restored, market data requests lost: resubmit) and 1102
+        (restored, data maintained), and 2103/2105 as the farms broken outside that
+        reset: https://interactivebrokers.github.io/tws-api/message_codes.html
         """
         if down_for < 0 or relogin_for < 0:
             raise ValueError("nightly_reset: durations must not be negative")
