@@ -494,8 +494,8 @@ class SimGateway:
 
         IB's message codes page names the nightly server reset among the causes of 1100
         and documents 1101 (restored, market data requests lost: resubmit) and 1102
-        (restored, data maintained), and 2103/2105 as the farms broken outside that
-        reset: https://interactivebrokers.github.io/tws-api/message_codes.html
+        (restored, data maintained), and 2103/2105 (a data farm connection broken; outside
+        that reset, usually the ISP): https://interactivebrokers.github.io/tws-api/message_codes.html
         """
         if down_for < 0 or relogin_for < 0:
             raise ValueError("nightly_reset: durations must not be negative")
