@@ -43,7 +43,7 @@ from core.sim import SimGateway
 from core.store import ACCOUNT_TOTAL, Store
 from core.strategies import StrategyManager
 from core.trading import TradeManager
-from core.tradingday import DEFAULT_TZ, TradingDay
+from core.tradingday import DEFAULT_TZ, TradingDay, TradingDayStarted
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +133,7 @@ class ConsoleSession:
         self._tasks: set[asyncio.Task[Any]] = set()
         self.resynchronised: Event = Event("resynchronised")
         self.trading_day = TradingDay(options.day_tz, options.day_start)
+        self.trading_day.dayStarted += self._on_day_started
         self._down_since: datetime | None = None
 
     @property
@@ -251,6 +252,16 @@ class ConsoleSession:
     def _on_connected(self, reconnect: bool) -> None:
         # Reconcile once the day's executions have been re-read (TradeManager.resync).
         self._spawn(self._reconcile_after_sync(reconnect))
+
+    def _on_day_started(self, event: TradingDayStarted) -> None:
+        # In the audit trail too: the day's limits and figures started again here.
+        self.audit.record(
+            "system",
+            "new_trading_day",
+            f"{event.day.isoformat()} from {event.start:%Y-%m-%d %H:%M} UTC "
+            f"(previous {event.previous or '-'}): daily P&L and loss limits reset",
+            "rolled over",
+        )
 
     def _on_status(self, status: ConnectionStatusChanged) -> None:
         if self._down_since is None and status.state in (

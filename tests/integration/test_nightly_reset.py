@@ -224,6 +224,8 @@ async def test_day_boundary_during_a_gateway_restart_then_one_rollover_in_place(
         await asyncio.gather(*portfolio._tasks)  # the ended day's summary is written
 
         assert [d.previous for d in days] == [previous_day]  # rolled over once, in place
+        rolled = [r for r in session.audit.records if r.action == "new_trading_day"]
+        assert len(rolled) == 1 and previous_day.isoformat() in rolled[0].subject
         assert days[0].start == boundary
         (pos,) = portfolio.book
         assert (pos.quantity, pos.day_fills) == (15, 1)  # yesterday's fill is history
