@@ -86,6 +86,7 @@ class TradingDay:
         self.now = now
         self.dayStarted: Event = Event("dayStarted")
         self._start = trading_day_start(now(), tz, start)
+        self._next = self.next_start()
         self._timer: asyncio.TimerHandle | None = None
 
     @property
@@ -111,11 +112,13 @@ class TradingDay:
     def check(self, when: datetime | None = None) -> TradingDayStarted | None:
         """Roll over if ``when`` (default: now) is in a later trading day; returns the
         event emitted, or None. An earlier ``when`` (a replayed fill) changes nothing."""
-        start = self.start_of(when if when is not None else self.now())
-        if start <= self._start:
-            return None
+        when = when if when is not None else self.now()
+        if when < self._next:
+            return None  # the common case, called on every mark: one comparison
+        start = self.start_of(when)
         previous, previous_start = self.day, self._start
         self._start = start
+        self._next = self.next_start()
         event = TradingDayStarted(self.day, start, previous, previous_start, self.now())
         log.warning("%s", event.describe())
         self.dayStarted.emit(event)
