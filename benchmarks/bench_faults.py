@@ -1,6 +1,7 @@
-"""Fault soak: continuous trading by several strategies while the gateway drops, restarts
-and the emergency stop runs under bursts of orders. Prints what a trader must be able to
-take blindly; ``--check`` exits 1 when any of it is not zero (the slow test runs that).
+"""Fault soak: continuous trading by several strategies while the gateway drops, restarts,
+plays IB's nightly reset, and the emergency stop runs under bursts of orders. Prints
+what a trader must be able to take blindly; ``--check`` exits 1 when any of it is not
+zero (the slow test runs that).
 
 * fills lost / duplicated: executions at the gateway missing from the journal, or
   journalled as new more than once;
@@ -92,6 +93,7 @@ class Soak:
     halted_frames: list[int] = field(default_factory=list)
     drops: int = 0
     restarts: int = 0
+    nightly: int = 0
     stops: int = 0
     refusals: Counter[str] = field(default_factory=Counter)
     contracts: dict[str, Contract] = field(default_factory=dict)
@@ -168,7 +170,7 @@ async def connected(s: Soak, timeout: float = 20) -> None:
 
 async def faults(s: Soak, until: float, seed: int) -> None:
     rng = random.Random(seed)
-    kinds = ["drop", "drop-mid-order", "restart", "stop"]
+    kinds = ["drop", "drop-mid-order", "restart", "nightly", "stop"]
     rng.shuffle(kinds)
     n = 0
     while time.monotonic() < until - 3:
@@ -193,6 +195,15 @@ async def faults(s: Soak, until: float, seed: int) -> None:
             await asyncio.sleep(rng.uniform(0.1, 0.6))
             s.gateway = SimGateway("127.0.0.1", s.port, state_path=s.state, tick_interval=0.05)
             await s.gateway.start()
+        elif kind == "nightly":
+            # TWS's nightly restart: dropped, refused, logged out of IB (1100), then
+            # 1102 or 1101; the traders keep placing orders throughout
+            s.nightly += 1
+            await s.gateway.nightly_reset(
+                down_for=rng.uniform(0.2, 0.8),
+                relogin_for=rng.uniform(0.2, 0.8),
+                data_lost=rng.random() < 0.5,
+            )
         else:
             s.stops += 1
             for _ in range(25):  # a burst, most of it still waiting for the pacing
@@ -295,6 +306,7 @@ def report(s: Soak) -> dict[str, int]:
         "orders left pending": len(pending),
         "connection drops": s.drops,
         "gateway restarts": s.restarts,
+        "nightly resets (TWS restart, 1100-1102)": s.nightly,
         "emergency stops": s.stops,
     }
     return figures

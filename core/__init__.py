@@ -43,6 +43,7 @@ _EXPORTS = {
     "create_bracket_order": "core.orders",
     "validate_order": "core.orders",
     "load_settings": "core.config",
+    "TradingDay": "core.tradingday",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -40,8 +40,10 @@ import tomllib
 import types
 import typing
 from collections.abc import Iterator, Mapping
+from datetime import time
 from pathlib import Path
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import platformdirs
 from pydantic import (
@@ -245,6 +247,19 @@ class IBSettings(_Section):
     connect_timeout: float = 10.0
     readonly: bool = False
     account: str = ""
+    #: The trading day starts at ``day_start`` in ``day_tz`` (IB's US day: midnight,
+    #: New York); the console rolls over there (core/tradingday.py).
+    day_tz: str = "America/New_York"
+    day_start: time = time(0)
+
+    @field_validator("day_tz")
+    @classmethod
+    def _day_tz(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{v!r} is not a time zone (e.g. America/New_York)") from None
+        return v
 
     @field_validator("host")
     @classmethod

@@ -13,7 +13,9 @@ What happens when the link breaks:
 * The socket stays open but nothing answers: a heartbeat (``reqCurrentTime``) that does
   not come back within ``heartbeat_timeout`` closes the socket, which starts the above.
 * The gateway reports it lost IB (error 1100): state ``LINK_LOST``; 1101/1102 bring it
-  back to ``CONNECTED`` (1101 means market data subscriptions were lost).
+  back to ``CONNECTED`` (1101 means market data subscriptions were lost). A 1100 heard
+  while connecting (TWS just restarted, not logged in to IB yet: its nightly reset)
+  makes the new session start in ``LINK_LOST``, not ``CONNECTED``.
 
 ib_async clears its session state on every disconnect and re-requests positions, open
 orders and the day's executions on connect. Executions from that replay are *not*
@@ -295,6 +297,7 @@ class Connection:
         self._reconnect_task: asyncio.Task[None] | None = None
         self._heartbeat_task: asyncio.Task[None] | None = None
         self._id_refused: asyncio.Future[int] | None = None
+        self._ib_link_lost = False  # the gateway said 1100 and no 1101/1102 since
         self.ib.errorEvent += self._on_ib_error
         self.ib.disconnectedEvent += self._on_disconnected
 
@@ -360,7 +363,12 @@ class Connection:
                 self._registry.release(self.client_id)
                 raise
             self._ever_connected = True
-            self._set_state(ConnectionState.CONNECTED)
+            if self._ib_link_lost:
+                self._set_state(
+                    ConnectionState.LINK_LOST, reason="gateway not logged in to IB (1100)"
+                )
+            else:
+                self._set_state(ConnectionState.CONNECTED)
             log.info(
                 "connected to %s:%s as client %d, accounts %s",
                 self.host,
@@ -379,6 +387,7 @@ class Connection:
         # ib_async only notices 326 by its connect timeout (apiStart never fires), so the
         # error handler resolves this future and the attempt is abandoned at once.
         loop = asyncio.get_running_loop()
+        self._ib_link_lost = False  # a new session: the gateway says 1100 again if so
         self._id_refused = loop.create_future()
         connect = asyncio.ensure_future(
             self.ib.connectAsync(
@@ -499,8 +508,12 @@ class Connection:
             if self._id_refused is not None and not self._id_refused.done():
                 self._id_refused.set_result(code)
         elif code == CONNECTIVITY_LOST:
-            self._set_state(ConnectionState.LINK_LOST, reason=f"{code}: {message}")
+            self._ib_link_lost = True
+            # While connecting, _connect_once reports LINK_LOST once the session is up.
+            if self.state not in (ConnectionState.CONNECTING, ConnectionState.RECONNECTING):
+                self._set_state(ConnectionState.LINK_LOST, reason=f"{code}: {message}")
         elif code in (CONNECTIVITY_RESTORED, CONNECTIVITY_RESTORED_DATA_LOST):
+            self._ib_link_lost = False
             if self.state is ConnectionState.LINK_LOST:
                 self._set_state(ConnectionState.CONNECTED, reason=f"{code}: {message}")
             if code == CONNECTIVITY_RESTORED_DATA_LOST:

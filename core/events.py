@@ -32,6 +32,7 @@ __all__ = [
     "PnLChanged",
     "PositionChanged",
     "ReconciliationBreakFound",
+    "SessionResynchronised",
     "StoreErrorOccurred",
     "TradingState",
     "TradingStateChanged",
@@ -271,3 +272,35 @@ class StoreErrorOccurred:
     message: str  # credentials redacted
     pending_fills: int = 0
     time: datetime = field(default_factory=now_utc)
+
+
+@dataclass(frozen=True, slots=True)
+class SessionResynchronised:
+    """The console came back after losing the gateway (a drop, TWS's nightly restart)
+    and caught up: orders and executions re-read, market data asked for again.
+
+    ``executions_recovered`` counts executions that happened while it was away (now
+    journalled once); ``working_orders`` the orders still working at IB;
+    ``subscriptions`` the market data subscriptions renewed; ``trading_state`` the
+    account's state, unchanged by the reconnect (a HALTED console stays HALTED).
+    """
+
+    down_since: datetime | None  # when the connection was lost
+    executions_recovered: int
+    working_orders: int
+    subscriptions: int
+    trading_state: TradingState
+    time: datetime = field(default_factory=now_utc)
+
+    def describe(self) -> str:
+        """One line for the log and the status bar."""
+        away = ""
+        if self.down_since is not None:
+            away = f" after {(self.time - self.down_since).total_seconds():.0f} s away"
+        n = self.executions_recovered
+        return (
+            f"Reconnected{away}: {n} execution{'' if n == 1 else 's'} recovered, "
+            f"{self.working_orders} order{'' if self.working_orders == 1 else 's'} working, "
+            f"{self.subscriptions} market data subscription"
+            f"{'' if self.subscriptions == 1 else 's'} renewed; trading {self.trading_state.value}"
+        )

@@ -122,7 +122,7 @@ class MarketData:
         ib.pendingTickersEvent += self._on_pending_tickers
         if connection is not None:
             connection.connected += self._on_connected
-            connection.marketDataLost += self.resubscribe_all
+            connection.marketDataLost += self._on_data_lost
 
     # -- subscriptions ------------------------------------------------------------------
 
@@ -164,6 +164,17 @@ class MarketData:
     def _on_connected(self, reconnect: bool) -> None:
         if reconnect:
             self.resubscribe_all()
+
+    def _on_data_lost(self) -> None:
+        """1101: the gateway forgot every subscription while ib_async still holds the
+        tickers, so each is cancelled and asked for again (same ticker, new request)."""
+        if not self.ib.isConnected():
+            return  # the reconnect's resubscribe_all does it
+        for contract in self._contracts.values():
+            if self.ib.ticker(contract) is not None:
+                self.ib.cancelMktData(contract)
+            self.ib.reqMktData(contract, self.generic_ticks)
+        log.info("market data: %d subscriptions renewed after 1101", len(self._contracts))
 
     # -- one-off requests ---------------------------------------------------------------
 

@@ -24,7 +24,9 @@ Accounting method
   ``ExchangeRate`` account values (a currency without a rate is reported, not guessed).
 * Daily P&L = today's fills' cash flow + today's value - the start-of-day position at
   the previous close (``ticker.close``; until IB sends one, the first mark of the day).
-  A trading day starts at midnight in ``day_tz`` (New York by default).
+  A trading day starts at midnight in ``day_tz`` (New York by default), as
+  :class:`core.tradingday.TradingDay` says; at its boundary the books roll over in
+  place and the day that ended is saved as a summary.
 
 Total P&L (realized + unrealized) is additive: the strategies' totals sum to the
 account's. The realized/unrealized *split* is not (average cost is not additive when two
@@ -47,7 +49,7 @@ import logging
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, time
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
@@ -66,6 +68,7 @@ from core.events import (
 )
 from core.marketdata import clean_price
 from core.trading import fill_record
+from core.tradingday import TradingDay, TradingDayStarted
 
 if TYPE_CHECKING:
     from core.store import DailySummary, Store
@@ -546,14 +549,6 @@ def _clean(value: Any) -> float | None:
     return v
 
 
-def trading_day_start(when: datetime, tz: str = "America/New_York") -> datetime:
-    """Midnight of ``when``'s day in ``tz``, as a UTC datetime."""
-    zone = ZoneInfo(tz)
-    local = when.astimezone(zone)
-    start = datetime.combine(local.date(), time(0), tzinfo=zone)
-    return start.astimezone(UTC)
-
-
 ContractInfo = Callable[[int], Contract | None]
 
 
@@ -597,13 +592,16 @@ class PortfolioManager:
         tolerance_abs: float = 5.0,
         tolerance_rel: float = 0.001,
         audit: Callable[[AuditRecorded], Any] | None = None,
+        trading_day: TradingDay | None = None,
     ) -> None:
         self.ib = ib_client
         self.store = store
         self.contract_info = contract_info
         self.account = account
         self.base_currency = base_currency
-        self.day_tz = day_tz
+        #: The day's boundary, shared with risk and the GUI (one rollover for all).
+        self.trading_day = trading_day if trading_day is not None else TradingDay(day_tz)
+        self.day_tz = self.trading_day.tz
         self.pnl_interval = pnl_interval
         self.tolerance_abs = tolerance_abs
         self.tolerance_rel = tolerance_rel
@@ -612,13 +610,14 @@ class PortfolioManager:
         self.pnlChanged: Event = Event("pnlChanged")
         self.reconciliationBreak: Event = Event("reconciliationBreak")
         self.reconciled: Event = Event("reconciled")
-        start = trading_day_start(now_utc(), day_tz)
+        start = self.trading_day.start
         self.book = PositionBook(start)
         self.account_book = PositionBook(start, collapse_to=ACCOUNT)
         self._pnl_timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._last_pnl_emit = 0.0
         ib_client.pendingTickersEvent += self._on_tickers
+        self.trading_day.dayStarted += self.start_day
 
     # -- fills -----------------------------------------------------------------------------
 
@@ -661,7 +660,7 @@ class PortfolioManager:
         fills = await self.store.load_fills()
         if self.account:
             fills = [f for f in fills if not f.account or f.account == self.account]
-        start = trading_day_start(now_utc(), self.day_tz)
+        start = self.trading_day.start
         marks, closes = self.book.marks, self.book.closes
         self.book = PositionBook.rebuild(fills, start)
         self.account_book = PositionBook.rebuild(fills, start, collapse_to=ACCOUNT)
@@ -681,7 +680,7 @@ class PortfolioManager:
 
     def mark(self, con_id: int, price: Any, close: Any = None) -> None:
         """Set a contract's live mark (and previous close); placeholders are ignored."""
-        self._roll_day(now_utc())
+        self._roll_day()
         if close is not None:
             self.book.set_close(con_id, close)
             self.account_book.set_close(con_id, close)
@@ -738,7 +737,7 @@ class PortfolioManager:
         included with the difference of daily P&L and the tolerance:
         ``tolerance_abs + tolerance_rel * gross exposure`` (marks and their timing differ).
         """
-        self._roll_day(now_utc())
+        self._roll_day()
         by_strategy: dict[str, list[Position]] = {}
         for pos in self.book:
             by_strategy.setdefault(pos.strategy, []).append(pos)
@@ -805,10 +804,15 @@ class PortfolioManager:
             if self.store is not None:
                 self.store.record_pnl(event)
 
-    def _roll_day(self, when: datetime) -> None:
-        start = trading_day_start(when, self.day_tz)
+    def _roll_day(self, when: datetime | None = None) -> None:
+        # The one rollover routine is the trading day's; it calls start_day back.
+        self.trading_day.check(when)
+
+    def start_day(self, event: TradingDayStarted) -> None:
+        """A new trading day (``trading_day.dayStarted``): save the day that ended as a
+        summary, then count today's figures (daily P&L, day fills) from the new start."""
         current = self.book.day_start
-        if current is not None and start <= current:
+        if current is not None and event.start <= current:
             return
         if current is not None and self.store is not None:
             summaries = self.daily_summaries()
@@ -816,15 +820,20 @@ class PortfolioManager:
                 task = asyncio.get_running_loop().create_task(self._save_daily(summaries))
                 self._tasks.add(task)  # keep a reference until it is done
                 task.add_done_callback(self._tasks.discard)
-        self.book.start_day(start)
-        self.account_book.start_day(start)
+        self.book.start_day(event.start)
+        self.account_book.start_day(event.start)
+        for pos in self.book:
+            self.positionChanged.emit(pos.changed())  # daily P&L starts again
+        self._schedule_pnl()
 
     def daily_summaries(self) -> list[DailySummary]:
-        """Today's figures per strategy and for the account, for the ``daily`` library."""
+        """The book's day's figures per strategy and for the account, for the ``daily``
+        library (at a rollover: the day that just ended)."""
         from core.store import ACCOUNT_TOTAL, DailySummary
 
         report = self.calculate_pnl()
-        day = (self.book.day_start or now_utc()).astimezone(ZoneInfo(self.day_tz)).date()
+        start = self.book.day_start or self.trading_day.start
+        day = start.astimezone(ZoneInfo(self.day_tz)).date()
         out = []
         for name, fig in [*report.strategies.items(), (ACCOUNT_TOTAL, report.account)]:
             book = self.account_book if name == ACCOUNT_TOTAL else self.book

@@ -74,7 +74,7 @@ import math
 import time as _time
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, fields
-from datetime import date, datetime, time
+from datetime import datetime, time
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 from zoneinfo import ZoneInfo
 
@@ -95,6 +95,7 @@ from core.events import (
     now_utc,
 )
 from core.trading import EMERGENCY_ACTOR, OrderIntent, PreTradeDecision
+from core.tradingday import TradingDay, TradingDayStarted
 from core.wire import MAX_MESSAGES_PER_SECOND
 
 if TYPE_CHECKING:
@@ -442,6 +443,10 @@ class RiskManager:
         Monotonic seconds, for order rates (tests pass a fake).
     now:
         Wall-clock time (aware), for trading hours and the trading day.
+    trading_day:
+        The day boundary shared with the portfolio and the GUI (default: one of its
+        own, midnight in ``policy.day_tz``, on ``now``). At each new day the daily P&L,
+        drawdown high-water marks and loss-limit breaches reset.
 
     Events: see the module docstring (``tradingStateChanged``, ``utilizationChanged``,
     ``limitBreached``).
@@ -458,6 +463,7 @@ class RiskManager:
         sizing: Mapping[str, SizingParams] | None = None,
         clock: Callable[[], float] = _time.monotonic,
         now: Callable[[], datetime] = now_utc,
+        trading_day: TradingDay | None = None,
     ) -> None:
         self.store = store
         self.audit = audit or AuditLog()
@@ -488,7 +494,10 @@ class RiskManager:
         self._console_sent: collections.deque[float] = collections.deque()
         self._strategy_positions_fed = False
         self.net_liquidation: float | None = None
-        self._day: date | None = None
+        self.trading_day = (
+            trading_day if trading_day is not None else TradingDay(self.policy.day_tz, now=now)
+        )
+        self.trading_day.dayStarted += self.start_day
         # health reasons that put a scope in REDUCING automatically
         self._health: dict[str, set[str]] = {}
         self._flatten_ids: set[int] = set()
@@ -1116,16 +1125,33 @@ class RiskManager:
             self._spawn(self.emergency.stop(text, scope=scope, actor="risk"))
 
     def _roll_day(self) -> None:
-        today = self._now().astimezone(ZoneInfo(self.policy.day_tz)).date()
-        if self._day == today:
-            return
-        if self._day is not None:
-            for book in self._books.values():
-                book.pnl = None
-                book.hwm = 0.0
-                book.breached.clear()
-            self._account.loss_base = self.net_liquidation
-        self._day = today
+        # The one rollover routine is the trading day's; it calls start_day back.
+        self.trading_day.check(self._now())
+
+    def start_day(self, event: TradingDayStarted) -> None:
+        """A new trading day: daily P&L, high-water marks and loss-limit breaches start
+        again, and a REDUCING that risk set for a daily limit is lifted (HALTED stays:
+        only a person leaves it)."""
+        for book in list(self._books.values()):
+            breached = bool(book.breached)
+            book.pnl = None
+            book.hwm = 0.0
+            book.breached.clear()
+            if (
+                breached
+                and book.state is TradingState.REDUCING
+                and book.changed_by == "risk"
+                and not book.auto
+            ):
+                self._set_state(
+                    book.name,
+                    TradingState.ACTIVE,
+                    f"new trading day {event.day.isoformat()}: daily limits reset",
+                    "risk",
+                    auto=False,
+                )
+        self._account.loss_base = self.net_liquidation
+        self._util_dirty()
 
     # -- the gate -------------------------------------------------------------------------
 

@@ -13,30 +13,38 @@ import asyncio
 import dataclasses
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from eventkit import Event
 from ib_async import Contract, ContractDetails
 
 from core.account import AccountInfo
 from core.audit import AuditLog
 from core.config import Settings, user_data_dir
-from core.connection import Connection, ReconnectPolicy
+from core.connection import Connection, ConnectionState, ConnectionStatusChanged, ReconnectPolicy
 from core.contracts import ContractService
 from core.emergency import EmergencyStop
-from core.events import FillRecorded, PositionChanged, TradingStateChanged
+from core.events import (
+    FillRecorded,
+    PositionChanged,
+    SessionResynchronised,
+    TradingState,
+    TradingStateChanged,
+)
 from core.heap import trim_heap_forever
 from core.marketdata import MarketData
 from core.order_entry import InstrumentInfo, OrderEntry
 from core.orderids import OrderIdSequence
-from core.portfolio import PortfolioManager, trading_day_start
+from core.portfolio import PortfolioManager
 from core.risk import RiskManager, RiskPolicy
 from core.sim import SimGateway
 from core.store import ACCOUNT_TOTAL, Store
 from core.strategies import StrategyManager
 from core.trading import TradeManager
+from core.tradingday import DEFAULT_TZ, TradingDay, TradingDayStarted
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +67,12 @@ class SessionOptions:
     store_uri: str | None = None
     #: Where the order-id reservation is kept (ids are never reused across restarts).
     order_ids_file: Path | None = None
+    #: Reconnection backoff and heartbeat (None: :class:`ReconnectPolicy`'s defaults).
+    reconnect_policy: ReconnectPolicy | None = None
+    #: The trading day's boundary: ``day_start`` o'clock in ``day_tz`` (IB's US day:
+    #: midnight, New York). Portfolio, risk and the GUI roll over there, in place.
+    day_tz: str = DEFAULT_TZ
+    day_start: time = time(0)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SessionOptions:
@@ -77,11 +91,21 @@ class SessionOptions:
             sim_tick_interval=sim.tick_interval,
             store_uri=settings.store.uri,
             order_ids_file=user_data_dir() / "order-ids.json",
+            day_tz=ib.day_tz,
+            day_start=ib.day_start,
         )
 
 
 class ConsoleSession:
-    """Owns the embedded gateway (if any), the connection and the managers."""
+    """Owns the embedded gateway (if any), the connection and the managers.
+
+    Events:
+        * ``resynchronised`` (:class:`core.events.SessionResynchronised`): after every
+          reconnect, once orders, executions and market data are caught up.
+        * ``trading_day.dayStarted`` (:class:`core.tradingday.TradingDayStarted`): a new
+          trading day began (after the portfolio and risk rolled over); the GUI drops
+          the previous day's rows.
+    """
 
     def __init__(
         self,
@@ -108,6 +132,10 @@ class ConsoleSession:
         self.risk: RiskManager | None = None
         self._marked: set[int] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
+        self.resynchronised: Event = Event("resynchronised")
+        self.trading_day = TradingDay(options.day_tz, options.day_start)
+        self.trading_day.dayStarted += self._on_day_started
+        self._down_since: datetime | None = None
 
     @property
     def embedded(self) -> bool:
@@ -142,7 +170,7 @@ class ConsoleSession:
             timeout=opts.connect_timeout,
             readonly=opts.readonly,
             account=opts.account,
-            policy=ReconnectPolicy(),
+            policy=opts.reconnect_policy or ReconnectPolicy(),
         )
         ib = conn.ib
         self.contracts = ContractService(ib)
@@ -165,7 +193,11 @@ class ConsoleSession:
         )
         self.order_entry = OrderEntry(self.contracts, self.market, self.trades)
         self.portfolio = PortfolioManager(
-            ib, self.store, account=opts.account, audit=self.audit.append
+            ib,
+            self.store,
+            account=opts.account,
+            audit=self.audit.append,
+            trading_day=self.trading_day,
         )
         self.portfolio.positionChanged += self._on_position
         self.trades.fillReceived += self.portfolio.on_fill
@@ -178,10 +210,16 @@ class ConsoleSession:
         )
         self.risk = (
             RiskManager.from_settings(
-                risk_settings, store=self.store, audit=self.audit, policy=policy
+                risk_settings,
+                store=self.store,
+                audit=self.audit,
+                policy=policy,
+                trading_day=self.trading_day,
             )
             if risk_settings is not None
-            else RiskManager(store=self.store, audit=self.audit, policy=policy)
+            else RiskManager(
+                store=self.store, audit=self.audit, policy=policy, trading_day=self.trading_day
+            )
         )
         await self.risk.restore()  # a HALTED console stays HALTED across restarts
         risk = self.risk
@@ -197,9 +235,11 @@ class ConsoleSession:
             )
         )
         conn.connected += self._on_connected
+        conn.statusChanged += self._on_status
         self._spawn(trim_heap_forever())  # a week-long run keeps a flat resident size
         await conn.connect()  # its `connected` event starts account subscriptions, resync
         await self.strategies.start(self.trades)
+        self.trading_day.run()
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)
@@ -213,14 +253,48 @@ class ConsoleSession:
 
     def _on_connected(self, reconnect: bool) -> None:
         # Reconcile once the day's executions have been re-read (TradeManager.resync).
-        self._spawn(self._reconcile_after_sync())
+        self._spawn(self._reconcile_after_sync(reconnect))
 
-    async def _reconcile_after_sync(self) -> None:
+    def _on_day_started(self, event: TradingDayStarted) -> None:
+        # In the audit trail too: the day's limits and figures started again here.
+        self.audit.record(
+            "system",
+            "new_trading_day",
+            f"{event.day.isoformat()} from {event.start:%Y-%m-%d %H:%M} UTC "
+            f"(previous {event.previous or '-'}): daily P&L and loss limits reset",
+            "rolled over",
+        )
+
+    def _on_status(self, status: ConnectionStatusChanged) -> None:
+        if self._down_since is None and status.state in (
+            ConnectionState.DISCONNECTED,
+            ConnectionState.RECONNECTING,
+        ):
+            self._down_since = status.time
+
+    async def _reconcile_after_sync(self, reconnect: bool = False) -> None:
         assert self.trades is not None and self.portfolio is not None
-        await self.trades.resync()
+        recovered = await self.trades.resync()
+        if reconnect:
+            self._tell_resynchronised(recovered)
+        else:
+            self._down_since = None  # failed first attempts are not an outage
         await self.portfolio.reconcile(settle=0.5)
         for event in self.position_events():
             self._on_position(event)
+
+    def _tell_resynchronised(self, recovered: int) -> None:
+        assert self.connection is not None
+        event = SessionResynchronised(
+            down_since=self._down_since,
+            executions_recovered=recovered,
+            working_orders=sum(not t.isDone() for t in self.connection.ib.openTrades()),
+            subscriptions=len(self.market.subscriptions) if self.market is not None else 0,
+            trading_state=(self.risk.state_of() if self.risk is not None else TradingState.ACTIVE),
+        )
+        self._down_since = None
+        log.warning("%s", event.describe())
+        self.resynchronised.emit(event)
 
     def trading_state_events(self) -> list[TradingStateChanged]:
         """The current trading states as events (for a window attaching late)."""
@@ -273,15 +347,13 @@ class ConsoleSession:
         """The day's fills from the journal, for the fills view at start."""
         if self.store is None:
             return []
-        start = trading_day_start(datetime.now(UTC))
-        return await self.store.load_fills(start)
+        return await self.store.load_fills(self.trading_day.start)
 
     async def todays_pnl(self) -> pd.DataFrame | None:
         """The day's P&L points from the store, for the chart at start."""
         if self.store is None:
             return None
-        start = trading_day_start(datetime.now(UTC))
-        df = await self.store.pnl(start, datetime.now(UTC))
+        df = await self.store.pnl(self.trading_day.start, datetime.now(UTC))
         if len(df):
             # the store names the account series "*"; events and the chart use None
             df["strategy"] = df["strategy"].where(df["strategy"] != ACCOUNT_TOTAL)
@@ -289,6 +361,7 @@ class ConsoleSession:
 
     async def stop(self) -> None:
         """Stop strategies, flush fills, disconnect, then stop the embedded gateway."""
+        self.trading_day.stop()
         if self.strategies is not None:
             await self.strategies.stop()
         if self.trades is not None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import datetime
 from typing import Any
 
 from PySide6.QtCore import QSettings, Qt, Signal
@@ -282,6 +283,10 @@ class MainWindow(QMainWindow):
         s = session
         assert s.connection is not None and s.trades is not None
         s.connection.statusChanged += self._on_status_changed
+        # after a reconnect (IB's nightly reset): what was recovered (the log has it too)
+        s.resynchronised += lambda e: self.statusBar().showMessage(e.describe(), 30000)
+        s.trading_day.dayStarted += lambda e: self.start_day(e.start)
+        self.fills_model.start_day(s.trading_day.start)
         if s.connection.last_status is not None:
             self._on_status_changed(s.connection.last_status)
         self.ticket.entry = s.order_entry
@@ -326,6 +331,13 @@ class MainWindow(QMainWindow):
         self.ticket.strategy.addItems(strategies)
         self.ticket.strategy.setCurrentText(MANUAL)
         self._history_task = spawn(self._load_history(), what="loading history")
+
+    def start_day(self, start: datetime) -> None:
+        """A new trading day: the grids and the chart drop the previous day's rows (the
+        journal keeps them)."""
+        self.fills_model.start_day(start)
+        self.orders_model.start_day(start)
+        self.pnl_chart.start_day(start)
 
     async def _load_history(self) -> None:
         s = self.session

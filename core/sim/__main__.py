@@ -3,11 +3,15 @@
     python -m core.sim --host 127.0.0.1 --port 4002 [--state FILE] [--seed N]
                        [--accounts DU0000001,...] [--server-version 178]
                        [--tick-interval S] [--synthetic N] [--log-level INFO]
+                       [--reset-down S] [--reset-login S] [--reset-data-lost]
 
 ``--synthetic N`` serves N made-up stocks (XAAA, XAAB, ...) instead of the default
 universe, for benchmarks and load tests.
 
-Stops cleanly (saving the state file, if any) on Ctrl+C or SIGTERM.
+Stops cleanly (saving the state file, if any) on Ctrl+C or SIGTERM. ``kill -USR1 PID``
+plays IB's nightly reset (:meth:`SimGateway.nightly_reset`): connections dropped and
+refused for ``--reset-down`` seconds, then ``--reset-login`` seconds logged out of IB
+(1100), then 1102 (1101 with ``--reset-data-lost``). POSIX only.
 """
 
 from __future__ import annotations
@@ -73,6 +77,25 @@ def build_parser() -> argparse.ArgumentParser:
         help="serve N made-up stocks (XAAA, XAAB, ...) instead of the default universe",
     )
     parser.add_argument(
+        "--reset-down",
+        type=float,
+        default=60.0,
+        metavar="S",
+        help="nightly reset on SIGUSR1: seconds the port refuses connections (default 60)",
+    )
+    parser.add_argument(
+        "--reset-login",
+        type=float,
+        default=10.0,
+        metavar="S",
+        help="nightly reset on SIGUSR1: seconds then logged out of IB, 1100 (default 10)",
+    )
+    parser.add_argument(
+        "--reset-data-lost",
+        action="store_true",
+        help="nightly reset on SIGUSR1 ends with 1101 (market data lost) instead of 1102",
+    )
+    parser.add_argument(
         "--log-level",
         default="INFO",
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
@@ -101,6 +124,16 @@ async def serve(args: argparse.Namespace) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):  # Windows has no add_signal_handler
             loop.add_signal_handler(sig, stop.set)
+
+    def nightly_reset() -> None:
+        gateway.nightly_reset(
+            down_for=args.reset_down, relogin_for=args.reset_login, data_lost=args.reset_data_lost
+        )
+
+    usr1 = getattr(signal, "SIGUSR1", None)
+    if usr1 is not None:
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(usr1, nightly_reset)
     await gateway.start()
     print(
         f"simulated IB gateway on {gateway.host}:{gateway.port} "

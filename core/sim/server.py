@@ -82,6 +82,13 @@ FARM_NOTICES = (
     (2106, "HMDS data farm connection is OK:ushmds"),
     (2158, "Sec-def data farm connection is OK:secdefil"),
 )
+# What a client hears from a TWS that is up but not (yet) logged in to IB, as after its
+# nightly restart: 1100 and the farms broken (2103/2105, warnings to clients).
+LINK_DOWN_NOTICES = (
+    (1100, MSG_CONNECTIVITY_LOST),
+    (2103, "Market data farm connection is broken:usfarm"),
+    (2105, "HMDS data farm connection is broken:ushmds"),
+)
 ORDER_TYPES_STK = (
     "ACTIVETIM,AD,ADJUST,ALERT,ALLOC,AVGCOST,BASKET,COND,CONDORDER,DAY,DEACT,DEACTDIS,"
     "DEACTEOD,GAT,GTC,GTD,GTT,HID,IOC,LIT,LMT,MIT,MKT,MTL,NGCOMB,NONALGO,OCA,STP,STPLMT,"
@@ -304,6 +311,8 @@ class SimGateway:
         self._save_handle: asyncio.TimerHandle | None = None
         self._refuse_handle: asyncio.TimerHandle | None = None
         self._refusing_until = 0.0
+        self._link_down = False  # TWS up but not logged in to IB (nightly reset)
+        self._reset_task: asyncio.Task[None] | None = None
         self._running = False
         self._market_rules: dict[float, int] = {}
         self._contracts: dict[tuple[int, int], p.ContractSpec] = {}
@@ -466,6 +475,87 @@ class SimGateway:
             self._broadcast_error(-1, 1101, MSG_RESTORED_DATA_LOST)
         else:
             self._broadcast_error(-1, 1102, MSG_RESTORED_DATA_KEPT)
+
+    def nightly_reset(
+        self, *, down_for: float = 60.0, relogin_for: float = 10.0, data_lost: bool = False
+    ) -> asyncio.Task[None]:
+        """Play TWS / IB Gateway's nightly restart; returns the task playing it (await it
+        to wait for the end).
+
+        1. Every API connection is dropped and the port refuses connections for
+           ``down_for`` seconds (TWS is restarting).
+        2. The port listens again, but for ``relogin_for`` seconds TWS is not logged in
+           to IB: clients that connect hear 1100 and the data farms broken (2103, 2105)
+           instead of the farm OK notices; the market walk pauses and no market data
+           goes out. Orders, positions and executions survive (they live at IB).
+        3. IB is back: 1102 "data maintained" (or, with ``data_lost``, 1101: every market
+           data and depth subscription is forgotten and must be requested again), the
+           farm OK notices, and market data flows again.
+
+        IB's message codes page names the nightly server reset among the causes of 1100
+        and documents 1101 (restored, market data requests lost: resubmit) and 1102
+        (restored, data maintained), and 2103/2105 (a data farm connection broken; outside
+        that reset, usually the ISP): https://interactivebrokers.github.io/tws-api/message_codes.html
+        """
+        if down_for < 0 or relogin_for < 0:
+            raise ValueError("nightly_reset: durations must not be negative")
+        if self._reset_task is not None and not self._reset_task.done():
+            log.warning("fault: a nightly reset is already under way")
+            return self._reset_task
+        task = asyncio.ensure_future(self._play_nightly_reset(down_for, relogin_for, data_lost))
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        self._reset_task = task
+        return task
+
+    async def _play_nightly_reset(self, down_for: float, relogin_for: float, lost: bool) -> None:
+        log.warning(
+            "fault: nightly reset (down %.1f s, logging in %.1f s, data %s)",
+            down_for,
+            relogin_for,
+            "lost" if lost else "kept",
+        )
+        self._link_down = True
+        if self._refuse_handle is not None:  # this reset decides when to listen again
+            self._refuse_handle.cancel()
+            self._refuse_handle = None
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+        await self.drop_connections()
+        try:
+            await asyncio.sleep(down_for)
+            if not self._running:
+                return
+            if self._server is None:
+                await self._listen()
+            log.warning("nightly reset: listening on port %d, not logged in to IB", self.port)
+            await asyncio.sleep(relogin_for)
+        finally:
+            self._link_down = False
+        if not self._running:
+            return
+        if lost:
+            for session in self._sessions:
+                session.mkt.clear()
+                session.depth.clear()
+        self.connectivity_restored(data_lost=lost)
+        for session in self._live_sessions():
+            for code, text in FARM_NOTICES:
+                session.send(p.error(session.version, -1, code, text))
+        # Subscribers (kept, or made while logged out) get the current quotes.
+        self._push_quotes({sub.con_id for s in self._live_sessions() for sub in s.mkt.values()})
+        log.warning("nightly reset over")
+
+    @property
+    def accepting(self) -> bool:
+        """True while the port accepts new connections."""
+        return self._server is not None
+
+    @property
+    def link_down(self) -> bool:
+        """True while a nightly reset has TWS up but not logged in to IB."""
+        return self._link_down
 
     def _broadcast_error(self, req_id: int, code: int, message: str) -> None:
         for session in self._live_sessions():
@@ -638,7 +728,7 @@ class SimGateway:
         log.info("%s: API started", session.describe())
         session.send(p.next_valid_id(self._next_id(cid)))
         session.send(p.managed_accounts(self.accounts))
-        for code, text in FARM_NOTICES:
+        for code, text in LINK_DOWN_NOTICES if self._link_down else FARM_NOTICES:
             session.send(p.error(session.version, -1, code, text))
 
     def _next_id(self, client_id: int) -> int:
@@ -696,8 +786,9 @@ class SimGateway:
         session.send(p.tick_req_params(req.req_id, inst.min_tick, "9c0001", 3))
         session.send(p.market_data_type(req.req_id, data_type))
         sub = _MktSub(inst.con_id, session.market_data_type, data_type)
-        for msg in self._quote_ticks(req.req_id, inst, self.market.quote(inst.con_id), sub):
-            session.send(msg)
+        if not self._link_down:  # logged out of IB: the first ticks come at 1102
+            for msg in self._quote_ticks(req.req_id, inst, self.market.quote(inst.con_id), sub):
+                session.send(msg)
         if req.snapshot or req.regulatory_snapshot:
             session.send(p.tick_snapshot_end(req.req_id))
         else:
@@ -1362,6 +1453,8 @@ class SimGateway:
     async def _tick_loop(self) -> None:
         while True:
             await asyncio.sleep(self.tick_interval)
+            if self._link_down:
+                continue  # no prices while TWS is logged out of IB
             try:
                 self._advance()
             except Exception:
@@ -1387,6 +1480,8 @@ class SimGateway:
                     self._push_pnl(session)
 
     def _push_quotes(self, changed: set[int]) -> None:
+        if self._link_down:
+            return
         quotes: dict[int, Quote] = {}
         for session in self._live_sessions():
             for req_id, sub in session.mkt.items():

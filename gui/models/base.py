@@ -240,6 +240,16 @@ class KeyedTableModel(QAbstractTableModel):
         self.endRemoveRows()
         return True
 
+    def remove_where(self, predicate: Callable[[Mapping[str, Any]], bool]) -> int:
+        """Remove every row (pending updates applied first) for which ``predicate`` is
+        true, in one model reset; returns how many went."""
+        self.flush()
+        keep = [(k, r) for k, r in zip(self._keys, self._rows, strict=True) if not predicate(r)]
+        dropped = len(self._keys) - len(keep)
+        if dropped:
+            self.reset(keep)
+        return dropped
+
     def remove_first(self, count: int) -> None:
         """Remove the ``count`` oldest rows at once (for capped, append-only tables)."""
         count = min(count, len(self._keys))

@@ -7,6 +7,7 @@ and the commission, which IB reports separately, fills in when it arrives.
 from __future__ import annotations
 
 from collections.abc import Hashable, Iterable, Mapping
+from datetime import datetime
 from typing import Any
 
 from PySide6.QtCore import QObject
@@ -74,7 +75,7 @@ class FillsModel(KeyedTableModel):
     """Executions keyed by exec id.
 
     Slots: :meth:`on_fill_recorded`; :meth:`load` replaces all rows (journal load);
-    :meth:`set_tick`.
+    :meth:`set_tick`; :meth:`start_day` drops the previous trading day's rows.
     """
 
     resort_ms = 0  # fills only arrive (and gain a commission): placed as they come
@@ -84,10 +85,20 @@ class FillsModel(KeyedTableModel):
     def __init__(self, parent: QObject | None = None, *, frame_ms: int = 16) -> None:
         super().__init__(COLUMNS, parent, frame_ms=frame_ms)
         self._ticks: dict[int, int] = {}
+        self._day_start: datetime | None = None
 
     def on_fill_recorded(self, event: FillRecorded) -> None:
-        """Add the execution (or update it, e.g. when its commission arrives)."""
+        """Add the execution (or update it, e.g. when its commission arrives); one from
+        before the trading day (a replay after a reconnect) belongs to history only."""
+        if self._day_start is not None and event.time < self._day_start:
+            return
         self.upsert(event.exec_id, self.row_from_event(event))
+
+    def start_day(self, start: datetime) -> None:
+        """A new trading day from ``start``: drop the earlier executions (they stay in
+        the journal, for the history views)."""
+        self._day_start = start
+        self.remove_where(lambda row: row["time"] < start)
 
     def load(self, fills: Iterable[FillRecorded]) -> None:
         """Replace every row with ``fills`` (the day's journal), in one reset."""

@@ -18,6 +18,7 @@ carrying that value, or refuses with an ``OrderRejected``, or the order ends.
 from __future__ import annotations
 
 from collections.abc import Hashable, Mapping
+from datetime import datetime
 from typing import Any
 
 from PySide6.QtCore import QModelIndex, QObject, QPersistentModelIndex, Qt, QTimer, Signal
@@ -110,7 +111,8 @@ class OrdersModel(KeyedTableModel):
     modifyRequested(int order_id, str field, float value): a person edited a cell;
         ``field`` is one of ``quantity``, ``limit_price``, ``stop_price``.
 
-    Slots: :meth:`on_order_updated`, :meth:`on_order_rejected`; :meth:`set_tick`.
+    Slots: :meth:`on_order_updated`, :meth:`on_order_rejected`; :meth:`set_tick`;
+    :meth:`start_day`.
     """
 
     columns = COLUMNS
@@ -146,6 +148,11 @@ class OrdersModel(KeyedTableModel):
                 self.remove(key)
             else:
                 QTimer.singleShot(self.done_linger_ms, self, lambda: self._expire(key))
+
+    def start_day(self, start: datetime) -> None:
+        """A new trading day from ``start``: drop finished orders last updated before it
+        (orders still working, e.g. GTC, stay: they can still fill today)."""
+        self.remove_where(lambda row: row["status"] in DONE and row["time"] < start)
 
     def on_order_rejected(self, event: OrderRejected) -> None:
         """A modification was refused: drop the cells' *requested* marks for the order."""

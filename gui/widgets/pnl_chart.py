@@ -372,6 +372,18 @@ class PnLChart(QWidget):
         self.flush()
         self.plot.enableAutoRange()
 
+    def start_day(self, start: datetime) -> None:
+        """A new trading day from ``start``: drop the earlier points (the store keeps
+        them); lines keep their colours and visibility."""
+        t0 = start.timestamp()
+        for key, series in self._series.items():
+            keep = series.x[: series.n] >= t0
+            if not keep.all():
+                series.replace(series.x[: series.n][keep], series.y[: series.n][keep])
+                self._dirty.add(key)
+        self.flush()
+        self.plot.enableAutoRange()
+
     def clear(self) -> None:
         """Remove every line."""
         for series in self._series.values():

@@ -9,6 +9,7 @@ window, types and clicks, and runs the loop until what a trader would see is the
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +20,12 @@ from PySide6.QtCore import QSettings, Qt
 from PySide6.QtWidgets import QApplication
 
 from core.connection import ConnectionState
+from core.contracts import create_stock_contract
+from core.orders import create_market_order
 from core.session import ConsoleSession, SessionOptions
 from gui.mainwindow import MainWindow
 from gui.theme import apply_theme
+from gui.widgets.pnl_chart import TOTAL
 from helpers import act, run_until
 
 
@@ -198,3 +202,43 @@ def test_break_resolved_from_the_grid_goes_to_external_and_loses_its_mark(consol
     run_until(qloop, resolved, what="the difference in external and the BREAK mark gone")
     assert session.portfolio.find_breaks() == []
     assert "resolve_break" in [r.action for r in session.audit.records]
+
+
+@pytest.mark.slow
+def test_trading_day_boundary_then_grids_and_chart_start_the_new_day(qloop, qapp, qtbot, tmp_path):
+    # The day ends 6 s from now (UTC clock time): a short boundary, no restart.
+    boundary = (datetime.now(UTC) + timedelta(seconds=6)).replace(microsecond=0)
+    options = SessionOptions(
+        sim_state_file=tmp_path / "sim.json",
+        sim_tick_interval=0.05,
+        day_tz="UTC",
+        day_start=boundary.time(),
+    )
+    session = ConsoleSession(options, store_uri=f"lmdb://{tmp_path / 'arctic'}")
+    window = MainWindow(
+        session, settings=QSettings(str(tmp_path / "l.ini"), QSettings.Format.IniFormat)
+    )
+    qtbot.addWidget(window)
+    qloop.run_until_complete(session.start())
+    try:
+        act(qloop, lambda: window.attach(session))
+        assert session.order_entry is not None and session.trades is not None
+
+        async def buy() -> None:
+            assert session.contracts is not None and session.trades is not None
+            contract = await session.contracts.qualify(create_stock_contract("AAPL"))
+            session.trades.place_order(contract, create_market_order("BUY", 10), "manual")
+
+        qloop.run_until_complete(buy())
+        run_until(qloop, lambda: window.fills_model.rowCount() == 1, what="the day's fill")
+        run_until(qloop, lambda: window.pnl_chart.point_count(TOTAL) > 0, what="P&L points")
+        assert datetime.now(UTC) < boundary, "the machine is too slow for this test's clock"
+
+        run_until(qloop, lambda: session.trading_day.start == boundary, what="the new day")
+        run_until(qloop, lambda: window.fills_model.rowCount() == 0, what="fills grid emptied")
+        x, _ = window.pnl_chart.series(TOTAL).getOriginalDataset()
+        assert x is None or len(x) == 0 or x.min() >= boundary.timestamp()
+        qloop.run_until_complete(buy())
+        run_until(qloop, lambda: window.fills_model.rowCount() == 1, what="the new day's fill")
+    finally:
+        qloop.run_until_complete(session.stop())

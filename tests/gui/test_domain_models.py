@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from datetime import timedelta
 
 from PySide6.QtCore import Qt
 
@@ -12,7 +13,7 @@ from gui.models.audit import AuditModel
 from gui.models.fills import FillsModel
 from gui.models.orders import OrdersModel
 from gui.models.positions import PositionsModel
-from tests.gui.conftest import make_fill, make_order, make_position
+from tests.gui.conftest import T0, make_fill, make_order, make_position
 
 DISPLAY = Qt.ItemDataRole.DisplayRole
 FG = Qt.ItemDataRole.ForegroundRole
@@ -209,6 +210,19 @@ def test_done_order_with_no_linger_then_removed_immediately(qtbot):
     assert model.rowCount() == 0
 
 
+def test_orders_when_day_starts_then_finished_dropped_and_working_kept(qtbot):
+    model = OrdersModel(done_linger_ms=60_000)
+    model.on_order_updated(make_order(order_id=1, time=T0))  # a GTC order still working
+    model.on_order_updated(make_order(order_id=2, time=T0))
+    model.on_order_updated(make_order(order_id=2, status="Filled", filled=100, time=T0))
+    model.flush()
+
+    model.start_day(T0 + timedelta(hours=9))
+
+    assert model.working_order_ids() == [1]
+    assert model.rowCount() == 1
+
+
 def test_manual_tws_order_without_order_id_keyed_by_perm_id(qtbot):
     model = OrdersModel()
     model.on_order_updated(make_order(order_id=0, client_id=0, perm_id=777))
@@ -313,6 +327,20 @@ def test_fills_load_replaces_rows(qtbot):
     model.load([make_fill(exec_id=f"e{i}") for i in range(5)])
     assert model.rowCount() == 5
     assert "old" not in model
+
+
+def test_fills_when_day_starts_then_previous_days_rows_dropped_and_late_replays_ignored(qtbot):
+    model = FillsModel()
+    model.on_fill_recorded(make_fill(exec_id="yesterday", time=T0))
+    model.on_fill_recorded(make_fill(exec_id="today", time=T0 + timedelta(hours=10)))
+    midnight = T0 + timedelta(hours=9)
+
+    model.start_day(midnight)  # also applies the pending rows first
+    model.on_fill_recorded(make_fill(exec_id="replayed", time=T0 + timedelta(hours=1)))
+    model.on_fill_recorded(make_fill(exec_id="new", time=T0 + timedelta(hours=11)))
+    model.flush()
+
+    assert sorted(model.keys()) == ["new", "today"]
 
 
 # ----- audit ----------------------------------------------------------------------------

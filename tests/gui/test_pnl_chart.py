@@ -391,3 +391,19 @@ def test_title_does_not_blink_as_the_headline_grows(qtbot):
             shown_at.setdefault(v, []).append(chart.title.isVisible())
     assert shown_at[1.0] == shown_at[-10_000.0]
     assert True in shown_at[1.0] and False in shown_at[1.0]  # the range spans the switch
+
+
+def test_start_day_then_earlier_points_dropped_and_new_ones_appended(qtbot):
+    chart = make_chart(qtbot)
+    for i in range(10):
+        chart.on_pnl_changed(PnLChanged("trend", 0.0, float(i), 0.0, time=T0 + timedelta(hours=i)))
+    chart.flush()
+
+    chart.start_day(T0 + timedelta(hours=6))
+    chart.on_pnl_changed(PnLChanged("trend", 0.0, 50.0, 0.0, time=T0 + timedelta(hours=11)))
+    chart.flush()
+
+    x, y = chart.series("trend").getOriginalDataset()
+    assert list(y) == [6.0, 7.0, 8.0, 9.0, 50.0]
+    assert x[0] == (T0 + timedelta(hours=6)).timestamp()
+    assert chart.latest("trend") == 50.0

@@ -30,6 +30,7 @@ def test_fault_soak_then_nothing_lost_duplicated_reused_or_written_while_halted(
     # The run must have exercised what it reports on.
     assert figures["connection drops"] >= 2 and figures["emergency stops"] >= 1
     assert figures["gateway restarts"] >= 1
+    assert figures["nightly resets (TWS restart, 1100-1102)"] >= 1
     assert figures["orders lost"] >= 1, "a drop mid-order must lose an order to look for"
     assert figures["lost orders reported"] == figures["orders lost"]
     assert figures["non-flattening orders written while HALTED"] == 0

@@ -215,3 +215,46 @@ async def test_state_when_fill_happens_then_written_without_stop(sim, tmp_path):
         what="state written",
     )
     assert not list(tmp_path.glob("*.tmp"))  # atomic: no temporary file left behind
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(("data_lost", "code"), [(False, 1102), (True, 1101)])
+async def test_nightly_reset_when_played_then_dropped_refused_logged_out_then_restored(
+    ib, gateway, sim, ib_log_guard, data_lost, code
+):
+    ib_log_guard.expect("Peer closed connection|Connection reset by peer")
+    ib_log_guard.expect("API connection failed|Make sure API port")
+    ib_log_guard.expect("Error 110[012]")
+    contract = await aapl(ib)
+    working = ib.placeOrder(contract, LimitOrder("BUY", 5, 150.0, orderRef="rest"))
+    await wait_for(lambda: working.orderStatus.status == "Submitted", what="working")
+    dropped = asyncio.Event()
+    ib.disconnectedEvent += dropped.set
+
+    reset = gateway.nightly_reset(down_for=0.4, relogin_for=0.4, data_lost=data_lost)
+
+    await asyncio.wait_for(dropped.wait(), 5)
+    with pytest.raises(ConnectionRefusedError):  # TWS is restarting
+        await sim.connect(gateway, 2)
+    await wait_for(lambda: gateway.link_down and gateway.accepting, what="listening")
+    again = IB()
+    sim.clients.append(again)
+    codes: list[int] = []
+    again.errorEvent += lambda req_id, c, msg, contract: codes.append(c)
+    await again.connectAsync("127.0.0.1", gateway.port, clientId=1, timeout=5)
+    ticker = again.reqMktData(contract)
+    gateway.step_market(20)
+    await sim.settle(again)
+    assert codes[:3] == [1100, 2103, 2105]  # up, but not logged in to IB
+    assert ticker.bid != ticker.bid  # NaN: no data while logged out
+    assert [t.order.permId for t in again.openTrades()] == [working.order.permId]
+
+    await asyncio.wait_for(reset, 5)
+    await sim.settle(again)
+
+    assert codes[3:] == [code, 2104, 2106, 2158]
+    if data_lost:  # the subscription is gone: asked again, data flows
+        assert ticker.bid != ticker.bid
+        again.cancelMktData(contract)
+        ticker = again.reqMktData(contract)
+    await wait_for(lambda: ticker.bid > 0, what="quotes after the reset")

@@ -6,6 +6,7 @@ import logging
 import logging.handlers
 import re
 from collections.abc import Iterator
+from datetime import time
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,7 @@ from core.config import (
     user_data_dir,
     user_log_dir,
 )
+from core.session import SessionOptions
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "resources" / "default-config.toml"
@@ -508,3 +510,15 @@ def test_setup_logging_when_settings_or_secret_logged_then_secret_absent_from_fi
     assert "cannot open" in text
     assert SECRET not in text
     assert ACCESS not in text
+
+
+def test_day_boundary_when_set_then_parsed_and_a_bad_zone_named(env: dict[str, str]) -> None:
+    env["IBCONSOLE_IB__DAY_START"] = "17:00"
+    env["IBCONSOLE_IB__DAY_TZ"] = "America/Chicago"
+    settings = load_settings(env=env)
+    assert (settings.ib.day_start, settings.ib.day_tz) == (time(17), "America/Chicago")
+    assert SessionOptions.from_settings(settings).day_start == time(17)
+
+    env["IBCONSOLE_IB__DAY_TZ"] = "Mars/Olympus"
+    with pytest.raises(ConfigError, match=r"Mars/Olympus.*is not a time zone"):
+        load_settings(env=env)
