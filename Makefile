@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PIP_QUIET := --quiet --disable-pip-version-check
 
-.PHONY: venv run test test-fast lint format bench sim screenshot clean
+.PHONY: venv run test test-fast lint format bench bench-memory sim screenshot clean
 
 venv: $(STAMP)
 
@@ -40,6 +40,15 @@ test-fast: venv
 
 bench: venv
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+	@$(MAKE) --no-print-directory bench-memory
+
+# Resident memory through long storms: IB-like (5,000 ticks/s: a few updates a second
+# for each of 500 symbols) and the 20,000 ticks/s stress rate; MB/min after warm-up.
+bench-memory: venv
+	@echo "== benchmarks/bench_gui.py --memory (IB-like rate)"
+	@$(BIN)/python benchmarks/bench_gui.py --memory --rate 5000 --seconds $(or $(MEMORY_SECONDS),300)
+	@echo "== benchmarks/bench_gui.py --memory (stress rate)"
+	@$(BIN)/python benchmarks/bench_gui.py --memory --rate 20000 --seconds $(or $(MEMORY_SECONDS),300)
 
 sim: venv
 	$(BIN)/python -m core.sim --host 127.0.0.1 --port 4002 $(ARGS)
