@@ -296,9 +296,9 @@ class Heartbeat:
         self._last = now
 
 
-def _rss_mb() -> float:
-    """This process's resident memory, from /proc (Linux)."""
-    with open("/proc/self/statm") as f:
+def _rss_mb(pid: int | str = "self") -> float:
+    """A process's resident memory (this one by default), from /proc (Linux)."""
+    with open(f"/proc/{pid}/statm") as f:
         pages = int(f.read().split()[1])
     return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
 
@@ -308,13 +308,14 @@ class MemoryWatch:
     """Resident memory through a long storm: samples, and what grew after warm-up."""
 
     samples: list[tuple[float, float, int]] = field(default_factory=list)  # s, MB, ticks
+    gateway: list[float] = field(default_factory=list)  # the gateway process's MB
     warm_s: float = 0.0
     top: list[str] = field(default_factory=list)
     heartbeat_mb: float = 0.0
 
 
 async def _watch_memory(
-    args: argparse.Namespace, received: list[int], heartbeat: Heartbeat
+    args: argparse.Namespace, received: list[int], heartbeat: Heartbeat, gateway_pid: int
 ) -> MemoryWatch:
     """Sample RSS every ``--sample`` seconds; with ``--tracemalloc``, diff the Python heap
     between the end of warm-up (a quarter of the run, at most 60 s) and the end."""
@@ -334,6 +335,7 @@ async def _watch_memory(
         if trim is not None:
             trim(0)  # hand freed heap back first: what remains is in use (or fragmented)
         watch.samples.append((elapsed, _rss_mb(), received[0]))
+        watch.gateway.append(_rss_mb(gateway_pid))
         if not warm_taken and elapsed >= watch.warm_s:
             warm_taken = True
             if args.tracemalloc:
@@ -342,6 +344,7 @@ async def _watch_memory(
                 first = tracemalloc.take_snapshot()
         await asyncio.sleep(args.sample)
     watch.samples.append((time.perf_counter() - t0, _rss_mb(), received[0]))
+    watch.gateway.append(_rss_mb(gateway_pid))
     watch.heartbeat_mb = heartbeat.lateness.itemsize * len(heartbeat.lateness) / 2**20
     if first is not None:
         gc.collect()
@@ -374,6 +377,12 @@ def _print_memory(watch: MemoryWatch) -> None:
         f"  slope after warm-up: {(rss_e - rss_w) / minutes:+.2f} MB/min, "
         f"{(rss_e - rss_w) / millions:+.2f} MB per million ticker updates "
         f"(the benchmark's own heartbeat record: {watch.heartbeat_mb:.1f} MB at the end)"
+    )
+    g_warm = watch.gateway[len(samples) - len(warm)]
+    print(
+        f"  the simulated gateway's process: start {watch.gateway[0]:.0f} MB, after warm-up "
+        f"{g_warm:.0f} MB, end {watch.gateway[-1]:.0f} MB, "
+        f"{(watch.gateway[-1] - g_warm) / minutes:+.2f} MB/min after warm-up"
     )
     if watch.top:
         print("  Python heap growth after warm-up, largest first (tracemalloc):")
@@ -472,7 +481,7 @@ async def _run_console(args: argparse.Namespace, gateway: Gateway) -> None:
     t0 = time.perf_counter()
     gateway.send(f"storm {args.rate} {args.slice} {int(args.account_pushes)}")
     if args.memory:
-        memory = await _watch_memory(args, received, heartbeat)
+        memory = await _watch_memory(args, received, heartbeat, gateway.proc.pid)
     else:
         await asyncio.sleep(args.seconds)
     gateway.send("stop")

@@ -256,6 +256,8 @@ class ConsoleSession:
         self._spawn(self._reconcile_after_sync(reconnect))
 
     def _on_day_started(self, event: TradingDayStarted) -> None:
+        if self.trades is not None:
+            self.trades.start_day()  # one day's order bookkeeping, not a week's
         # In the audit trail too: the day's limits and figures started again here.
         self.audit.record(
             "system",

@@ -655,6 +655,26 @@ class TradeManager:
         )
         return len(trades)
 
+    def start_day(self) -> int:
+        """A new trading day: forget what the ended day's finished orders and fills
+        needed, so a console open all week holds one day's bookkeeping. Returns how
+        many orders were forgotten.
+
+        Working and in-doubt orders are kept. Execution ids are forgotten only with a
+        journal: it is idempotent by exec id, so a late replay of an old fill writes and
+        publishes nothing.
+        """
+        keep = set(self._live) | set(self._in_flight)
+        done = [k for k in self._strategy_of_order if k not in keep]
+        for key in done:
+            del self._strategy_of_order[key]
+            self._final.pop(key, None)
+        self.wire.keep_written({order_id for _, order_id in keep})
+        if self.journal is not None and not self._pending and not self._writing:
+            self._handled.clear()
+        log.info("new trading day: %d finished orders forgotten", len(done))
+        return len(done)
+
     # -- orders that never reached the gateway -----------------------------------------
 
     def _on_frame_dropped(self, dropped: FrameDropped) -> None:

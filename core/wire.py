@@ -131,6 +131,11 @@ class WireGate:
         """True once the order's first frame reached the socket."""
         return order_id in self._written
 
+    def keep_written(self, order_ids: set[int]) -> None:
+        """Forget the written mark of every order but ``order_ids`` (the day's done
+        orders, at a new trading day: the set must not grow all week)."""
+        self._written &= order_ids
+
     @property
     def waiting(self) -> int:
         """Frames waiting for their turn."""

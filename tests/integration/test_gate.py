@@ -366,3 +366,28 @@ async def test_after_a_drop_the_trade_object_held_keeps_following_its_order(
     g.core.trades.cancel_order(working, actor="alpha")
     await wait_for(lambda: working.orderStatus.status == "Cancelled", 5, "the held object")
     assert not gw.engine.open_orders()
+
+
+async def test_new_trading_day_forgets_finished_orders_and_keeps_working_ones(gate: Gate):
+    g = gate
+    tm = g.core.trades
+    gw = g.core.gateway
+    contract = await quoted(g, "AAPL")
+    done = tm.place_order(contract, create_market_order("BUY", 1), "alpha")
+    working = tm.place_order(
+        contract, create_limit_order("BUY", 1, round(mark(gw, "AAPL") * 0.95, 2)), "beta"
+    )
+    await wait_for(lambda: done.orderStatus.status == "Filled", 5, "a filled order")
+    await wait_for(lambda: working.orderStatus.status == "Submitted", 5, "a working order")
+    await tm.wait_journalled()
+
+    assert tm.start_day() == 1
+
+    key = (working.order.clientId, working.order.orderId)
+    assert list(tm._strategy_of_order) == [key]
+    assert tm.strategy_of(done) == "alpha"  # from its orderRef
+    assert tm.wire.was_written(working.order.orderId)
+    assert not tm.wire.was_written(done.order.orderId)
+    assert tm._handled, "without a journal, exec ids are the only guard against replays"
+    g.core.trades.cancel_order(working, actor="beta")
+    await wait_for(lambda: working.orderStatus.status == "Cancelled", 5, "still cancellable")
