@@ -3,7 +3,10 @@
 Rows are keyed by ``(client_id, order_id)``, or by ``("perm", perm_id)`` for orders with
 no API order id (placed in TWS by hand).
 
-Done orders (Filled, Cancelled, ApiCancelled) **linger**: the row stays for
+An order the gateway never received after a drop (``Lost``) stays in the grid, its
+status and message in red, until the trading day ends.
+
+Done orders (Filled, Cancelled, ApiCancelled, NotSent) **linger**: the row stays for
 ``done_linger_ms`` (default 3 s), dimmed and showing its final status, then leaves the
 grid. A row that vanished the instant it filled would leave the trader wondering whether
 it filled or was cancelled; three seconds is enough to see it. ``done_linger_ms=0``
@@ -143,6 +146,8 @@ class OrdersModel(KeyedTableModel):
         row["_requested"] = requested or None
         self.upsert(key, row)
         if not event.is_working:
+            if event.status == LOST:
+                return  # stays until the day ends: the trader must see what was lost
             if self.done_linger_ms <= 0:
                 self.flush()
                 self.remove(key)
@@ -255,6 +260,8 @@ class OrdersModel(KeyedTableModel):
         requested = row.get("_requested")
         if requested and column.key in requested:
             return theme.colour(theme.AMBER)
+        if row.get("status") == LOST and column.key in ("status", "message"):
+            return theme.colour(theme.LOSS)  # in doubt until looked at: never dimmed
         if row.get("status") in DONE_STATUSES:
             # A finished row is dimmed whole: a bright side or status would still read
             # as a live order.
@@ -280,8 +287,8 @@ class OrdersModel(KeyedTableModel):
                 f"Modification requested: {column.fmt(requested[column.key], row)}; "
                 f"was {column.fmt(row.get(column.key), row)}. Waiting for IB."
             )
-        if column.key == "message" and row.get("message"):
-            return str(row["message"])
+        if column.key in ("message", "status") and row.get("message"):
+            return str(row["message"])  # why it ended: NotSent, Lost, a rejection
         if column.editable and self.is_editable(row, column):
             return "Double-click to modify"
         return None
