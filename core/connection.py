@@ -47,6 +47,8 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
+from core.compat import socket_handlers
+
 log = logging.getLogger(__name__)
 
 #: IB error codes that concern the connection itself, not a request.
@@ -188,9 +190,10 @@ class SlicedReader:
         self._paused = False
         self.last_data = 0.0
         conn = self.client.conn
-        conn.hasData -= self.client._onSocketHasData
+        self._decode, self._closed = socket_handlers(ib)
+        conn.hasData -= self._decode
         conn.hasData += self._on_data
-        conn.disconnected -= self.client._onSocketDisconnected
+        conn.disconnected -= self._closed
         conn.disconnected += self._on_disconnected
 
     @property
@@ -225,7 +228,7 @@ class SlicedReader:
         while self._buf:
             piece = bytes(self._buf[: self.chunk])
             del self._buf[: self.chunk]
-            self.client._onSocketHasData(piece)
+            self._decode(piece)
             if time.perf_counter() - start > self.budget:
                 break
         if self._buf:
@@ -237,9 +240,9 @@ class SlicedReader:
     def _on_disconnected(self, msg: str) -> None:
         if self._buf and not self._stale():
             data, self._buf = bytes(self._buf), bytearray()
-            self.client._onSocketHasData(data)
+            self._decode(data)
         self._paused = False
-        self.client._onSocketDisconnected(msg)
+        self._closed(msg)
 
     def _pause(self, pause: bool) -> None:
         transport = getattr(self.client.conn, "transport", None)

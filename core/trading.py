@@ -54,6 +54,7 @@ from ib_async import (
 )
 
 from core.audit import AuditLog
+from core.compat import trades_by_key, trades_by_perm_id
 from core.connection import Connection
 from core.events import (
     EXTERNAL,
@@ -683,7 +684,7 @@ class TradeManager:
         if not dropped.first_write:
             # A modification (or a cancel's victim) not written: the working order at
             # IB is as it was. Say so; nothing ends.
-            trade = entry.trade if entry is not None else self.ib.wrapper.trades.get(key)
+            trade = entry.trade if entry is not None else trades_by_key(self.ib).get(key)
             strategy = self.strategy_of(trade) if trade is not None else EXTERNAL
             self.audit.record(
                 "console",
@@ -777,14 +778,14 @@ class TradeManager:
         ib_async's place, so later updates reach it; one that finished meanwhile is
         published and told to its strategy.
         """
-        wrapper = self.ib.wrapper
+        trades, by_perm = trades_by_key(self.ib), trades_by_perm_id(self.ib)
         by_id = {
             (t.order.clientId, t.order.orderId): t
-            for t in list(wrapper.trades.values())
+            for t in list(trades.values())
             if t.order.orderId > 0
         }
         for key, ours in list(self._live.items()):
-            fresh = by_id.get(key) or wrapper.permId2Trade.get(ours.order.permId)
+            fresh = by_id.get(key) or by_perm.get(ours.order.permId)
             if fresh is None or fresh is ours:
                 continue
             before = ours.orderStatus.status
@@ -796,11 +797,11 @@ class TradeManager:
                 ours.log.append(
                     TradeLogEntry(datetime.now(UTC), fresh.orderStatus.status, "after reconnect")
                 )
-            for k, t in list(wrapper.trades.items()):
+            for k, t in list(trades.items()):
                 if t is fresh:
-                    wrapper.trades[k] = ours
+                    trades[k] = ours
             if ours.order.permId:
-                wrapper.permId2Trade[ours.order.permId] = ours
+                by_perm[ours.order.permId] = ours
             self._acknowledged(*key)
             if ours.orderStatus.status != before:
                 self._on_order_status(ours)
@@ -1180,7 +1181,7 @@ class TradeManager:
     def _on_error(self, req_id: int, code: int, message: str, contract: Any) -> None:
         if req_id < 0:
             return
-        trade = self.ib.wrapper.trades.get((self.ib.client.clientId, req_id))
+        trade = trades_by_key(self.ib).get((self.ib.client.clientId, req_id))
         if trade is None:
             return
         self._acknowledged(trade.order.clientId, trade.order.orderId)

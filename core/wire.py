@@ -32,6 +32,8 @@ from typing import Any
 
 from eventkit import Event
 
+from core.compat import take_over_sending
+
 log = logging.getLogger(__name__)
 
 #: IB disconnects a client that sends more than 50 messages a second; the console
@@ -102,8 +104,7 @@ class WireGate:
         self._written: set[int] = set()
         self._timer: asyncio.TimerHandle | None = None
         self._what_if = False
-        self.client.MaxRequests = 0  # one pacer: this one
-        self.client.sendMsg = self._submit
+        self._write = take_over_sending(ib, self._submit)  # one pacer: this one
         ib.disconnectedEvent += self._on_disconnected
 
     # -- what the trade manager uses -----------------------------------------------------
@@ -211,7 +212,7 @@ class WireGate:
             if reason is not None:
                 self._drop(frame, reason)
                 continue
-            self.client.conn.sendMsg(self.client._prefix(frame.msg.encode()))
+            self._write(frame.msg)
             times.append(now)
             if frame.kind == PLACE_ORDER and frame.order_id not in self._written:
                 self._written.add(frame.order_id)

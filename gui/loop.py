@@ -18,20 +18,22 @@ from typing import Any, TypeVar
 import qasync
 from PySide6.QtWidgets import QApplication
 
+from core.compat import current_running_loop, set_running_loop
+
 T = TypeVar("T")
 
 
 @contextlib.contextmanager
 def loop_running(loop: asyncio.AbstractEventLoop) -> Iterator[None]:
     """Mark ``loop`` as asyncio's running loop for the block (unless one already is)."""
-    previous = asyncio.events._get_running_loop()
+    previous = current_running_loop()
     if previous is None:
-        asyncio.events._set_running_loop(loop)
+        set_running_loop(loop)
     try:
         yield
     finally:
         if previous is None:
-            asyncio.events._set_running_loop(None)
+            set_running_loop(None)
 
 
 def process_events(loop: asyncio.AbstractEventLoop) -> None:

@@ -1,0 +1,68 @@
+"""Every private internal of ib_async (and asyncio) the console relies on, in one place.
+
+The console reaches below ib_async's public API in a few places, each for a reason
+given where it is used: it feeds the decoder in slices (:class:`core.connection.
+SlicedReader`), owns the pacing of outgoing frames (:class:`core.wire.WireGate`),
+keeps the ``Trade`` objects its callers hold current across reconnects
+(:meth:`core.trading.TradeManager._relink`), and runs asyncio inside Qt's loop
+(``gui/loop.py``). An ib_async upgrade that renames one of these must fail loudly in
+``tests/unit/test_compat.py``, not quietly in production: so nothing outside this module
+names them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, MutableMapping
+from typing import Any
+
+from ib_async import IB, Trade
+
+# -- the socket: what ib_async's Connection hands its Client --------------------------------
+
+
+def socket_handlers(ib: IB) -> tuple[Callable[[bytes], None], Callable[[str], None]]:
+    """The client's handlers for bytes received and for the socket closing."""
+    client = ib.client
+    return client._onSocketHasData, client._onSocketDisconnected
+
+
+def take_over_sending(ib: IB, submit: Callable[[str | None], None]) -> Callable[[str], None]:
+    """Route every frame ib_async sends through ``submit`` (its throttle off); returns
+    the function that writes one frame to the socket."""
+    client = ib.client
+    client.MaxRequests = 0
+    client.sendMsg = submit  # type: ignore[method-assign,assignment]
+
+    def write(msg: str) -> None:
+        client.conn.sendMsg(client._prefix(msg.encode()))
+
+    return write
+
+
+# -- the wrapper's order book ---------------------------------------------------------------
+
+
+def trades_by_key(ib: IB) -> MutableMapping[Any, Trade]:
+    """ib_async's trades, keyed by ``(client id, order id)`` (or perm id for TWS orders)."""
+    trades: MutableMapping[Any, Trade] = ib.wrapper.trades
+    return trades
+
+
+def trades_by_perm_id(ib: IB) -> MutableMapping[int, Trade]:
+    """ib_async's trades by perm id (what executions are matched by)."""
+    trades: MutableMapping[int, Trade] = ib.wrapper.permId2Trade
+    return trades
+
+
+# -- asyncio inside Qt's loop -------------------------------------------------------------
+
+
+def current_running_loop() -> asyncio.AbstractEventLoop | None:
+    """The running loop of this thread, or None (no exception when there is none)."""
+    return asyncio.events._get_running_loop()
+
+
+def set_running_loop(loop: asyncio.AbstractEventLoop | None) -> None:
+    """Mark ``loop`` as the running loop of this thread (qasync-style nested running)."""
+    asyncio.events._set_running_loop(loop)

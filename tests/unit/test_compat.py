@@ -1,0 +1,64 @@
+"""ib_async's and asyncio's private internals the console uses (core.compat) still exist.
+
+Fails loudly when an upgrade renames one, instead of the console failing quietly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import struct
+
+from ib_async import IB, Trade
+from ib_async.client import Client
+
+from core import compat
+
+
+def test_socket_handlers_are_the_clients_and_take_what_the_connection_gives():
+    ib = IB()
+    on_data, on_closed = compat.socket_handlers(ib)
+    assert on_data == ib.client._onSocketHasData
+    assert on_closed == ib.client._onSocketDisconnected
+    assert list(inspect.signature(on_data).parameters) == ["data"]
+    assert len(inspect.signature(on_closed).parameters) == 1
+    assert on_data in ib.client.conn.hasData  # what SlicedReader swaps out
+    assert on_closed in ib.client.conn.disconnected
+
+
+def test_sending_is_taken_over_and_frames_written_with_their_length_prefix():
+    ib = IB()
+    sent: list[str | None] = []
+    written: list[bytes] = []
+    write = compat.take_over_sending(ib, sent.append)
+    assert ib.client.MaxRequests == 0
+    ib.client.conn.sendMsg = written.append  # type: ignore[method-assign]
+    ib.client.connState = Client.CONNECTED
+    try:
+        ib.client.reqCurrentTime()  # ib_async's send() must call sendMsg with one frame
+    finally:
+        ib.client.connState = Client.DISCONNECTED
+    assert sent == ["49\x001\x00"]
+    write("49\x001\x00")
+    assert written == [struct.pack(">I", 5) + b"49\x001\x00"]
+
+
+def test_the_wrappers_order_books_are_mappings_of_trades():
+    ib = IB()
+    trades, by_perm = compat.trades_by_key(ib), compat.trades_by_perm_id(ib)
+    assert trades is ib.wrapper.trades and by_perm is ib.wrapper.permId2Trade
+    trade = Trade()
+    trades[(1, 7)] = trade
+    assert ib.trades() == [trade]  # the public view reads the same book
+
+
+def test_running_loop_can_be_set_and_read_back():
+    loop = asyncio.new_event_loop()
+    try:
+        assert compat.current_running_loop() is None
+        compat.set_running_loop(loop)
+        assert asyncio.get_running_loop() is loop
+    finally:
+        compat.set_running_loop(None)
+        loop.close()
+    assert compat.current_running_loop() is None
