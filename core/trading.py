@@ -559,6 +559,14 @@ class TradeManager:
             )
         return ""
 
+    def republish_orders(self) -> int:
+        """Publish every order this session knows as ``orderUpdated`` (for a view that
+        binds late); returns how many."""
+        trades = self.ib.trades()
+        for trade in trades:
+            self._publish_order(trade)
+        return len(trades)
+
     def trade_for_order_id(self, order_id: int, client_id: int | None = None) -> Trade | None:
         """This session's live trade for an order id (of our client id unless given)."""
         cid = self.ib.client.clientId if client_id is None else client_id

@@ -324,8 +324,7 @@ class MainWindow(QMainWindow):
                 self.halted_banner.on_trading_state_changed(event)
                 self._on_trading_state(event)
             s.risk.publish_utilization()
-        for t in s.connection.ib.trades():
-            s.trades._publish_order(t)
+        s.trades.republish_orders()  # the orders known before the window bound
         strategies = [MANUAL, *s.strategies.names] if s.strategies is not None else [MANUAL]
         self.ticket.strategy.clear()
         self.ticket.strategy.addItems(strategies)
