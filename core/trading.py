@@ -68,6 +68,7 @@ from core.events import (
 )
 from core.orderids import OrderIdSequence
 from core.orders import canonicalize_order, describe_order, price_or_none, validate_order
+from core.orderstatus import allowed
 from core.strategies import StrategyManager
 from core.wire import FrameDropped, WireGate
 
@@ -247,6 +248,8 @@ class TradeManager:
         # Sent, not yet acknowledged by the gateway; and orders ended here (not at IB).
         self._in_flight: dict[tuple[int, int], _InFlight] = {}
         self._final: dict[tuple[int, int], tuple[str, str]] = {}
+        # The status last shown per order (core.orderstatus decides what may follow).
+        self._shown: dict[tuple[int, int], str] = {}
         # Our not-done trades: ib_async builds new Trade objects after a reconnect, the
         # callers hold these; resync keeps these current (_relink).
         self._live: dict[tuple[int, int], Trade] = {}
@@ -678,6 +681,7 @@ class TradeManager:
         for key in done:
             del self._strategy_of_order[key]
             self._final.pop(key, None)
+        self._shown = {k: v for k, v in self._shown.items() if k in keep}
         self.wire.keep_written({order_id for _, order_id in keep})
         if self.journal is not None and not self._pending and not self._writing:
             self._handled.clear()
@@ -1109,7 +1113,8 @@ class TradeManager:
         if trade.isDone():
             self._live.pop((trade.order.clientId, trade.order.orderId), None)
         strategy = self.strategy_of(trade)
-        self._publish_order(trade)
+        if not self._publish_order(trade):
+            return  # not a change an order can make: strategies are not told either
         status = trade.orderStatus.status
         kind = "cancel" if status in ("Cancelled", "ApiCancelled") else "status"
         self._queue({"type": kind, "strategy": strategy, "trade": trade, "status": status})
@@ -1118,10 +1123,24 @@ class TradeManager:
         self._acknowledged(trade.order.clientId, trade.order.orderId)
         self._publish_order(trade)
 
-    def _publish_order(self, trade: Trade) -> None:
+    def _publish_order(self, trade: Trade) -> bool:
+        """Publish the order's state; False when its status cannot follow the one shown
+        (a stale or reordered message: logged, not shown)."""
         o, s, c = trade.order, trade.orderStatus, trade.contract
         message = trade.log[-1].message if trade.log else ""
-        final = self._final.get((o.clientId, o.orderId)) if self._final else None
+        key = (o.clientId, o.orderId) if o.orderId else (0, -(o.permId or s.permId))
+        final = self._final.get(key) if self._final else None
+        status = final[0] if final else s.status
+        shown = self._shown.get(key, "")
+        if not allowed(shown, status):
+            log.warning(
+                "order %d: IB reported %s after %s, which cannot follow it: not shown",
+                o.orderId,
+                status,
+                shown,
+            )
+            return False
+        self._shown[key] = status
         update = OrderUpdated(
             order_id=o.orderId,
             perm_id=o.permId or s.permId,
@@ -1137,7 +1156,7 @@ class TradeManager:
             limit_price=_clean(o.lmtPrice),
             stop_price=_clean(o.auxPrice),
             tif=o.tif,
-            status=final[0] if final else s.status,
+            status=status,
             filled=float(s.filled),
             remaining=float(s.remaining) if s.status else float(o.totalQuantity),
             avg_fill_price=_clean(s.avgFillPrice) or None,
@@ -1145,6 +1164,7 @@ class TradeManager:
         )
         self.orderUpdated.emit(update)
         self._journal_order(update)
+        return True
 
     # -- the orders journal ------------------------------------------------------------
 
