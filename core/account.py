@@ -17,7 +17,17 @@ from ib_async import IB, AccountValue, PnL
 
 from core.connection import Connection
 from core.events import AccountValuesChanged, PnLChanged
-from core.marketdata import clean_price
+from core.orders import price_or_none
+
+
+def _figure(value: object) -> float | None:
+    """An account figure or P&L as a float; None when IB means "not set" (a P&L of -1
+    is a loss of one, not a placeholder as in a tick)."""
+    try:
+        return price_or_none(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +99,7 @@ class AccountInfo:
         cur = currency or self.currency
         for v in self.ib.accountValues(self.account):
             if v.tag == tag and v.currency == cur:
-                return clean_price(v.value)
+                return _figure(v.value)
         return None
 
     def _apply(self, value: AccountValue) -> bool:
@@ -98,7 +108,7 @@ class AccountInfo:
         key = _TAGS.get(value.tag)
         if key is None or (value.currency and value.currency != self.currency):
             return False
-        figure = clean_price(value.value)
+        figure = _figure(value.value)
         if figure == self._figures[key]:
             return False
         self._figures[key] = figure
@@ -119,9 +129,9 @@ class AccountInfo:
     def _on_pnl(self, pnl: PnL) -> None:
         if pnl.account != self.account:
             return
-        daily = clean_price(pnl.dailyPnL)
-        unreal = clean_price(pnl.unrealizedPnL)
-        real = clean_price(pnl.realizedPnL)
+        daily = _figure(pnl.dailyPnL)
+        unreal = _figure(pnl.unrealizedPnL)
+        real = _figure(pnl.realizedPnL)
         if daily != self._daily_pnl:
             self._daily_pnl = daily
             self._changed = True

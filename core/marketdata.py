@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -21,23 +20,19 @@ from eventkit import Event
 from ib_async import IB, Contract, Ticker
 
 from core.connection import Connection
+from core.orders import price_or_none
 
 log = logging.getLogger(__name__)
 
-UNSET_DOUBLE = 1.7976931348623157e308
-
 
 def clean_price(value: Any) -> float | None:
-    """A price or size as a float, or None for IB's placeholders (NaN, UNSET_DOUBLE, -1)."""
-    if value is None:
-        return None
+    """A tick's price or size as a float, or None for IB's placeholders: "not set"
+    (:func:`core.orders.price_or_none`) and -1, which a tick uses for "no data"."""
     try:
-        v = float(value)
+        v = price_or_none(value)
     except (TypeError, ValueError):
         return None
-    if math.isnan(v) or math.isinf(v) or abs(v) >= UNSET_DOUBLE or v == -1:
-        return None
-    return v
+    return None if v == -1 else v
 
 
 @dataclass(frozen=True, slots=True)

@@ -94,6 +94,7 @@ from core.events import (
     TradingStateChanged,
     now_utc,
 )
+from core.orders import is_unset, price_or_none
 from core.trading import EMERGENCY_ACTOR, OrderIntent, PreTradeDecision
 from core.tradingday import TradingDay, TradingDayStarted
 from core.wire import MAX_MESSAGES_PER_SECOND
@@ -136,7 +137,6 @@ RESUME_CONFIRMATION = "RESUME"
 STATE_KEY = "risk.trading_state"
 
 _EPS = 1e-9
-_UNSET = 1e300  # IB's UNSET_DOUBLE is 1.797e308; anything this large is "not set"
 _RANK = {TradingState.ACTIVE: 0, TradingState.REDUCING: 1, TradingState.HALTED: 2}
 _UNITS = {"STK": "shares", "FUT": "contracts", "OPT": "contracts", "FOP": "contracts"}
 
@@ -413,12 +413,10 @@ def _pct(x: float) -> str:
 
 
 def _price(value: Any) -> float | None:
-    if value is None:
-        return None
-    v = float(value)
-    if v != v or v <= 0 or v >= _UNSET:
-        return None
-    return v
+    """A price, or None when IB means "not set" or sent 0 (no price). Negative prices
+    stay: a spread (BAG) trades at them."""
+    v = price_or_none(value)
+    return None if v == 0 else v
 
 
 # --------------------------------------------------------------------------- manager
@@ -1066,7 +1064,7 @@ class RiskManager:
         scope = ACCOUNT if pnl.strategy is None else pnl.strategy
         book = self._book(scope)
         daily = pnl.daily
-        if daily != daily or abs(daily) >= _UNSET:
+        if is_unset(daily):
             return
         book.pnl = daily
         book.hwm = max(book.hwm, daily)

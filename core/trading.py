@@ -74,7 +74,6 @@ from core.wire import FrameDropped, WireGate
 
 log = logging.getLogger(__name__)
 
-UNSET_DOUBLE = 1.7976931348623157e308
 #: How long a fill waits for its commission report before it is journalled without one.
 COMMISSION_WAIT_S = 1.0
 #: How many order updates wait for the journal at most when writes keep failing.

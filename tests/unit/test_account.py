@@ -70,3 +70,12 @@ def test_placeholder_value_is_no_figure():
 
     assert info.values().net_liquidation is None
     assert [v.net_liquidation for v in seen] == [1_000_000.0, None]
+
+
+def test_a_pnl_of_minus_one_is_a_loss_not_a_placeholder():
+    from core.account import _figure
+    from core.marketdata import clean_price
+
+    assert _figure(-1.0) == -1.0
+    assert _figure(1.7976931348623157e308) is None
+    assert clean_price(-1.0) is None  # in a tick, -1 means "no data"

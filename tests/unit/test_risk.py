@@ -806,3 +806,11 @@ async def test_volatility_size_fetches_bars_through_market_data():
     assert md.asked["bar_size"] == "1 day"
     direct = await volatility_size(md, stock(), SizingParams(risk_amount=80, risk_pct=None))
     assert direct.quantity == 10
+
+
+def test_risk_prices_keep_negative_spread_prices_and_drop_placeholders():
+    from core.risk import _price
+
+    assert _price(-0.35) == -0.35  # a calendar spread can trade below zero
+    assert _price(0.0) is None and _price(None) is None
+    assert _price(1.7976931348623157e308) is None and _price(float("nan")) is None
