@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from PySide6.QtCore import Qt
 
-from core.events import AuditRecorded, OrderRejected, OrderUpdated, ReconciliationBreakFound
+from core.events import AuditRecorded, OrderRejected, ReconciliationBreakFound
 from gui import theme
 from gui.models.audit import AuditModel
 from gui.models.fills import FillsModel
@@ -401,39 +401,18 @@ def test_audit_action_shown_as_words_with_the_raw_name_in_its_tooltip(qtbot):
 
 def test_lost_order_stays_in_red_with_its_reason_while_not_sent_lingers(qtbot):
     from core.events import LOST, NOT_SENT
-    from gui.models.orders import OrdersModel
 
     model = OrdersModel(done_linger_ms=50, frame_ms=0)
-    base = dict(
-        perm_id=0,
-        client_id=1,
-        strategy="alpha",
-        account="DU1",
-        con_id=1,
-        symbol="AAPL",
-        sec_type="STK",
-        action="BUY",
-        quantity=5,
-        order_type="LMT",
-        limit_price=1.0,
-        stop_price=None,
-        tif="DAY",
-        filled=0,
-        remaining=5,
-        avg_fill_price=None,
-    )
     for oid in (1, 2):
-        model.on_order_updated(OrderUpdated(order_id=oid, status="Submitted", **base))
-    model.on_order_updated(
-        OrderUpdated(order_id=1, status=LOST, message="the gateway does not know it", **base)
-    )
-    model.on_order_updated(OrderUpdated(order_id=2, status=NOT_SENT, message="HALTED", **base))
+        model.on_order_updated(make_order(order_id=oid))
+    model.on_order_updated(make_order(order_id=1, status=LOST, message="the gateway lost it"))
+    model.on_order_updated(make_order(order_id=2, status=NOT_SENT, message="HALTED"))
     model.flush()
     qtbot.wait(200)
     model.flush()
     assert [r["order_id"] for r in model.rows()] == [1]
     status = model.index(0, [c.key for c in model.columns].index("status"))
-    assert model.data(status, Qt.ItemDataRole.ToolTipRole) == "the gateway does not know it"
+    assert model.data(status, Qt.ItemDataRole.ToolTipRole) == "the gateway lost it"
     assert (
         model.data(status, Qt.ItemDataRole.ForegroundRole).name() == theme.colour(theme.LOSS).name()
     )
