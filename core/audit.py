@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from eventkit import Event
 
 from core.events import AuditRecorded
+from core.tasks import Tasks
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +34,7 @@ class AuditLog:
         self.recorded: Event = Event("recorded")
         self._sink = sink
         self._pending: list[AuditRecorded] = []
-        self._flush_task: asyncio.Task[None] | None = None
+        self._tasks = Tasks("audit")
 
     def attach_sink(self, sink: AuditSink) -> None:
         """Write records to ``sink`` from now on (records so far are written too)."""
@@ -70,8 +71,7 @@ class AuditLog:
             asyncio.get_running_loop()
         except RuntimeError:
             return  # no loop (plain scripts, unit tests): flush() writes later
-        if self._flush_task is None or self._flush_task.done():
-            self._flush_task = asyncio.ensure_future(self.flush())
+        self._tasks.ensure("flush", self.flush)
 
     async def flush(self) -> None:
         """Write every pending record to the sink; on failure they stay pending."""

@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ib_async import Contract, Order
+
+from core.tasks import Tasks
 
 if TYPE_CHECKING:
     from core.trading import TradeManager
@@ -164,7 +165,7 @@ class StrategyManager:
     def __init__(self) -> None:
         self.message_queue = MessageQueue()
         self._strategies: dict[str, Strategy] = {}
-        self._consumer: asyncio.Task[None] | None = None
+        self._tasks = Tasks("strategies")
         self.unrouted: collections.deque[Message] = collections.deque(maxlen=1000)
 
     # -- registry ----------------------------------------------------------------------
@@ -199,8 +200,7 @@ class StrategyManager:
 
     async def start(self, trade_manager: TradeManager | None = None) -> None:
         """Start consuming the queue, then start every registered strategy."""
-        if self._consumer is None or self._consumer.done():
-            self._consumer = asyncio.ensure_future(self._consume())
+        self._tasks.ensure("queue", self._consume)
         for strategy in self._strategies.values():
             if trade_manager is not None:
                 strategy.trade_manager = trade_manager
@@ -219,11 +219,7 @@ class StrategyManager:
                     strategy.running = False
                     log.info("strategy %s stopped", strategy.name)
         self.drain()
-        if self._consumer is not None:
-            self._consumer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._consumer
-            self._consumer = None
+        await self._tasks.cancel_all()
 
     def drain(self) -> int:
         """Deliver every queued message now; returns how many."""
