@@ -18,11 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from eventkit import Event
 from ib_async import Contract, ContractDetails
 
 from core.account import AccountInfo
 from core.audit import AuditLog
-from core.config import Settings
+from core.config import Settings, default_writer
 from core.connection import Connection, ReconnectPolicy
 from core.contracts import ContractService
 from core.emergency import EmergencyStop
@@ -32,7 +33,7 @@ from core.order_entry import InstrumentInfo, OrderEntry
 from core.portfolio import PortfolioManager, trading_day_start
 from core.risk import RiskManager, RiskPolicy
 from core.sim import SimGateway
-from core.store import ACCOUNT_TOTAL, Store
+from core.store import ACCOUNT_TOTAL, Store, StoreError, foreign_fill
 from core.strategies import StrategyManager
 from core.trading import TradeManager
 
@@ -55,6 +56,13 @@ class SessionOptions:
     sim_tick_interval: float = 0.25
     #: ArcticDB URI; None keeps everything in memory (no journal: tests, demos).
     store_uri: str | None = None
+    #: This console's writer name in the store; empty: :func:`core.config.default_writer`.
+    store_writer: str = ""
+    store_lease_seconds: float = 30.0
+    store_call_timeout: float = 10.0
+    store_shutdown_timeout: float = 15.0
+    #: How often to look for fills other consoles journalled (None: never).
+    store_follow_seconds: float | None = 1.0
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SessionOptions:
@@ -72,6 +80,17 @@ class SessionOptions:
             sim_accounts=tuple(sim.accounts),
             sim_tick_interval=sim.tick_interval,
             store_uri=settings.store.uri,
+            store_writer=settings.store_writer,
+            store_lease_seconds=settings.store.lease_seconds,
+            store_call_timeout=settings.store.call_timeout,
+            store_shutdown_timeout=settings.store.shutdown_timeout,
+        )
+
+    @property
+    def writer(self) -> str:
+        """The store writer name these options give (configured, else derived)."""
+        return self.store_writer or default_writer(
+            self.account, self.client_id, self.host, self.port
         )
 
 
@@ -103,6 +122,8 @@ class ConsoleSession:
         self.risk: RiskManager | None = None
         self._marked: set[int] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
+        #: (fill: FillRecorded) another console's fill, strategy marked ``name@writer``.
+        self.foreignFillReceived: Event = Event("foreignFillReceived")
 
     @property
     def embedded(self) -> bool:
@@ -128,7 +149,14 @@ class ConsoleSession:
             host, port = "127.0.0.1", self.gateway.port
             log.info("embedded simulated gateway on %s:%d", host, port)
         if opts.store_uri is not None:
-            self.store = await Store(opts.store_uri).open()
+            self.store = await Store(
+                opts.store_uri,
+                writer=opts.writer,
+                lease_seconds=opts.store_lease_seconds,
+                call_timeout=opts.store_call_timeout,
+                description=f"client {opts.client_id}"
+                + (f", account {opts.account}" if opts.account else ""),
+            ).open()
             self.audit.attach_sink(self.store.append_audit)
         conn = self.connection = Connection(
             host,
@@ -164,6 +192,10 @@ class ConsoleSession:
         self.portfolio.positionChanged += self._on_position
         self.trades.fillReceived += self.portfolio.on_fill
         await self.portfolio.restore()
+        if self.store is not None and opts.store_follow_seconds is not None:
+            # The account's book across consoles: other consoles' fills, as theirs.
+            self.store.foreignFillsEvent += self._on_foreign_fills
+            self.store.follow(opts.store_follow_seconds)
         risk_settings = self.settings.risk if self.settings is not None else None
         policy = RiskPolicy(
             breach_action=risk_settings.breach_action if risk_settings else "reducing",
@@ -193,6 +225,16 @@ class ConsoleSession:
         conn.connected += self._on_connected
         await conn.connect()  # its `connected` event starts account subscriptions, resync
         await self.strategies.start(self.trades)
+
+    def _on_foreign_fills(self, writer: str, fills: list[FillRecorded]) -> None:
+        """Another console journalled fills: into the book under its strategies, marked
+        as its (``strategy@writer``), so positions, P&L and reconciliation cover the
+        account and none of it passes for this console's."""
+        assert self.portfolio is not None
+        for fill in fills:
+            relabelled = foreign_fill(fill, writer)
+            self.portfolio.on_fill(relabelled)
+            self.foreignFillReceived.emit(relabelled)
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)
@@ -267,7 +309,7 @@ class ConsoleSession:
         if self.store is None:
             return []
         start = trading_day_start(datetime.now(UTC))
-        return await self.store.load_fills(start)
+        return await self.store.load_book_fills(start)
 
     async def todays_pnl(self) -> pd.DataFrame | None:
         """The day's P&L points from the store, for the chart at start."""
@@ -285,7 +327,16 @@ class ConsoleSession:
         if self.strategies is not None:
             await self.strategies.stop()
         if self.trades is not None:
-            await self.trades.wait_journalled()
+            timeout = self.options.store_shutdown_timeout
+            pending = await self.trades.wait_journalled(timeout)
+            if pending:
+                log.error(
+                    "closing with %d fills not journalled after %g s: %s; IB replays them "
+                    "at the next connect",
+                    len(pending),
+                    timeout,
+                    ", ".join(pending),
+                )
         for task in list(self._tasks):
             task.cancel()
         if self.portfolio is not None:
@@ -294,6 +345,9 @@ class ConsoleSession:
         if self.connection is not None:
             await self.connection.disconnect()
         if self.store is not None:
-            await self.store.close()
+            try:
+                await self.store.close(self.options.store_shutdown_timeout)
+            except StoreError as exc:
+                log.error("the store did not close cleanly: %s", exc)
         if self.gateway is not None:
             await self.gateway.stop()
