@@ -154,6 +154,7 @@ class ConsoleSession:
                 writer=opts.writer,
                 lease_seconds=opts.store_lease_seconds,
                 call_timeout=opts.store_call_timeout,
+                client_id=opts.client_id,
                 description=f"client {opts.client_id}"
                 + (f", account {opts.account}" if opts.account else ""),
             ).open()

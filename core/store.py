@@ -271,6 +271,7 @@ class Store:
         call_timeout: float | None = 10.0,
         slow_seconds: float = 2.0,
         description: str = "",
+        client_id: int | None = None,
         flush_points: int = 1000,
         flush_seconds: float = 5.0,
         max_buffered: int = 1_000_000,
@@ -281,6 +282,7 @@ class Store:
         self.call_timeout = call_timeout
         self.slow_seconds = slow_seconds
         self.description = description
+        self.client_id = client_id
         self.flush_points = flush_points
         self.flush_seconds = flush_seconds
         self.max_buffered = max_buffered
@@ -454,7 +456,13 @@ class Store:
             if self._arctic is not None:
                 return
             import arcticdb
+            from arcticdb.config import set_config_int
 
+            if not self.is_local:
+                # Other consoles write here: look up a symbol's latest version on every
+                # read instead of trusting a cache for seconds (a cached version can
+                # have been pruned by its writer's next append meanwhile).
+                set_config_int("VersionMap.ReloadInterval", 0)
             arctic = arcticdb.Arctic(self._uri)
             options = arcticdb.LibraryOptions(dynamic_schema=True, prune_previous_versions=True)
             for name in LIBRARIES:
@@ -665,6 +673,16 @@ class Store:
             self._known[day] = known
         return known
 
+    def _maybe_theirs(self, fill: FillRecorded) -> bool:
+        """An execution of another IB client (a replay after a reconnect shows them):
+        another console of the desk may have journalled it already."""
+        return self.client_id is not None and fill.client_id != self.client_id
+
+    def _refresh_known(self, day: date) -> None:
+        """Load the day's exec ids again, every writer's (fills thread)."""
+        self._known.pop(day, None)
+        self._known_day(day)
+
     @staticmethod
     def _fill_day(fill: FillRecorded) -> date:
         return to_utc(fill.time).date()
@@ -728,6 +746,7 @@ class Store:
         durable: set[str] = set()
         self._settle_rechecks(written)
         incoming: dict[str, FillRecorded] = {}
+        refreshed: set[date] = set()
         for fill in fills:
             if fill.exec_id in incoming:
                 continue
@@ -735,7 +754,12 @@ class Store:
                 if self._pending_fills[fill.exec_id].commission is None:
                     self._pending_fills[fill.exec_id] = fill  # a later one may know more
                 continue
-            if fill.exec_id in self._known_day(self._fill_day(fill)):
+            day = self._fill_day(fill)
+            unknown = fill.exec_id not in self._known_day(day)
+            if unknown and self._maybe_theirs(fill) and day not in refreshed:
+                refreshed.add(day)
+                self._refresh_known(day)  # another console may have journalled it since
+            if fill.exec_id in self._known_day(day):
                 if fill.commission is None or fill.exec_id not in self._uncommissioned:
                     durable.add(fill.exec_id)
                     continue
@@ -958,7 +982,7 @@ class Store:
             if self.is_own(writer):
                 continue
             seen = self._followed_rows.get(symbol, 0)
-            rows = int(lib.get_description(symbol).row_count)
+            rows = int(_with_retry(lib.get_description, symbol).row_count)
             if rows <= seen:
                 continue
             self._followed_rows[symbol] = rows
