@@ -9,18 +9,44 @@ One :class:`Store` wraps one ArcticDB instance given by a URI:
   bucket must exist. The URI's credentials never reach a log line or a ``repr``
   (:func:`redact_uri`).
 
-Threads and ordering
---------------------
-ArcticDB calls never run on the asyncio (Qt) loop thread. Writes go to one dedicated
-writer thread, so they happen in the order they were asked for; history reads go to a
-second thread so a long read never delays a fill's write. Every public method that
-touches storage is a coroutine.
+Threads, ordering and health
+----------------------------
+ArcticDB calls never run on the asyncio (Qt) loop thread. Fills have a writer thread of
+their own, so a fill never waits behind a flush of buffered series or a batch of order
+updates; the other writes go to a second writer thread, in the order they were asked
+for; history reads to a third, so a long read delays no write; the lease is renewed on a
+fourth. Every public method that touches storage is a coroutine.
+
+Every call is bounded by ``call_timeout``: a call that does not answer (S3 unreachable
+blocks a call for as long as the SDK retries) raises :class:`StoreError` to its caller
+and is reported, while it goes on in its thread (it cannot be interrupted); what it
+carried is kept, and a fills write that lands after its caller gave up is reported new
+to the caller's retry. ``healthEvent`` (:class:`core.events.StoreHealthChanged`) says
+the store's state (``ok``, ``slow``, ``failing``, ``lease lost``, ``closed``) and
+:attr:`Store.pending_fills`, every fill not durable yet (queued, being written, or kept
+after a failure).
+
+A desk on one store: writers and leases
+---------------------------------------
+Each console writes under its own *writer* name (``[store] writer``, by default derived
+from account, client id and machine: :func:`core.config.default_writer`), and holds a
+lease on it in the ``leases`` library (:mod:`core.lease`): a second live console with the
+same name is refused at :meth:`Store.open`, naming the holder; a killed console's lease
+expires ``lease_seconds`` after its last renewal. Every write first checks the lease
+(renewing it when it is not good for another half of its length, e.g. after an
+outage), and a console whose lease was taken over writes nothing more. So each journal
+symbol has exactly one writing process: pruning its previous versions on append is safe
+for its data. Readers of a shared store look a symbol's latest version up on every read
+and read again when a version vanished under them (its writer pruned it meanwhile).
+
+Several processes opening a new store at once create its libraries once: "already
+exists" means another one won, and its library is used.
 
 Libraries and schema
 --------------------
 Times are UTC. A *journal* library holds one symbol per UTC day and writer,
-``"<YYYY-MM-DD>.<writer>"`` (``writer`` names the console, default ``"console"``), so no
-two processes ever append to the same symbol (ArcticDB does not support concurrent
+``"<YYYY-MM-DD>.<writer>"`` (the console's writer name, see above), so no two processes
+ever append to the same symbol (ArcticDB does not support concurrent
 writers to one symbol) and a day's records are one small read. A journal symbol's index
 is the record's time made non-decreasing within the symbol (ArcticDB appends must not go
 back in time; a replayed execution can be older than the last row); the true time is
@@ -47,9 +73,12 @@ dynamic schema, so columns can be added later.
 :class:`DailySummary`)
     strategy, realized, unrealized, daily, commissions float, fills int. Saving a day
     replaces that day's rows.
-``state`` (one symbol per key)
+``state`` (one symbol per writer and key, ``"state.<writer>.<key>"``)
     one row, column ``json``: a small JSON value that must survive a restart (e.g.
-    risk's trading state).
+    risk's trading state). A key saved before writers were named (``"state.<key>"``)
+    is read when the writer has none of its own.
+``leases`` (one symbol per writer, ``"lease.<writer>"``)
+    who holds the writer name and until when (:mod:`core.lease`).
 
 The fills journal: idempotent and durable
 -----------------------------------------
@@ -61,9 +90,19 @@ write nothing twice. One exception: an execution journalled without its commissi
 (the report had not arrived) is written once more when it comes again with the
 commission; that second copy is not counted as new. Reads keep one row per ``exec_id``:
 the last copy that has a commission, else the first, which also covers two consoles
-recording the same execution at the same moment. Concurrent calls are grouped into one
-write (group commit). ``append_fills`` returns only after ArcticDB's write returned: a
-returned fill is durable.
+recording the same execution at the same moment. An execution of another IB client
+(seen in a replay) is first checked against every writer's journal of its day again:
+another console may have journalled it since. Concurrent calls are grouped into one
+write (group commit). ``append_fills`` returns only once its rows read back from the
+store: a returned fill is durable. After a failed append the store re-reads what of it
+landed (a timeout can hide a successful write) before writing again, so a retry writes
+nothing twice.
+
+Every writer's fills are the account's book: :meth:`Store.load_book_fills` returns them
+with another console's strategies marked as its (``strategy@writer``,
+:func:`foreign_fill`), and :meth:`Store.follow` emits the fills other writers journal
+while this console runs. Position snapshots and P&L points of marked strategies are not
+recorded again here: their console records them.
 
 When a write fails (a full disk, S3 unreachable, permissions), the failed fills stay in
 an in-memory pending queue inside the store, the error is logged, emitted as
@@ -728,9 +767,11 @@ class Store:
         """Read the rows back: an append counts only once a read returns them."""
         lib = self._lib(FILLS)
         symbol = self._symbol(day)
-        missing = set(ids)
-        if lib.has_symbol(symbol):
-            missing -= set(lib.tail(symbol, len(ids), columns=["exec_id"]).data["exec_id"])
+        try:
+            tail = lib.tail(symbol, len(ids), columns=["exec_id"]).data
+        except Exception as exc:
+            raise RuntimeError(f"fills appended to {symbol} do not read back: {exc}") from exc
+        missing = ids - set(tail["exec_id"])
         if missing:
             raise RuntimeError(
                 f"{len(missing)} fills appended to {self._symbol(day)} do not read back"
