@@ -992,19 +992,19 @@ class Store:
 
     def follow(self, interval: float = 1.0) -> None:
         """Start looking every ``interval`` seconds for fills other writers journalled
-        today; new ones are emitted as ``foreignFillsEvent(writer, fills)``. Their
-        rows present at the first look are taken as seen (:meth:`load_fills` has them)."""
+        today; new ones are emitted as ``foreignFillsEvent(writer, fills)``. The first
+        look emits the day's rows so far: whatever was journalled between a
+        :meth:`load_book_fills` and this call is not missed (listeners key fills by
+        ``exec_id``, so the ones they had are no news to them)."""
         if self._follow_task is None or self._follow_task.done():
             self._follow_task = asyncio.ensure_future(self._follow(interval))
 
     async def _follow(self, interval: float) -> None:
-        first = True
         while not self._closed:
             try:
-                found = await self._read("follow", self._foreign_fills_sync, first)
+                found = await self._read("follow", self._foreign_fills_sync)
             except StoreError:
                 found = []  # reported; looked at again next time
-            first = False
             for writer, fills in found:
                 for fill in fills:
                     self._foreign(fill, writer)  # its positions are not ours to record
@@ -1013,7 +1013,7 @@ class Store:
                         self.foreignFillsEvent.emit(writer, fills)
             await asyncio.sleep(interval)
 
-    def _foreign_fills_sync(self, baseline: bool) -> list[tuple[str, list[FillRecorded]]]:
+    def _foreign_fills_sync(self) -> list[tuple[str, list[FillRecorded]]]:
         """Other writers' rows appended since the last look (reader thread)."""
         lib = self._lib(FILLS)
         today = datetime.now(UTC).date()
@@ -1027,8 +1027,6 @@ class Store:
             if rows <= seen:
                 continue
             self._followed_rows[symbol] = rows
-            if baseline:
-                continue
             df = _with_retry(lib.read, symbol, row_range=(seen, rows)).data
             df = df.assign(time=utc_index(df["time"])).set_index("time")
             out.append((writer, frame_to_records(df, FillRecorded)))
@@ -1295,8 +1293,12 @@ class Store:
     # -- daily summaries -------------------------------------------------------------------
 
     async def save_daily(self, summaries: Sequence[DailySummary]) -> None:
-        """Save daily summaries; the days they cover replace what was saved for them."""
-        await self._write("save_daily", self._save_daily_sync, list(summaries))
+        """Save daily summaries; the days they cover replace what was saved for them.
+
+        Another console's strategies are left out (that console saves them); the
+        account's row (:data:`ACCOUNT_TOTAL`) is the whole account's."""
+        own = [s for s in summaries if s.strategy not in self._foreign_strategies]
+        await self._write("save_daily", self._save_daily_sync, own)
 
     def _save_daily_sync(self, summaries: list[DailySummary]) -> None:
         if not summaries:

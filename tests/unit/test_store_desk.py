@@ -21,7 +21,8 @@ from core.config import Settings, default_writer
 from core.events import FillRecorded, PnLChanged, StoreHealthChanged
 from core.frames import records_to_frame
 from core.lease import LeaseHeld, WriterLease
-from core.store import FILLS, Store, StoreError, _get_or_create_library
+from core.store import FILLS, DailySummary, Store, StoreError, _get_or_create_library
+from helpers import wait_for
 
 pytestmark = pytest.mark.asyncio
 
@@ -311,24 +312,58 @@ async def test_load_book_fills_when_another_writer_then_its_strategies_marked(
         assert [p.strategy for p in a._pos_buffer] == ["alpha"]  # theirs: their console's
 
 
-async def test_follow_when_another_writer_appends_then_its_new_fills_emitted(
+async def test_follow_when_another_writer_appends_then_its_fills_emitted_once(
     store: Store,
 ) -> None:
     other = f"{datetime.now(UTC).date().isoformat()}.desk-b"
     lib = store._lib(FILLS)
-    before = today_fill(1)
-    lib.append(other, records_to_frame([before], FillRecorded).set_index("time", drop=False))
+
+    def theirs(fill: FillRecorded) -> None:
+        lib.append(other, records_to_frame([fill], FillRecorded).set_index("time", drop=False))
+
+    before, after = today_fill(1), today_fill(3)
+    theirs(before)
     seen: list[tuple[str, list[FillRecorded]]] = []
     store.foreignFillsEvent += lambda writer, fills: seen.append((writer, fills))
 
     store.follow(0.02)
-    await asyncio.sleep(0.1)  # the first look takes what is there as seen
+    await wait_for(lambda: seen, what="the first look")  # the first look: the day so far
     await store.append_fills([today_fill(2)])  # this console's own: not followed
-    after = today_fill(3)
-    lib.append(other, records_to_frame([after], FillRecorded).set_index("time", drop=False))
-    for _ in range(100):
-        if seen:
-            break
-        await asyncio.sleep(0.02)
+    theirs(after)
+    await wait_for(lambda: len(seen) == 2, what="their new fill")
+    await asyncio.sleep(0.1)  # more looks: nothing new
 
-    assert seen == [("desk-b", [after])]
+    assert seen == [("desk-b", [before]), ("desk-b", [after])]
+
+
+async def test_daily_when_another_consoles_strategy_then_not_saved_here(store: Store) -> None:
+    await store.load_book_fills()
+    store._foreign_strategies.add("beta@desk-b")  # as load_book_fills marks them
+    day = datetime.now(UTC).date()
+    await store.save_daily(
+        [DailySummary(day, "alpha", 1, 0, 1, 0, 1), DailySummary(day, "beta@desk-b", 2, 0, 2, 0, 1)]
+    )
+
+    assert list((await store.daily())["strategy"]) == ["alpha"]
+
+
+async def test_append_when_lease_taken_over_then_nothing_written_and_state_says_so(
+    store: Store,
+) -> None:
+    assert store._lease is not None
+    # Another console took the name (this one was cut off longer than the lease).
+    usurper = WriterLease(store._lib("leases"), store.writer, settle=0, description="client 9")
+    usurper._write(time.time() + 30, prune=False)
+    store._lease.valid_until = 0  # due for renewal: the next write checks first
+
+    with pytest.raises(StoreError, match="in use by client 9"):
+        await store.append_fills([today_fill(1)])
+    with pytest.raises(StoreError, match="in use by client 9"):
+        await store.append_fills([today_fill(2)])
+
+    assert store.state == "lease lost" and store.pending_fills == 2
+    assert len(await store.fills()) == 0
+    with pytest.raises(StoreError, match="in use by client 9"):
+        await store.close()  # says what it could not write; the usurper keeps its lease
+    held = usurper.read()
+    assert held is not None and held.holder == usurper.holder
