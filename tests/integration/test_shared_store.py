@@ -15,6 +15,7 @@ import os
 import signal
 import sys
 import textwrap
+import time
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -316,3 +317,43 @@ async def test_console_killed_mid_write_then_nothing_lost_and_its_lease_expires(
 
     raw, _ = await journal(uri)
     assert sorted(raw["exec_id"]) == sorted(gateway_exec_ids(gateway, client_id=7))
+
+
+OPENER = textwrap.dedent(
+    """
+    import asyncio, sys, time
+    from core.store import Store
+
+    async def main():
+        uri, writer, start_at = sys.argv[1], sys.argv[2], float(sys.argv[3])
+        time.sleep(max(0.0, start_at - time.time()))  # every process at the same instant
+        async with Store(uri, writer=writer, lease_seconds=5) as store:
+            print("OPENED", store.writer, flush=True)
+
+    asyncio.run(main())
+    """
+)
+
+
+async def test_new_bucket_when_processes_open_it_at_once_then_all_open(s3: MotoS3) -> None:
+    uri = s3.new_bucket()
+    start_at = time.time() + 4  # after the interpreters have imported ArcticDB
+    procs = [
+        await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-c",
+            OPENER,
+            uri,
+            f"desk-{i}",
+            str(start_at),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=os.environ | {"PYTHONPATH": os.getcwd()},
+        )
+        for i in range(3)
+    ]
+    outputs = [await asyncio.wait_for(p.communicate(), 60) for p in procs]
+
+    for i, (p, (out, err)) in enumerate(zip(procs, outputs, strict=True)):
+        assert p.returncode == 0, err.decode()[-2000:]
+        assert out.decode().split() == ["OPENED", f"desk-{i}"]
