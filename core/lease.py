@@ -102,9 +102,16 @@ class WriterLease:
 
     def read(self) -> LeaseRecord | None:
         """The lease as stored, or None when there is none."""
-        if not self.library.has_symbol(self.symbol):
-            return None
-        row = self.library.read(self.symbol).data.iloc[0]
+        # A read, not has_symbol: ArcticDB's has_symbol holds the GIL while S3 answers.
+        try:
+            df = self.library.read(self.symbol).data
+        except Exception as exc:
+            from arcticdb.exceptions import NoSuchVersionException
+
+            if isinstance(exc, NoSuchVersionException):
+                return None
+            raise
+        row = df.iloc[0]
         return LeaseRecord(
             writer=str(row["writer"]),
             holder=str(row["holder"]),
@@ -138,7 +145,15 @@ class WriterLease:
             raise LeaseHeld(self.writer, current, now)
         # No pruning: a process taking the lease at the same instant must not lose the
         # version it reads back to a prune of ours.
-        self._write(now + self.lease_seconds, prune=False)
+        try:
+            self._write(now + self.lease_seconds, prune=False)
+        except Exception:
+            # ArcticDB refuses a write racing another's to the same symbol: if that
+            # other one took the lease, say so; else it is a storage error.
+            current = self.read()
+            if current is not None and current.holder != self.holder:
+                raise LeaseHeld(self.writer, current, self._clock()) from None
+            raise
         self._sleep(self.settle)
         current = self.read()
         if current is None or current.holder != self.holder:

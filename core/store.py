@@ -187,6 +187,9 @@ FILLS, ORDERS, AUDIT, POSITIONS, PNL, DAILY, STATE = (
 )
 LIBRARIES = (FILLS, ORDERS, AUDIT, POSITIONS, PNL, DAILY, STATE, LEASES)
 
+#: The symbol of the ``leases`` library listing every writer of the store.
+ROSTER = "roster"
+
 #: The writer every console used before writers were named (see :meth:`Store.is_own`).
 LEGACY_WRITER = "console"
 
@@ -247,6 +250,68 @@ def _with_retry(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         reraise=True,
     )
     return retrying(fn, *args, **kwargs)
+
+
+def _missing(exc: BaseException) -> bool:
+    """ArcticDB's "no such symbol" (a read of a symbol never written)."""
+    from arcticdb.exceptions import NoSuchVersionException
+
+    return isinstance(exc, NoSuchVersionException)
+
+
+def _read_or_none(lib: Any, symbol: str, **kwargs: Any) -> pd.DataFrame | None:
+    """``lib.read(symbol).data``, or None when there is no such symbol.
+
+    The store asks this way, never with ``has_symbol``: ArcticDB's ``has_symbol``,
+    ``get_description`` and ``list_symbols`` hold Python's GIL while they wait for S3,
+    so on an outage they would freeze every thread of the console, the window too;
+    reads and writes let go of it.
+    """
+    try:
+        return _with_retry(lib.read, symbol, **kwargs).data
+    except Exception as exc:
+        if _missing(exc):
+            return None
+        raise
+
+
+def _read_many(lib: Any, requests: list[Any]) -> dict[str, pd.DataFrame]:
+    """Several reads in one call (``arcticdb.ReadRequest``s); symbols that do not
+    exist are left out."""
+
+    def batch() -> dict[str, pd.DataFrame]:
+        out = {}
+        for request, item in zip(requests, lib.read_batch(requests), strict=True):
+            data = getattr(item, "data", None)
+            if data is not None:
+                out[request.symbol] = data
+            elif "NO_SUCH_VERSION" not in str(getattr(item, "error_code", "")):
+                # Raise ArcticDB's own exception, so a vanished version is read again.
+                exc = getattr(item, "exception_type", None)
+                if isinstance(exc, type) and issubclass(exc, Exception):
+                    raise exc(f"{item}")
+                raise RuntimeError(f"reading {request.symbol}: {item}")
+        return out
+
+    return _with_retry(batch)
+
+
+def _symbols(lib: Any) -> list[str]:
+    """Every live symbol of ``lib``, listed from the storage itself.
+
+    Not ArcticDB's symbol list (its cached, compacted index of symbols): compactions by
+    several processes at once, guarded by a lock that only waits a while for a
+    contender, can leave out a symbol another process has just created, and a journal
+    missing from the list is fills missing from the book. Listing the version keys is
+    one LIST request per thousand symbols (a journal has one symbol per day and writer).
+    Like ``list_symbols`` it holds the GIL while S3 answers: only history reads and
+    opening use it; what runs periodically or on the write path knows its symbols from
+    the desk's roster (:meth:`Store._writers`).
+    """
+    nvs = getattr(lib, "_nvs", None)  # the public list_symbols has no switch for it
+    if nvs is None:
+        return list(lib.list_symbols())
+    return list(nvs.list_symbols(use_symbol_list=False))
 
 
 def _get_or_create_library(arctic: Any, name: str, options: Any) -> Any:
@@ -418,6 +483,7 @@ class Store:
                 description=self.description,
             )
             await self._call(self._lease_pool, "open", self._lease.acquire, timeout=open_timeout)
+            await self._call(self._lease_pool, "open", self._register_sync, timeout=open_timeout)
             self._lease_task = asyncio.ensure_future(self._keep_lease())
         today = datetime.now(UTC).date()
         for day in (today, date.fromordinal(today.toordinal() - 1)):
@@ -532,6 +598,7 @@ class Store:
             except LeaseHeld as exc:
                 self._lost = str(exc)
                 raise
+        self._register_sync()
 
     def _check_lease(self) -> None:
         """Before every write: refuse once the lease is lost; renew it first when it is
@@ -674,10 +741,14 @@ class Store:
         last = self._last_index.get(key)
         if last is None:
             last = np.int64(np.iinfo(np.int64).min)
-            if lib.has_symbol(symbol):
+            try:
                 tail = lib.tail(symbol, 1).data
-                if len(tail):
-                    last = np.int64(pd.DatetimeIndex(tail.index)[-1].value)
+            except Exception as exc:
+                if not _missing(exc):
+                    raise
+                tail = None  # its first append
+            if tail is not None and len(tail):
+                last = np.int64(pd.DatetimeIndex(tail.index)[-1].value)
         times = pd.DatetimeIndex(df["time"]).asi8
         index = np.maximum.accumulate(np.maximum(times, last))
         df = df.set_axis(pd.DatetimeIndex(index.astype("datetime64[ns]")).tz_localize(UTC))
@@ -698,16 +769,18 @@ class Store:
     def _known_day(self, day: date) -> set[str]:
         known = self._known.get(day)
         if known is None:
-            lib = self._lib(FILLS)
+            from arcticdb import ReadRequest
+
             known = set()
-            prefix = day.isoformat() + "."
             with_commission: set[str] = set()
-            for symbol in lib.list_symbols():
-                if symbol.startswith(prefix):
-                    df = _with_retry(lib.read, symbol, columns=["exec_id", "commission"]).data
-                    known.update(df["exec_id"])
-                    if "commission" in df.columns:
-                        with_commission.update(df["exec_id"][df["commission"].notna()])
+            requests = [
+                ReadRequest(self._symbol(day, w), columns=["exec_id", "commission"])
+                for w in self._writers()
+            ]
+            for df in _read_many(self._lib(FILLS), requests).values():
+                known.update(df["exec_id"])
+                if "commission" in df.columns:
+                    with_commission.update(df["exec_id"][df["commission"].notna()])
             self._uncommissioned |= known - with_commission
             self._known[day] = known
         return known
@@ -728,11 +801,9 @@ class Store:
 
     def _journalled_copies(self, day: date) -> dict[str, bool]:
         """This writer's journal for ``day``: exec id -> whether a copy has a commission."""
-        lib = self._lib(FILLS)
-        symbol = self._symbol(day)
-        if not lib.has_symbol(symbol):
+        df = _read_or_none(self._lib(FILLS), self._symbol(day), columns=["exec_id", "commission"])
+        if df is None:
             return {}
-        df = lib.read(symbol, columns=["exec_id", "commission"]).data
         out: dict[str, bool] = {}
         for exec_id, commission in zip(df["exec_id"], df["commission"], strict=True):
             out[exec_id] = out.get(exec_id, False) or commission == commission
@@ -1015,22 +1086,52 @@ class Store:
 
     def _foreign_fills_sync(self) -> list[tuple[str, list[FillRecorded]]]:
         """Other writers' rows appended since the last look (reader thread)."""
-        lib = self._lib(FILLS)
+        from arcticdb import ReadRequest
+
         today = datetime.now(UTC).date()
+        theirs = {self._symbol(today, w): w for w in self._writers() if not self.is_own(w)}
+        requests = [
+            ReadRequest(symbol, row_range=(self._followed_rows.get(symbol, 0), None))
+            for symbol in theirs
+        ]
         out = []
-        for _day, symbol in self._journal_symbols(FILLS, today, today):
-            writer = symbol.split(".", 1)[1]
-            if self.is_own(writer):
+        for symbol, df in _read_many(self._lib(FILLS), requests).items():
+            if not len(df):
                 continue
-            seen = self._followed_rows.get(symbol, 0)
-            rows = int(_with_retry(lib.get_description, symbol).row_count)
-            if rows <= seen:
-                continue
-            self._followed_rows[symbol] = rows
-            df = _with_retry(lib.read, symbol, row_range=(seen, rows)).data
+            self._followed_rows[symbol] = self._followed_rows.get(symbol, 0) + len(df)
             df = df.assign(time=utc_index(df["time"])).set_index("time")
-            out.append((writer, frame_to_records(df, FillRecorded)))
+            out.append((theirs[symbol], frame_to_records(df, FillRecorded)))
         return out
+
+    # -- the desk's roster -----------------------------------------------------------------
+
+    def _roster_sync(self) -> list[str]:
+        """The writers registered in this store (any thread)."""
+        df = _read_or_none(self._lib(LEASES), ROSTER)
+        return [] if df is None else [str(w) for w in df["writer"]]
+
+    def _register_sync(self) -> None:
+        """Put this writer on the roster if it is not (lease thread: at open and at every
+        renewal). Two consoles registering at the same instant can each overwrite the
+        other's addition: the one left out adds itself again at its next renewal."""
+        roster = self._roster_sync()
+        if self.writer in roster:
+            return
+        df = pd.DataFrame({"writer": [*roster, self.writer]})
+        try:
+            # No pruning: another writer may be reading it at this moment.
+            self._lib(LEASES).write(ROSTER, df, prune_previous_versions=False)
+        except Exception as exc:
+            # ArcticDB refuses a write racing another process's to the same symbol.
+            log.info("store roster busy (%s); registering again at the next renewal", exc)
+
+    def _writers(self) -> list[str]:
+        """Every writer whose journals may hold the account's records: the roster, this
+        console, and on a local store the name used before writers were named."""
+        names = dict.fromkeys([self.writer, *self._roster_sync()])
+        if self.is_local:
+            names[LEGACY_WRITER] = None
+        return list(names)
 
     # -- orders and audit ------------------------------------------------------------------
 
@@ -1074,7 +1175,7 @@ class Store:
         self, library: str, first: date | None, last: date | None
     ) -> list[tuple[date, str]]:
         out = []
-        for symbol in self._lib(library).list_symbols():
+        for symbol in _symbols(self._lib(library)):
             try:
                 day = date.fromisoformat(symbol.split(".", 1)[0])
             except ValueError:
@@ -1206,7 +1307,8 @@ class Store:
             by_day.setdefault(to_utc(p.time).date(), []).append(p)
         for day, rows in sorted(by_day.items()):
             lib = self._lib(POSITIONS)
-            if self._positions_day != day and not lib.has_symbol(self._symbol(day)):
+            new_day = self._positions_day != day
+            if new_day and _read_or_none(lib, self._symbol(day), row_range=(0, 1)) is None:
                 # The day's first snapshot carries every open position forward.
                 t0 = rows[0].time
                 carried = [
@@ -1317,10 +1419,10 @@ class Store:
             },
             index=pd.DatetimeIndex([pd.Timestamp(s.day, tz=UTC) for s in summaries], name="day"),
         ).sort_index(kind="stable")
-        if not lib.has_symbol(symbol):
+        old = _read_or_none(lib, symbol)
+        if old is None:
             lib.write(symbol, df)
             return
-        old = lib.read(symbol).data
         days = set(df.index)
         merged = pd.concat([old[~old.index.isin(days)], df]).sort_index(kind="stable")
         lib.write(symbol, merged)
@@ -1332,7 +1434,7 @@ class Store:
     def _daily_sync(self, start: date | None, end: date | None) -> pd.DataFrame:
         lib = self._lib(DAILY)
         frames = []
-        for symbol in lib.list_symbols():
+        for symbol in _symbols(lib):
             if symbol.startswith("summary."):
                 df = lib.read(symbol).data
                 df["writer"] = symbol.split(".", 1)[1]
@@ -1371,8 +1473,9 @@ class Store:
         lib = self._lib(STATE)
         # This writer's value; before writers were named, one value for every console.
         for symbol in (_state_symbol(key, self.writer), _state_symbol(key)):
-            if lib.has_symbol(symbol):
-                return json.loads(lib.read(symbol).data["json"].iloc[0])
+            df = _read_or_none(lib, symbol)
+            if df is not None:
+                return json.loads(df["json"].iloc[0])
         return default
 
 

@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 import pytest
 import pytest_asyncio
+from arcticdb.exceptions import NoSuchVersionException
 from store_records import make_fill, make_position
 
 from core.config import Settings, default_writer
@@ -87,13 +88,12 @@ class FakeLibrary:
         self.meet = meet
         self._met: set[int] = set()
 
-    def has_symbol(self, symbol: str) -> bool:
+    def read(self, symbol: str) -> Any:
         if self.meet is not None and threading.get_ident() not in self._met:
             self._met.add(threading.get_ident())
             self.meet.wait(5)
-        return symbol in self.symbols
-
-    def read(self, symbol: str) -> Any:
+        if symbol not in self.symbols:
+            raise NoSuchVersionException(f"no symbol {symbol}")
         return type("Item", (), {"data": self.symbols[symbol].copy()})()
 
     def write(self, symbol: str, df: pd.DataFrame, prune_previous_versions: bool) -> None:
@@ -321,6 +321,11 @@ async def test_follow_when_another_writer_appends_then_its_fills_emitted_once(
     def theirs(fill: FillRecorded) -> None:
         lib.append(other, records_to_frame([fill], FillRecorded).set_index("time", drop=False))
 
+    # desk-b's console registered at its open; desk-a's registration was lost to the
+    # same instant (each overwrote the other's): desk-a adds itself again on renewal.
+    store._lib("leases").write("roster", pd.DataFrame({"writer": ["desk-b"]}))
+    store._renew_sync()
+    assert sorted(store._roster_sync()) == ["desk-a", "desk-b"]
     before, after = today_fill(1), today_fill(3)
     theirs(before)
     seen: list[tuple[str, list[FillRecorded]]] = []
