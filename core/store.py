@@ -38,6 +38,12 @@ outage), and a console whose lease was taken over writes nothing more. So each j
 symbol has exactly one writing process: pruning its previous versions on append is safe
 for its data. Readers of a shared store look a symbol's latest version up on every read
 and read again when a version vanished under them (its writer pruned it meanwhile).
+Every writer puts its name on a roster (symbol ``roster`` of ``leases``) at open and at
+each renewal; what runs periodically or on the write path finds the other writers'
+journals through it, because ArcticDB's ``list_symbols``, ``has_symbol`` and
+``get_description`` hold Python's GIL while S3 is silent and would freeze the console on
+an outage (reads and writes release it). History reads and opening list symbols from
+storage (:func:`_symbols`).
 
 Several processes opening a new store at once create its libraries once: "already
 exists" means another one won, and its library is used.
