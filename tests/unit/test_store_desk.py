@@ -372,3 +372,41 @@ async def test_append_when_lease_taken_over_then_nothing_written_and_state_says_
         await store.close()  # says what it could not write; the usurper keeps its lease
     held = usurper.read()
     assert held is not None and held.holder == usurper.holder
+
+
+async def test_wait_journalled_when_store_hangs_then_bounded_and_names_what_is_pending(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ib_async import IB, CommissionReport, Contract, Execution, Fill
+
+    from core.trading import TradeManager
+
+    lib = store._lib(FILLS)
+    real_append = lib.append
+    release = threading.Event()
+    monkeypatch.setattr(lib, "append", lambda *a, **k: (release.wait(10), real_append(*a, **k)))
+    tm = TradeManager(IB(), journal=store)
+    execution = Execution(
+        execId="e1",
+        time=datetime.now(UTC),
+        acctNumber="DU0000001",
+        side="BOT",
+        shares=10,
+        price=100.0,
+        clientId=1,
+        orderId=7,
+        orderRef="alpha",
+    )
+    contract = Contract(conId=1, symbol="X", secType="STK", currency="USD")
+    tm.handle_fill_event(
+        None, Fill(contract, execution, CommissionReport("e1", 1.0), execution.time)
+    )
+
+    started = time.monotonic()
+    assert await tm.wait_journalled(0.3) == ["e1"]  # shutdown: bounded, and says what
+    assert time.monotonic() - started < 1.0
+
+    release.set()
+    monkeypatch.setattr(lib, "append", real_append)
+    assert await tm.wait_journalled(10) == []
+    assert list((await store.fills())["exec_id"]) == ["e1"]
