@@ -36,6 +36,7 @@ import logging.handlers
 import math
 import os
 import re
+import socket
 import tomllib
 import types
 import typing
@@ -70,6 +71,7 @@ __all__ = [
     "SimSettings",
     "StoreSettings",
     "default_config_path",
+    "default_writer",
     "load_settings",
     "redact_text",
     "redact_uri",
@@ -336,6 +338,33 @@ class StoreSettings(_Section):
     """
 
     uri: str = Field(default=_COMPUTED)
+    #: This console's name in the store (its journals, its lease). Empty: derived from
+    #: the account, the client id and the machine (:meth:`Settings.store_writer`), which
+    #: is unique on a desk without configuration. Letters, digits, ``_`` and ``-``.
+    writer: str = ""
+    #: How long the writer's lease lasts without renewal: a console killed without
+    #: closing holds its name this long (renewed every third of it while running).
+    lease_seconds: float = 30.0
+    #: A store call (an ArcticDB read or write) not answered in this time is reported
+    #: as failing; the data it carried is kept and written again.
+    call_timeout: float = 10.0
+    #: At shutdown, how long to wait for the fills journal before giving up (and
+    #: naming the fills not written: IB replays them at the next connect).
+    shutdown_timeout: float = 15.0
+
+    @field_validator("writer")
+    @classmethod
+    def _writer(cls, v: str) -> str:
+        v = v.strip()
+        if v and not re.fullmatch(r"[A-Za-z0-9_\-]+", v):
+            raise ValueError(f"{_show(v)} must be letters, digits, _ and - only")
+        return v
+
+    @field_validator("lease_seconds", "call_timeout", "shutdown_timeout")
+    @classmethod
+    def _positive(cls, v: float) -> float:
+        _must_be_positive(v)
+        return v
 
     @field_validator("uri", mode="before")
     @classmethod
@@ -518,6 +547,29 @@ class Settings(_Section):
     def uses_simulator(self) -> bool:
         """True when no TWS port is configured: the console runs its embedded gateway."""
         return self.ib.port is None
+
+    @property
+    def store_writer(self) -> str:
+        """This console's writer name in the store: ``[store] writer``, else derived
+        (:func:`default_writer`) from the account, client id and machine."""
+        ib = self.ib
+        return self.store.writer or default_writer(ib.account, ib.client_id, ib.host, ib.port)
+
+
+def default_writer(
+    account: str, client_id: int, host: str = "127.0.0.1", port: int | None = None
+) -> str:
+    """A writer name unique on a desk without configuration: ``ACCOUNT-cCLIENT-MACHINE``.
+
+    Two consoles on one gateway differ by client id (the gateway refuses a second
+    connection with the same one); consoles on different machines by the machine's
+    name. Without a configured account (the gateway's first), the gateway stands in
+    for it (``sim`` for the embedded one), so two gateways on one machine differ too.
+    The name stays the same across restarts, so a console finds its journals again.
+    """
+    machine = socket.gethostname().split(".")[0] or "host"
+    where = account or ("sim" if port is None else f"{host}_{port}")
+    return re.sub(r"[^A-Za-z0-9_\-]", "_", f"{where}-c{client_id}-{machine}")
 
 
 # --------------------------------------------------------------------------- loading

@@ -34,6 +34,7 @@ __all__ = [
     "ReconciliationBreakFound",
     "SessionResynchronised",
     "StoreErrorOccurred",
+    "StoreHealthChanged",
     "TradingState",
     "TradingStateChanged",
     "now_utc",
@@ -304,3 +305,21 @@ class SessionResynchronised:
             f"{self.subscriptions} market data subscription"
             f"{'' if self.subscriptions == 1 else 's'} renewed; trading {self.trading_state.value}"
         )
+
+
+@dataclass(frozen=True, slots=True)
+class StoreHealthChanged:
+    """The store's health changed: its ``state`` or how many fills wait to be durable.
+
+    ``state`` is one of ``"ok"``, ``"slow"`` (a call took longer than it should, but
+    worked), ``"failing"`` (the last write failed or timed out: what it carried is kept
+    and retried), ``"lease lost"`` (another console took this console's writer
+    identity: nothing more is written) and ``"closed"``. ``pending_fills`` counts every
+    execution not durable yet; ``message`` says why, credentials redacted.
+    """
+
+    state: str
+    pending_fills: int
+    message: str = ""
+    writer: str = ""
+    time: datetime = field(default_factory=now_utc)

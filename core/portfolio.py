@@ -657,7 +657,8 @@ class PortfolioManager:
         """Rebuild the books from the store's fills journal; returns how many fills."""
         if self.store is None:
             return 0
-        fills = await self.store.load_fills()
+        # Every console's fills: another's under its own, marked strategies.
+        fills = await self.store.load_book_fills()
         if self.account:
             fills = [f for f in fills if not f.account or f.account == self.account]
         start = self.trading_day.start

@@ -23,7 +23,7 @@ from ib_async import Contract, ContractDetails
 
 from core.account import AccountInfo
 from core.audit import AuditLog
-from core.config import Settings, user_data_dir
+from core.config import Settings, default_writer, user_data_dir
 from core.connection import Connection, ConnectionState, ConnectionStatusChanged, ReconnectPolicy
 from core.contracts import ContractService
 from core.emergency import EmergencyStop
@@ -41,7 +41,7 @@ from core.orderids import OrderIdSequence
 from core.portfolio import PortfolioManager
 from core.risk import RiskManager, RiskPolicy
 from core.sim import SimGateway
-from core.store import ACCOUNT_TOTAL, Store
+from core.store import ACCOUNT_TOTAL, Store, StoreError, foreign_fill
 from core.strategies import StrategyManager
 from core.trading import TradeManager
 from core.tradingday import DEFAULT_TZ, TradingDay, TradingDayStarted
@@ -73,6 +73,13 @@ class SessionOptions:
     #: midnight, New York). Portfolio, risk and the GUI roll over there, in place.
     day_tz: str = DEFAULT_TZ
     day_start: time = time(0)
+    #: This console's writer name in the store; empty: :func:`core.config.default_writer`.
+    store_writer: str = ""
+    store_lease_seconds: float = 30.0
+    store_call_timeout: float = 10.0
+    store_shutdown_timeout: float = 15.0
+    #: How often to look for fills other consoles journalled (None: never).
+    store_follow_seconds: float | None = 1.0
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SessionOptions:
@@ -93,6 +100,17 @@ class SessionOptions:
             order_ids_file=user_data_dir() / "order-ids.json",
             day_tz=ib.day_tz,
             day_start=ib.day_start,
+            store_writer=settings.store_writer,
+            store_lease_seconds=settings.store.lease_seconds,
+            store_call_timeout=settings.store.call_timeout,
+            store_shutdown_timeout=settings.store.shutdown_timeout,
+        )
+
+    @property
+    def writer(self) -> str:
+        """The store writer name these options give (configured, else derived)."""
+        return self.store_writer or default_writer(
+            self.account, self.client_id, self.host, self.port
         )
 
 
@@ -136,6 +154,8 @@ class ConsoleSession:
         self.trading_day = TradingDay(options.day_tz, options.day_start)
         self.trading_day.dayStarted += self._on_day_started
         self._down_since: datetime | None = None
+        #: (fill: FillRecorded) another console's fill, strategy marked ``name@writer``.
+        self.foreignFillReceived: Event = Event("foreignFillReceived")
 
     @property
     def embedded(self) -> bool:
@@ -161,7 +181,15 @@ class ConsoleSession:
             host, port = "127.0.0.1", self.gateway.port
             log.info("embedded simulated gateway on %s:%d", host, port)
         if opts.store_uri is not None:
-            self.store = await Store(opts.store_uri).open()
+            self.store = await Store(
+                opts.store_uri,
+                writer=opts.writer,
+                lease_seconds=opts.store_lease_seconds,
+                call_timeout=opts.store_call_timeout,
+                client_id=opts.client_id,
+                description=f"client {opts.client_id}"
+                + (f", account {opts.account}" if opts.account else ""),
+            ).open()
             self.audit.attach_sink(self.store.append_audit)
         conn = self.connection = Connection(
             host,
@@ -202,6 +230,10 @@ class ConsoleSession:
         self.portfolio.positionChanged += self._on_position
         self.trades.fillReceived += self.portfolio.on_fill
         await self.portfolio.restore()
+        if self.store is not None and opts.store_follow_seconds is not None:
+            # The account's book across consoles: other consoles' fills, as theirs.
+            self.store.foreignFillsEvent += self._on_foreign_fills
+            self.store.follow(opts.store_follow_seconds)
         risk_settings = self.settings.risk if self.settings is not None else None
         policy = RiskPolicy(
             breach_action=risk_settings.breach_action if risk_settings else "reducing",
@@ -240,6 +272,16 @@ class ConsoleSession:
         await conn.connect()  # its `connected` event starts account subscriptions, resync
         await self.strategies.start(self.trades)
         self.trading_day.run()
+
+    def _on_foreign_fills(self, writer: str, fills: list[FillRecorded]) -> None:
+        """Another console journalled fills: into the book under its strategies, marked
+        as its (``strategy@writer``), so positions, P&L and reconciliation cover the
+        account and none of it passes for this console's."""
+        assert self.portfolio is not None
+        for fill in fills:
+            relabelled = foreign_fill(fill, writer)
+            self.portfolio.on_fill(relabelled)
+            self.foreignFillReceived.emit(relabelled)
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)
@@ -349,7 +391,7 @@ class ConsoleSession:
         """The day's fills from the journal, for the fills view at start."""
         if self.store is None:
             return []
-        return await self.store.load_fills(self.trading_day.start)
+        return await self.store.load_book_fills(self.trading_day.start)
 
     async def todays_pnl(self) -> pd.DataFrame | None:
         """The day's P&L points from the store, for the chart at start."""
@@ -367,7 +409,16 @@ class ConsoleSession:
         if self.strategies is not None:
             await self.strategies.stop()
         if self.trades is not None:
-            await self.trades.wait_journalled()
+            timeout = self.options.store_shutdown_timeout
+            pending = await self.trades.wait_journalled(timeout)
+            if pending:
+                log.error(
+                    "closing with %d fills not journalled after %g s: %s; IB replays them "
+                    "at the next connect",
+                    len(pending),
+                    timeout,
+                    ", ".join(pending),
+                )
         for task in list(self._tasks):
             task.cancel()
         if self.portfolio is not None:
@@ -376,6 +427,9 @@ class ConsoleSession:
         if self.connection is not None:
             await self.connection.disconnect()
         if self.store is not None:
-            await self.store.close()
+            try:
+                await self.store.close(self.options.store_shutdown_timeout)
+            except StoreError as exc:
+                log.error("the store did not close cleanly: %s", exc)
         if self.gateway is not None:
             await self.gateway.stop()

@@ -9,18 +9,50 @@ One :class:`Store` wraps one ArcticDB instance given by a URI:
   bucket must exist. The URI's credentials never reach a log line or a ``repr``
   (:func:`redact_uri`).
 
-Threads and ordering
---------------------
-ArcticDB calls never run on the asyncio (Qt) loop thread. Writes go to one dedicated
-writer thread, so they happen in the order they were asked for; history reads go to a
-second thread so a long read never delays a fill's write. Every public method that
-touches storage is a coroutine.
+Threads, ordering and health
+----------------------------
+ArcticDB calls never run on the asyncio (Qt) loop thread. Fills have a writer thread of
+their own, so a fill never waits behind a flush of buffered series or a batch of order
+updates; the other writes go to a second writer thread, in the order they were asked
+for; history reads to a third, so a long read delays no write; the lease is renewed on a
+fourth. Every public method that touches storage is a coroutine.
+
+Every call is bounded by ``call_timeout``: a call that does not answer (S3 unreachable
+blocks a call for as long as the SDK retries) raises :class:`StoreError` to its caller
+and is reported, while it goes on in its thread (it cannot be interrupted); what it
+carried is kept, and a fills write that lands after its caller gave up is reported new
+to the caller's retry. ``healthEvent`` (:class:`core.events.StoreHealthChanged`) says
+the store's state (``ok``, ``slow``, ``failing``, ``lease lost``, ``closed``) and
+:attr:`Store.pending_fills`, every fill not durable yet (queued, being written, or kept
+after a failure).
+
+A desk on one store: writers and leases
+---------------------------------------
+Each console writes under its own *writer* name (``[store] writer``, by default derived
+from account, client id and machine: :func:`core.config.default_writer`), and holds a
+lease on it in the ``leases`` library (:mod:`core.lease`): a second live console with the
+same name is refused at :meth:`Store.open`, naming the holder; a killed console's lease
+expires ``lease_seconds`` after its last renewal. Every write first checks the lease
+(renewing it when it is not good for another half of its length, e.g. after an
+outage), and a console whose lease was taken over writes nothing more. So each journal
+symbol has exactly one writing process: pruning its previous versions on append is safe
+for its data. Readers of a shared store look a symbol's latest version up on every read
+and read again when a version vanished under them (its writer pruned it meanwhile).
+Every writer puts its name on a roster (symbol ``roster`` of ``leases``) at open and at
+each renewal; what runs periodically or on the write path finds the other writers'
+journals through it, because ArcticDB's ``list_symbols``, ``has_symbol`` and
+``get_description`` hold Python's GIL while S3 is silent and would freeze the console on
+an outage (reads and writes release it). History reads and opening list symbols from
+storage (:func:`_symbols`).
+
+Several processes opening a new store at once create its libraries once: "already
+exists" means another one won, and its library is used.
 
 Libraries and schema
 --------------------
 Times are UTC. A *journal* library holds one symbol per UTC day and writer,
-``"<YYYY-MM-DD>.<writer>"`` (``writer`` names the console, default ``"console"``), so no
-two processes ever append to the same symbol (ArcticDB does not support concurrent
+``"<YYYY-MM-DD>.<writer>"`` (the console's writer name, see above), so no two processes
+ever append to the same symbol (ArcticDB does not support concurrent
 writers to one symbol) and a day's records are one small read. A journal symbol's index
 is the record's time made non-decreasing within the symbol (ArcticDB appends must not go
 back in time; a replayed execution can be older than the last row); the true time is
@@ -47,9 +79,12 @@ dynamic schema, so columns can be added later.
 :class:`DailySummary`)
     strategy, realized, unrealized, daily, commissions float, fills int. Saving a day
     replaces that day's rows.
-``state`` (one symbol per key)
+``state`` (one symbol per writer and key, ``"state.<writer>.<key>"``)
     one row, column ``json``: a small JSON value that must survive a restart (e.g.
-    risk's trading state).
+    risk's trading state). A key saved before writers were named (``"state.<key>"``)
+    is read when the writer has none of its own.
+``leases`` (one symbol per writer, ``"lease.<writer>"``)
+    who holds the writer name and until when (:mod:`core.lease`).
 
 The fills journal: idempotent and durable
 -----------------------------------------
@@ -61,9 +96,19 @@ write nothing twice. One exception: an execution journalled without its commissi
 (the report had not arrived) is written once more when it comes again with the
 commission; that second copy is not counted as new. Reads keep one row per ``exec_id``:
 the last copy that has a commission, else the first, which also covers two consoles
-recording the same execution at the same moment. Concurrent calls are grouped into one
-write (group commit). ``append_fills`` returns only after ArcticDB's write returned: a
-returned fill is durable.
+recording the same execution at the same moment. An execution of another IB client
+(seen in a replay) is first checked against every writer's journal of its day again:
+another console may have journalled it since. Concurrent calls are grouped into one
+write (group commit). ``append_fills`` returns only once its rows read back from the
+store: a returned fill is durable. After a failed append the store re-reads what of it
+landed (a timeout can hide a successful write) before writing again, so a retry writes
+nothing twice.
+
+Every writer's fills are the account's book: :meth:`Store.load_book_fills` returns them
+with another console's strategies marked as its (``strategy@writer``,
+:func:`foreign_fill`), and :meth:`Store.follow` emits the fills other writers journal
+while this console runs. Position snapshots and P&L points of marked strategies are not
+recorded again here: their console records them.
 
 When a write fails (a full disk, S3 unreachable, permissions), the failed fills stay in
 an in-memory pending queue inside the store, the error is logged, emitted as
@@ -88,14 +133,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import enum
 import gc
 import json
 import logging
-import math
 import re
 import threading
-import typing
+import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime
@@ -104,6 +147,7 @@ from typing import Any, TypeVar
 import numpy as np
 import pandas as pd
 from eventkit import Event
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_fixed
 
 from core.events import (
     AuditRecorded,
@@ -112,7 +156,26 @@ from core.events import (
     PnLChanged,
     PositionChanged,
     StoreErrorOccurred,
+    StoreHealthChanged,
 )
+from core.frames import empty_frame, frame_to_records, records_to_frame, to_utc, utc_index
+from core.lease import LEASES, LeaseHeld, WriterLease
+
+__all__ = [
+    "ACCOUNT_TOTAL",
+    "LEGACY_WRITER",
+    "DailySummary",
+    "LeaseHeld",
+    "LeaseLost",
+    "Store",
+    "StoreError",
+    "foreign_fill",
+    "foreign_strategy",
+    "frame_to_records",
+    "records_to_frame",
+    "redact_uri",
+    "writer_name",
+]
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +191,13 @@ FILLS, ORDERS, AUDIT, POSITIONS, PNL, DAILY, STATE = (
     "daily",
     "state",
 )
-LIBRARIES = (FILLS, ORDERS, AUDIT, POSITIONS, PNL, DAILY, STATE)
+LIBRARIES = (FILLS, ORDERS, AUDIT, POSITIONS, PNL, DAILY, STATE, LEASES)
+
+#: The symbol of the ``leases`` library listing every writer of the store.
+ROSTER = "roster"
+
+#: The writer every console used before writers were named (see :meth:`Store.is_own`).
+LEGACY_WRITER = "console"
 
 _SECRET_KEYS = ("secret", "access", "AccountKey", "SharedAccessSignature", "password")
 _SECRET_RE = re.compile(r"(?i)\b(" + "|".join(_SECRET_KEYS) + r")=([^&;]*)")
@@ -154,6 +223,122 @@ class StoreError(RuntimeError):
         super().__init__(f"{operation}: {message}")
 
 
+class LeaseLost(RuntimeError):
+    """This console's writer name was taken over: it writes nothing more."""
+
+
+class _Default:
+    """The type of :data:`_DEFAULT` (a timeout left to the store's setting)."""
+
+
+_DEFAULT = _Default()
+
+
+def writer_name(name: str) -> str:
+    """``name`` as a writer name: letters, digits, ``_`` and ``-`` (others become ``_``)."""
+    return _NAME_RE.sub("_", name.strip()) or LEGACY_WRITER
+
+
+def _vanished(exc: BaseException) -> bool:
+    """A read raced a prune of the version it had resolved (the writer appended)."""
+    from arcticdb.exceptions import KeyNotFoundException
+
+    return isinstance(exc, KeyNotFoundException)
+
+
+def _with_retry(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Read another writer's symbol: a read that lost its version to that writer's
+    prune (it appended meanwhile) is simply read again."""
+    retrying = Retrying(
+        retry=retry_if_exception(_vanished),
+        stop=stop_after_attempt(5),
+        wait=wait_fixed(0.05),
+        reraise=True,
+    )
+    return retrying(fn, *args, **kwargs)
+
+
+def _missing(exc: BaseException) -> bool:
+    """ArcticDB's "no such symbol" (a read of a symbol never written)."""
+    from arcticdb.exceptions import NoSuchVersionException
+
+    return isinstance(exc, NoSuchVersionException)
+
+
+def _read_or_none(lib: Any, symbol: str, **kwargs: Any) -> pd.DataFrame | None:
+    """``lib.read(symbol).data``, or None when there is no such symbol.
+
+    The store asks this way, never with ``has_symbol``: ArcticDB's ``has_symbol``,
+    ``get_description`` and ``list_symbols`` hold Python's GIL while they wait for S3,
+    so on an outage they would freeze every thread of the console, the window too;
+    reads and writes let go of it.
+    """
+    try:
+        return _with_retry(lib.read, symbol, **kwargs).data
+    except Exception as exc:
+        if _missing(exc):
+            return None
+        raise
+
+
+def _read_many(lib: Any, requests: list[Any]) -> dict[str, pd.DataFrame]:
+    """Several reads in one call (``arcticdb.ReadRequest``s); symbols that do not
+    exist are left out."""
+
+    def batch() -> dict[str, pd.DataFrame]:
+        out = {}
+        for request, item in zip(requests, lib.read_batch(requests), strict=True):
+            data = getattr(item, "data", None)
+            if data is not None:
+                out[request.symbol] = data
+            elif "NO_SUCH_VERSION" not in str(getattr(item, "error_code", "")):
+                # Raise ArcticDB's own exception, so a vanished version is read again.
+                exc = getattr(item, "exception_type", None)
+                if isinstance(exc, type) and issubclass(exc, Exception):
+                    raise exc(f"{item}")
+                raise RuntimeError(f"reading {request.symbol}: {item}")
+        return out
+
+    return _with_retry(batch)
+
+
+def _symbols(lib: Any) -> list[str]:
+    """Every live symbol of ``lib``, listed from the storage itself.
+
+    Not ArcticDB's symbol list (its cached, compacted index of symbols): compactions by
+    several processes at once, guarded by a lock that only waits a while for a
+    contender, can leave out a symbol another process has just created, and a journal
+    missing from the list is fills missing from the book. Listing the version keys is
+    one LIST request per thousand symbols (a journal has one symbol per day and writer).
+    Like ``list_symbols`` it holds the GIL while S3 answers: only history reads and
+    opening use it; what runs periodically or on the write path knows its symbols from
+    the desk's roster (:meth:`Store._writers`).
+    """
+    nvs = getattr(lib, "_nvs", None)  # the public list_symbols has no switch for it
+    if nvs is None:
+        return list(lib.list_symbols())
+    return list(nvs.list_symbols(use_symbol_list=False))
+
+
+def _get_or_create_library(arctic: Any, name: str, options: Any) -> Any:
+    """The library ``name``, created if missing; safe when several processes open a new
+    store at once (one of them creates it, the others find it: no error)."""
+    for attempt in range(10):
+        try:
+            return arctic.get_library(name, create_if_missing=True, library_options=options)
+        except ValueError as exc:
+            if "already exists" not in str(exc):
+                raise
+            # Another process created it between our look and our create.
+            try:
+                return arctic.get_library(name)
+            except Exception:
+                if attempt == 9:
+                    raise
+                time.sleep(0.05 * (attempt + 1))  # its config is being written
+    raise AssertionError("unreachable")
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class DailySummary:
     """One strategy's (or the account's, :data:`ACCOUNT_TOTAL`) figures for one day."""
@@ -165,125 +350,6 @@ class DailySummary:
     daily: float
     commissions: float
     fills: int
-
-
-# -- dataclass <-> DataFrame ---------------------------------------------------------------
-
-(
-    _KIND_FLOAT,
-    _KIND_OPT_FLOAT,
-    _KIND_INT,
-    _KIND_OPT_INT,
-    _KIND_STR,
-    _KIND_OPT_STR,
-    _KIND_TIME,
-    _KIND_BOOL,
-) = range(8)
-
-
-def _kind(hint: Any) -> int:
-    args = typing.get_args(hint)
-    optional = type(None) in args
-    base = next((a for a in args if a is not type(None)), hint) if args else hint
-    if base is datetime:
-        return _KIND_TIME
-    if base is bool:
-        return _KIND_BOOL
-    if base is float:
-        return _KIND_OPT_FLOAT if optional else _KIND_FLOAT
-    if base is int:
-        return _KIND_OPT_INT if optional else _KIND_INT
-    return _KIND_OPT_STR if optional else _KIND_STR
-
-
-_SCHEMAS: dict[type, list[tuple[str, int]]] = {}
-
-
-def _schema(cls: type) -> list[tuple[str, int]]:
-    schema = _SCHEMAS.get(cls)
-    if schema is None:
-        hints = typing.get_type_hints(cls)
-        schema = [(f.name, _kind(hints[f.name])) for f in dataclasses.fields(cls)]
-        _SCHEMAS[cls] = schema
-    return schema
-
-
-def _to_utc(t: datetime) -> pd.Timestamp:
-    ts = pd.Timestamp(t)
-    return ts.tz_localize(UTC) if ts.tzinfo is None else ts.tz_convert(UTC)
-
-
-def records_to_frame(records: Sequence[Any], cls: type) -> pd.DataFrame:
-    """Frozen event dataclasses as a DataFrame with ArcticDB-friendly dtypes.
-
-    ``None`` in a float or int field becomes NaN (ints with None become float columns);
-    times become ``datetime64[ns, UTC]``; enums their value.
-    """
-    cols: dict[str, Any] = {}
-    for name, kind in _schema(cls):
-        values = [getattr(r, name) for r in records]
-        if kind == _KIND_TIME:
-            cols[name] = pd.DatetimeIndex([_to_utc(v) for v in values], tz=UTC)
-        elif kind in (_KIND_FLOAT, _KIND_OPT_FLOAT, _KIND_OPT_INT):
-            cols[name] = np.array(
-                [math.nan if v is None else float(v) for v in values], dtype=np.float64
-            )
-        elif kind == _KIND_INT:
-            cols[name] = np.array(values, dtype=np.int64)
-        elif kind == _KIND_BOOL:
-            cols[name] = np.array(values, dtype=bool)
-        else:
-            # None becomes "" (ArcticDB types an all-None column as string anyway).
-            cols[name] = np.array(
-                ["" if v is None else v.value if isinstance(v, enum.Enum) else v for v in values],
-                dtype=object,
-            )
-    return pd.DataFrame(cols)
-
-
-def frame_to_records(df: pd.DataFrame, cls: type[T]) -> list[T]:
-    """The inverse of :func:`records_to_frame` (the ``time`` field may be the index)."""
-    schema = _schema(cls)
-    columns: dict[str, list[Any]] = {}
-    for name, kind in schema:
-        if name in df.columns:
-            raw = df[name]
-        elif name == df.index.name:
-            raw = df.index.to_series()
-        else:
-            columns[name] = [None] * len(df)
-            continue
-        if kind == _KIND_TIME:
-            columns[name] = [ts.to_pydatetime() for ts in _utc_index(raw)]
-        elif kind == _KIND_FLOAT:
-            columns[name] = [float(v) for v in raw]
-        elif kind == _KIND_OPT_FLOAT:
-            columns[name] = [None if v != v else float(v) for v in raw]
-        elif kind == _KIND_INT:
-            columns[name] = [int(v) for v in raw]
-        elif kind == _KIND_OPT_INT:
-            columns[name] = [None if v != v else int(v) for v in raw]
-        elif kind == _KIND_BOOL:
-            columns[name] = [bool(v) for v in raw]
-        elif kind == _KIND_OPT_STR:
-            columns[name] = [v if isinstance(v, str) and v else None for v in raw]
-        else:
-            columns[name] = [v if isinstance(v, str) else "" for v in raw]
-    names = [n for n, _ in schema]
-    return [
-        cls(**dict(zip(names, row, strict=True))) for row in zip(*columns.values(), strict=True)
-    ]
-
-
-def _utc_index(values: Any) -> pd.DatetimeIndex:
-    """Times as a UTC DatetimeIndex (ArcticDB returns time columns tz-naive, in UTC)."""
-    index = pd.DatetimeIndex(values)
-    return index.tz_localize(UTC) if index.tz is None else index.tz_convert(UTC)
-
-
-def _empty(cls: type) -> pd.DataFrame:
-    df = records_to_frame([], cls)
-    return df.set_index("time") if "time" in df.columns else df
 
 
 # -- the store -----------------------------------------------------------------------------
@@ -299,6 +365,11 @@ class Store:
         * ``errorEvent`` (error: :class:`core.events.StoreErrorOccurred`): a storage
           operation failed (also logged, and raised to the caller as :class:`StoreError`
           where there is one)
+        * ``healthEvent`` (health: :class:`core.events.StoreHealthChanged`): the store's
+          state or its count of fills not durable yet changed
+        * ``foreignFillsEvent`` (writer: str, fills: list of
+          :class:`core.events.FillRecorded`): another console's fills, new since the
+          last look (:meth:`follow`)
     """
 
     def __init__(
@@ -306,24 +377,45 @@ class Store:
         uri: str,
         *,
         writer: str = "console",
+        lease_seconds: float | None = 30.0,
+        call_timeout: float | None = 10.0,
+        slow_seconds: float = 2.0,
+        description: str = "",
+        client_id: int | None = None,
         flush_points: int = 1000,
         flush_seconds: float = 5.0,
         max_buffered: int = 1_000_000,
     ) -> None:
         self._uri = uri
-        self.writer = _NAME_RE.sub("_", writer) or "console"
+        self.writer = writer_name(writer)
+        self.lease_seconds = lease_seconds
+        self.call_timeout = call_timeout
+        self.slow_seconds = slow_seconds
+        self.description = description
+        self.client_id = client_id
         self.flush_points = flush_points
         self.flush_seconds = flush_seconds
         self.max_buffered = max_buffered
         self.errorEvent: Event = Event("errorEvent")
+        self.healthEvent: Event = Event("healthEvent")
+        self.foreignFillsEvent: Event = Event("foreignFillsEvent")
         self._secrets = _secrets(uri)
+        # Fills have a thread of their own, so a fill never waits behind a flush of
+        # buffered series or a batch of order updates; the lease has one so it is
+        # renewed while a write hangs.
+        self._fill_pool = ThreadPoolExecutor(1, thread_name_prefix="store-write-fills")
         self._write_pool = ThreadPoolExecutor(1, thread_name_prefix="store-write")
         self._read_pool = ThreadPoolExecutor(1, thread_name_prefix="store-read")
+        self._lease_pool = ThreadPoolExecutor(1, thread_name_prefix="store-lease")
         self._arctic: Any = None
         self._libs: dict[str, Any] = {}
         self._open_lock = threading.Lock()
         self._closed = False
-        # Owned by the writer thread.
+        self._lease: WriterLease | None = None
+        self._lease_lock = threading.Lock()
+        self._lease_task: asyncio.Task[None] | None = None
+        self._lost: str | None = None  # why the lease was lost, once it is
+        # Owned by the fills thread.
         self._known: dict[date, set[str]] = {}
         # Known exec ids whose journalled copies all lack the commission.
         self._uncommissioned: set[str] = set()
@@ -331,17 +423,31 @@ class Store:
         self._updates: set[str] = set()
         self._pending_fills: dict[str, FillRecorded] = {}
         self._unreported: set[str] = set()
+        # Days whose last append failed: what landed is re-read before writing again.
+        self._recheck: set[date] = set()
+        # Owned by whichever thread writes the library (fills or the other journals).
         self._last_index: dict[tuple[str, str], np.int64] = {}
         self._open_positions: dict[tuple[str, int], PositionChanged] | None = None
         self._positions_day: date | None = None
         # Owned by the loop thread.
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread = threading.get_ident()
         self._fill_queue: list[tuple[list[FillRecorded], asyncio.Future[int]]] = []
         self._fill_task: asyncio.Task[None] | None = None
+        self._not_durable: set[str] = set()
+        self._state = "ok"
+        self._health_message = ""
+        self._last_health: tuple[str, int] = ("ok", 0)
         self._pnl_buffer: list[PnLChanged] = []
         self._pos_buffer: list[PositionChanged] = []
         self._flush_timer: asyncio.TimerHandle | None = None
         self._flush_task: asyncio.Task[None] | None = None
         self._pnl_lock = asyncio.Lock()
+        # Following other writers' fills (the reader thread owns the row counts).
+        self._followed_rows: dict[str, int] = {}
+        self._follow_task: asyncio.Task[None] | None = None
+        # Other consoles' strategies as marked in this console's book (loop thread).
+        self._foreign_strategies: set[str] = set()
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -354,13 +460,40 @@ class Store:
         return f"Store({self.uri!r}, writer={self.writer!r})"
 
     async def open(self) -> Store:
-        """Connect, create the libraries if missing and load the exec ids journalled
-        today and yesterday (UTC: what IB replays after a restart), so the first fills
-        do not wait for that. Raises :class:`StoreError`."""
-        await self._write("open", self._open_sync)
+        """Connect, create the libraries if missing, take the writer's lease and load
+        the exec ids journalled today and yesterday (UTC: what IB replays after a
+        restart), so the first fills do not wait for that.
+
+        Raises :class:`StoreError`; its ``__cause__`` is :class:`core.lease.LeaseHeld`
+        when another live console writes under the same name.
+        """
+        self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
+        try:
+            return await self._open()
+        except BaseException:
+            await self._release_threads()
+            raise
+
+    async def _open(self) -> Store:
+        open_timeout = None if self.call_timeout is None else 6 * self.call_timeout
+        await self._call(self._write_pool, "open", self._open_sync, timeout=open_timeout)
+        if self.lease_seconds is not None:
+            self._lease = WriterLease(
+                self._lib(LEASES),
+                self.writer,
+                lease_seconds=self.lease_seconds,
+                # One machine sees its own writes at once; S3 gets a second for the
+                # read-back that settles two consoles taking the lease together.
+                settle=0.02 if self.is_local else None,
+                description=self.description,
+            )
+            await self._call(self._lease_pool, "open", self._lease.acquire, timeout=open_timeout)
+            await self._call(self._lease_pool, "open", self._register_sync, timeout=open_timeout)
+            self._lease_task = asyncio.ensure_future(self._keep_lease())
         today = datetime.now(UTC).date()
-        await self._write("open", self._known_day, today)
-        await self._write("open", self._known_day, date.fromordinal(today.toordinal() - 1))
+        for day in (today, date.fromordinal(today.toordinal() - 1)):
+            await self._call(self._fill_pool, "open", self._known_day, day, timeout=open_timeout)
         return self
 
     async def __aenter__(self) -> Store:
@@ -369,45 +502,82 @@ class Store:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    async def close(self) -> None:
-        """Write everything buffered and pending, then release the threads.
+    async def close(self, timeout: float | None = None) -> None:
+        """Write everything buffered and pending, release the lease and the threads.
 
-        Raises :class:`StoreError` if something could not be written (it is still
+        Waits at most ``timeout`` seconds (default: the call timeout, or 30 s) for the
+        writes. Raises :class:`StoreError` naming what could not be written (it is also
         logged and emitted); the threads are released either way.
         """
         if self._closed:
             return
+        if timeout is None:
+            timeout = 3 * self.call_timeout if self.call_timeout is not None else 30.0
+        problem: StoreError | None = None
         try:
-            if self._fill_task is not None:
-                with contextlib.suppress(Exception):
-                    await self._fill_task
-            await self.flush()
-            if self._pending_fills:
-                await self.append_fills([])
+            async with asyncio.timeout(timeout):
+                if self._fill_task is not None:
+                    with contextlib.suppress(Exception):
+                        await asyncio.shield(self._fill_task)
+                await self.flush()
+                if self._pending_fills:
+                    await self.append_fills([])
+        except StoreError as exc:
+            problem = exc
+        except TimeoutError:
+            problem = self._failure("close", RuntimeError(f"still writing after {timeout:g} s"))
         finally:
+            for task in (self._lease_task, self._follow_task):
+                if task is not None:
+                    task.cancel()
+            lease = self._lease
+            if lease is not None and self._lost is None and problem is None:
+                with contextlib.suppress(Exception):
+                    await self._call(self._lease_pool, "close", lease.release, timeout=timeout)
+            pending = sorted(self._not_durable | set(self._pending_fills))
+            if pending:
+                log.error(
+                    "store closed with %d fills not durable (IB replays them at the next "
+                    "connect): %s",
+                    len(pending),
+                    ", ".join(pending[:20]) + (" …" if len(pending) > 20 else ""),
+                )
             self._closed = True
-            if self._flush_timer is not None:
-                self._flush_timer.cancel()
-            await asyncio.to_thread(self._read_pool.shutdown, True)
-            await asyncio.to_thread(self._write_pool.shutdown, True)
-            # LMDB allows one open environment per path and process: let it go now, so
-            # the same path can be opened again (restart in tests, tools).
-            self._libs.clear()
-            self._arctic = None
-            gc.collect()
+            self._set_health("closed", "closed" + (f": {problem}" if problem else ""))
+            await self._release_threads(wait=problem is None)
+        if problem is not None:
+            raise problem
+
+    async def _release_threads(self, *, wait: bool = True) -> None:
+        self._closed = True
+        if self._flush_timer is not None:
+            self._flush_timer.cancel()
+        pools = (self._read_pool, self._write_pool, self._fill_pool, self._lease_pool)
+        for pool in pools:
+            # A hung call cannot be interrupted: after a failed close, do not wait for it.
+            await asyncio.to_thread(pool.shutdown, wait, cancel_futures=not wait)
+        # LMDB allows one open environment per path and process: let it go now, so the
+        # same path can be opened again (restart in tests, tools).
+        self._libs.clear()
+        self._arctic = None
+        gc.collect()
 
     def _open_sync(self) -> None:
         with self._open_lock:
             if self._arctic is not None:
                 return
             import arcticdb
+            from arcticdb.config import set_config_int
 
+            if not self.is_local:
+                # Other consoles write here: look up a symbol's latest version on every
+                # read instead of trusting a cache for seconds (a cached version can
+                # have been pruned by its writer's next append meanwhile).
+                set_config_int("VersionMap.ReloadInterval", 0)
             arctic = arcticdb.Arctic(self._uri)
             options = arcticdb.LibraryOptions(dynamic_schema=True, prune_previous_versions=True)
             for name in LIBRARIES:
-                self._libs[name] = arctic.get_library(
-                    name, create_if_missing=True, library_options=options
-                )
+                self._libs[name] = _get_or_create_library(arctic, name, options)
             self._arctic = arctic
             log.info("store opened: %s (writer %s)", self.uri, self.writer)
 
@@ -416,26 +586,91 @@ class Store:
             self._open_sync()
         return self._libs[name]
 
+    # -- the lease -------------------------------------------------------------------------
+
+    async def _keep_lease(self) -> None:
+        """Renew the lease every third of its length until it is lost or the store closes."""
+        assert self._lease is not None
+        while not self._closed and self._lost is None:
+            await asyncio.sleep(self._lease.lease_seconds / 3)
+            with contextlib.suppress(StoreError):  # reported; tried again next time
+                await self._call(self._lease_pool, "renew lease", self._renew_sync)
+
+    def _renew_sync(self) -> None:
+        assert self._lease is not None
+        with self._lease_lock:
+            try:
+                self._lease.renew()
+            except LeaseHeld as exc:
+                self._lost = str(exc)
+                raise
+        self._register_sync()
+
+    def _check_lease(self) -> None:
+        """Before every write: refuse once the lease is lost; renew it first when it is
+        not good for another half of its length (after an outage, say), so nothing is
+        written under a name another console may have taken meanwhile."""
+        if self._lease is None:
+            return
+        if self._lost is not None:
+            raise LeaseLost(self._lost)
+        if not self._lease.fresh(self._lease.lease_seconds / 2):
+            self._renew_sync()
+
     # -- running on the store's threads ----------------------------------------------------
 
     async def _write(self, operation: str, fn: Callable[..., T], *args: Any) -> T:
-        return await self._run(self._write_pool, operation, fn, *args)
+        return await self._call(self._write_pool, operation, fn, *args)
 
     async def _read(self, operation: str, fn: Callable[..., T], *args: Any) -> T:
-        return await self._run(self._read_pool, operation, fn, *args)
+        # History reads can be long (many days on S3): they get a longer bound.
+        timeout = None if self.call_timeout is None else 6 * self.call_timeout
+        return await self._call(self._read_pool, operation, fn, *args, timeout=timeout)
 
-    async def _run(
-        self, pool: ThreadPoolExecutor, operation: str, fn: Callable[..., T], *args: Any
+    async def _call(
+        self,
+        pool: ThreadPoolExecutor,
+        operation: str,
+        fn: Callable[..., T],
+        *args: Any,
+        timeout: float | _Default | None = _DEFAULT,
+        abandoned: Callable[[T], None] | None = None,
     ) -> T:
+        """Run ``fn`` on ``pool``, bounded by ``timeout`` (default: the call timeout).
+
+        A call that times out cannot be interrupted: it goes on in its thread and the
+        caller gets a :class:`StoreError`; ``abandoned`` then gets its result if it
+        succeeds later. Writes (every pool but the reader's) drive the store's health.
+        """
         if self._closed:
             raise StoreError(operation, "the store is closed")
-        loop = asyncio.get_running_loop()
+        limit = self.call_timeout if isinstance(timeout, _Default) else timeout
+        health = pool is not self._read_pool
+        cf = pool.submit(fn, *args)
+        started = time.monotonic()
         try:
-            return await loop.run_in_executor(pool, fn, *args)
+            result = await asyncio.wait_for(asyncio.wrap_future(cf), limit)
+        except TimeoutError:
+            if abandoned is not None and not cf.cancelled():
+                cf.add_done_callback(lambda f: None if f.exception() else abandoned(f.result()))
+            error = TimeoutError(
+                f"no answer from the store after {limit:g} s"
+                + ("" if cf.cancelled() else "; the call goes on in the background")
+            )
+            raise self._failure(operation, error, health=health) from error
         except Exception as exc:
-            raise self._failure(operation, exc) from exc
+            raise self._failure(operation, exc, health=health) from exc
+        if health:
+            elapsed = time.monotonic() - started
+            if elapsed > self.slow_seconds:
+                self._set_health("slow", f"{operation} took {elapsed:.1f} s")
+            elif self._state in ("slow", "failing") and (
+                operation != "renew lease" or not self._not_durable
+            ):
+                self._set_health("ok", "")
+        return result
 
-    def _failure(self, operation: str, exc: BaseException) -> StoreError:
+    def _failure(self, operation: str, exc: BaseException, *, health: bool = True) -> StoreError:
         if isinstance(exc, StoreError):
             return exc
         message = f"{type(exc).__name__}: {exc}"
@@ -447,34 +682,84 @@ class Store:
             operation,
             self.uri,
             message,
-            len(self._pending_fills),
+            self.pending_fills,
         )
         with contextlib.suppress(Exception):
-            self.errorEvent.emit(
-                StoreErrorOccurred(operation, message, pending_fills=len(self._pending_fills))
-            )
+            self.errorEvent.emit(StoreErrorOccurred(operation, message, self.pending_fills))
+        if self._lost is not None:
+            self._set_health("lease lost", self._lost)
+        elif health:
+            self._set_health("failing", f"{operation}: {message}")
         return error
 
-    # -- journals (writer thread) ----------------------------------------------------------
+    # -- health ----------------------------------------------------------------------------
+
+    @property
+    def state(self) -> str:
+        """``ok``, ``slow``, ``failing``, ``lease lost`` or ``closed``
+        (see :class:`core.events.StoreHealthChanged`)."""
+        return self._state
+
+    def health(self) -> StoreHealthChanged:
+        """The store's health now, as an event (for a window attaching late)."""
+        return StoreHealthChanged(
+            self._state, self.pending_fills, self._health_message, self.writer
+        )
+
+    def _set_health(self, state: str | None = None, message: str | None = None) -> None:
+        """Update the state (None: keep it) and emit when state or pending count changed.
+
+        Runs on the loop thread; other threads go through ``call_soon_threadsafe``.
+        """
+        if self._loop is not None and threading.get_ident() != self._loop_thread:
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody listens
+                self._loop.call_soon_threadsafe(self._set_health, state, message)
+            return
+        if state is not None and not (self._state == "lease lost" and state != "closed"):
+            self._state = state
+            if message is not None:
+                self._health_message = message
+        key = (self._state, self.pending_fills)
+        if key == self._last_health:
+            return
+        self._last_health = key
+        event = self.health()
+        if self._state in ("failing", "lease lost"):
+            log.warning("store %s: %s (%d fills pending)", *key[:1], event.message, key[1])
+        with contextlib.suppress(Exception):
+            self.healthEvent.emit(event)
+
+    # -- journals (any writing thread) -----------------------------------------------------
 
     def _symbol(self, day: date, writer: str | None = None) -> str:
         return f"{day.isoformat()}.{writer or self.writer}"
 
     def _append_journal(self, library: str, day: date, df: pd.DataFrame) -> None:
-        """Append ``df`` (with a ``time`` column) to this writer's symbol for ``day``."""
+        """Append ``df`` (with a ``time`` column) to this writer's symbol for ``day``.
+
+        Only this process writes this symbol (the lease sees to it), so the versions
+        it prunes are its own, and its last index is its own to cache.
+        """
+        self._check_lease()
         lib = self._lib(library)
         symbol = self._symbol(day)
         key = (library, symbol)
         last = self._last_index.get(key)
         if last is None:
             last = np.int64(np.iinfo(np.int64).min)
-            if lib.has_symbol(symbol):
+            try:
                 tail = lib.tail(symbol, 1).data
-                if len(tail):
-                    last = np.int64(pd.DatetimeIndex(tail.index)[-1].value)
+            except Exception as exc:
+                if not _missing(exc):
+                    raise
+                tail = None  # its first append
+            if tail is not None and len(tail):
+                last = np.int64(pd.DatetimeIndex(tail.index)[-1].value)
         times = pd.DatetimeIndex(df["time"]).asi8
         index = np.maximum.accumulate(np.maximum(times, last))
         df = df.set_axis(pd.DatetimeIndex(index.astype("datetime64[ns]")).tz_localize(UTC))
+        # Until this append is known to have landed, the cached last index is not ours.
+        self._last_index.pop(key, None)
         lib.append(symbol, df)
         self._last_index[key] = np.int64(index[-1])
 
@@ -490,28 +775,96 @@ class Store:
     def _known_day(self, day: date) -> set[str]:
         known = self._known.get(day)
         if known is None:
-            lib = self._lib(FILLS)
+            from arcticdb import ReadRequest
+
             known = set()
-            prefix = day.isoformat() + "."
             with_commission: set[str] = set()
-            for symbol in lib.list_symbols():
-                if symbol.startswith(prefix):
-                    df = lib.read(symbol, columns=["exec_id", "commission"]).data
-                    known.update(df["exec_id"])
-                    if "commission" in df.columns:
-                        with_commission.update(df["exec_id"][df["commission"].notna()])
+            requests = [
+                ReadRequest(self._symbol(day, w), columns=["exec_id", "commission"])
+                for w in self._writers()
+            ]
+            for df in _read_many(self._lib(FILLS), requests).values():
+                known.update(df["exec_id"])
+                if "commission" in df.columns:
+                    with_commission.update(df["exec_id"][df["commission"].notna()])
             self._uncommissioned |= known - with_commission
             self._known[day] = known
         return known
 
+    def _maybe_theirs(self, fill: FillRecorded) -> bool:
+        """An execution of another IB client (a replay after a reconnect shows them):
+        another console of the desk may have journalled it already."""
+        return self.client_id is not None and fill.client_id != self.client_id
+
+    def _refresh_known(self, day: date) -> None:
+        """Load the day's exec ids again, every writer's (fills thread)."""
+        self._known.pop(day, None)
+        self._known_day(day)
+
     @staticmethod
     def _fill_day(fill: FillRecorded) -> date:
-        return _to_utc(fill.time).date()
+        return to_utc(fill.time).date()
 
-    def _write_fills_sync(self, fills: list[FillRecorded]) -> set[str]:
-        """Write the fills the journal does not hold; return the ids now reported new."""
+    def _journalled_copies(self, day: date) -> dict[str, bool]:
+        """This writer's journal for ``day``: exec id -> whether a copy has a commission."""
+        df = _read_or_none(self._lib(FILLS), self._symbol(day), columns=["exec_id", "commission"])
+        if df is None:
+            return {}
+        out: dict[str, bool] = {}
+        for exec_id, commission in zip(df["exec_id"], df["commission"], strict=True):
+            out[exec_id] = out.get(exec_id, False) or commission == commission
+        return out
+
+    def _settle_rechecks(self, written: set[str]) -> None:
+        """After a failed append: pending fills that landed anyway are written, not
+        written again (a timeout or a lost reply can hide a successful append)."""
+        for day in sorted(self._recheck):
+            pending = [f for f in self._pending_fills.values() if self._fill_day(f) == day]
+            if pending:
+                copies = self._journalled_copies(day)
+                for f in pending:
+                    if f.exec_id in copies and (f.commission is None or copies[f.exec_id]):
+                        self._landed(day, [f])
+                        if f.exec_id not in self._updates:  # an update is not a new fill
+                            written.add(f.exec_id)
+                        self._updates.discard(f.exec_id)
+            self._recheck.discard(day)
+
+    def _landed(self, day: date, fills: list[FillRecorded]) -> None:
+        """Bookkeeping for fills now in the journal."""
+        self._known_day(day).update(f.exec_id for f in fills)
+        for f in fills:
+            if f.commission is None:
+                self._uncommissioned.add(f.exec_id)
+            else:
+                self._uncommissioned.discard(f.exec_id)
+            self._pending_fills.pop(f.exec_id, None)
+
+    def _verify(self, day: date, ids: set[str]) -> None:
+        """Read the rows back: an append counts only once a read returns them."""
+        lib = self._lib(FILLS)
+        symbol = self._symbol(day)
+        try:
+            tail = lib.tail(symbol, len(ids), columns=["exec_id"]).data
+        except Exception as exc:
+            raise RuntimeError(f"fills appended to {symbol} do not read back: {exc}") from exc
+        missing = ids - set(tail["exec_id"])
+        if missing:
+            raise RuntimeError(
+                f"{len(missing)} fills appended to {self._symbol(day)} do not read back"
+            )
+
+    def _write_fills_sync(self, fills: list[FillRecorded]) -> tuple[set[str], set[str]]:
+        """Write the fills the journal does not hold.
+
+        Returns the ids to report new to this batch's callers, and every id now durable.
+        """
         batch_ids = {f.exec_id for f in fills}
+        written: set[str] = set()
+        durable: set[str] = set()
+        self._settle_rechecks(written)
         incoming: dict[str, FillRecorded] = {}
+        refreshed: set[date] = set()
         for fill in fills:
             if fill.exec_id in incoming:
                 continue
@@ -519,39 +872,41 @@ class Store:
                 if self._pending_fills[fill.exec_id].commission is None:
                     self._pending_fills[fill.exec_id] = fill  # a later one may know more
                 continue
-            if fill.exec_id in self._known_day(self._fill_day(fill)):
+            day = self._fill_day(fill)
+            unknown = fill.exec_id not in self._known_day(day)
+            if unknown and self._maybe_theirs(fill) and day not in refreshed:
+                refreshed.add(day)
+                self._refresh_known(day)  # another console may have journalled it since
+            if fill.exec_id in self._known_day(day):
                 if fill.commission is None or fill.exec_id not in self._uncommissioned:
+                    durable.add(fill.exec_id)
                     continue
                 # Journalled without its commission: write it again, now with it.
                 self._updates.add(fill.exec_id)
             incoming[fill.exec_id] = fill
-        to_write = {**self._pending_fills, **incoming}
-        if not to_write:
-            return self._report(batch_ids, set())
-        self._pending_fills = to_write
+        self._pending_fills = {**self._pending_fills, **incoming}
         by_day: dict[date, list[FillRecorded]] = {}
-        for fill in to_write.values():
+        for fill in self._pending_fills.values():
             by_day.setdefault(self._fill_day(fill), []).append(fill)
-        written: set[str] = set()
         try:
             for day, day_fills in sorted(by_day.items()):
-                self._append_journal(FILLS, day, records_to_frame(day_fills, FillRecorded))
                 ids = {f.exec_id for f in day_fills}
-                self._known_day(day).update(ids)
-                for f in day_fills:
-                    if f.commission is None:
-                        self._uncommissioned.add(f.exec_id)
-                    else:
-                        self._uncommissioned.discard(f.exec_id)
+                try:
+                    self._append_journal(FILLS, day, records_to_frame(day_fills, FillRecorded))
+                    self._verify(day, ids)
+                except BaseException:
+                    self._recheck.add(day)
+                    raise
+                self._landed(day, day_fills)
                 written |= ids - self._updates  # a commission update is not a new fill
+                durable |= ids
                 self._updates -= ids
-                for exec_id in ids:
-                    del self._pending_fills[exec_id]
         except BaseException:
             # Durable but not acknowledged to the caller: count them new next time.
             self._unreported |= written
+            self._report_durable(written)
             raise
-        return self._report(batch_ids, written)
+        return self._report(batch_ids, written), durable | written
 
     def _report(self, batch_ids: set[str], written: set[str]) -> set[str]:
         """The ids to report new to this batch's callers.
@@ -565,18 +920,41 @@ class Store:
         self._unreported -= reported
         return reported
 
+    def _report_durable(self, ids: set[str]) -> None:
+        """From a store thread: these fills are durable (for :attr:`pending_fills`)."""
+        if ids and self._loop is not None:
+            with contextlib.suppress(RuntimeError):
+                self._loop.call_soon_threadsafe(self._now_durable, set(ids))
+
+    def _now_durable(self, ids: set[str]) -> None:
+        self._not_durable -= ids
+        self._set_health()
+
+    def _abandoned_fills(self, result: tuple[set[str], set[str]]) -> None:
+        """A fills write that timed out finished after all (on the fills thread): its
+        callers were told it failed, so they get the new fills reported when they retry."""
+        reported, durable = result
+        self._unreported |= reported
+        self._report_durable(durable)
+
     # -- fills -----------------------------------------------------------------------------
 
     async def append_fills(self, fills: Sequence[FillRecorded]) -> int:
         """Journal the executions not journalled yet; return how many of ``fills`` were new.
 
-        Returns once they are durable. Raises :class:`StoreError` when the write failed:
-        the fills then wait in the store's pending queue and go first with the next call;
-        the caller must not treat them as handled and should call again later.
+        Returns once they are durable: appended and read back. Raises
+        :class:`StoreError` when the write failed or timed out: the fills then wait in
+        the store's pending queue and go first with the next call; the caller must not
+        treat them as handled and should call again later.
         """
         loop = asyncio.get_running_loop()
         future: asyncio.Future[int] = loop.create_future()
-        self._fill_queue.append((list(fills), future))
+        fills = list(fills)
+        self._fill_queue.append((fills, future))
+        before = len(self._not_durable)
+        self._not_durable.update(f.exec_id for f in fills)
+        if len(self._not_durable) != before:
+            self._set_health()
         if self._fill_task is None or self._fill_task.done():
             self._fill_task = loop.create_task(self._drain_fills())
         return await future
@@ -586,13 +964,20 @@ class Store:
             batch, self._fill_queue = self._fill_queue, []
             everything = [f for fills, _ in batch for f in fills]
             try:
-                new_ids = await self._write("append_fills", self._write_fills_sync, everything)
+                new_ids, durable = await self._call(
+                    self._fill_pool,
+                    "append_fills",
+                    self._write_fills_sync,
+                    everything,
+                    abandoned=self._abandoned_fills,
+                )
             except Exception as exc:
                 error = exc if isinstance(exc, StoreError) else self._failure("append_fills", exc)
                 for _, future in batch:
                     if not future.done():
                         future.set_exception(error)
                 continue
+            self._now_durable(durable)
             for fills, future in batch:
                 count = 0
                 for fill in fills:
@@ -604,8 +989,14 @@ class Store:
 
     @property
     def pending_fills(self) -> int:
-        """How many fills wait for a successful write."""
-        return len(self._pending_fills)
+        """How many fills are not durable yet: queued, being written, or kept after a
+        failed write (until a later write succeeds)."""
+        return len(self._not_durable)
+
+    @property
+    def pending_fill_ids(self) -> list[str]:
+        """The exec ids of :attr:`pending_fills`, sorted (for a shutdown report)."""
+        return sorted(self._not_durable)
 
     async def fills(
         self,
@@ -617,6 +1008,7 @@ class Store:
     ) -> pd.DataFrame:
         """Journalled fills with ``start <= time <= end`` (UTC), indexed by time.
 
+        Every writer's; a ``writer`` column names the console that journalled each.
         One row per ``exec_id``: of several copies (a commission that arrived late,
         concurrent writers) the last one with a commission, else the first.
         """
@@ -635,6 +1027,117 @@ class Store:
         """Journalled fills as :class:`core.events.FillRecorded`, in time order."""
         df = await self.fills(start, end)
         return frame_to_records(df, FillRecorded)
+
+    async def load_fills_by_writer(
+        self, start: datetime | None = None, end: datetime | None = None
+    ) -> list[tuple[str, FillRecorded]]:
+        """Journalled fills in time order, each with the writer that journalled it."""
+        df = await self.fills(start, end)
+        writers = list(df["writer"]) if "writer" in df.columns else [self.writer] * len(df)
+        return list(zip(writers, frame_to_records(df, FillRecorded), strict=True))
+
+    async def load_book_fills(
+        self, start: datetime | None = None, end: datetime | None = None
+    ) -> list[FillRecorded]:
+        """Every writer's fills in time order, another console's with its strategies
+        marked as its (:func:`foreign_fill`): what the account's book is rebuilt from."""
+        out = []
+        for writer, fill in await self.load_fills_by_writer(start, end):
+            if self.is_own(writer):
+                out.append(fill)
+            else:
+                out.append(self._foreign(fill, writer))
+        return out
+
+    def _foreign(self, fill: FillRecorded, writer: str) -> FillRecorded:
+        relabelled = foreign_fill(fill, writer)
+        # Their console records their positions and P&L: this one must not again.
+        self._foreign_strategies.add(relabelled.strategy)
+        return relabelled
+
+    def is_own(self, writer: str) -> bool:
+        """True if journals of ``writer`` are this console's: its own name, and on a
+        local store the name every console used before writers were named."""
+        return writer == self.writer or (writer == LEGACY_WRITER and self.is_local)
+
+    @property
+    def is_local(self) -> bool:
+        """True for an LMDB or in-memory store (on this machine only)."""
+        return self._uri.lower().startswith(("lmdb://", "mem://"))
+
+    # -- following other writers -----------------------------------------------------------
+
+    def follow(self, interval: float = 1.0) -> None:
+        """Start looking every ``interval`` seconds for fills other writers journalled
+        today; new ones are emitted as ``foreignFillsEvent(writer, fills)``. The first
+        look emits the day's rows so far: whatever was journalled between a
+        :meth:`load_book_fills` and this call is not missed (listeners key fills by
+        ``exec_id``, so the ones they had are no news to them)."""
+        if self._follow_task is None or self._follow_task.done():
+            self._follow_task = asyncio.ensure_future(self._follow(interval))
+
+    async def _follow(self, interval: float) -> None:
+        while not self._closed:
+            try:
+                found = await self._read("follow", self._foreign_fills_sync)
+            except StoreError:
+                found = []  # reported; looked at again next time
+            for writer, fills in found:
+                for fill in fills:
+                    self._foreign(fill, writer)  # its positions are not ours to record
+                if fills:
+                    with contextlib.suppress(Exception):  # a listener's bug is not ours
+                        self.foreignFillsEvent.emit(writer, fills)
+            await asyncio.sleep(interval)
+
+    def _foreign_fills_sync(self) -> list[tuple[str, list[FillRecorded]]]:
+        """Other writers' rows appended since the last look (reader thread)."""
+        from arcticdb import ReadRequest
+
+        today = datetime.now(UTC).date()
+        theirs = {self._symbol(today, w): w for w in self._writers() if not self.is_own(w)}
+        requests = [
+            ReadRequest(symbol, row_range=(self._followed_rows.get(symbol, 0), None))
+            for symbol in theirs
+        ]
+        out = []
+        for symbol, df in _read_many(self._lib(FILLS), requests).items():
+            if not len(df):
+                continue
+            self._followed_rows[symbol] = self._followed_rows.get(symbol, 0) + len(df)
+            df = df.assign(time=utc_index(df["time"])).set_index("time")
+            out.append((theirs[symbol], frame_to_records(df, FillRecorded)))
+        return out
+
+    # -- the desk's roster -----------------------------------------------------------------
+
+    def _roster_sync(self) -> list[str]:
+        """The writers registered in this store (any thread)."""
+        df = _read_or_none(self._lib(LEASES), ROSTER)
+        return [] if df is None else [str(w) for w in df["writer"]]
+
+    def _register_sync(self) -> None:
+        """Put this writer on the roster if it is not (lease thread: at open and at every
+        renewal). Two consoles registering at the same instant can each overwrite the
+        other's addition: the one left out adds itself again at its next renewal."""
+        roster = self._roster_sync()
+        if self.writer in roster:
+            return
+        df = pd.DataFrame({"writer": [*roster, self.writer]})
+        try:
+            # No pruning: another writer may be reading it at this moment.
+            self._lib(LEASES).write(ROSTER, df, prune_previous_versions=False)
+        except Exception as exc:
+            # ArcticDB refuses a write racing another process's to the same symbol.
+            log.info("store roster busy (%s); registering again at the next renewal", exc)
+
+    def _writers(self) -> list[str]:
+        """Every writer whose journals may hold the account's records: the roster, this
+        console, and on a local store the name used before writers were named."""
+        names = dict.fromkeys([self.writer, *self._roster_sync()])
+        if self.is_local:
+            names[LEGACY_WRITER] = None
+        return list(names)
 
     # -- orders and audit ------------------------------------------------------------------
 
@@ -678,7 +1181,7 @@ class Store:
         self, library: str, first: date | None, last: date | None
     ) -> list[tuple[date, str]]:
         out = []
-        for symbol in self._lib(library).list_symbols():
+        for symbol in _symbols(self._lib(library)):
             try:
                 day = date.fromisoformat(symbol.split(".", 1)[0])
             except ValueError:
@@ -687,25 +1190,38 @@ class Store:
                 out.append((day, symbol))
         return sorted(out)
 
+    @staticmethod
+    def _read_batch(lib: Any, symbols: list[tuple[date, str]]) -> list[pd.DataFrame]:
+        out = []
+        for item in lib.read_batch([s for _, s in symbols]):
+            data = getattr(item, "data", None)
+            if data is None:
+                # A DataError: raise ArcticDB's own exception, so a vanished version retries.
+                exc = getattr(item, "exception_type", None)
+                if isinstance(exc, type) and issubclass(exc, Exception):
+                    raise exc(f"{item}")
+                raise RuntimeError(f"reading {item}")
+            out.append(data)
+        return out
+
     def _read_journal(
         self, library: str, start: datetime | None, end: datetime | None, cls: type
     ) -> pd.DataFrame:
-        lo = _to_utc(start) if start is not None else None
-        hi = _to_utc(end) if end is not None else None
+        lo = to_utc(start) if start is not None else None
+        hi = to_utc(end) if end is not None else None
         symbols = self._journal_symbols(
             library, lo.date() if lo is not None else None, hi.date() if hi is not None else None
         )
         if not symbols:
-            return _empty(cls)
+            return empty_frame(cls)
         lib = self._lib(library)
         frames = []
-        for item in lib.read_batch([s for _, s in symbols]):
-            data = getattr(item, "data", None)
-            if data is None:
-                raise RuntimeError(f"reading {library}: {item}")
-            frames.append(data)
+        for (_, symbol), item in zip(
+            symbols, _with_retry(self._read_batch, lib, symbols), strict=True
+        ):
+            frames.append(item.assign(writer=symbol.split(".", 1)[1]))
         df = pd.concat(frames) if len(frames) > 1 else frames[0]
-        times = _utc_index(df["time"])
+        times = utc_index(df["time"])
         df["time"] = times
         keep = np.ones(len(df), dtype=bool)
         if lo is not None:
@@ -718,13 +1234,18 @@ class Store:
     # -- P&L and positions (buffered) ------------------------------------------------------
 
     def record_pnl(self, point: PnLChanged) -> None:
-        """Buffer one P&L point (``strategy`` None is the account); never blocks."""
+        """Buffer one P&L point (``strategy`` None is the account); never blocks.
+
+        Another console's strategies (as marked by :func:`foreign_fill`) are left out:
+        that console records them."""
+        if point.strategy in self._foreign_strategies:
+            return
         self._pnl_buffer.append(point)
         self._buffered()
 
     def record_positions(self, changes: Iterable[PositionChanged]) -> None:
-        """Buffer position snapshots; never blocks."""
-        self._pos_buffer.extend(changes)
+        """Buffer position snapshots (not another console's); never blocks."""
+        self._pos_buffer.extend(c for c in changes if c.strategy not in self._foreign_strategies)
         self._buffered()
 
     def _buffered(self) -> None:
@@ -789,10 +1310,11 @@ class Store:
             self._open_positions = self._last_positions_before(None)
         by_day: dict[date, list[PositionChanged]] = {}
         for p in positions:
-            by_day.setdefault(_to_utc(p.time).date(), []).append(p)
+            by_day.setdefault(to_utc(p.time).date(), []).append(p)
         for day, rows in sorted(by_day.items()):
             lib = self._lib(POSITIONS)
-            if self._positions_day != day and not lib.has_symbol(self._symbol(day)):
+            new_day = self._positions_day != day
+            if new_day and _read_or_none(lib, self._symbol(day), row_range=(0, 1)) is None:
                 # The day's first snapshot carries every open position forward.
                 t0 = rows[0].time
                 carried = [
@@ -821,7 +1343,7 @@ class Store:
         for d, symbol in reversed(days):
             df = lib.read(symbol).data
             if when is not None and d == day:
-                df = df[_utc_index(df["time"]) <= when]
+                df = df[utc_index(df["time"]) <= when]
             if len(df):
                 df = df.sort_values("time", kind="stable")
                 last = df.groupby(["strategy", "con_id"], sort=False).tail(1)
@@ -834,7 +1356,7 @@ class Store:
         Includes every writer's snapshots (a ``writer`` column says whose); rows with
         quantity 0 are left out.
         """
-        return await self._read("positions_at", self._positions_at_sync, _to_utc(when))
+        return await self._read("positions_at", self._positions_at_sync, to_utc(when))
 
     def _positions_at_sync(self, when: pd.Timestamp) -> pd.DataFrame:
         writers = sorted(
@@ -879,12 +1401,17 @@ class Store:
     # -- daily summaries -------------------------------------------------------------------
 
     async def save_daily(self, summaries: Sequence[DailySummary]) -> None:
-        """Save daily summaries; the days they cover replace what was saved for them."""
-        await self._write("save_daily", self._save_daily_sync, list(summaries))
+        """Save daily summaries; the days they cover replace what was saved for them.
+
+        Another console's strategies are left out (that console saves them); the
+        account's row (:data:`ACCOUNT_TOTAL`) is the whole account's."""
+        own = [s for s in summaries if s.strategy not in self._foreign_strategies]
+        await self._write("save_daily", self._save_daily_sync, own)
 
     def _save_daily_sync(self, summaries: list[DailySummary]) -> None:
         if not summaries:
             return
+        self._check_lease()
         lib = self._lib(DAILY)
         symbol = f"summary.{self.writer}"
         df = pd.DataFrame(
@@ -898,10 +1425,10 @@ class Store:
             },
             index=pd.DatetimeIndex([pd.Timestamp(s.day, tz=UTC) for s in summaries], name="day"),
         ).sort_index(kind="stable")
-        if not lib.has_symbol(symbol):
+        old = _read_or_none(lib, symbol)
+        if old is None:
             lib.write(symbol, df)
             return
-        old = lib.read(symbol).data
         days = set(df.index)
         merged = pd.concat([old[~old.index.isin(days)], df]).sort_index(kind="stable")
         lib.write(symbol, merged)
@@ -913,7 +1440,7 @@ class Store:
     def _daily_sync(self, start: date | None, end: date | None) -> pd.DataFrame:
         lib = self._lib(DAILY)
         frames = []
-        for symbol in lib.list_symbols():
+        for symbol in _symbols(lib):
             if symbol.startswith("summary."):
                 df = lib.read(symbol).data
                 df["writer"] = symbol.split(".", 1)[1]
@@ -937,7 +1464,9 @@ class Store:
         await self._write("save_state", self._save_state_sync, key, text)
 
     def _save_state_sync(self, key: str, text: str) -> None:
-        self._lib(STATE).write(_state_symbol(key), pd.DataFrame({"json": [text]}))
+        self._check_lease()
+        symbol = _state_symbol(key, self.writer)
+        self._lib(STATE).write(symbol, pd.DataFrame({"json": [text]}))
 
     async def load_state(self, key: str, default: Any = None) -> Any:
         """The value saved under ``key``, or ``default``.
@@ -948,10 +1477,25 @@ class Store:
 
     def _load_state_sync(self, key: str, default: Any) -> Any:
         lib = self._lib(STATE)
-        symbol = _state_symbol(key)
-        if not lib.has_symbol(symbol):
-            return default
-        return json.loads(lib.read(symbol).data["json"].iloc[0])
+        # This writer's value; before writers were named, one value for every console.
+        for symbol in (_state_symbol(key, self.writer), _state_symbol(key)):
+            df = _read_or_none(lib, symbol)
+            if df is not None:
+                return json.loads(df["json"].iloc[0])
+        return default
+
+
+def foreign_strategy(strategy: str, writer: str) -> str:
+    """Another console's strategy as this console's book names it: ``strategy@writer``."""
+    return f"{strategy}@{writer}"
+
+
+def foreign_fill(fill: FillRecorded, writer: str) -> FillRecorded:
+    """Another console's fill, its strategy marked as that console's (idempotent)."""
+    suffix = f"@{writer}"
+    if fill.strategy.endswith(suffix):
+        return fill
+    return dataclasses.replace(fill, strategy=foreign_strategy(fill.strategy, writer))
 
 
 def _one_row_per_execution(df: pd.DataFrame) -> pd.DataFrame:
@@ -969,8 +1513,11 @@ def _one_row_per_execution(df: pd.DataFrame) -> pd.DataFrame:
     return df[score == best]
 
 
-def _state_symbol(key: str) -> str:
-    return "state." + _NAME_RE.sub("_", key)
+def _state_symbol(key: str, writer: str | None = None) -> str:
+    """A state key's symbol: each writer has its own (writing one symbol from two
+    processes is what ArcticDB does not support); without a writer, the old shared one."""
+    name = _NAME_RE.sub("_", key)
+    return f"state.{writer}.{name}" if writer else f"state.{name}"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -52,6 +52,7 @@ from ib_async import (
     Trade,
     TradeLogEntry,
 )
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential
 
 from core.audit import AuditLog
 from core.compat import trades_by_key, trades_by_perm_id
@@ -903,19 +904,37 @@ class TradeManager:
             self._resync_task = asyncio.ensure_future(self._resync_once())
             self._resync_task.add_done_callback(_log_failure)
 
-    async def wait_journalled(self) -> None:
+    async def wait_journalled(self, timeout: float | None = None) -> list[str]:
         """Wait until no fill is waiting for its journal write and the order updates so
-        far had their write attempt (used by tests, shutdown)."""
+        far had their write attempt (used by tests, shutdown).
+
+        Waits at most ``timeout`` seconds (None: as long as it takes); the writes still
+        going on then are left running. Returns the exec ids of the fills not
+        journalled yet (empty: every fill is durable).
+        """
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+
+        def left() -> float | None:
+            return None if deadline is None else max(0.0, deadline - loop.time())
+
         for exec_id in list(self._timers):
             self._timers.pop(exec_id).cancel()
             self._record_now(exec_id)
         me = asyncio.current_task()
         while others := [t for t in self._writes if t is not me and not t.done()]:
-            await asyncio.gather(*others, return_exceptions=True)
-        if self._order_writer is not None and not self._order_writer.done():
-            await self._order_writer
-        if self._order_backlog and self._order_journal is not None:
-            await self._write_orders()  # left by a failed write, or published without a loop
+            _, running = await asyncio.wait(others, timeout=left())
+            if running:
+                return sorted(self._pending)  # out of time; asyncio.wait cancels nothing
+        for _ in range(2):  # the running writer, then one more for what it left
+            if self._order_writer is not None and not self._order_writer.done():
+                await asyncio.wait([self._order_writer], timeout=left())
+            idle = self._order_writer is None or self._order_writer.done()
+            if not (idle and self._order_backlog and self._order_journal is not None):
+                break
+            # Left by a failed write, or published without a loop.
+            self._order_writer = asyncio.ensure_future(self._write_orders())
+        return sorted(self._pending)
 
     def _on_exec_details(self, trade: Trade, fill: Fill) -> None:
         self._acknowledged(fill.execution.clientId, fill.execution.orderId)
@@ -951,21 +970,28 @@ class TradeManager:
 
     async def _append_durably(self, record: FillRecorded) -> int:
         """Journal ``record``, retrying with backoff until it is durable; how many new."""
-        delay = 0.5
-        while True:
-            try:
-                return 1 if self.journal is None else await self.journal.append_fills([record])
-            except Exception as exc:
-                # The fill stays pending: it is not handled until it is durable.
-                log.error(
-                    "fill %s could not be journalled (%s); retrying in %.1fs",
-                    record.exec_id,
-                    exc,
-                    delay,
-                )
-                self.journalError.emit(exc)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 30.0)
+        journal = self.journal
+        if journal is None:
+            return 1
+
+        def before_sleep(state: RetryCallState) -> None:
+            # The fill stays pending: it is not handled until it is durable.
+            exc = state.outcome.exception() if state.outcome is not None else None
+            delay = state.next_action.sleep if state.next_action is not None else 0.0
+            log.error(
+                "fill %s could not be journalled (%s); retrying in %.1fs",
+                record.exec_id,
+                exc,
+                delay,
+            )
+            self.journalError.emit(exc)
+
+        retrying = AsyncRetrying(
+            wait=wait_exponential(multiplier=0.5, max=30.0),
+            retry=retry_if_exception_type(Exception),
+            before_sleep=before_sleep,
+        )
+        return await retrying(journal.append_fills, [record])
 
     async def _journal_commission(self, record: FillRecorded) -> None:
         """A late commission: journal the fill again with it, then publish the new copy

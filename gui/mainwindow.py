@@ -62,6 +62,7 @@ from gui.widgets.orders_view import OrdersView
 from gui.widgets.pnl_chart import PnLChart
 from gui.widgets.positions_view import PositionsView
 from gui.widgets.risk_panel import RiskPanel
+from gui.widgets.store_indicator import StoreIndicator
 
 log = logging.getLogger(__name__)
 
@@ -227,6 +228,8 @@ class MainWindow(QMainWindow):
         self.connection_indicator.setStyleSheet(f"color: {theme.AMBER}; padding: 0 8px;")
         self.gateway_label = QLabel("", sb)
         self.gateway_label.setStyleSheet(f"color: {theme.TEXT_DIM}; padding: 0 8px;")
+        self.store_indicator = StoreIndicator(sb)
+        sb.addPermanentWidget(self.store_indicator)
         sb.addPermanentWidget(self.gateway_label)
         sb.addPermanentWidget(self.connection_indicator)
 
@@ -295,6 +298,10 @@ class MainWindow(QMainWindow):
         s.trades.orderUpdated += self.orders_model.on_order_updated
         s.trades.orderRejected += self._on_order_rejected
         s.trades.fillReceived += self.fills_model.on_fill_recorded
+        s.foreignFillReceived += self.fills_model.on_fill_recorded
+        if s.store is not None:
+            s.store.healthEvent += self.store_indicator.on_store_health
+            self.store_indicator.on_store_health(s.store.health())
         s.audit.recorded += self.audit_model.on_audit_recorded
         self.audit_model.load(list(s.audit.records))
         if s.market is not None:

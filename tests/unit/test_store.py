@@ -10,76 +10,22 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import AsyncIterator
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 import pytest_asyncio
+from store_records import T0, make_fill, make_position
 
 from core.events import (
     AuditRecorded,
     FillRecorded,
     OrderUpdated,
     PnLChanged,
-    PositionChanged,
     StoreErrorOccurred,
 )
 from core.store import ACCOUNT_TOTAL, DailySummary, Store, StoreError, redact_uri
-
-T0 = datetime(2024, 5, 1, 13, 30, tzinfo=UTC)
-
-
-def make_fill(
-    i: int,
-    *,
-    time: datetime | None = None,
-    strategy: str = "alpha",
-    commission: float | None = 1.0,
-    side: str = "BOT",
-) -> FillRecorded:
-    return FillRecorded(
-        exec_id=f"0000e1a2.{i:08d}.01.01",
-        order_id=i,
-        perm_id=1000 + i,
-        client_id=1,
-        strategy=strategy,
-        account="DU0000001",
-        con_id=265598,
-        symbol="AAPL",
-        sec_type="STK",
-        currency="USD",
-        exchange="SMART",
-        side=side,
-        quantity=100.0,
-        price=190.0 + i / 100,
-        multiplier=1.0,
-        commission=commission,
-        realized_pnl=None,
-        order_ref=strategy,
-        time=time or T0 + timedelta(seconds=i),
-    )
-
-
-def make_position(strategy: str, con_id: int, qty: float, time: datetime) -> PositionChanged:
-    return PositionChanged(
-        strategy=strategy,
-        account="DU0000001",
-        con_id=con_id,
-        symbol=f"C{con_id}",
-        sec_type="STK",
-        currency="USD",
-        multiplier=1.0,
-        quantity=qty,
-        avg_cost=10.0,
-        last=None,
-        market_value=None,
-        unrealized_pnl=None,
-        realized_pnl=0.0,
-        daily_pnl=None,
-        commissions=0.0,
-        time=time,
-    )
 
 
 @pytest.fixture(autouse=True)

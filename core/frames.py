@@ -1,0 +1,139 @@
+"""Frozen event dataclasses as ArcticDB-friendly DataFrames, and back.
+
+The store's schema is the dataclasses' fields: :func:`records_to_frame` turns a list of
+records into columns with dtypes ArcticDB stores well, :func:`frame_to_records` reads
+them back. Times are UTC throughout.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import math
+import typing
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import numpy as np
+import pandas as pd
+
+T = TypeVar("T")
+
+(
+    _KIND_FLOAT,
+    _KIND_OPT_FLOAT,
+    _KIND_INT,
+    _KIND_OPT_INT,
+    _KIND_STR,
+    _KIND_OPT_STR,
+    _KIND_TIME,
+    _KIND_BOOL,
+) = range(8)
+
+
+def _kind(hint: Any) -> int:
+    args = typing.get_args(hint)
+    optional = type(None) in args
+    base = next((a for a in args if a is not type(None)), hint) if args else hint
+    if base is datetime:
+        return _KIND_TIME
+    if base is bool:
+        return _KIND_BOOL
+    if base is float:
+        return _KIND_OPT_FLOAT if optional else _KIND_FLOAT
+    if base is int:
+        return _KIND_OPT_INT if optional else _KIND_INT
+    return _KIND_OPT_STR if optional else _KIND_STR
+
+
+_SCHEMAS: dict[type, list[tuple[str, int]]] = {}
+
+
+def _schema(cls: type) -> list[tuple[str, int]]:
+    schema = _SCHEMAS.get(cls)
+    if schema is None:
+        hints = typing.get_type_hints(cls)
+        schema = [(f.name, _kind(hints[f.name])) for f in dataclasses.fields(cls)]
+        _SCHEMAS[cls] = schema
+    return schema
+
+
+def to_utc(t: datetime) -> pd.Timestamp:
+    """``t`` as a UTC Timestamp (a naive time is taken to be UTC)."""
+    ts = pd.Timestamp(t)
+    return ts.tz_localize(UTC) if ts.tzinfo is None else ts.tz_convert(UTC)
+
+
+def records_to_frame(records: Sequence[Any], cls: type) -> pd.DataFrame:
+    """Frozen event dataclasses as a DataFrame with ArcticDB-friendly dtypes.
+
+    ``None`` in a float or int field becomes NaN (ints with None become float columns);
+    times become ``datetime64[ns, UTC]``; enums their value.
+    """
+    cols: dict[str, Any] = {}
+    for name, kind in _schema(cls):
+        values = [getattr(r, name) for r in records]
+        if kind == _KIND_TIME:
+            cols[name] = pd.DatetimeIndex([to_utc(v) for v in values], tz=UTC)
+        elif kind in (_KIND_FLOAT, _KIND_OPT_FLOAT, _KIND_OPT_INT):
+            cols[name] = np.array(
+                [math.nan if v is None else float(v) for v in values], dtype=np.float64
+            )
+        elif kind == _KIND_INT:
+            cols[name] = np.array(values, dtype=np.int64)
+        elif kind == _KIND_BOOL:
+            cols[name] = np.array(values, dtype=bool)
+        else:
+            # None becomes "" (ArcticDB types an all-None column as string anyway).
+            cols[name] = np.array(
+                ["" if v is None else v.value if isinstance(v, enum.Enum) else v for v in values],
+                dtype=object,
+            )
+    return pd.DataFrame(cols)
+
+
+def frame_to_records(df: pd.DataFrame, cls: type[T]) -> list[T]:
+    """The inverse of :func:`records_to_frame` (the ``time`` field may be the index)."""
+    schema = _schema(cls)
+    columns: dict[str, list[Any]] = {}
+    for name, kind in schema:
+        if name in df.columns:
+            raw = df[name]
+        elif name == df.index.name:
+            raw = df.index.to_series()
+        else:
+            columns[name] = [None] * len(df)
+            continue
+        if kind == _KIND_TIME:
+            columns[name] = [ts.to_pydatetime() for ts in utc_index(raw)]
+        elif kind == _KIND_FLOAT:
+            columns[name] = [float(v) for v in raw]
+        elif kind == _KIND_OPT_FLOAT:
+            columns[name] = [None if v != v else float(v) for v in raw]
+        elif kind == _KIND_INT:
+            columns[name] = [int(v) for v in raw]
+        elif kind == _KIND_OPT_INT:
+            columns[name] = [None if v != v else int(v) for v in raw]
+        elif kind == _KIND_BOOL:
+            columns[name] = [bool(v) for v in raw]
+        elif kind == _KIND_OPT_STR:
+            columns[name] = [v if isinstance(v, str) and v else None for v in raw]
+        else:
+            columns[name] = [v if isinstance(v, str) else "" for v in raw]
+    names = [n for n, _ in schema]
+    return [
+        cls(**dict(zip(names, row, strict=True))) for row in zip(*columns.values(), strict=True)
+    ]
+
+
+def utc_index(values: Any) -> pd.DatetimeIndex:
+    """Times as a UTC DatetimeIndex (ArcticDB returns time columns tz-naive, in UTC)."""
+    index = pd.DatetimeIndex(values)
+    return index.tz_localize(UTC) if index.tz is None else index.tz_convert(UTC)
+
+
+def empty_frame(cls: type) -> pd.DataFrame:
+    """An empty frame of ``cls``'s columns, indexed by ``time`` when it has one."""
+    df = records_to_frame([], cls)
+    return df.set_index("time") if "time" in df.columns else df
