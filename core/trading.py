@@ -317,6 +317,21 @@ class TradeManager:
                 "order",
                 [f"strategy {strategy_symbol!r} is not a name"],
             )
+        if "@" in strategy_symbol and actor != EMERGENCY_ACTOR:
+            # ``name@writer`` is another console's strategy (a shared store): its orders
+            # are that console's to place. Only the emergency stop acts for the account.
+            self._refuse(
+                order,
+                contract,
+                strategy_symbol,
+                actor if isinstance(actor, str) else "api",
+                "place",
+                "order",
+                [
+                    f"strategy {strategy_symbol} belongs to another console "
+                    f"({strategy_symbol.split('@', 1)[1]}): trade it from there, or as manual"
+                ],
+            )
         if actor is not None and not isinstance(actor, str):
             self._refuse(
                 order,

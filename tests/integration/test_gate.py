@@ -391,3 +391,12 @@ async def test_new_trading_day_forgets_finished_orders_and_keeps_working_ones(ga
     assert tm._handled, "without a journal, exec ids are the only guard against replays"
     g.core.trades.cancel_order(working, actor="beta")
     await wait_for(lambda: working.orderStatus.status == "Cancelled", 5, "still cancellable")
+
+
+async def test_another_consoles_strategy_is_not_traded_from_here(gate: Gate):
+    g = gate
+    contract = await quoted(g, "AAPL")
+    with pytest.raises(OrderRefused) as refused:
+        g.core.trades.place_order(contract, create_market_order("SELL", 1), "momo@DU1-c2-pc")
+    assert "belongs to another console (DU1-c2-pc)" in refused.value.reasons[0]
+    assert g.tap.frames == []

@@ -33,9 +33,9 @@ from core.contracts import create_stock_contract
 from core.events import StoreHealthChanged
 from core.orders import create_market_order
 from core.portfolio import PositionBook
-from core.tradingday import trading_day_start
 from core.session import ConsoleSession, SessionOptions
 from core.store import Store, StoreError
+from core.tradingday import trading_day_start
 from helpers import wait_for
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.slow]
