@@ -67,6 +67,7 @@ from core.events import (
     now_utc,
 )
 from core.marketdata import clean_price
+from core.tasks import Tasks
 from core.trading import fill_record
 from core.tradingday import TradingDay, TradingDayStarted
 
@@ -614,7 +615,7 @@ class PortfolioManager:
         self.book = PositionBook(start)
         self.account_book = PositionBook(start, collapse_to=ACCOUNT)
         self._pnl_timer: asyncio.TimerHandle | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = Tasks("portfolio")
         self._last_pnl_emit = 0.0
         ib_client.pendingTickersEvent += self._on_tickers
         self.trading_day.dayStarted += self.start_day
@@ -817,10 +818,10 @@ class PortfolioManager:
             return
         if current is not None and self.store is not None:
             summaries = self.daily_summaries()
-            with contextlib.suppress(RuntimeError):
-                task = asyncio.get_running_loop().create_task(self._save_daily(summaries))
-                self._tasks.add(task)  # keep a reference until it is done
-                task.add_done_callback(self._tasks.discard)
+            try:
+                self._tasks.spawn(self._save_daily(summaries), "daily summary")
+            except RuntimeError:
+                log.warning("no event loop: the summary of the day that ended is not saved")
         self.book.start_day(event.start)
         self.account_book.start_day(event.start)
         for pos in self.book:

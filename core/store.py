@@ -160,6 +160,7 @@ from core.events import (
 )
 from core.frames import empty_frame, frame_to_records, records_to_frame, to_utc, utc_index
 from core.lease import LEASES, LeaseHeld, WriterLease
+from core.tasks import Tasks
 
 __all__ = [
     "ACCOUNT_TOTAL",
@@ -413,7 +414,7 @@ class Store:
         self._closed = False
         self._lease: WriterLease | None = None
         self._lease_lock = threading.Lock()
-        self._lease_task: asyncio.Task[None] | None = None
+        self._tasks = Tasks("store")
         self._lost: str | None = None  # why the lease was lost, once it is
         # Owned by the fills thread.
         self._known: dict[date, set[str]] = {}
@@ -433,7 +434,6 @@ class Store:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread = threading.get_ident()
         self._fill_queue: list[tuple[list[FillRecorded], asyncio.Future[int]]] = []
-        self._fill_task: asyncio.Task[None] | None = None
         self._not_durable: set[str] = set()
         self._state = "ok"
         self._health_message = ""
@@ -441,11 +441,9 @@ class Store:
         self._pnl_buffer: list[PnLChanged] = []
         self._pos_buffer: list[PositionChanged] = []
         self._flush_timer: asyncio.TimerHandle | None = None
-        self._flush_task: asyncio.Task[None] | None = None
         self._pnl_lock = asyncio.Lock()
         # Following other writers' fills (the reader thread owns the row counts).
         self._followed_rows: dict[str, int] = {}
-        self._follow_task: asyncio.Task[None] | None = None
         # Other consoles' strategies as marked in this console's book (loop thread).
         self._foreign_strategies: set[str] = set()
 
@@ -490,7 +488,7 @@ class Store:
             )
             await self._call(self._lease_pool, "open", self._lease.acquire, timeout=open_timeout)
             await self._call(self._lease_pool, "open", self._register_sync, timeout=open_timeout)
-            self._lease_task = asyncio.ensure_future(self._keep_lease())
+            self._tasks.spawn(self._keep_lease(), "lease")
         today = datetime.now(UTC).date()
         for day in (today, date.fromordinal(today.toordinal() - 1)):
             await self._call(self._fill_pool, "open", self._known_day, day, timeout=open_timeout)
@@ -516,9 +514,9 @@ class Store:
         problem: StoreError | None = None
         try:
             async with asyncio.timeout(timeout):
-                if self._fill_task is not None:
+                for fill_task in self._tasks.of("fills"):
                     with contextlib.suppress(Exception):
-                        await asyncio.shield(self._fill_task)
+                        await asyncio.shield(fill_task)
                 await self.flush()
                 if self._pending_fills:
                     await self.append_fills([])
@@ -527,9 +525,8 @@ class Store:
         except TimeoutError:
             problem = self._failure("close", RuntimeError(f"still writing after {timeout:g} s"))
         finally:
-            for task in (self._lease_task, self._follow_task):
-                if task is not None:
-                    task.cancel()
+            for task in self._tasks.of("lease") + self._tasks.of("follow"):
+                task.cancel()
             lease = self._lease
             if lease is not None and self._lost is None and problem is None:
                 with contextlib.suppress(Exception):
@@ -955,8 +952,7 @@ class Store:
         self._not_durable.update(f.exec_id for f in fills)
         if len(self._not_durable) != before:
             self._set_health()
-        if self._fill_task is None or self._fill_task.done():
-            self._fill_task = loop.create_task(self._drain_fills())
+        self._tasks.ensure("fills", self._drain_fills)
         return await future
 
     async def _drain_fills(self) -> None:
@@ -1073,8 +1069,7 @@ class Store:
         look emits the day's rows so far: whatever was journalled between a
         :meth:`load_book_fills` and this call is not missed (listeners key fills by
         ``exec_id``, so the ones they had are no news to them)."""
-        if self._follow_task is None or self._follow_task.done():
-            self._follow_task = asyncio.ensure_future(self._follow(interval))
+        self._tasks.ensure("follow", lambda: self._follow(interval))
 
     async def _follow(self, interval: float) -> None:
         while not self._closed:
@@ -1267,14 +1262,14 @@ class Store:
 
     def _spawn_flush(self) -> None:
         self._flush_timer = None
-        if self._closed or (self._flush_task is not None and not self._flush_task.done()):
+        if self._closed or self._tasks.of("flush"):
             return
 
         async def background() -> None:
             with contextlib.suppress(StoreError):  # logged and emitted; buffers kept
                 await self.flush()
 
-        self._flush_task = asyncio.ensure_future(background())
+        self._tasks.spawn(background(), "flush")
 
     async def flush(self) -> None:
         """Write the buffered P&L points and position snapshots.

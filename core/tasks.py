@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from typing import Any, TypeVar
 
 log = logging.getLogger(__name__)
@@ -51,6 +51,14 @@ class Tasks:
             if name == what and not task.done():
                 return task
         return self.spawn(start(), what)
+
+    def __iter__(self) -> Iterator[asyncio.Task[Any]]:
+        """The running tasks (e.g. to await them all in a test)."""
+        return iter([t for t in self._tasks if not t.done()])
+
+    def of(self, what: str) -> list[asyncio.Task[Any]]:
+        """The running tasks named ``what``."""
+        return [t for t, n in self._tasks.items() if n == what and not t.done()]
 
     def running(self, what: str | None = None) -> int:
         """How many tasks (named ``what``, if given) are still running."""

@@ -35,7 +35,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, NoReturn, Protocol
@@ -71,6 +71,7 @@ from core.orderids import OrderIdSequence
 from core.orders import canonicalize_order, describe_order, price_or_none, validate_order
 from core.orderstatus import allowed
 from core.strategies import StrategyManager
+from core.tasks import Tasks
 from core.wire import FrameDropped, WireGate
 
 log = logging.getLogger(__name__)
@@ -212,11 +213,6 @@ def fill_record(strategy: str, fill: Fill) -> FillRecorded:
     )
 
 
-def _log_failure(task: asyncio.Task[Any]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        log.error("trade manager task failed: %s", task.exception(), exc_info=task.exception())
-
-
 class TradeManager:
     """Places, modifies and cancels orders and handles their fills.
 
@@ -265,8 +261,7 @@ class TradeManager:
         self._handled: set[str] = set()  # exec ids journalled and published
         self._pending: dict[str, tuple[Trade | None, Fill]] = {}  # waiting for commission
         self._timers: dict[str, asyncio.TimerHandle] = {}
-        self._writes: set[asyncio.Task[Any]] = set()
-        self._resync_task: asyncio.Task[int] | None = None
+        self._tasks = Tasks("trades")
         # Journalled without a commission: waiting for a late commission report.
         self._uncommissioned: dict[str, tuple[Trade | None, Fill]] = {}
         self._writing: set[str] = set()  # exec ids whose first write is in flight
@@ -276,7 +271,6 @@ class TradeManager:
             append_orders if callable(append_orders) else None
         )
         self._order_backlog: list[OrderUpdated] = []
-        self._order_writer: asyncio.Task[None] | None = None
         ib = self.ib
         ib.orderStatusEvent += self._on_order_status
         ib.openOrderEvent += self._on_open_order  # parameters; statuses come from orderStatus
@@ -892,10 +886,7 @@ class TradeManager:
         placed in TWS or by other clients are shown, attributed to ``external`` unless
         their ``orderRef`` names a strategy.
         """
-        task = self._resync_task
-        if task is None or task.done():
-            task = self._resync_task = asyncio.ensure_future(self._resync_once())
-        return await asyncio.shield(task)
+        return await asyncio.shield(self._tasks.ensure("resync", self._resync_once))
 
     async def _resync_once(self) -> int:
         if self.ib.isConnected() and self.ib.client.clientId != 0:  # client 0 sees them all
@@ -915,9 +906,7 @@ class TradeManager:
         return len(self._handled) + len(self._pending) - before
 
     def _on_connected(self, reconnect: bool) -> None:
-        if self._resync_task is None or self._resync_task.done():
-            self._resync_task = asyncio.ensure_future(self._resync_once())
-            self._resync_task.add_done_callback(_log_failure)
+        self._tasks.ensure("resync", self._resync_once)
 
     async def wait_journalled(self, timeout: float | None = None) -> list[str]:
         """Wait until no fill is waiting for its journal write and the order updates so
@@ -937,18 +926,18 @@ class TradeManager:
             self._timers.pop(exec_id).cancel()
             self._record_now(exec_id)
         me = asyncio.current_task()
-        while others := [t for t in self._writes if t is not me and not t.done()]:
+        while others := [t for t in self._tasks.of("fill write") if t is not me]:
             _, running = await asyncio.wait(others, timeout=left())
             if running:
                 return sorted(self._pending)  # out of time; asyncio.wait cancels nothing
         for _ in range(2):  # the running writer, then one more for what it left
-            if self._order_writer is not None and not self._order_writer.done():
-                await asyncio.wait([self._order_writer], timeout=left())
-            idle = self._order_writer is None or self._order_writer.done()
+            if writers := self._tasks.of("orders journal"):
+                await asyncio.wait(writers, timeout=left())
+            idle = not self._tasks.of("orders journal")
             if not (idle and self._order_backlog and self._order_journal is not None):
                 break
             # Left by a failed write, or published without a loop.
-            self._order_writer = asyncio.ensure_future(self._write_orders())
+            self._tasks.ensure("orders journal", self._write_orders)
         return sorted(self._pending)
 
     def _on_exec_details(self, trade: Trade, fill: Fill) -> None:
@@ -978,10 +967,8 @@ class TradeManager:
         record = self._fill_record(trade, fill)
         self._spawn_write(self._journal_and_publish(record, trade, fill))
 
-    def _spawn_write(self, coro: Awaitable[None]) -> None:
-        task = asyncio.ensure_future(coro)
-        self._writes.add(task)
-        task.add_done_callback(self._writes.discard)
+    def _spawn_write(self, coro: Coroutine[Any, Any, None]) -> None:
+        self._tasks.spawn(coro, "fill write")
 
     async def _append_durably(self, record: FillRecorded) -> int:
         """Journal ``record``, retrying with backoff until it is durable; how many new."""
@@ -1217,13 +1204,10 @@ class TradeManager:
             dropped = len(self._order_backlog) - MAX_ORDER_BACKLOG
             del self._order_backlog[:dropped]
             log.error("orders journal backlog full: %d oldest order updates dropped", dropped)
-        if self._order_writer is not None and not self._order_writer.done():
-            return  # the running writer takes it with its next batch
-        try:
-            asyncio.get_running_loop()
+        try:  # the running writer takes it with its next batch
+            self._tasks.ensure("orders journal", self._write_orders)
         except RuntimeError:
-            return  # no loop (a synchronous caller): wait_journalled writes it
-        self._order_writer = asyncio.ensure_future(self._write_orders())
+            pass  # no loop (a synchronous caller): wait_journalled writes it
 
     async def _write_orders(self) -> None:
         """Write the backlog in batches until it is empty or a write fails.
