@@ -29,7 +29,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.config import user_config_dir
+from core.config import GuiSettings, user_config_dir
 from core.connection import ConnectionState, ConnectionStatusChanged
 from core.events import (
     MANUAL,
@@ -128,7 +128,15 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(central)
 
         # docks
-        self.ticket = OrderTicket(None, parent=self)
+        # The [gui] settings reach the ticket: its confirmation threshold and the size
+        # each kind of instrument starts at (defaults when the session has no settings).
+        gui_settings = session.settings.gui if session.settings is not None else GuiSettings()
+        self.ticket = OrderTicket(
+            None,
+            confirm_above_notional=gui_settings.confirm_above_notional,
+            default_quantity=gui_settings.default_quantity,
+            parent=self,
+        )
         self.orders_view = OrdersView(self.orders_model, self)
         self.fills_view = FillsView(self.fills_model, self)
         self.pnl_chart = PnLChart(self)
@@ -310,10 +318,16 @@ class MainWindow(QMainWindow):
             s.risk.tradingStateChanged += self.risk_panel.on_trading_state_changed
             s.risk.tradingStateChanged += self.halted_banner.on_trading_state_changed
             s.risk.tradingStateChanged += self._on_trading_state
+            # The ticket judges its order again at once when the state or a limit moves.
+            s.risk.tradingStateChanged += self.ticket.on_trading_state_changed
             s.risk.utilizationChanged += self.risk_panel.on_limit_utilization_changed
+            s.risk.utilizationChanged += self.ticket.reevaluate
+            if s.risk.precautions is not None:
+                self.risk_panel.set_precautions(s.risk.precautions.describe())
             for event in s.trading_state_events():
                 self.risk_panel.on_trading_state_changed(event)
                 self.halted_banner.on_trading_state_changed(event)
+                self.ticket.on_trading_state_changed(event)
                 self._on_trading_state(event)
             s.risk.publish_utilization()
         for t in s.connection.ib.trades():

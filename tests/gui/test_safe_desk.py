@@ -1,0 +1,209 @@
+"""Safe at the desk (issue 11): defaults, honest numbers, the ticket following the state.
+
+Each test runs the whole window on a started session against the embedded simulated
+gateway (real ib_async client), with the settings a fresh install loads (the shipped
+defaults), and drives it the way a trader would: typing into the fields.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import qasync
+from PySide6.QtCore import QSettings, Qt
+from PySide6.QtWidgets import QApplication
+
+from core.config import load_settings
+from core.events import TradingState
+from core.session import ConsoleSession, SessionOptions
+from gui.mainwindow import MainWindow
+from gui.theme import apply_theme
+from gui.widgets.order_ticket import OrderTicket
+from helpers import act, run_until
+
+
+@pytest.fixture
+def desk(
+    qloop: qasync.QEventLoop, qapp: QApplication, qtbot: Any, tmp_path: Path
+) -> Iterator[tuple[ConsoleSession, MainWindow]]:
+    """The window on a session started with the shipped default settings."""
+    apply_theme(qapp)
+    settings = load_settings(env={"IBCONSOLE_HOME": str(tmp_path)})
+    options = SessionOptions(sim_state_file=tmp_path / "sim.json", sim_tick_interval=0.05)
+    session = ConsoleSession(options, settings)
+    layout = QSettings(str(tmp_path / "layout.ini"), QSettings.Format.IniFormat)
+    window = MainWindow(session, settings=layout)
+    qtbot.addWidget(window)
+    act(qloop, window.show)
+    qloop.run_until_complete(session.start())
+    act(qloop, lambda: window.attach(session))
+    try:
+        yield session, window
+    finally:
+        qloop.run_until_complete(session.stop())
+
+
+def choose(qloop: qasync.QEventLoop, qtbot: Any, ticket: OrderTicket, symbol: str) -> None:
+    """Type a symbol and Enter; wait until it is resolved and quoted."""
+    act(qloop, lambda: ticket.symbol_edit.setFocus())
+    act(qloop, lambda: ticket.symbol_edit.clear())
+    act(qloop, lambda: qtbot.keyClicks(ticket.symbol_edit, symbol))
+    act(qloop, lambda: qtbot.keyClick(ticket.symbol_edit, Qt.Key.Key_Return))
+    run_until(
+        qloop,
+        lambda: (
+            ticket.info is not None
+            and symbol.replace(".", "") in ticket.info.symbol.replace(".", "")
+        ),
+        what=f"{symbol} resolved",
+    )
+    run_until(qloop, lambda: ticket.ask_button.price is not None, what=f"a {symbol} quote")
+
+
+def type_into(qloop: qasync.QEventLoop, qtbot: Any, field: Any, text: str) -> None:
+    """Select what a field holds and type ``text`` over it, key by key."""
+    act(qloop, lambda: field.setFocus())
+    act(qloop, lambda: field.selectAll())
+    act(qloop, lambda: qtbot.keyClicks(field, text))
+
+
+# -- 1. safe out of the box -----------------------------------------------------------------
+
+
+def test_huge_market_order_with_shipped_config_is_refused_with_the_precaution(desk, qloop, qtbot):
+    _session, window = desk
+    ticket = window.ticket
+    choose(qloop, qtbot, ticket, "AAPL")
+    act(qloop, lambda: ticket.order_type.setCurrentText("MKT"))
+    type_into(qloop, qtbot, ticket.quantity, "999999999")
+
+    assert not ticket.send_button.isEnabled()
+    assert ticket.verdict_label.text().startswith("REFUSED")
+    assert "precautionary size 2,000 shares for STK" in ticket.problems.text()
+    first, reason = ticket.send_button.text().splitlines()
+    assert first == "BUY 999,999,999 AAPL MKT"
+    assert reason.startswith("precautionary")
+
+
+def test_risk_panel_shows_the_shipped_precautions(desk):
+    _session, window = desk
+    panel = window.risk_panel
+    assert panel.precaution_text("STK", "max_order_quantity") == "2,000"
+    assert panel.precaution_text("FUT", "max_order_value") == "1,500,000"
+    assert panel.precaution_text("CASH", "max_price_pct") == "2%"
+
+
+def test_gui_confirmation_threshold_from_the_config_reaches_the_ticket(desk):
+    _session, window = desk
+    assert window.ticket.confirm_above_notional == 25_000.0
+
+
+def test_size_resets_to_the_instruments_default_when_the_instrument_changes(desk, qloop, qtbot):
+    _session, window = desk
+    ticket = window.ticket
+    choose(qloop, qtbot, ticket, "AAPL")
+    assert ticket.quantity.value() == 100
+    type_into(qloop, qtbot, ticket.quantity, "300")
+    choose(qloop, qtbot, ticket, "ES")
+
+    assert ticket.quantity.value() == 1  # never 300 ES (about 88 million)
+    assert ticket.send_button.text().startswith("BUY 1 ES")
+    choose(qloop, qtbot, ticket, "EUR.USD")
+    assert ticket.quantity.value() == 20_000
+
+
+# -- 2. numbers are what they look like --------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("typed", "why"),
+    [
+        ("1e12", "scientific notation"),
+        ("abc", "'abc' is not a number"),
+        ("-5", "negative"),
+        ("12x", "'12x' is not a number"),
+        ("1,5", "use '.' for decimals"),
+        ("99999999999", "above the most the ticket sends"),
+    ],
+)
+def test_quantity_entry_that_is_not_a_plain_number_is_flagged_in_place(
+    desk, qloop, qtbot, typed, why
+):
+    _session, window = desk
+    ticket = window.ticket
+    choose(qloop, qtbot, ticket, "AAPL")
+    act(qloop, lambda: ticket.order_type.setCurrentText("MKT"))
+    type_into(qloop, qtbot, ticket.quantity, typed)
+
+    assert ticket.quantity.text() == typed  # nothing dropped, nothing clamped
+    assert ticket.quantity.property("invalid") is True
+    assert ticket.quantity_error.isVisible()
+    assert why in ticket.quantity_error.text()
+    assert not ticket.send_button.isEnabled()
+    first, reason = ticket.send_button.text().splitlines()
+    assert first == "BUY ? AAPL MKT"
+    assert reason.startswith("Quantity:")
+
+
+def test_limit_price_in_scientific_notation_is_flagged_not_read_as_digits(desk, qloop, qtbot):
+    _session, window = desk
+    ticket = window.ticket
+    choose(qloop, qtbot, ticket, "AAPL")
+    act(qloop, lambda: ticket.order_type.setCurrentText("LMT"))
+    type_into(qloop, qtbot, ticket.limit_price, "1e12")
+
+    assert ticket.limit_price.text() == "1e12"
+    assert "scientific notation" in ticket.limit_error.text()
+    assert ticket.send_button.text().splitlines()[0] == "BUY 100 AAPL LMT ?"
+    assert not ticket.send_button.isEnabled()
+
+
+def test_grouped_quantity_is_sent_exactly_as_shown(desk, qloop, qtbot):
+    _session, window = desk
+    ticket = window.ticket
+    choose(qloop, qtbot, ticket, "EUR.USD")
+    act(qloop, lambda: ticket.order_type.setCurrentText("MKT"))
+    type_into(qloop, qtbot, ticket.quantity, "125,000")
+
+    assert ticket.quantity.value() == 125_000
+    assert ticket.build_order().totalQuantity == 125_000
+    assert ticket.send_button.text() == "BUY 125,000 EUR.USD MKT"
+    assert ticket.send_button.isEnabled(), ticket.problems.text()
+
+
+# -- 3. the ticket follows the trading state ------------------------------------------------
+
+
+def test_halt_and_reducing_are_shown_in_the_ticket_at_once(desk, qloop, qtbot):
+    session, window = desk
+    ticket = window.ticket
+    choose(qloop, qtbot, ticket, "AAPL")
+    act(qloop, lambda: ticket.order_type.setCurrentText("MKT"))
+    assert ticket.send_button.isEnabled(), ticket.problems.text()
+    assert session.risk is not None
+
+    act(
+        qloop,
+        lambda: session.risk.set_trading_state(
+            "account", TradingState.REDUCING, reason="test", by="gui"
+        ),
+    )
+    # no other input: the state change alone re-judged the order
+    assert ticket.state_label.isVisible()
+    assert ticket.state_label.text().startswith("REDUCING")
+    assert not ticket.send_button.isEnabled()
+    assert "REDUCING" in ticket.send_button.text().splitlines()[1]
+
+    act(
+        qloop,
+        lambda: session.risk.set_trading_state(
+            "account", TradingState.HALTED, reason="emergency stop", by="gui"
+        ),
+    )
+    assert ticket.state_label.text().startswith("HALTED")
+    assert ticket.send_button.text().splitlines()[1].startswith("HALTED")
+    assert not ticket.send_button.isEnabled()
+    assert ticket.verdict_label.text().startswith("REFUSED")
