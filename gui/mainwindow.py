@@ -15,8 +15,8 @@ import asyncio
 import logging
 from typing import Any
 
-from PySide6.QtCore import QSettings, Qt, Signal
-from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QShowEvent
+from PySide6.QtCore import QSettings, QSize, Qt, Signal
+from PySide6.QtGui import QAction, QCloseEvent, QGuiApplication, QKeySequence, QShowEvent
 from PySide6.QtWidgets import (
     QDockWidget,
     QInputDialog,
@@ -74,6 +74,8 @@ STATE_COLOURS = {
 }
 
 RESET_CONFIRMATION = "RESUME"
+#: Why order-changing controls are off in read-only mode (their tooltips).
+READONLY_REASON = "read-only mode (--readonly): this console changes no orders"
 
 
 def _money(value: float | None) -> str:
@@ -91,7 +93,7 @@ class MainWindow(QMainWindow):
         self.session = session
         self.setWindowTitle("IB Console")
         self.setWindowIcon(theme.icon("app"))
-        self.resize(1600, 960)
+        self._fit_to_screen()
         self.setDockOptions(
             QMainWindow.DockOption.AnimatedDocks
             | QMainWindow.DockOption.AllowTabbedDocks
@@ -101,6 +103,7 @@ class MainWindow(QMainWindow):
             str(user_config_dir() / "layout.ini"), QSettings.Format.IniFormat
         )
         self._stop_running = False
+        self.readonly = False
         self._history_task: asyncio.Task[None] | None = None
         self._ticks_known: set[int] = set()
 
@@ -172,6 +175,15 @@ class MainWindow(QMainWindow):
 
     # -- construction -------------------------------------------------------------------
 
+    def _fit_to_screen(self) -> None:
+        """1600x960 where it fits, else the screen's available area (a 1366x768 laptop
+        must see the emergency button and the status bar without moving the window)."""
+        size = QSize(1600, 960)
+        screen = self.screen() or QGuiApplication.primaryScreen()
+        if screen is not None:
+            size = size.boundedTo(screen.availableGeometry().size())
+        self.resize(size)
+
     def _dock(
         self, title: str, widget: QWidget, area: Qt.DockWidgetArea, *, scroll: bool = False
     ) -> QDockWidget:
@@ -223,7 +235,20 @@ class MainWindow(QMainWindow):
         self.account_strip.setTextFormat(Qt.TextFormat.RichText)
         self.account_strip.setStyleSheet(f"font-family: '{theme.mono_family()}'; padding: 0 14px;")
         bar.addWidget(self.account_strip)
+        # Read-only is a state of the whole window, shown where the eye goes first.
+        self.readonly_badge = QLabel("READ-ONLY", bar)
+        self.readonly_badge.setObjectName("readonlyBadge")
+        self.readonly_badge.setAccessibleName("Read-only mode")
+        self.readonly_badge.setToolTip(READONLY_REASON)
+        self.readonly_badge.setStyleSheet(
+            f"color: {theme.BG}; background: {theme.AMBER}; font-weight: 800;"
+            " letter-spacing: 1px; border-radius: 4px; padding: 6px 12px; margin: 0 8px;"
+        )
+        self._readonly_badge_action = bar.addWidget(self.readonly_badge)
+        self._readonly_badge_action.setVisible(False)
         self.stop_button = EmergencyStopButton(parent=bar)
+        self.stop_button.setObjectName("emergencyStop")
+        self.stop_button.setAccessibleName("Emergency stop: cancel every order, flatten")
         self.stop_button.setMinimumWidth(230)
         bar.addWidget(self.stop_button)
 
@@ -250,6 +275,8 @@ class MainWindow(QMainWindow):
         stop = QAction(theme.icon("stop"), "Emergency stop…", self)
         stop.triggered.connect(self._confirm_emergency_stop)
         trade.addAction(stop)
+        self.stop_action = stop
+        trade.setToolTipsVisible(True)
         reset = QAction("Reset HALTED…", self)
         reset.triggered.connect(self._reset_halt)
         trade.addAction(reset)
@@ -361,15 +388,30 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(message)
 
     def set_readonly(self, readonly: bool) -> None:
-        """Disable every order control (the emergency stop stays: it only reduces risk)."""
+        """Disable every action that changes orders, each saying why, and show the mode.
+
+        Read-only means read-only: new orders, cancel, cancel all, modify, close and
+        reverse, and the emergency stop (which cancels and flattens) are all off; the
+        connection itself is read-only too, so IB would refuse them anyway.
+        """
+        self.readonly = readonly
+        why = READONLY_REASON if readonly else ""
         self.ticket.set_readonly(readonly)
-        for a in (self.buy_action, self.sell_action):
+        self.orders_view.set_readonly(why)
+        self.positions_view.set_readonly(why)
+        for a in (
+            self.buy_action,
+            self.sell_action,
+            self.cancel_all_action,
+            self.stop_action,
+        ):
             a.setEnabled(not readonly)
-        self.orders_view.view.setEditTriggers(
-            self.orders_view.view.EditTrigger.NoEditTriggers
-            if readonly
-            else self.orders_view.view.EditTrigger.DoubleClicked
-        )
+            default = a.text().rstrip("…")
+            shortcut = a.shortcut().toString()
+            a.setToolTip(why or (f"{default} ({shortcut})" if shortcut else default))
+        self.stop_button.setEnabled(not readonly)
+        self.stop_button.setToolTip(why or self.stop_button.toolTip())
+        self._readonly_badge_action.setVisible(readonly)
         self.setWindowTitle("IB Console — read-only" if readonly else "IB Console")
 
     # -- event handlers -----------------------------------------------------------------
@@ -455,7 +497,7 @@ class MainWindow(QMainWindow):
         if event.scope != "account":
             return
         halted = event.state is TradingState.HALTED
-        self.stop_button.setEnabled(True)
+        self.stop_button.setEnabled(not self.readonly)
         if halted:
             self.statusBar().showMessage(f"HALTED: {event.reason}", 30000)
 
@@ -478,7 +520,7 @@ class MainWindow(QMainWindow):
         self._ticket_side(side)
 
     def _close_position(self, p: PositionChanged, *, reverse: bool) -> None:
-        if self.ticket.readonly or not p.quantity:
+        if self._refused_readonly() or not p.quantity:
             return
         side = "SELL" if p.quantity > 0 else "BUY"
         qty = abs(p.quantity) * (2 if reverse else 1)
@@ -527,6 +569,8 @@ class MainWindow(QMainWindow):
             QMessageBox.warning(self, "Order refused", "\n".join(exc.reasons))
 
     def _cancel_order(self, order_id: int) -> None:
+        if self._refused_readonly():
+            return
         trades = self.session.trades
         assert trades is not None
         trade = trades.trade_for_order_id(order_id)
@@ -535,7 +579,15 @@ class MainWindow(QMainWindow):
             return
         trades.cancel_order(trade, actor="gui")
 
+    def _refused_readonly(self) -> bool:
+        """True (and said in the status bar) when read-only forbids an order change."""
+        if self.readonly:
+            self.statusBar().showMessage(READONLY_REASON, 8000)
+        return self.readonly
+
     def _cancel_all(self) -> None:
+        if self._refused_readonly():
+            return
         trades = self.session.trades
         if trades is None:
             return
@@ -547,6 +599,8 @@ class MainWindow(QMainWindow):
             trades.cancel_all(actor="gui")
 
     def _modify_order(self, order_id: int, field: str, value: float) -> None:
+        if self._refused_readonly():
+            return
         trades = self.session.trades
         assert trades is not None
         key = {"quantity": "quantity", "limit_price": "limit_price", "stop_price": "stop_price"}
@@ -564,6 +618,8 @@ class MainWindow(QMainWindow):
         risk.set_trading_state(scope, TradingState(state), reason="set in the risk panel", by="gui")
 
     def _confirm_emergency_stop(self) -> None:
+        if self._refused_readonly():
+            return
         answer = QMessageBox.warning(
             self,
             "Emergency stop",
@@ -574,7 +630,7 @@ class MainWindow(QMainWindow):
             self._emergency_stop()
 
     def _emergency_stop(self) -> None:
-        if self._stop_running:
+        if self._stop_running or self._refused_readonly():
             return
         risk = self.session.risk
         if risk is None:

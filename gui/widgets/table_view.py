@@ -375,6 +375,21 @@ class FilteredTable(QWidget):
             action.triggered.connect(slot)
         return action
 
+    #: Why order-changing actions are off ("" when they are on): read-only mode.
+    readonly_reason = ""
+
+    def set_readonly(self, reason: str) -> None:
+        """Turn order-changing actions off, saying why ("" turns them back on)."""
+        self.readonly_reason = reason
+
+    def order_action(self, action: QAction) -> QAction:
+        """``action`` changes orders: off, with the reason, while read-only."""
+        if self.readonly_reason:
+            action.setEnabled(False)
+            action.setText(f"{action.text()} (read-only)")
+            action.setToolTip(self.readonly_reason)
+        return action
+
     def _show_context_menu(self, pos: Any) -> None:
         index = self.view.indexAt(pos)
         source_row = self.view.source_row(index) if index.isValid() else None
@@ -387,6 +402,7 @@ class FilteredTable(QWidget):
         if not actions:
             return
         menu = QMenu(self)
+        menu.setToolTipsVisible(True)  # a disabled action says why
         for action in actions:
             if action is None:
                 menu.addSeparator()

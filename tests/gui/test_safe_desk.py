@@ -7,6 +7,7 @@ defaults), and drives it the way a trader would: typing into the fields.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,9 @@ from PySide6.QtCore import QSettings, Qt
 from PySide6.QtWidgets import QApplication
 
 from core.config import load_settings
+from core.contracts import create_stock_contract
 from core.events import TradingState
+from core.orders import create_limit_order
 from core.session import ConsoleSession, SessionOptions
 from gui.mainwindow import MainWindow
 from gui.theme import apply_theme
@@ -207,3 +210,47 @@ def test_halt_and_reducing_are_shown_in_the_ticket_at_once(desk, qloop, qtbot):
     assert ticket.send_button.text().splitlines()[1].startswith("HALTED")
     assert not ticket.send_button.isEnabled()
     assert ticket.verdict_label.text().startswith("REFUSED")
+
+
+# -- 5. read-only means read-only -----------------------------------------------------------
+
+
+def test_readonly_window_changes_no_order_and_says_why(desk, qloop, qtbot):
+    session, window = desk
+    trades, gw = session.trades, session.gateway
+    assert trades is not None and gw is not None
+    quote = gw.market.quote(gw.universe.find(symbol="AAPL")[0].con_id)
+    price = round(quote.bid * 0.97, 2)  # within the 5 % band, far enough not to fill
+    trades.place_order(
+        create_stock_contract("AAPL"), create_limit_order("BUY", 10, price), "manual", actor="gui"
+    )
+    run_until(
+        qloop, lambda: len(window.orders_model.working_order_ids()) == 1, what="a working order"
+    )
+
+    act(qloop, lambda: window.set_readonly(True))
+    view = window.orders_view
+    act(qloop, lambda: view.view.selectRow(0))
+    act(qloop, lambda: view.view.setFocus())
+    act(qloop, lambda: qtbot.keyClick(view.view, Qt.Key.Key_Delete))
+    act(qloop, lambda: view.cancel_all_button.click())
+    act(qloop, window.cancel_all_action.trigger)
+    act(
+        qloop,
+        lambda: window._modify_order(window.orders_model.working_order_ids()[0], "quantity", 5),
+    )
+    qloop.run_until_complete(asyncio.sleep(0.5))  # a cancel or modify would be done by now
+
+    assert len(gw.engine.open_orders()) == 1
+    assert gw.engine.open_orders()[0].request.total_quantity == 10  # not modified
+    for control in (view.cancel_all_button, window.stop_button):
+        assert not control.isEnabled()
+        assert "read-only" in control.toolTip()
+    for action in (window.cancel_all_action, window.stop_action, window.buy_action):
+        assert not action.isEnabled()
+        assert "read-only" in action.toolTip()
+    assert view.view.editTriggers() == view.view.EditTrigger.NoEditTriggers
+    assert window.readonly_badge.isVisible()
+    menu = view.context_actions(0)
+    assert all(not a.isEnabled() for a in menu if a is not None and "ancel" in a.text())
+    assert "read-only" in window.ticket.send_button.text()
