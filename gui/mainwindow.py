@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
-from PySide6.QtCore import QSettings, QSize, Qt, Signal
+from PySide6.QtCore import QSettings, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QGuiApplication, QKeySequence, QShowEvent
 from PySide6.QtWidgets import (
     QDockWidget,
@@ -31,6 +32,7 @@ from PySide6.QtWidgets import (
 
 from core.config import GuiSettings, user_config_dir
 from core.connection import ConnectionState, ConnectionStatusChanged
+from core.emergency import EmergencyStopProgress
 from core.events import (
     MANUAL,
     AccountValuesChanged,
@@ -103,7 +105,15 @@ class MainWindow(QMainWindow):
             str(user_config_dir() / "layout.ini"), QSettings.Format.IniFormat
         )
         self._stop_running = False
+        self._closing_confirmed = False
+        self._user_closing = False
         self.readonly = False
+        self._last_status: ConnectionStatusChanged | None = None
+        self._next_try_at: float | None = None
+        # Counts down to the next connection attempt while retrying (stopped otherwise).
+        self._retry_countdown = QTimer(self)
+        self._retry_countdown.setInterval(1000)
+        self._retry_countdown.timeout.connect(self._tick_countdown)
         self._history_task: asyncio.Task[None] | None = None
         self._ticks_known: set[int] = set()
 
@@ -266,7 +276,7 @@ class MainWindow(QMainWindow):
         file_menu = mb.addMenu("&File")
         quit_action = QAction("&Quit", self)
         quit_action.setShortcut(QKeySequence.StandardKey.Quit)
-        quit_action.triggered.connect(self.close)
+        quit_action.triggered.connect(self.close_by_user)
         file_menu.addAction(quit_action)
         trade = mb.addMenu("&Trade")
         for a in (self.buy_action, self.sell_action, self.symbol_action, self.cancel_all_action):
@@ -341,6 +351,8 @@ class MainWindow(QMainWindow):
                 self.positions_model.on_position_changed(event)
         elif s.account is not None:
             s.account.pnlChanged += self.pnl_chart.on_pnl_changed
+        if s.risk is not None and s.risk.emergency is not None:
+            s.risk.emergency.progress += self._on_stop_progress
         if s.risk is not None:
             s.risk.tradingStateChanged += self.risk_panel.on_trading_state_changed
             s.risk.tradingStateChanged += self.halted_banner.on_trading_state_changed
@@ -418,10 +430,17 @@ class MainWindow(QMainWindow):
 
     def _on_status_changed(self, status: ConnectionStatusChanged) -> None:
         colour = STATE_COLOURS[status.state]
-        words = status.state.value
-        if status.state is ConnectionState.RECONNECTING:
-            words = f"reconnecting (attempt {status.attempt})"
-        self.connection_indicator.setText(f"● {words}")
+        self._last_status = status
+        self._next_try_at = (
+            time.monotonic() + status.next_retry_in
+            if status.state is ConnectionState.RECONNECTING and status.next_retry_in
+            else None
+        )
+        if self._next_try_at is not None:
+            self._retry_countdown.start()
+        else:
+            self._retry_countdown.stop()
+        self.connection_indicator.setText(f"● {self._status_words(status)}")
         self.connection_indicator.setToolTip(status.describe())
         self.connection_indicator.setStyleSheet(
             f"color: {colour}; font-weight: 600; padding: 0 8px;"
@@ -434,6 +453,29 @@ class MainWindow(QMainWindow):
         )
         if status.state is not ConnectionState.CONNECTED:
             self.statusBar().showMessage(status.describe(), 15000)
+        # The ticket says why nothing can be looked up or sent while the link is down.
+        up = status.state in (ConnectionState.CONNECTED, ConnectionState.LINK_LOST)
+        self.ticket.set_offline("" if up else f"not connected to the {kind}")
+
+    def _status_words(self, status: ConnectionStatusChanged) -> str:
+        """The indicator's words: the state, and while retrying the attempt and the
+        seconds to the next try."""
+        if status.state is not ConnectionState.RECONNECTING:
+            return status.state.value
+        words = f"not connected · attempt {status.attempt}"
+        if self._next_try_at is not None:
+            left = max(0.0, self._next_try_at - time.monotonic())
+            words += f" · next try in {left:.0f} s"
+        else:
+            words += " · trying now"
+        return words
+
+    def _tick_countdown(self) -> None:
+        status = self._last_status
+        if status is None or status.state is not ConnectionState.RECONNECTING:
+            self._retry_countdown.stop()
+            return
+        self.connection_indicator.setText(f"● {self._status_words(status)}")
 
     def _on_account_values(self, v: AccountValuesChanged) -> None:
         if v.currency:
@@ -652,14 +694,36 @@ class MainWindow(QMainWindow):
             self._stop_running = False
             self.stop_button.set_busy_text("")
         text = summary.describe() if hasattr(summary, "describe") else str(summary)
-        self.statusBar().showMessage(f"Emergency stop done: {text.splitlines()[0]}", 30000)
         box = QMessageBox(self)
-        box.setIcon(QMessageBox.Icon.Information)
-        box.setWindowTitle("Emergency stop")
-        box.setText(text)
+        box.setObjectName("emergencyStopResult")
+        if getattr(summary, "ok", True):
+            self.statusBar().showMessage(f"Emergency stop done: {text.splitlines()[0]}", 30000)
+            box.setIcon(QMessageBox.Icon.Information)
+            box.setWindowTitle("Emergency stop")
+            box.setText(text)
+        else:
+            # Said plainly, and kept on screen: a stop that could not finish leaves
+            # orders or positions at IB that someone must deal with now.
+            headline = (
+                "The emergency stop could NOT finish. Trading stays HALTED here, but "
+                "orders may still be working and positions open at IB: check TWS now."
+            )
+            self.statusBar().showMessage(f"EMERGENCY STOP INCOMPLETE: {headline}")
+            box.setIcon(QMessageBox.Icon.Critical)
+            box.setWindowTitle("Emergency stop incomplete")
+            box.setText(headline)
+            box.setInformativeText(text)
         box.setModal(False)
         box.show()
         self._last_stop_box = box
+        self.stop_result = summary
+
+    def _on_stop_progress(self, progress: EmergencyStopProgress) -> None:
+        """What the running stop waits for, on the button and in the status bar."""
+        if not self._stop_running:
+            return
+        self.stop_button.set_busy_text(progress.detail)
+        self.statusBar().showMessage(f"EMERGENCY STOP: {progress.detail}")
 
     def _reset_halt(self) -> None:
         risk = self.session.risk
@@ -727,7 +791,73 @@ class MainWindow(QMainWindow):
     def _reset_layout(self) -> None:
         self.restoreState(self._default_state)
 
+    def working_orders_at_ib(self) -> int:
+        """Orders working at IB that this console sees (0 when not connected)."""
+        conn = self.session.connection
+        if conn is None or not conn.is_connected:
+            return 0
+        return len(conn.ib.openTrades())
+
+    def ask_close_with_working_orders(self, n: int) -> str:
+        """Ask what to do with ``n`` working orders: "cancel", "leave" or "stay"."""
+        box = QMessageBox(self)
+        box.setObjectName("closeWithWorkingOrders")
+        box.setIcon(QMessageBox.Icon.Warning)
+        box.setWindowTitle("Working orders")
+        box.setText(
+            f"{n} order{'s are' if n != 1 else ' is'} working at IB. Closing the console "
+            "does not cancel them: they stay working at IB and can fill while it is closed."
+        )
+        cancel = box.addButton(f"Cancel {n} and close", QMessageBox.ButtonRole.DestructiveRole)
+        leave = box.addButton("Close, leave them working", QMessageBox.ButtonRole.AcceptRole)
+        stay = box.addButton("Don't close", QMessageBox.ButtonRole.RejectRole)
+        box.setDefaultButton(stay)
+        box.exec()
+        clicked = box.clickedButton()
+        return "cancel" if clicked is cancel else "leave" if clicked is leave else "stay"
+
+    def close_by_user(self) -> None:
+        """Close as a person asked (File > Quit): working orders are asked about first."""
+        self._user_closing = True
+        try:
+            self.close()
+        finally:
+            self._user_closing = False
+
     def closeEvent(self, event: QCloseEvent) -> None:
+        # A person closing the window (its close button, File > Quit) is asked about
+        # working orders; a signal (SIGTERM) or a test tearing down is not.
+        asked = event.spontaneous() or self._user_closing
+        n = 0 if self._closing_confirmed or not asked else self.working_orders_at_ib()
+        if n:
+            choice = self.ask_close_with_working_orders(n)
+            if choice == "stay":
+                event.ignore()
+                return
+            if choice == "cancel" and not self.readonly:
+                event.ignore()  # closed again once the cancels are confirmed
+                spawn(self._cancel_then_close(), what="cancelling before closing")
+                return
         self.save_layout()
         self.closing.emit()
         super().closeEvent(event)
+
+    async def _cancel_then_close(self, timeout: float = 5.0) -> None:
+        trades, conn = self.session.trades, self.session.connection
+        if trades is not None and conn is not None:
+            trades.cancel_all(actor="gui")
+            self.statusBar().showMessage("cancelling every working order before closing…")
+            for _ in range(round(timeout / 0.05)):  # bounded: closing must not hang
+                if not (conn.is_connected and conn.ib.openTrades()):
+                    break
+                await asyncio.sleep(0.05)
+            left = len(conn.ib.openTrades()) if conn.is_connected else 0
+            if left:
+                QMessageBox.warning(
+                    self,
+                    "Not all cancelled",
+                    f"{left} order(s) not confirmed cancelled within {timeout:g} s; "
+                    "they may still be working at IB. The console closes now.",
+                )
+        self._closing_confirmed = True
+        self.close()
