@@ -200,7 +200,10 @@ class MainWindow(QMainWindow):
         """A dock for ``widget``; ``scroll`` for a form whose height must not squeeze its
         rows (the ticket, the risk panel): on a small screen it scrolls instead, and it
         no longer sets the window's minimum height."""
-        dock = QDockWidget(title.replace("&", "&&"), self)  # "&" alone marks a mnemonic
+        # A dock's title is plain text (floated, "P&&L" showed both ampersands); only
+        # its View-menu action reads "&" as a mnemonic and needs it doubled.
+        dock = QDockWidget(title, self)
+        dock.toggleViewAction().setText(title.replace("&", "&&"))
         dock.setObjectName(f"dock_{title.lower().replace(' ', '_').replace('&', '')}")
         if scroll:
             dock.setWidget(VerticalScrollArea(widget, dock))
@@ -234,7 +237,13 @@ class MainWindow(QMainWindow):
         self.cancel_all_action = QAction(theme.icon("cancel"), "Cancel all", self)
         self.cancel_all_action.setShortcut(QKeySequence("Ctrl+Shift+C"))
         self.cancel_all_action.triggered.connect(self._cancel_all)
-        for a in (self.buy_action, self.sell_action, self.symbol_action, self.cancel_all_action):
+        for a, name in (
+            (self.buy_action, "actionBuy"),
+            (self.sell_action, "actionSell"),
+            (self.symbol_action, "actionSymbol"),
+            (self.cancel_all_action, "actionCancelAll"),
+        ):
+            a.setObjectName(name)
             a.setShortcutContext(Qt.ShortcutContext.ApplicationShortcut)
             a.setToolTip(f"{a.text()} ({a.shortcut().toString()})")
             bar.addAction(a)
@@ -242,6 +251,8 @@ class MainWindow(QMainWindow):
         spacer.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
         bar.addWidget(spacer)
         self.account_strip = QLabel("", bar)
+        self.account_strip.setObjectName("accountStrip")
+        self.account_strip.setAccessibleName("Account values")
         self.account_strip.setTextFormat(Qt.TextFormat.RichText)
         self.account_strip.setStyleSheet(f"font-family: '{theme.mono_family()}'; padding: 0 14px;")
         bar.addWidget(self.account_strip)
@@ -266,7 +277,11 @@ class MainWindow(QMainWindow):
         sb = self.statusBar()
         self.connection_indicator = QLabel("● starting", sb)
         self.connection_indicator.setStyleSheet(f"color: {theme.AMBER}; padding: 0 8px;")
+        self.connection_indicator.setObjectName("connectionIndicator")
+        self.connection_indicator.setAccessibleName("Connection state")
         self.gateway_label = QLabel("", sb)
+        self.gateway_label.setObjectName("gatewayLabel")
+        self.gateway_label.setAccessibleName("Gateway")
         self.gateway_label.setStyleSheet(f"color: {theme.TEXT_DIM}; padding: 0 8px;")
         sb.addPermanentWidget(self.gateway_label)
         sb.addPermanentWidget(self.connection_indicator)
@@ -453,6 +468,8 @@ class MainWindow(QMainWindow):
         )
         if status.state is not ConnectionState.CONNECTED:
             self.statusBar().showMessage(status.describe(), 15000)
+        elif self.statusBar().currentMessage().startswith(("connecting", "reconnecting")):
+            self.statusBar().clearMessage()  # "connecting" must not linger once connected
         # The ticket says why nothing can be looked up or sent while the link is down.
         up = status.state in (ConnectionState.CONNECTED, ConnectionState.LINK_LOST)
         self.ticket.set_offline("" if up else f"not connected to the {kind}")

@@ -26,6 +26,7 @@ import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import shiboken6
 from ib_async import Order
 from PySide6.QtCore import QEvent, QObject, QStringListModel, Qt, QTimer, Signal
 from PySide6.QtGui import QHideEvent, QKeyEvent
@@ -969,6 +970,8 @@ class OrderTicket(QFrame):
     async def _do_search(self, text: str) -> None:
         assert self.entry is not None
         matches = await self.entry.search(text)
+        if not shiboken6.isValid(self._completions):
+            return  # the ticket closed while the search ran
         self._completions.setStringList([f"{m.symbol}  {m.description}" for m in matches])
 
     def _check_margin(self) -> None:

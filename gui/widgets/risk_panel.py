@@ -157,6 +157,14 @@ class RiskPanel(QWidget):
         self.resume_button = QPushButton("Resume", self)
         self.resume_button.setToolTip("ACTIVE: all orders that pass the limits")
         self.resume_button.clicked.connect(lambda: self._request(TradingState.ACTIVE))
+        for w, name, text in (
+            (self.badge, "tradingStateBadge", "Trading state"),
+            (self.reason_label, "tradingStateReason", "Why the trading state"),
+            (self.reduce_button, "riskReduceOnly", "Reduce only"),
+            (self.resume_button, "riskResume", "Resume active trading"),
+        ):
+            w.setObjectName(name)
+            w.setAccessibleName(text)
 
         head = QHBoxLayout()
         head.setSpacing(10)

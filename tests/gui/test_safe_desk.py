@@ -254,3 +254,88 @@ def test_readonly_window_changes_no_order_and_says_why(desk, qloop, qtbot):
     menu = view.context_actions(0)
     assert all(not a.isEnabled() for a in menu if a is not None and "ancel" in a.text())
     assert "read-only" in window.ticket.send_button.text()
+
+
+# -- 6. keyboard and ticket layout ------------------------------------------------------------
+
+
+def test_tab_from_symbol_reaches_quantity_and_the_size_typed_is_kept(desk, qloop, qtbot):
+    _session, window = desk
+    ticket = window.ticket
+    choose(qloop, qtbot, ticket, "EUR.USD")
+    act(qloop, lambda: ticket.symbol_edit.setFocus())
+    act(qloop, lambda: qtbot.keyClick(ticket.symbol_edit, Qt.Key.Key_Tab))
+    focused = QApplication.focusWidget()
+    assert focused is ticket.quantity, focused.objectName() if focused else None
+    act(qloop, lambda: ticket.quantity.selectAll())
+    act(qloop, lambda: qtbot.keyClicks(ticket.quantity, "20000"))
+    assert ticket.quantity.value() == 20_000
+    chain = []
+    widget = ticket.quantity
+    for _ in range(6):
+        widget = widget.nextInFocusChain()
+        while not widget.focusPolicy() & Qt.FocusPolicy.TabFocus or not widget.isEnabled():
+            widget = widget.nextInFocusChain()
+        chain.append(widget.objectName())
+    assert chain[:2] == ["ticketOrderType", "ticketLimitPrice"]
+    assert "ticketBid" not in chain and "ticketBuy" not in chain
+
+
+def test_unknown_symbol_clears_the_quotes_and_keeps_the_width(desk, qloop, qtbot, ib_log_guard):
+    ib_log_guard.expect(r"Error 200, reqId \d+: No security definition")
+    _session, window = desk
+    ticket = window.ticket
+    choose(qloop, qtbot, ticket, "EUR.USD")
+    width = window.docks["Order ticket"].width()
+    act(qloop, lambda: ticket.symbol_edit.setFocus())
+    act(qloop, lambda: ticket.symbol_edit.clear())
+    act(qloop, lambda: qtbot.keyClicks(ticket.symbol_edit, "ZZZZ"))
+    act(qloop, lambda: qtbot.keyClick(ticket.symbol_edit, Qt.Key.Key_Return))
+    run_until(qloop, lambda: ticket.info is None, what="ZZZZ refused")
+    run_until(qloop, lambda: "ZZZZ" in ticket.description.text(), what="the reason by the field")
+
+    assert ticket.bid_button.text() == ticket.ask_button.text() == "\N{EN DASH}" or (
+        ticket.bid_button.price is None and ticket.ask_button.price is None
+    )
+    assert ticket.bid_button.price is None and ticket.ask_button.price is None
+    assert window.docks["Order ticket"].width() == width
+
+
+def test_first_symbol_prefills_the_limit_from_its_first_quote(desk, qloop, qtbot):
+    _session, window = desk
+    ticket = window.ticket
+    choose(qloop, qtbot, ticket, "AAPL")
+    run_until(qloop, lambda: ticket.limit_price.value() > 0, what="the limit prefilled")
+    assert ticket.limit_price.value() == ticket.ask_button.price
+    assert not ticket.limit_price.property("invalid")
+
+
+# -- 7 / 9. a window that fits; small things ---------------------------------------------------
+
+
+def test_window_opens_within_the_available_screen(desk):
+    _session, window = desk
+    # offscreen's screen is 800x800: the window is as small as its contents allow,
+    # and those fit a 1366x768 laptop
+    available = window.screen().availableGeometry().size()
+    bound = available.expandedTo(window.minimumSizeHint())
+    assert window.width() <= bound.width()
+    assert window.height() <= bound.height()
+    assert window.minimumSizeHint().width() <= 1366
+    assert window.minimumSizeHint().height() <= 768
+
+
+def test_positions_columns_put_pnl_before_the_book_keeping(desk):
+    _session, window = desk
+    model = window.positions_model
+    order = [model.column_of(k) for k in ("symbol", "quantity", "last", "daily_pnl")]
+    assert order == sorted(order)
+    assert model.column_of("unrealized_pnl") < model.column_of("market_value")
+    assert model.column_of("daily_pnl") < model.column_of("avg_cost")
+
+
+def test_floated_dock_title_has_one_ampersand(desk):
+    _session, window = desk
+    dock = window.docks["P&L"]
+    assert dock.windowTitle() == "P&L"
+    assert dock.toggleViewAction().text() == "P&&L"  # the menu's mnemonic escape
