@@ -200,10 +200,13 @@ class MainWindow(QMainWindow):
         """A dock for ``widget``; ``scroll`` for a form whose height must not squeeze its
         rows (the ticket, the risk panel): on a small screen it scrolls instead, and it
         no longer sets the window's minimum height."""
-        # A dock's title is plain text (floated, "P&&L" showed both ampersands); only
-        # its View-menu action reads "&" as a mnemonic and needs it doubled.
-        dock = QDockWidget(title, self)
-        dock.toggleViewAction().setText(title.replace("&", "&&"))
+        # Docked, the title bar reads "&" as a mnemonic ("P&&L" shows "P&L"); floated,
+        # the title is a window's, plain text ("P&&L" showed both): follow the state.
+        escaped = title.replace("&", "&&")
+        dock = QDockWidget(escaped, self)
+        dock.topLevelChanged.connect(
+            lambda floating: dock.setWindowTitle(title if floating else escaped)
+        )
         dock.setObjectName(f"dock_{title.lower().replace(' ', '_').replace('&', '')}")
         if scroll:
             dock.setWidget(VerticalScrollArea(widget, dock))

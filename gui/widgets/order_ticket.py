@@ -29,7 +29,7 @@ from typing import Any
 import shiboken6
 from ib_async import Order
 from PySide6.QtCore import QEvent, QObject, QStringListModel, Qt, QTimer, Signal
-from PySide6.QtGui import QHideEvent, QKeyEvent
+from PySide6.QtGui import QFontMetrics, QHideEvent, QKeyEvent, QResizeEvent
 from PySide6.QtWidgets import (
     QButtonGroup,
     QCheckBox,
@@ -158,9 +158,36 @@ class PriceBox(NumberField):
             self._value, self._error = value, None
 
 
-def _short(reason: str, limit: int = 60) -> str:
-    """A reason cut to fit the send button's second line (the whole one is listed)."""
-    return reason if len(reason) <= limit else reason[: limit - 1].rstrip() + "…"
+class SendButton(QPushButton):
+    """The send button: the order on the first line; why it cannot go on the second,
+    elided to the button's width (never cut at both ends, never widening the ticket)."""
+
+    def __init__(self) -> None:
+        super().__init__("")
+        self._lines: tuple[str, str] = ("", "")
+
+    def set_lines(self, order: str, reason: str = "") -> None:
+        """Show ``order`` and, under it, ``reason`` (empty: the order alone)."""
+        self._lines = (order, reason)
+        self._apply()
+
+    def lines(self) -> tuple[str, str]:
+        """The order and the reason, whole (the text may be elided)."""
+        return self._lines
+
+    def _apply(self) -> None:
+        order, reason = self._lines
+        if not reason:
+            self.setText(order)
+            return
+        room = max(60, self.width() - 20)
+        metrics = QFontMetrics(self.font())
+        elided = metrics.elidedText(reason, Qt.TextElideMode.ElideRight, room)
+        self.setText(f"{metrics.elidedText(order, Qt.TextElideMode.ElideRight, room)}\n{elided}")
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        self._apply()
 
 
 def _number_style(extra: str = "") -> str:
@@ -376,7 +403,7 @@ class OrderTicket(QFrame):
         self.problems.setAccessibleName("Why the order cannot be sent")
         self.problems.setStyleSheet(f"color: {theme.LOSS};")
         self.problems.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
-        self.send_button = QPushButton("BUY")
+        self.send_button = SendButton()
         # Two lines: the order, and under it why it cannot go (when it cannot). Its
         # width follows the ticket's, never the text's: a long reason must not widen it.
         self.send_button.setMinimumHeight(46)
@@ -740,17 +767,18 @@ class OrderTicket(QFrame):
         if self.info is None:
             blocked.append("choose a symbol")
         blocked += field_problems
-        blocked += [p for p in risk_problems if not p.startswith(tuple(blocked))]
+        halted = self._state is TradingState.HALTED
+        # HALTED is said once, first; risk's own wording of it would only repeat it.
+        blocked += [p for p in risk_problems if not (halted and "HALTED" in p)]
         self.problems.setText("\n".join(f"• {p}" for p in blocked if p != "choose a symbol"))
         order_text = self._order_text(kind)
         sendable = not blocked and preview is not None and preview.approved
         if sendable:
-            self.send_button.setText(order_text)
+            self.send_button.set_lines(order_text)
             self.send_button.setToolTip(f"Send {order_text} (Enter)")
         else:
             first = blocked[0] if blocked else "checking…"
-            more = f" (+{len(blocked) - 1})" if len(blocked) > 1 else ""
-            self.send_button.setText(f"{order_text}\n{_short(first)}{more}")
+            self.send_button.set_lines(order_text, first)
             self.send_button.setToolTip("Cannot send:\n" + "\n".join(blocked or [first]))
         self.send_button.setAccessibleDescription(self.send_button.toolTip())
         self.send_button.setEnabled(sendable)

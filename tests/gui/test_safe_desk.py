@@ -86,7 +86,7 @@ def test_huge_market_order_with_shipped_config_is_refused_with_the_precaution(de
     assert not ticket.send_button.isEnabled()
     assert ticket.verdict_label.text().startswith("REFUSED")
     assert "precautionary size 2,000 shares for STK" in ticket.problems.text()
-    first, reason = ticket.send_button.text().splitlines()
+    first, reason = ticket.send_button.lines()
     assert first == "BUY 999,999,999 AAPL MKT"
     assert reason.startswith("precautionary")
 
@@ -146,7 +146,7 @@ def test_quantity_entry_that_is_not_a_plain_number_is_flagged_in_place(
     assert ticket.quantity_error.isVisible()
     assert why in ticket.quantity_error.text()
     assert not ticket.send_button.isEnabled()
-    first, reason = ticket.send_button.text().splitlines()
+    first, reason = ticket.send_button.lines()
     assert first == "BUY ? AAPL MKT"
     assert reason.startswith("Quantity:")
 
@@ -160,7 +160,7 @@ def test_limit_price_in_scientific_notation_is_flagged_not_read_as_digits(desk, 
 
     assert ticket.limit_price.text() == "1e12"
     assert "scientific notation" in ticket.limit_error.text()
-    assert ticket.send_button.text().splitlines()[0] == "BUY 100 AAPL LMT ?"
+    assert ticket.send_button.lines()[0] == "BUY 100 AAPL LMT ?"
     assert not ticket.send_button.isEnabled()
 
 
@@ -198,7 +198,7 @@ def test_halt_and_reducing_are_shown_in_the_ticket_at_once(desk, qloop, qtbot):
     assert ticket.state_label.isVisible()
     assert ticket.state_label.text().startswith("REDUCING")
     assert not ticket.send_button.isEnabled()
-    assert "REDUCING" in ticket.send_button.text().splitlines()[1]
+    assert "REDUCING" in ticket.send_button.lines()[1]
 
     act(
         qloop,
@@ -207,7 +207,7 @@ def test_halt_and_reducing_are_shown_in_the_ticket_at_once(desk, qloop, qtbot):
         ),
     )
     assert ticket.state_label.text().startswith("HALTED")
-    assert ticket.send_button.text().splitlines()[1].startswith("HALTED")
+    assert ticket.send_button.lines()[1].startswith("HALTED")
     assert not ticket.send_button.isEnabled()
     assert ticket.verdict_label.text().startswith("REFUSED")
 
@@ -253,7 +253,7 @@ def test_readonly_window_changes_no_order_and_says_why(desk, qloop, qtbot):
     assert window.readonly_badge.isVisible()
     menu = view.context_actions(0)
     assert all(not a.isEnabled() for a in menu if a is not None and "ancel" in a.text())
-    assert "read-only" in window.ticket.send_button.text()
+    assert "read-only" in " ".join(window.ticket.send_button.lines())
 
 
 # -- 6. keyboard and ticket layout ------------------------------------------------------------
@@ -337,5 +337,8 @@ def test_positions_columns_put_pnl_before_the_book_keeping(desk):
 def test_floated_dock_title_has_one_ampersand(desk):
     _session, window = desk
     dock = window.docks["P&L"]
-    assert dock.windowTitle() == "P&L"
-    assert dock.toggleViewAction().text() == "P&&L"  # the menu's mnemonic escape
+    assert dock.windowTitle() == "P&&L"  # docked: the title bar's mnemonic escape
+    dock.setFloating(True)
+    assert dock.windowTitle() == "P&L"  # floated: a window title, plain text
+    dock.setFloating(False)
+    assert dock.windowTitle() == "P&&L"
