@@ -156,6 +156,27 @@ class MainWindow(QMainWindow):
         self.risk_panel = RiskPanel(self)
         self.log_view = LogView.with_handler(None, logging.INFO, self)
         self.audit_view = AuditView(self.audit_model, self)
+        for table, name, title in (
+            (self.positions_view, "positions", "Positions"),
+            (self.orders_view, "orders", "Working orders"),
+            (self.fills_view, "fills", "Fills"),
+            (self.log_view, "log", "Log"),
+            (self.audit_view, "audit", "Audit"),
+        ):
+            table.name_controls(name, title)
+        for w, name, text in (
+            (self.positions_view.strategy_combo, "positionsStrategy", "Show strategy"),
+            (self.positions_view.hide_flat, "positionsHideFlat", "Hide flat positions"),
+            (self.positions_view.group_by_strategy, "positionsGrouped", "Group by strategy"),
+        ):
+            w.setObjectName(name)
+            w.setAccessibleName(text)
+        self.positions_view.tree.setObjectName("positionsTree")
+        self.positions_view.tree.setAccessibleName("Positions by strategy")
+        self.pnl_chart.setObjectName("pnlChart")
+        self.pnl_chart.setAccessibleName("P&L chart")
+        self.risk_panel.setObjectName("riskPanel")
+        self.risk_panel.setAccessibleName("Risk")
         self.docks: dict[str, QDockWidget] = {}
         left = Qt.DockWidgetArea.LeftDockWidgetArea
         right = Qt.DockWidgetArea.RightDockWidgetArea

@@ -357,6 +357,17 @@ class FilteredTable(QWidget):
             signal.connect(self._update_count)
         self.proxy.layoutChanged.connect(self._update_count)
 
+    def name_controls(self, name: str, title: str) -> None:
+        """Object and accessible names for the grid and its filter (tests, screen
+        readers): ``name`` in camelCase ("orders"), ``title`` in words ("Working orders")."""
+        self.setObjectName(f"{name}View")
+        self.view.setObjectName(f"{name}Table")
+        self.view.setAccessibleName(title)
+        self.filter_edit.setObjectName(f"{name}Filter")
+        self.filter_edit.setAccessibleName(f"Filter {title.lower()}")
+        self.count_label.setObjectName(f"{name}Count")
+        self.count_label.setAccessibleName(f"{title} shown")
+
     def finish_toolbar(self) -> None:
         """Push the row count to the right end of the toolbar (call after adding widgets)."""
         self.toolbar.addStretch(1)

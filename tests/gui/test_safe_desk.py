@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import qasync
 from PySide6.QtCore import QSettings, Qt
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QWidget
 
 from core.config import load_settings
 from core.contracts import create_stock_contract
@@ -342,3 +342,28 @@ def test_floated_dock_title_has_one_ampersand(desk):
     assert dock.windowTitle() == "P&L"  # floated: a window title, plain text
     dock.setFloating(False)
     assert dock.windowTitle() == "P&&L"
+
+
+def test_every_trader_control_has_an_object_and_an_accessible_name(desk):
+    from PySide6.QtWidgets import (
+        QAbstractButton,
+        QAbstractItemView,
+        QComboBox,
+        QLineEdit,
+    )
+
+    _session, window = desk
+    kinds = (QAbstractButton, QLineEdit, QComboBox, QAbstractItemView)
+    missing = []
+    for area in (window.ticket, window.risk_panel, window.orders_view, window.positions_view):
+        for w in area.findChildren(QWidget):
+            if not isinstance(w, kinds) or isinstance(w.parent(), QComboBox | QLineEdit):
+                continue  # a combo's own line edit and list are named through the combo
+            if type(w).__name__ in ("QHeaderView", "QListView", "QToolButton"):
+                continue  # Qt's own parts (headers, completer popups, clear buttons)
+            if w.objectName().startswith("qt_"):
+                continue  # Qt's own (the table's corner button)
+            if not w.objectName() or not w.accessibleName():
+                text = w.text() if isinstance(w, QAbstractButton | QLineEdit) else ""
+                missing.append(f"{type(w).__name__} {w.objectName()!r} {text}")
+    assert missing == []
