@@ -146,8 +146,10 @@ class Precautions:
         return reasons
 
     def describe(self) -> list[tuple[str, Precaution]]:
-        """Each security type's caps, the named types first, for the risk panel."""
-        keys = sorted(k for k in self.by_sec_type if k != DEFAULT_KEY)
+        """Each security type's caps, the shipped types first in their order (stocks,
+        futures, forex, options), then any others, ``default`` last; for the risk panel."""
+        known = [k for k in DEFAULT_PRECAUTIONS if k in self.by_sec_type and k != DEFAULT_KEY]
+        keys = known + sorted(k for k in self.by_sec_type if k not in known and k != DEFAULT_KEY)
         if DEFAULT_KEY in self.by_sec_type:
             keys.append(DEFAULT_KEY)
         return [(k, self.by_sec_type[k]) for k in keys]

@@ -402,6 +402,10 @@ class MainWindow(QMainWindow):
             s.risk.utilizationChanged += self.ticket.reevaluate
             if s.risk.precautions is not None:
                 self.risk_panel.set_precautions(s.risk.precautions.describe())
+            if s.risk.limits.is_empty():
+                self.risk_panel.empty_label.setText(
+                    "No account-level limit set ([risk] in the config)"
+                )
             for event in s.trading_state_events():
                 self.risk_panel.on_trading_state_changed(event)
                 self.halted_banner.on_trading_state_changed(event)
