@@ -36,6 +36,7 @@ from core.emergency import EmergencyStopProgress
 from core.events import (
     MANUAL,
     AccountValuesChanged,
+    FillRecorded,
     OrderRejected,
     PositionChanged,
     ReconciliationBreakFound,
@@ -57,6 +58,7 @@ from gui.widgets.fills_view import FillsView
 from gui.widgets.form_scroll import VerticalScrollArea
 from gui.widgets.halted_banner import HaltedBanner
 from gui.widgets.log_view import AuditView, LogView
+from gui.widgets.notifier import Notifier
 from gui.widgets.order_ticket import OrderTicket
 from gui.widgets.orders_view import OrdersView
 from gui.widgets.pnl_chart import PnLChart
@@ -196,6 +198,7 @@ class MainWindow(QMainWindow):
         self.docks["Fills"].raise_()
         self._size_docks()
 
+        self.notifier = Notifier(self)
         self._build_toolbar()
         self._build_status_bar()
         self._build_menus()
@@ -333,6 +336,12 @@ class MainWindow(QMainWindow):
         for dock in self.docks.values():
             view.addAction(dock.toggleViewAction())
         view.addSeparator()
+        self.sound_action = QAction("Sound on fills and rejections", self)
+        self.sound_action.setObjectName("actionSound")
+        self.sound_action.setCheckable(True)
+        self.sound_action.toggled.connect(self._set_sound)
+        view.addAction(self.sound_action)
+        view.addSeparator()
         reset_layout = QAction("Reset layout", self)
         reset_layout.triggered.connect(self._reset_layout)
         view.addAction(reset_layout)
@@ -371,6 +380,7 @@ class MainWindow(QMainWindow):
         s.trades.orderUpdated += self.orders_model.on_order_updated
         s.trades.orderRejected += self._on_order_rejected
         s.trades.fillReceived += self.fills_model.on_fill_recorded
+        s.trades.fillReceived += self._notify_fill
         s.audit.recorded += self.audit_model.on_audit_recorded
         self.audit_model.load(list(s.audit.records))
         if s.market is not None:
@@ -576,13 +586,25 @@ class MainWindow(QMainWindow):
     def _on_order_rejected(self, event: OrderRejected) -> None:
         self.orders_model.on_order_rejected(event)
         who = f"IB {event.code}" if event.code else "refused"
-        self.statusBar().showMessage(
-            f"Order {event.order_id or ''} {event.symbol}: {who}: {event.message}", 15000
+        text = f"Order {event.order_id or ''} {event.symbol}: {who}: {event.message}"
+        self.statusBar().showMessage(text, 15000)
+        self.notifier.notify("rejected", f"REJECTED  {text}")
+
+    def _notify_fill(self, fill: FillRecorded) -> None:
+        side = "BOUGHT" if fill.side == "BOT" else "SOLD"
+        self.notifier.notify(
+            "fill", f"{side} {fill.quantity:,g} {fill.symbol} @ {fill.price:,g} ({fill.strategy})"
         )
+
+    def _set_sound(self, on: bool) -> None:
+        self.notifier.sound = on
+        self._settings.setValue("notifications/sound", on)
 
     def _on_trading_state(self, event: Any) -> None:
         if event.scope != "account":
             return
+        if event.previous != event.state:
+            self.notifier.notify("state", f"Trading {event.state.value}: {event.reason}")
         halted = event.state is TradingState.HALTED
         self.stop_button.setEnabled(not self.readonly)
         if halted:
@@ -823,6 +845,9 @@ class MainWindow(QMainWindow):
         if state is not None:
             self.restoreState(state)
         self._size_docks_when_shown = state is None  # a person's own layout wins
+        self.sound_action.setChecked(
+            self._settings.value("notifications/sound", False) in (True, "true")
+        )
         grouped = self._settings.value("positions/grouped", False)
         self.positions_view.set_grouped(grouped in (True, "true"))  # INI stores text
 

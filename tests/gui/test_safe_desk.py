@@ -367,3 +367,32 @@ def test_every_trader_control_has_an_object_and_an_accessible_name(desk):
                 text = w.text() if isinstance(w, QAbstractButton | QLineEdit) else ""
                 missing.append(f"{type(w).__name__} {w.objectName()!r} {text}")
     assert missing == []
+
+
+# -- 9. notifications ---------------------------------------------------------------------------
+
+
+def test_fill_and_state_change_each_show_a_notification(desk, qloop, qtbot):
+    session, window = desk
+    ticket = window.ticket
+    choose(qloop, qtbot, ticket, "AAPL")
+    act(qloop, lambda: ticket.order_type.setCurrentText("MKT"))
+    type_into(qloop, qtbot, ticket.quantity, "10")
+    act(qloop, ticket.submit)
+    run_until(
+        qloop,
+        lambda: any(k == "fill" for k, _ in window.notifier.history),
+        what="a fill notification",
+    )
+    assert window.notifier.isVisible()
+    _kind, text = next(h for h in window.notifier.history if h[0] == "fill")
+    assert text.startswith("BOUGHT 10 AAPL @ ")
+    assert session.risk is not None
+    act(
+        qloop,
+        lambda: session.risk.set_trading_state(
+            "account", TradingState.REDUCING, reason="test", by="gui"
+        ),
+    )
+    assert ("state", "Trading REDUCING: test") in window.notifier.history
+    assert not window.sound_action.isChecked()  # sound is opt-in, from the View menu
