@@ -56,6 +56,8 @@ from pydantic import (
     field_validator,
 )
 
+from core.precautions import DEFAULT_KEY, DEFAULT_PRECAUTIONS, OFF, Precaution, Precautions
+
 __all__ = [
     "APP_NAME",
     "ENV_PREFIX",
@@ -64,6 +66,7 @@ __all__ = [
     "GuiSettings",
     "IBSettings",
     "LoggingSettings",
+    "PrecautionSettings",
     "RedactingFilter",
     "RiskLimits",
     "RiskSettings",
@@ -447,8 +450,48 @@ class RiskLimits(_Section):
         return v
 
 
+#: A precautionary cap as the config writes it: a positive number, ``"off"``, or not
+#: given (``None``: the shipped default applies).
+CapValue = float | Literal["off"] | None
+
+
+class PrecautionSettings(_Section):
+    """``[risk.precautions.STK]`` and friends: one security type's precautionary caps.
+
+    A key left out keeps the shipped default (:data:`core.precautions.DEFAULT_PRECAUTIONS`);
+    ``"off"`` turns that cap off, explicitly.
+    """
+
+    #: Largest quantity of one order (shares, contracts, base currency for forex).
+    max_order_quantity: CapValue = None
+    #: Largest value of one order: quantity x price x multiplier.
+    max_order_value: CapValue = None
+    #: Largest distance of a limit or stop price from the market, in percent.
+    max_price_pct: CapValue = None
+
+    @field_validator("max_order_quantity", "max_order_value", "max_price_pct", mode="before")
+    @classmethod
+    def _cap(cls, v: Any) -> Any:
+        if v is False or (isinstance(v, str) and v.strip().lower() == OFF):
+            return OFF
+        if isinstance(v, str):
+            try:
+                return float(v)
+            except ValueError:
+                raise ValueError(f'{v!r} is neither a number nor "off"') from None
+        return v
+
+    @field_validator("max_order_quantity", "max_order_value", "max_price_pct")
+    @classmethod
+    def _positive_cap(cls, v: CapValue) -> CapValue:
+        if isinstance(v, float | int):
+            _must_be_positive(v)
+        return v
+
+
 class RiskSettings(RiskLimits):
-    """Account-level limits plus per-strategy overrides (``[risk.strategies.NAME]``)."""
+    """Account-level limits plus per-strategy overrides (``[risk.strategies.NAME]``)
+    and the precautionary caps per security type (``[risk.precautions.TYPE]``)."""
 
     #: What a daily-loss or drawdown breach does: "reducing", "halt" or "emergency_stop".
     breach_action: Literal["reducing", "halt", "emergency_stop"] = "reducing"
@@ -458,6 +501,40 @@ class RiskSettings(RiskLimits):
     #: Move to REDUCING while the gateway has lost IB (1100) or the socket is down.
     reduce_on_link_lost: bool = True
     strategies: dict[str, RiskLimits] = Field(default_factory=dict)
+    #: Per security type (STK, FUT, CASH, OPT, FOP, default); merged over the defaults.
+    precautions: dict[str, PrecautionSettings] = Field(
+        default_factory=lambda: {
+            sec_type: PrecautionSettings(
+                max_order_quantity=cap.max_order_quantity,
+                max_order_value=cap.max_order_value,
+                max_price_pct=cap.max_price_pct,
+            )
+            for sec_type, cap in DEFAULT_PRECAUTIONS.items()
+        }
+    )
+
+    @field_validator("precautions", mode="before")
+    @classmethod
+    def _sec_types(cls, v: Any) -> Any:
+        # Environment keys arrive lower-case ("stk"); IB's security types are upper.
+        if isinstance(v, Mapping):
+            return {(k if k.lower() == DEFAULT_KEY else k.upper()): sub for k, sub in v.items()}
+        return v
+
+    def effective_precautions(self) -> Precautions:
+        """The shipped caps with this config's values over them (``"off"`` -> no cap)."""
+        merged = dict(DEFAULT_PRECAUTIONS)
+        for sec_type, own in self.precautions.items():
+            base = merged.get(sec_type) or merged.get(DEFAULT_KEY) or Precaution()
+            values = {}
+            for name in PrecautionSettings.model_fields:
+                given = getattr(own, name)
+                if given is None:
+                    values[name] = getattr(base, name)
+                else:
+                    values[name] = None if given == OFF else float(given)
+            merged[sec_type] = Precaution(**values)
+        return Precautions(merged)
 
     def limits_for(self, strategy: str | None) -> RiskLimits:
         """The limits that apply to one strategy's orders.
@@ -516,6 +593,29 @@ class GuiSettings(_Section):
     theme: Literal["dark", "light"] = "dark"
     #: Lines kept in the log view.
     max_log_lines: int = 10_000
+    #: The ticket's quantity when an instrument is chosen, per security type (a size is
+    #: never carried from one instrument to another: 100 AAPL is not 100 ES).
+    default_quantity: dict[str, float] = Field(
+        default_factory=lambda: {"STK": 100.0, "FUT": 1.0, "CASH": 20_000.0, "OPT": 1.0}
+    )
+
+    @field_validator("default_quantity", mode="before")
+    @classmethod
+    def _quantity_keys(cls, v: Any) -> Any:
+        if isinstance(v, Mapping):
+            return {k.upper(): q for k, q in v.items()}
+        return v
+
+    @field_validator("default_quantity")
+    @classmethod
+    def _quantities(cls, v: dict[str, float]) -> dict[str, float]:
+        for q in v.values():
+            _must_be_positive(q)
+        return v
+
+    def quantity_for(self, sec_type: str, min_size: float = 1.0) -> float:
+        """The ticket's starting quantity for an instrument of ``sec_type``."""
+        return self.default_quantity.get(sec_type.upper(), max(min_size, 1.0))
 
     @field_validator("confirm_above_notional")
     @classmethod
@@ -788,7 +888,17 @@ def _error_messages(exc: ValidationError, layers: list[_Layer]) -> list[str]:
 
 
 _TYPE_LOC_NAMES = frozenset(
-    {"int", "float", "str", "bool", "none", "is-instance[Path]", "function-after", "lax-or-strict"}
+    {
+        "int",
+        "float",
+        "str",
+        "bool",
+        "none",
+        "is-instance[Path]",
+        "function-after",
+        "lax-or-strict",
+        "literal['off']",
+    }
 )
 
 

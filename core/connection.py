@@ -328,6 +328,14 @@ class Connection:
         self._start_heartbeat()
         return self.ib
 
+    def keep_trying(self) -> None:
+        """After a failed first :meth:`connect`: keep connecting in the background, with
+        the reconnection backoff (``RECONNECTING`` statuses carry the attempt and the
+        next try), until it succeeds, ``max_attempts`` runs out, or :meth:`disconnect`."""
+        self._closing = False
+        if self._reconnect_task is None or self._reconnect_task.done():
+            self._reconnect_task = asyncio.ensure_future(self._reconnect())
+
     async def disconnect(self) -> None:
         """Close for good: no reconnection follows."""
         self._closing = True
@@ -460,6 +468,7 @@ class Connection:
                     if self._closing:
                         return
                     await self._connect_once(attempt=attempt)
+            self._start_heartbeat()  # first success may come from here (keep_trying)
         except asyncio.CancelledError:
             raise
         except Exception as exc:

@@ -45,6 +45,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from eventkit import Event
 from ib_async import Contract, ContractDetails, Order, Trade
 
 from core.events import EXTERNAL, TradingState, now_utc
@@ -57,6 +58,7 @@ log = logging.getLogger(__name__)
 
 __all__ = [
     "EmergencyStop",
+    "EmergencyStopProgress",
     "EmergencyStopResult",
     "FlattenOrder",
     "StopFailure",
@@ -148,6 +150,20 @@ class FlattenOrder:
 
 
 @dataclass(frozen=True, slots=True)
+class EmergencyStopProgress:
+    """Where a running stop is, in words a trader reads while it runs.
+
+    ``step`` is one of ``halted``, ``waiting`` (for the connection), ``cancelling``,
+    ``positions``, ``flattening``, ``verifying``; ``detail`` says what it waits for.
+    """
+
+    scope: str
+    step: str
+    detail: str
+    time: datetime = field(default_factory=now_utc)
+
+
+@dataclass(frozen=True, slots=True)
 class StopFailure:
     """Something the stop could not do, and why."""
 
@@ -230,6 +246,7 @@ class _Run:
     failures: list[StopFailure] = field(default_factory=list)
     rounds: int = 0
     reconnects: int = 0
+    gave_up_waiting: bool = False
 
     def fail(self, step: str, subject: str, reason: str) -> None:
         log.error("emergency stop: %s: %s: %s", step, subject, reason)
@@ -251,6 +268,10 @@ DetailsLookup = Callable[[Contract], ContractDetails | None]
 
 class EmergencyStop:
     """Halts, cancels and flattens through the TradeManager (see the module docstring).
+
+    Events:
+        * ``progress`` (progress: :class:`EmergencyStopProgress`): each step of a
+          running stop, and each second while it waits for the connection.
 
     Parameters
     ----------
@@ -304,11 +325,15 @@ class EmergencyStop:
         # "is connected now" alone would miss that the session (and its trades) changed.
         self._links_lost = 0
         self._generation = 0
+        self.progress: Event = Event("progress")
         self.ib.disconnectedEvent += self._on_disconnected
         risk.attach_emergency_stop(self)
 
     def _on_disconnected(self) -> None:
         self._links_lost += 1
+
+    def _say(self, run: _Run, step: str, detail: str) -> None:
+        self.progress.emit(EmergencyStopProgress(run.scope.describe(), step, detail))
 
     def _check_link(self) -> None:
         """Raise :class:`_Interrupted` if the session this round started in is gone."""
@@ -364,6 +389,9 @@ class EmergencyStop:
             strategy=scope.strategy,
         )
         self._inflight_run = run
+        self._say(
+            run, "halted", "HALTED; cancelling orders" + (", then flattening" if flatten else "")
+        )
         self._inflight = asyncio.ensure_future(self._run(run))
         return await asyncio.shield(self._inflight)
 
@@ -438,11 +466,16 @@ class EmergencyStop:
         """One pass: cancel, await cancels, re-read positions, flatten. True when done."""
         self._generation = self._links_lost
         run.rounds += 1
+        n = len(self._working(run.scope))
+        self._say(run, "cancelling", f"cancelling {n} working order{'s' if n != 1 else ''}")
         self._cancel(run, each=run.scope.kind != "account")
         await self._await_no_working(run)
+        self._say(run, "positions", "re-reading positions from IB")
         targets = await self._targets(run)
         if not targets or not run.flatten:
             return True
+        n = len(targets)
+        self._say(run, "flattening", f"flattening {n} position{'s' if n != 1 else ''}")
         trades = []
         for target in targets:
             trade = self._send_flatten(run, target)
@@ -712,17 +745,29 @@ class EmergencyStop:
     async def _wait_connected(self, run: _Run) -> bool:
         if self._connected():
             return True
+        if run.gave_up_waiting:
+            return False  # waited the whole bound once already: say so now, not later
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.reconnect_timeout
         log.warning("emergency stop: waiting for the connection to come back")
+        said = -1
         while not self._connected():
-            if loop.time() >= deadline:
+            left = deadline - loop.time()
+            if left <= 0:
+                run.gave_up_waiting = True
                 run.fail(
                     "connection",
                     "IB",
                     f"not connected, and no reconnect within {self.reconnect_timeout:g}s",
                 )
                 return False
+            if math.ceil(left) != said:
+                said = math.ceil(left)
+                self._say(
+                    run,
+                    "waiting",
+                    f"waiting for the connection to IB (gives up in {said} s)",
+                )
             await asyncio.sleep(0.05)
         return True
 
@@ -735,6 +780,8 @@ class EmergencyStop:
 
     async def _verify(self, run: _Run) -> tuple[list[str], list[str]]:
         """What is left: positions (if flattening) and working orders of the scope."""
+        if not run.gave_up_waiting:
+            self._say(run, "verifying", "checking that the account is flat and order-free")
         if not await self._wait_connected(run):
             return ["unknown: not connected"], ["unknown: not connected"]
         working = [

@@ -95,6 +95,7 @@ from core.events import (
     now_utc,
 )
 from core.orders import is_unset, price_or_none
+from core.precautions import Precautions
 from core.trading import EMERGENCY_ACTOR, OrderIntent, PreTradeDecision
 from core.tradingday import TradingDay, TradingDayStarted
 from core.wire import MAX_MESSAGES_PER_SECOND
@@ -459,6 +460,7 @@ class RiskManager:
         audit: AuditLog | None = None,
         policy: RiskPolicy | None = None,
         sizing: Mapping[str, SizingParams] | None = None,
+        precautions: Precautions | None = None,
         clock: Callable[[], float] = _time.monotonic,
         now: Callable[[], datetime] = now_utc,
         trading_day: TradingDay | None = None,
@@ -467,6 +469,8 @@ class RiskManager:
         self.audit = audit or AuditLog()
         self.policy = policy or RiskPolicy()
         self.sizing: dict[str, SizingParams] = dict(sizing or {})
+        #: Per-order caps by security type (core.precautions); None: none.
+        self.precautions: Precautions | None = precautions
         self._clock = clock
         self._now = now
         self.tradingStateChanged: Event = Event("tradingStateChanged")
@@ -512,6 +516,9 @@ class RiskManager:
     def from_settings(cls, risk: Any, **kwargs: Any) -> RiskManager:
         """Build from ``settings.risk`` (:class:`core.config.RiskSettings`)."""
         account, strategies = limits_from_settings(risk)
+        effective = getattr(risk, "effective_precautions", None)
+        if effective is not None and "precautions" not in kwargs:
+            kwargs["precautions"] = effective()
         return cls(account, strategies, **kwargs)
 
     # -- limits ------------------------------------------------------------------------
@@ -1236,6 +1243,8 @@ class RiskManager:
             )
         if acct_open > _EPS:
             self._check_book(acct, "", intent, key, signed, side, acct_open, replaced, now, reasons)
+            if self.precautions is not None:
+                reasons += self._check_precautions(intent, key, acct_open)
         if strat is not None and own_open > _EPS:
             self._check_book(
                 strat,
@@ -1412,6 +1421,27 @@ class RiskManager:
                     f"trading hours {lim.trading_hours.describe()}{sfx}: "
                     f"it is {local:%a %H:%M} there"
                 )
+
+    def _check_precautions(self, intent: OrderIntent, key: Key, opening: float) -> list[str]:
+        """The precautionary caps of the contract's security type (core.precautions)."""
+        assert self.precautions is not None
+        order, contract = intent.order, intent.contract
+        # The order's own contract first: a key first seen in a quote is assumed STK.
+        mult = _price(contract.multiplier) if contract.multiplier else None
+        if mult is None:
+            mult = self._mult.get(key, 1.0)
+        lmt = _price(order.lmtPrice) if order.orderType in _LIMIT_TYPES else None
+        stop = _stop_price(order)
+        mark = self._mark.get(key)
+        return self.precautions.check(
+            sec_type=contract.secType or self._sec_type.get(key) or "",
+            multiplier=mult,
+            quantity=opening,
+            price=lmt if lmt is not None else (mark if mark is not None else stop),
+            prices=tuple(p for p in (lmt, stop) if p is not None),
+            reference=self._ref.get(key),
+            symbol=self._sym(key, contract),
+        )
 
     def _replaced(self, replaces: Order | None, key: Key, side: int) -> float:
         """The remaining quantity of the working order a modification replaces."""

@@ -24,7 +24,13 @@ from ib_async import Contract, ContractDetails
 from core.account import AccountInfo
 from core.audit import AuditLog
 from core.config import Settings, default_writer, user_data_dir
-from core.connection import Connection, ConnectionState, ConnectionStatusChanged, ReconnectPolicy
+from core.connection import (
+    Connection,
+    ConnectionFailed,
+    ConnectionState,
+    ConnectionStatusChanged,
+    ReconnectPolicy,
+)
 from core.contracts import ContractService
 from core.emergency import EmergencyStop
 from core.events import (
@@ -163,7 +169,16 @@ class ConsoleSession:
         return self.options.port is None
 
     async def start(self) -> None:
-        """Start the embedded gateway if needed, connect, and build the managers."""
+        """Start the embedded gateway if needed, build the managers, and connect."""
+        await self.prepare()
+        await self.connect()
+
+    async def prepare(self) -> None:
+        """Everything but connecting: the embedded gateway, the store, every manager.
+
+        The persisted trading state (a HALTED console stays HALTED) is known when this
+        returns, so a window can show it before (or without) a connection.
+        """
         opts = self.options
         host, port = opts.host, opts.port
         if port is None:
@@ -269,9 +284,28 @@ class ConsoleSession:
         conn.connected += self._on_connected
         conn.statusChanged += self._on_status
         self._spawn(trim_heap_forever())  # a week-long run keeps a flat resident size
-        await conn.connect()  # its `connected` event starts account subscriptions, resync
+
+    async def connect(self, *, keep_trying: bool = False) -> bool:
+        """Connect (after :meth:`prepare`) and start the strategies; True when connected.
+
+        A first attempt that fails raises :class:`core.connection.ConnectionFailed`, or
+        with ``keep_trying`` goes on in the background with the reconnection backoff
+        (its statuses say the attempt and the next try) and returns False.
+        """
+        assert self.connection is not None and self.strategies is not None
+        assert self.trades is not None
+        connected = True
+        try:
+            await self.connection.connect()  # `connected` starts subscriptions, resync
+        except ConnectionFailed as exc:
+            if not keep_trying:
+                raise
+            log.warning("%s; retrying with backoff", exc)
+            self.connection.keep_trying()
+            connected = False
         await self.strategies.start(self.trades)
         self.trading_day.run()
+        return connected
 
     def _on_foreign_fills(self, writer: str, fills: list[FillRecorded]) -> None:
         """Another console journalled fills: into the book under its strategies, marked

@@ -48,18 +48,26 @@ async def run_console(
 
     try:
         try:
-            await session.start()
+            # The window attaches before connecting: the persisted trading state (a
+            # HALTED console stays HALTED) and the attempts to connect are on screen
+            # while the gateway is still unreachable.
+            await session.prepare()
+            assert session.connection is not None
+            session.connection.statusChanged += on_status
+            window.attach(session)
+            # A real TWS that is not up yet is retried with backoff; a screenshot
+            # cannot wait for it.
+            connected = await session.connect(
+                keep_trying=screenshot is None and not session.embedded
+            )
         except Exception as exc:  # shown in the window, which stays up
             log.exception("could not start the session")
             window.show_startup_error(str(exc))
             if screenshot is not None:
                 return 1
         else:
-            assert session.connection is not None
-            session.connection.statusChanged += on_status
-            if session.connection.state is ConnectionState.CONNECTED:
+            if connected:
                 ready.set()
-            window.attach(session)
             freeze_startup_heap()
             if demo and session.embedded and session.order_entry is not None:
                 await place_demo_book(session.order_entry)

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from datetime import datetime
 from typing import Any
 
-from PySide6.QtCore import QSettings, Qt, Signal
-from PySide6.QtGui import QAction, QCloseEvent, QShowEvent
+from PySide6.QtCore import QSettings, QSize, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QCloseEvent, QGuiApplication, QShowEvent
 from PySide6.QtWidgets import (
     QDockWidget,
     QInputDialog,
@@ -30,11 +31,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.config import user_config_dir
+from core.config import GuiSettings, user_config_dir
 from core.connection import ConnectionState, ConnectionStatusChanged
+from core.emergency import EmergencyStopProgress
 from core.events import (
     MANUAL,
     AccountValuesChanged,
+    FillRecorded,
     OrderRejected,
     PositionChanged,
     ReconciliationBreakFound,
@@ -57,6 +60,7 @@ from gui.widgets.fills_view import FillsView
 from gui.widgets.form_scroll import VerticalScrollArea
 from gui.widgets.halted_banner import HaltedBanner
 from gui.widgets.log_view import AuditView, LogView
+from gui.widgets.notifier import Notifier
 from gui.widgets.order_ticket import OrderTicket
 from gui.widgets.orders_view import OrdersView
 from gui.widgets.pnl_chart import PnLChart
@@ -77,6 +81,8 @@ STATE_COLOURS = {
 }
 
 RESET_CONFIRMATION = "RESUME"
+#: Why order-changing controls are off in read-only mode (their tooltips).
+READONLY_REASON = "read-only mode (--readonly): this console changes no orders"
 
 
 def _money(value: float | None) -> str:
@@ -94,7 +100,7 @@ class MainWindow(QMainWindow):
         self.session = session
         self.setWindowTitle("IB Console")
         self.setWindowIcon(theme.icon("app"))
-        self.resize(1600, 960)
+        self._fit_to_screen()
         self.setDockOptions(
             QMainWindow.DockOption.AnimatedDocks
             | QMainWindow.DockOption.AllowTabbedDocks
@@ -104,6 +110,15 @@ class MainWindow(QMainWindow):
             str(user_config_dir() / "layout.ini"), QSettings.Format.IniFormat
         )
         self._stop_running = False
+        self._closing_confirmed = False
+        self._user_closing = False
+        self.readonly = False
+        self._last_status: ConnectionStatusChanged | None = None
+        self._next_try_at: float | None = None
+        # Counts down to the next connection attempt while retrying (stopped otherwise).
+        self._retry_countdown = QTimer(self)
+        self._retry_countdown.setInterval(1000)
+        self._retry_countdown.timeout.connect(self._tick_countdown)
         self._history_task: asyncio.Task[None] | None = None
         self._ticks_known: set[int] = set()
 
@@ -131,13 +146,42 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(central)
 
         # docks
-        self.ticket = OrderTicket(None, parent=self)
+        # The [gui] settings reach the ticket: its confirmation threshold and the size
+        # each kind of instrument starts at (defaults when the session has no settings).
+        gui_settings = session.settings.gui if session.settings is not None else GuiSettings()
+        self.ticket = OrderTicket(
+            None,
+            confirm_above_notional=gui_settings.confirm_above_notional,
+            default_quantity=gui_settings.default_quantity,
+            parent=self,
+        )
         self.orders_view = OrdersView(self.orders_model, self)
         self.fills_view = FillsView(self.fills_model, self)
         self.pnl_chart = PnLChart(self)
         self.risk_panel = RiskPanel(self)
         self.log_view = LogView.with_handler(None, logging.INFO, self)
         self.audit_view = AuditView(self.audit_model, self)
+        for table, name, title in (
+            (self.positions_view, "positions", "Positions"),
+            (self.orders_view, "orders", "Working orders"),
+            (self.fills_view, "fills", "Fills"),
+            (self.log_view, "log", "Log"),
+            (self.audit_view, "audit", "Audit"),
+        ):
+            table.name_controls(name, title)
+        for w, name, text in (
+            (self.positions_view.strategy_combo, "positionsStrategy", "Show strategy"),
+            (self.positions_view.hide_flat, "positionsHideFlat", "Hide flat positions"),
+            (self.positions_view.group_by_strategy, "positionsGrouped", "Group by strategy"),
+        ):
+            w.setObjectName(name)
+            w.setAccessibleName(text)
+        self.positions_view.tree.setObjectName("positionsTree")
+        self.positions_view.tree.setAccessibleName("Positions by strategy")
+        self.pnl_chart.setObjectName("pnlChart")
+        self.pnl_chart.setAccessibleName("P&L chart")
+        self.risk_panel.setObjectName("riskPanel")
+        self.risk_panel.setAccessibleName("Risk")
         self.docks: dict[str, QDockWidget] = {}
         left = Qt.DockWidgetArea.LeftDockWidgetArea
         right = Qt.DockWidgetArea.RightDockWidgetArea
@@ -157,6 +201,7 @@ class MainWindow(QMainWindow):
         self.docks["Fills"].raise_()
         self._size_docks()
 
+        self.notifier = Notifier(self)
         self._build_toolbar()
         self._build_status_bar()
         self._build_menus()
@@ -167,13 +212,28 @@ class MainWindow(QMainWindow):
 
     # -- construction -------------------------------------------------------------------
 
+    def _fit_to_screen(self) -> None:
+        """1600x960 where it fits, else the screen's available area (a 1366x768 laptop
+        must see the emergency button and the status bar without moving the window)."""
+        size = QSize(1600, 960)
+        screen = self.screen() or QGuiApplication.primaryScreen()
+        if screen is not None:
+            size = size.boundedTo(screen.availableGeometry().size())
+        self.resize(size)
+
     def _dock(
         self, title: str, widget: QWidget, area: Qt.DockWidgetArea, *, scroll: bool = False
     ) -> QDockWidget:
         """A dock for ``widget``; ``scroll`` for a form whose height must not squeeze its
         rows (the ticket, the risk panel): on a small screen it scrolls instead, and it
         no longer sets the window's minimum height."""
-        dock = QDockWidget(title.replace("&", "&&"), self)  # "&" alone marks a mnemonic
+        # Docked, the title bar reads "&" as a mnemonic ("P&&L" shows "P&L"); floated,
+        # the title is a window's, plain text ("P&&L" showed both): follow the state.
+        escaped = title.replace("&", "&&")
+        dock = QDockWidget(escaped, self)
+        dock.topLevelChanged.connect(
+            lambda floating: dock.setWindowTitle(title if floating else escaped)
+        )
         dock.setObjectName(f"dock_{title.lower().replace(' ', '_').replace('&', '')}")
         if scroll:
             dock.setWidget(VerticalScrollArea(widget, dock))
@@ -207,7 +267,13 @@ class MainWindow(QMainWindow):
         self.cancel_all_action = QAction(theme.icon("cancel"), "Cancel all", self)
         shortcuts.bind(self.cancel_all_action, "cancel_all")
         self.cancel_all_action.triggered.connect(self._cancel_all)
-        for a in (self.buy_action, self.sell_action, self.symbol_action, self.cancel_all_action):
+        for a, name in (
+            (self.buy_action, "actionBuy"),
+            (self.sell_action, "actionSell"),
+            (self.symbol_action, "actionSymbol"),
+            (self.cancel_all_action, "actionCancelAll"),
+        ):
+            a.setObjectName(name)
             a.setShortcutContext(Qt.ShortcutContext.ApplicationShortcut)
             a.setToolTip(f"{a.text()} ({a.shortcut().toString()})")
             bar.addAction(a)
@@ -215,10 +281,25 @@ class MainWindow(QMainWindow):
         spacer.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
         bar.addWidget(spacer)
         self.account_strip = QLabel("", bar)
+        self.account_strip.setObjectName("accountStrip")
+        self.account_strip.setAccessibleName("Account values")
         self.account_strip.setTextFormat(Qt.TextFormat.RichText)
         self.account_strip.setStyleSheet(f"font-family: '{theme.mono_family()}'; padding: 0 14px;")
         bar.addWidget(self.account_strip)
+        # Read-only is a state of the whole window, shown where the eye goes first.
+        self.readonly_badge = QLabel("READ-ONLY", bar)
+        self.readonly_badge.setObjectName("readonlyBadge")
+        self.readonly_badge.setAccessibleName("Read-only mode")
+        self.readonly_badge.setToolTip(READONLY_REASON)
+        self.readonly_badge.setStyleSheet(
+            f"color: {theme.BG}; background: {theme.AMBER}; font-weight: 800;"
+            " letter-spacing: 1px; border-radius: 4px; padding: 6px 12px; margin: 0 8px;"
+        )
+        self._readonly_badge_action = bar.addWidget(self.readonly_badge)
+        self._readonly_badge_action.setVisible(False)
         self.stop_button = EmergencyStopButton(parent=bar)
+        self.stop_button.setObjectName("emergencyStop")
+        self.stop_button.setAccessibleName("Emergency stop: cancel every order, flatten")
         self.stop_button.setMinimumWidth(230)
         bar.addWidget(self.stop_button)
 
@@ -226,7 +307,11 @@ class MainWindow(QMainWindow):
         sb = self.statusBar()
         self.connection_indicator = QLabel("● starting", sb)
         self.connection_indicator.setStyleSheet(f"color: {theme.AMBER}; padding: 0 8px;")
+        self.connection_indicator.setObjectName("connectionIndicator")
+        self.connection_indicator.setAccessibleName("Connection state")
         self.gateway_label = QLabel("", sb)
+        self.gateway_label.setObjectName("gatewayLabel")
+        self.gateway_label.setAccessibleName("Gateway")
         self.gateway_label.setStyleSheet(f"color: {theme.TEXT_DIM}; padding: 0 8px;")
         self.store_indicator = StoreIndicator(sb)
         sb.addPermanentWidget(self.store_indicator)
@@ -238,7 +323,7 @@ class MainWindow(QMainWindow):
         file_menu = mb.addMenu("&File")
         quit_action = QAction("&Quit", self)
         shortcuts.bind(quit_action, "quit")
-        quit_action.triggered.connect(self.close)
+        quit_action.triggered.connect(self.close_by_user)
         file_menu.addAction(quit_action)
         trade = mb.addMenu("&Trade")
         for a in (self.buy_action, self.sell_action, self.symbol_action, self.cancel_all_action):
@@ -247,12 +332,20 @@ class MainWindow(QMainWindow):
         stop = QAction(theme.icon("stop"), "Emergency stop…", self)
         stop.triggered.connect(self._confirm_emergency_stop)
         trade.addAction(stop)
+        self.stop_action = stop
+        trade.setToolTipsVisible(True)
         reset = QAction("Reset HALTED…", self)
         reset.triggered.connect(self._reset_halt)
         trade.addAction(reset)
         view = mb.addMenu("&View")
         for dock in self.docks.values():
             view.addAction(dock.toggleViewAction())
+        view.addSeparator()
+        self.sound_action = QAction("Sound on fills and rejections", self)
+        self.sound_action.setObjectName("actionSound")
+        self.sound_action.setCheckable(True)
+        self.sound_action.toggled.connect(self._set_sound)
+        view.addAction(self.sound_action)
         view.addSeparator()
         reset_layout = QAction("Reset layout", self)
         reset_layout.triggered.connect(self._reset_layout)
@@ -302,6 +395,7 @@ class MainWindow(QMainWindow):
         if s.store is not None:
             s.store.healthEvent += self.store_indicator.on_store_health
             self.store_indicator.on_store_health(s.store.health())
+        s.trades.fillReceived += self._notify_fill
         s.audit.recorded += self.audit_model.on_audit_recorded
         self.audit_model.load(list(s.audit.records))
         if s.market is not None:
@@ -321,14 +415,26 @@ class MainWindow(QMainWindow):
                 self.positions_model.on_position_changed(event)
         elif s.account is not None:
             s.account.pnlChanged += self.pnl_chart.on_pnl_changed
+        if s.risk is not None and s.risk.emergency is not None:
+            s.risk.emergency.progress += self._on_stop_progress
         if s.risk is not None:
             s.risk.tradingStateChanged += self.risk_panel.on_trading_state_changed
             s.risk.tradingStateChanged += self.halted_banner.on_trading_state_changed
             s.risk.tradingStateChanged += self._on_trading_state
+            # The ticket judges its order again at once when the state or a limit moves.
+            s.risk.tradingStateChanged += self.ticket.on_trading_state_changed
             s.risk.utilizationChanged += self.risk_panel.on_limit_utilization_changed
+            s.risk.utilizationChanged += self.ticket.reevaluate
+            if s.risk.precautions is not None:
+                self.risk_panel.set_precautions(s.risk.precautions.describe())
+            if s.risk.limits.is_empty():
+                self.risk_panel.empty_label.setText(
+                    "No account-level limit set ([risk] in the config)"
+                )
             for event in s.trading_state_events():
                 self.risk_panel.on_trading_state_changed(event)
                 self.halted_banner.on_trading_state_changed(event)
+                self.ticket.on_trading_state_changed(event)
                 self._on_trading_state(event)
             s.risk.publish_utilization()
         s.trades.republish_orders()  # the orders known before the window bound
@@ -368,25 +474,47 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(message)
 
     def set_readonly(self, readonly: bool) -> None:
-        """Disable every order control (the emergency stop stays: it only reduces risk)."""
+        """Disable every action that changes orders, each saying why, and show the mode.
+
+        Read-only means read-only: new orders, cancel, cancel all, modify, close and
+        reverse, and the emergency stop (which cancels and flattens) are all off; the
+        connection itself is read-only too, so IB would refuse them anyway.
+        """
+        self.readonly = readonly
+        why = READONLY_REASON if readonly else ""
         self.ticket.set_readonly(readonly)
-        for a in (self.buy_action, self.sell_action):
+        self.orders_view.set_readonly(why)
+        self.positions_view.set_readonly(why)
+        for a in (
+            self.buy_action,
+            self.sell_action,
+            self.cancel_all_action,
+            self.stop_action,
+        ):
             a.setEnabled(not readonly)
-        self.orders_view.view.setEditTriggers(
-            self.orders_view.view.EditTrigger.NoEditTriggers
-            if readonly
-            else self.orders_view.view.EditTrigger.DoubleClicked
-        )
+            default = a.text().rstrip("…")
+            shortcut = a.shortcut().toString()
+            a.setToolTip(why or (f"{default} ({shortcut})" if shortcut else default))
+        self.stop_button.setEnabled(not readonly)
+        self.stop_button.setToolTip(why or self.stop_button.toolTip())
+        self._readonly_badge_action.setVisible(readonly)
         self.setWindowTitle("IB Console — read-only" if readonly else "IB Console")
 
     # -- event handlers -----------------------------------------------------------------
 
     def _on_status_changed(self, status: ConnectionStatusChanged) -> None:
         colour = STATE_COLOURS[status.state]
-        words = status.state.value
-        if status.state is ConnectionState.RECONNECTING:
-            words = f"reconnecting (attempt {status.attempt})"
-        self.connection_indicator.setText(f"● {words}")
+        self._last_status = status
+        self._next_try_at = (
+            time.monotonic() + status.next_retry_in
+            if status.state is ConnectionState.RECONNECTING and status.next_retry_in
+            else None
+        )
+        if self._next_try_at is not None:
+            self._retry_countdown.start()
+        else:
+            self._retry_countdown.stop()
+        self.connection_indicator.setText(f"● {self._status_words(status)}")
         self.connection_indicator.setToolTip(status.describe())
         self.connection_indicator.setStyleSheet(
             f"color: {colour}; font-weight: 600; padding: 0 8px;"
@@ -399,6 +527,31 @@ class MainWindow(QMainWindow):
         )
         if status.state is not ConnectionState.CONNECTED:
             self.statusBar().showMessage(status.describe(), 15000)
+        elif self.statusBar().currentMessage().startswith(("connecting", "reconnecting")):
+            self.statusBar().clearMessage()  # "connecting" must not linger once connected
+        # The ticket says why nothing can be looked up or sent while the link is down.
+        up = status.state in (ConnectionState.CONNECTED, ConnectionState.LINK_LOST)
+        self.ticket.set_offline("" if up else f"not connected to the {kind}")
+
+    def _status_words(self, status: ConnectionStatusChanged) -> str:
+        """The indicator's words: the state, and while retrying the attempt and the
+        seconds to the next try."""
+        if status.state is not ConnectionState.RECONNECTING:
+            return status.state.value
+        words = f"not connected · attempt {status.attempt}"
+        if self._next_try_at is not None:
+            left = max(0.0, self._next_try_at - time.monotonic())
+            words += f" · next try in {left:.0f} s"
+        else:
+            words += " · trying now"
+        return words
+
+    def _tick_countdown(self) -> None:
+        status = self._last_status
+        if status is None or status.state is not ConnectionState.RECONNECTING:
+            self._retry_countdown.stop()
+            return
+        self.connection_indicator.setText(f"● {self._status_words(status)}")
 
     def _on_account_values(self, v: AccountValuesChanged) -> None:
         if v.currency:
@@ -454,15 +607,27 @@ class MainWindow(QMainWindow):
     def _on_order_rejected(self, event: OrderRejected) -> None:
         self.orders_model.on_order_rejected(event)
         who = f"IB {event.code}" if event.code else "refused"
-        self.statusBar().showMessage(
-            f"Order {event.order_id or ''} {event.symbol}: {who}: {event.message}", 15000
+        text = f"Order {event.order_id or ''} {event.symbol}: {who}: {event.message}"
+        self.statusBar().showMessage(text, 15000)
+        self.notifier.notify("rejected", f"REJECTED  {text}")
+
+    def _notify_fill(self, fill: FillRecorded) -> None:
+        side = "BOUGHT" if fill.side == "BOT" else "SOLD"
+        self.notifier.notify(
+            "fill", f"{side} {fill.quantity:,g} {fill.symbol} @ {fill.price:,g} ({fill.strategy})"
         )
+
+    def _set_sound(self, on: bool) -> None:
+        self.notifier.sound = on
+        self._settings.setValue("notifications/sound", on)
 
     def _on_trading_state(self, event: Any) -> None:
         if event.scope != "account":
             return
+        if event.previous != event.state:
+            self.notifier.notify("state", f"Trading {event.state.value}: {event.reason}")
         halted = event.state is TradingState.HALTED
-        self.stop_button.setEnabled(True)
+        self.stop_button.setEnabled(not self.readonly)
         if halted:
             self.statusBar().showMessage(f"HALTED: {event.reason}", 30000)
 
@@ -485,7 +650,7 @@ class MainWindow(QMainWindow):
         self._ticket_side(side)
 
     def _close_position(self, p: PositionChanged, *, reverse: bool) -> None:
-        if self.ticket.readonly or not p.quantity:
+        if self._refused_readonly() or not p.quantity:
             return
         side = "SELL" if p.quantity > 0 else "BUY"
         qty = abs(p.quantity) * (2 if reverse else 1)
@@ -534,6 +699,8 @@ class MainWindow(QMainWindow):
             QMessageBox.warning(self, "Order refused", "\n".join(exc.reasons))
 
     def _cancel_order(self, order_id: int) -> None:
+        if self._refused_readonly():
+            return
         trades = self.session.trades
         assert trades is not None
         trade = trades.trade_for_order_id(order_id)
@@ -545,7 +712,15 @@ class MainWindow(QMainWindow):
         except OrderRefused as exc:  # not connected, or not this client's order
             QMessageBox.warning(self, "Cancel not sent", "\n".join(exc.reasons))
 
+    def _refused_readonly(self) -> bool:
+        """True (and said in the status bar) when read-only forbids an order change."""
+        if self.readonly:
+            self.statusBar().showMessage(READONLY_REASON, 8000)
+        return self.readonly
+
     def _cancel_all(self) -> None:
+        if self._refused_readonly():
+            return
         trades = self.session.trades
         if trades is None:
             return
@@ -560,6 +735,8 @@ class MainWindow(QMainWindow):
                 QMessageBox.warning(self, "Cancels not sent", "\n".join(exc.reasons))
 
     def _modify_order(self, order_id: int, field: str, value: float) -> None:
+        if self._refused_readonly():
+            return
         trades = self.session.trades
         assert trades is not None
         key = {"quantity": "quantity", "limit_price": "limit_price", "stop_price": "stop_price"}
@@ -577,6 +754,8 @@ class MainWindow(QMainWindow):
         risk.set_trading_state(scope, TradingState(state), reason="set in the risk panel", by="gui")
 
     def _confirm_emergency_stop(self) -> None:
+        if self._refused_readonly():
+            return
         answer = QMessageBox.warning(
             self,
             "Emergency stop",
@@ -587,7 +766,7 @@ class MainWindow(QMainWindow):
             self._emergency_stop()
 
     def _emergency_stop(self) -> None:
-        if self._stop_running:
+        if self._stop_running or self._refused_readonly():
             return
         risk = self.session.risk
         if risk is None:
@@ -609,14 +788,36 @@ class MainWindow(QMainWindow):
             self._stop_running = False
             self.stop_button.set_busy_text("")
         text = summary.describe() if hasattr(summary, "describe") else str(summary)
-        self.statusBar().showMessage(f"Emergency stop done: {text.splitlines()[0]}", 30000)
         box = QMessageBox(self)
-        box.setIcon(QMessageBox.Icon.Information)
-        box.setWindowTitle("Emergency stop")
-        box.setText(text)
+        box.setObjectName("emergencyStopResult")
+        if getattr(summary, "ok", True):
+            self.statusBar().showMessage(f"Emergency stop done: {text.splitlines()[0]}", 30000)
+            box.setIcon(QMessageBox.Icon.Information)
+            box.setWindowTitle("Emergency stop")
+            box.setText(text)
+        else:
+            # Said plainly, and kept on screen: a stop that could not finish leaves
+            # orders or positions at IB that someone must deal with now.
+            headline = (
+                "The emergency stop could NOT finish. Trading stays HALTED here, but "
+                "orders may still be working and positions open at IB: check TWS now."
+            )
+            self.statusBar().showMessage(f"EMERGENCY STOP INCOMPLETE: {headline}")
+            box.setIcon(QMessageBox.Icon.Critical)
+            box.setWindowTitle("Emergency stop incomplete")
+            box.setText(headline)
+            box.setInformativeText(text)
         box.setModal(False)
         box.show()
         self._last_stop_box = box
+        self.stop_result = summary
+
+    def _on_stop_progress(self, progress: EmergencyStopProgress) -> None:
+        """What the running stop waits for, on the button and in the status bar."""
+        if not self._stop_running:
+            return
+        self.stop_button.set_busy_text(progress.detail)
+        self.statusBar().showMessage(f"EMERGENCY STOP: {progress.detail}")
 
     def _reset_halt(self) -> None:
         risk = self.session.risk
@@ -671,6 +872,9 @@ class MainWindow(QMainWindow):
         if state is not None:
             self.restoreState(state)
         self._size_docks_when_shown = state is None  # a person's own layout wins
+        self.sound_action.setChecked(
+            self._settings.value("notifications/sound", False) in (True, "true")
+        )
         grouped = self._settings.value("positions/grouped", False)
         self.positions_view.set_grouped(grouped in (True, "true"))  # INI stores text
 
@@ -684,7 +888,73 @@ class MainWindow(QMainWindow):
     def _reset_layout(self) -> None:
         self.restoreState(self._default_state)
 
+    def working_orders_at_ib(self) -> int:
+        """Orders working at IB that this console sees (0 when not connected)."""
+        conn = self.session.connection
+        if conn is None or not conn.is_connected:
+            return 0
+        return len(conn.ib.openTrades())
+
+    def ask_close_with_working_orders(self, n: int) -> str:
+        """Ask what to do with ``n`` working orders: "cancel", "leave" or "stay"."""
+        box = QMessageBox(self)
+        box.setObjectName("closeWithWorkingOrders")
+        box.setIcon(QMessageBox.Icon.Warning)
+        box.setWindowTitle("Working orders")
+        box.setText(
+            f"{n} order{'s are' if n != 1 else ' is'} working at IB. Closing the console "
+            "does not cancel them: they stay working at IB and can fill while it is closed."
+        )
+        cancel = box.addButton(f"Cancel {n} and close", QMessageBox.ButtonRole.DestructiveRole)
+        leave = box.addButton("Close, leave them working", QMessageBox.ButtonRole.AcceptRole)
+        stay = box.addButton("Don't close", QMessageBox.ButtonRole.RejectRole)
+        box.setDefaultButton(stay)
+        box.exec()
+        clicked = box.clickedButton()
+        return "cancel" if clicked is cancel else "leave" if clicked is leave else "stay"
+
+    def close_by_user(self) -> None:
+        """Close as a person asked (File > Quit): working orders are asked about first."""
+        self._user_closing = True
+        try:
+            self.close()
+        finally:
+            self._user_closing = False
+
     def closeEvent(self, event: QCloseEvent) -> None:
+        # A person closing the window (its close button, File > Quit) is asked about
+        # working orders; a signal (SIGTERM) or a test tearing down is not.
+        asked = event.spontaneous() or self._user_closing
+        n = 0 if self._closing_confirmed or not asked else self.working_orders_at_ib()
+        if n:
+            choice = self.ask_close_with_working_orders(n)
+            if choice == "stay":
+                event.ignore()
+                return
+            if choice == "cancel" and not self.readonly:
+                event.ignore()  # closed again once the cancels are confirmed
+                spawn(self._cancel_then_close(), what="cancelling before closing")
+                return
         self.save_layout()
         self.closing.emit()
         super().closeEvent(event)
+
+    async def _cancel_then_close(self, timeout: float = 5.0) -> None:
+        trades, conn = self.session.trades, self.session.connection
+        if trades is not None and conn is not None:
+            trades.cancel_all(actor="gui")
+            self.statusBar().showMessage("cancelling every working order before closing…")
+            for _ in range(round(timeout / 0.05)):  # bounded: closing must not hang
+                if not (conn.is_connected and conn.ib.openTrades()):
+                    break
+                await asyncio.sleep(0.05)
+            left = len(conn.ib.openTrades()) if conn.is_connected else 0
+            if left:
+                QMessageBox.warning(
+                    self,
+                    "Not all cancelled",
+                    f"{left} order(s) not confirmed cancelled within {timeout:g} s; "
+                    "they may still be working at IB. The console closes now.",
+                )
+        self._closing_confirmed = True
+        self.close()

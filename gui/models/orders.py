@@ -144,6 +144,10 @@ class OrdersModel(KeyedTableModel):
             if not event.is_working or _equal(row.get(name), requested[name]):
                 del requested[name]
         row["_requested"] = requested or None
+        if previous.get("time") is not None:
+            # The order's time is when it was placed (first seen), not its last status:
+            # a modify or a partial fill must not make it look like a new order.
+            row["time"] = previous["time"]
         self.upsert(key, row)
         if not event.is_working:
             if event.status == LOST:

@@ -58,12 +58,15 @@ def _last_colour(value: Any, row: Mapping[str, Any]) -> QColor | None:
     return theme.colour(theme.TEXT_DIM) if row.get("stale") else None
 
 
+#: In the order a trader reads a position: what, how much, where it trades, what it
+#: makes today and open; the rest after (a 1366 px screen cut the P&L off before).
 COLUMNS: tuple[Column, ...] = (
     Column("strategy", "Strategy", fmt_text, LEFT, width=10),
     Column("symbol", "Symbol", fmt_text, LEFT, width=8, mono=False),
     Column("quantity", "Qty", fmt_quantity, RIGHT, _qty_colour, width=8),
-    Column("avg_cost", "Avg cost", fmt_price, RIGHT, width=9),
     Column("last", "Last", fmt_price, RIGHT, _last_colour, width=9),
+    Column("daily_pnl", "Daily P&L", fmt_pnl, RIGHT, _pnl, width=11),
+    Column("unrealized_pnl", "Unrealized", fmt_pnl, RIGHT, _pnl, width=11),
     Column(
         "stale",
         "Flag",
@@ -76,9 +79,8 @@ COLUMNS: tuple[Column, ...] = (
         "why); STALE: the market data for this contract stopped updating",
     ),
     Column("market_value", "Mkt value", fmt_money, RIGHT, width=12),
-    Column("unrealized_pnl", "Unrealized", fmt_pnl, RIGHT, _pnl, width=11),
     Column("realized_pnl", "Realized", fmt_pnl, RIGHT, _pnl, width=11),
-    Column("daily_pnl", "Daily P&L", fmt_pnl, RIGHT, _pnl, width=11),
+    Column("avg_cost", "Avg cost", fmt_price, RIGHT, width=9),
     Column(
         "pct_nlv",
         "% NLV",

@@ -125,6 +125,8 @@ class EmergencyStopButton(QWidget):
 
     def press_shortcut(self) -> None:
         """The keyboard shortcut: the first press arms, the second within the window fires."""
+        if not self.isEnabled():
+            return  # read-only: the shortcut is as dead as the button
         if self._armed:
             self._fire()
         else:
@@ -225,6 +227,8 @@ class EmergencyStopButton(QWidget):
         path = QPainterPath()
         path.addRoundedRect(rect, radius, radius)
         base = QColor(theme.STOP_RED_HOT if self.underMouse() or self._armed else theme.STOP_RED)
+        if not self.isEnabled():
+            base = QColor(theme.RAISED)  # read-only: visibly not a live button
         p.fillPath(path, base)
         if self._progress > 0:
             # Darken, not lighten: white text on a pale pink sweep was unreadable. The
@@ -260,13 +264,23 @@ class EmergencyStopButton(QWidget):
         hint_font.setPointSizeF(theme.UI_POINT_SIZE * 0.95)
         hint_font.setWeight(QFont.Weight.Medium)
         title = "PRESS AGAIN TO STOP" if self._armed else "EMERGENCY STOP"
-        if self._armed:
-            hint = f"within {self.double_press_ms / 1000:g} s, or it disarms"
+        keys = self.shortcut.key().toString() if self.shortcut else ""
+        hints: list[str]
+        if not self.isEnabled():
+            hints = ["read-only mode: off", "read-only"]
+        elif self._armed:
+            hints = [f"within {self.double_press_ms / 1000:g} s, or it disarms"]
         elif self._busy_text:
-            hint = self._busy_text
+            hints = [self._busy_text]
+        elif keys:
+            # The longest that fits: the shortcut is never cut ("Ctrl+Shift+…").
+            hints = [
+                f"hold, or press twice · {keys} \N{MULTIPLICATION SIGN}2",
+                f"hold, or {keys} \N{MULTIPLICATION SIGN}2",
+                f"{keys} \N{MULTIPLICATION SIGN}2",
+            ]
         else:
-            keys = self.shortcut.key().toString() if self.shortcut else ""
-            hint = "hold, or press twice" + (f" · {keys} \N{MULTIPLICATION SIGN}2" if keys else "")
+            hints = ["hold, or press twice"]
         p.setPen(QColor("#ffffff"))
         upper = QRectF(
             text_rect.left(), text_rect.top(), text_rect.width(), text_rect.height() * 0.6
@@ -288,7 +302,9 @@ class EmergencyStopButton(QWidget):
         lower = QRectF(
             text_rect.left(), upper.bottom() + 1, text_rect.width(), text_rect.height() * 0.4
         )
-        # Elided rather than cut mid-letter when the toolbar squeezes the button.
+        # The first hint that fits; elided rather than cut mid-letter if none does.
+        metrics = QFontMetrics(hint_font)
+        hint = next((h for h in hints if metrics.horizontalAdvance(h) <= lower.width()), hints[-1])
         hint = QFontMetrics(hint_font).elidedText(
             hint, Qt.TextElideMode.ElideRight, int(lower.width())
         )

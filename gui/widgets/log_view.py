@@ -11,6 +11,7 @@ model's coalescing turns a burst into one repaint.
 from __future__ import annotations
 
 import logging
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -93,6 +94,12 @@ class LogModel(AppendOnlyModel):
         return None
 
 
+#: IB message codes ib_async logs as errors that only inform: 202 "Order Canceled"
+#: confirms a cancel someone asked for.
+IB_INFO_CODES = frozenset({202})
+_IB_ERROR = re.compile(r"^Error (\d+), reqId")
+
+
 class _Bridge(QObject):
     record = Signal(object)
 
@@ -117,10 +124,15 @@ class QtLogHandler(logging.Handler):
         message = record.getMessage()
         if record.exc_info and handler is not None:
             message += "\n" + logging.Formatter().formatException(record.exc_info)
+        level, levelno = record.levelname, record.levelno
+        code = _IB_ERROR.match(message) if record.name.startswith("ib_async") else None
+        if code is not None and int(code.group(1)) in IB_INFO_CODES:
+            # ib_async logs every IB message as ERROR; a confirmed cancel is not one.
+            level, levelno = "INFO", logging.INFO
         return {
             "time": datetime.fromtimestamp(record.created, UTC),
-            "level": record.levelname,
-            "levelno": record.levelno,
+            "level": level,
+            "levelno": levelno,
             "logger": record.name,
             "message": message,
         }

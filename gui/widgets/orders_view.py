@@ -93,6 +93,8 @@ class OrdersView(FilteredTable):
             | QAbstractItemView.EditTrigger.EditKeyPressed
         )
         self.cancel_all_button = QPushButton(theme.icon("cancel"), "Cancel all", self)
+        self.cancel_all_button.setObjectName("ordersCancelAll")
+        self.cancel_all_button.setAccessibleName("Cancel all working orders")
         self.cancel_all_button.setProperty("role", "danger")
         self.cancel_all_button.setToolTip("Cancel every working order of the account")
         self.cancel_all_button.clicked.connect(self.cancelAllRequested)
@@ -104,8 +106,23 @@ class OrdersView(FilteredTable):
         self._cancel_shortcut.setContext(Qt.ShortcutContext.WidgetShortcut)
         self._cancel_shortcut.activated.connect(self.cancel_selected)
 
+    def set_readonly(self, reason: str) -> None:
+        """Read-only: no cancel, no cancel all, no in-place modify; each says why."""
+        super().set_readonly(reason)
+        self.cancel_all_button.setEnabled(not reason)
+        self.cancel_all_button.setToolTip(reason or "Cancel every working order of the account")
+        self.view.setEditTriggers(
+            QAbstractItemView.EditTrigger.NoEditTriggers
+            if reason
+            else QAbstractItemView.EditTrigger.DoubleClicked
+            | QAbstractItemView.EditTrigger.EditKeyPressed
+        )
+        self.view.setToolTip(reason)
+
     def cancel_selected(self) -> None:
         """Emit ``cancelRequested`` for every selected working order."""
+        if self.readonly_reason:
+            return
         for row in self.view.selected_source_rows():
             data = self.orders.row_at(row)
             if data.get("status") not in DONE_STATUSES:
@@ -122,10 +139,10 @@ class OrdersView(FilteredTable):
                 lambda: self.cancelRequested.emit(order_id),
             )
             cancel.setEnabled(row.get("status") not in DONE_STATUSES)
-            actions += [cancel, None]
+            actions += [self.order_action(cancel), None]
         cancel_all = self.make_action("Cancel all orders", "cancel", self.cancelAllRequested.emit)
         cancel_all.setEnabled(bool(self.orders.working_order_ids()))
-        actions.append(cancel_all)
+        actions.append(self.order_action(cancel_all))
         return actions
 
     def keyPressEvent(self, event: QKeyEvent) -> None:

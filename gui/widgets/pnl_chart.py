@@ -69,8 +69,9 @@ ACCOUNT_BREAKDOWN_COLOURS = {"realized": "#5fb3ff", "unrealized": "#b48cff"}
 KIND_GLYPHS = {"total": "──", "realized": "╌╌", "unrealized": "┈┈"}
 RESOLUTION_S = 1.0
 FRAME_MS = 16
-#: Auto-range never shows less than this: a fresh session opens on five minutes starting
-#: at its first point, not on a few seconds stretched across the dock.
+#: Auto-range never shows less than this: a fresh session opens on the five minutes that
+#: end at its first point, not on a few seconds stretched across the dock. The axis never
+#: runs ahead of the data (five empty minutes of future read as a frozen chart).
 MIN_SPAN_S = 300.0
 #: Zooming in stops at one minute: points are a second apart, there is nothing finer.
 MIN_ZOOM_S = 60.0
@@ -115,7 +116,7 @@ class _SpanFloor(pg.GraphicsObject):
     ) -> tuple[float, float] | None:
         if ax != 0 or self.start is None:
             return None
-        return (self.start, self.start + MIN_SPAN_S)
+        return (self.start - MIN_SPAN_S, self.start)
 
     def boundingRect(self) -> QRectF:
         return QRectF()

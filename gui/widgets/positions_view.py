@@ -119,7 +119,12 @@ class PositionsView(FilteredTable):
         )
         close.setEnabled(not flat)
         reverse.setEnabled(not flat)
-        actions: list[QAction | None] = [ticket, None, close, reverse]
+        actions: list[QAction | None] = [
+            ticket,
+            None,
+            self.order_action(close),
+            self.order_action(reverse),
+        ]
         brk = self.positions.break_event(event.con_id)
         if brk is not None:
             resolve = self.make_action(

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QFrame,
+    QGridLayout,
     QHBoxLayout,
     QLabel,
     QMessageBox,
@@ -25,6 +26,7 @@ from PySide6.QtWidgets import (
 )
 
 from core.events import LimitUtilizationChanged, TradingState, TradingStateChanged
+from core.precautions import DEFAULT_KEY, Precaution
 from gui import theme
 from gui.models.formatting import fmt_time, number
 
@@ -155,6 +157,14 @@ class RiskPanel(QWidget):
         self.resume_button = QPushButton("Resume", self)
         self.resume_button.setToolTip("ACTIVE: all orders that pass the limits")
         self.resume_button.clicked.connect(lambda: self._request(TradingState.ACTIVE))
+        for w, name, text in (
+            (self.badge, "tradingStateBadge", "Trading state"),
+            (self.reason_label, "tradingStateReason", "Why the trading state"),
+            (self.reduce_button, "riskReduceOnly", "Reduce only"),
+            (self.resume_button, "riskResume", "Resume active trading"),
+        ):
+            w.setObjectName(name)
+            w.setAccessibleName(text)
 
         head = QHBoxLayout()
         head.setSpacing(10)
@@ -199,6 +209,26 @@ class RiskPanel(QWidget):
         layout.addWidget(limits_title)
         layout.addLayout(self.limits_layout)
         layout.addWidget(self.empty_label)
+        # Precautionary caps per order (core.precautions): on unless the config says
+        # "off", which shows here in amber so an open door is never silent.
+        precautions_title = QLabel("PRECAUTIONS PER ORDER", self)
+        precautions_title.setProperty("role", "section")
+        precautions_title.setToolTip(
+            "Caps on every order that opens or grows a position, per security type: size, "
+            "value (quantity x price x multiplier) and distance of its price from the market. "
+            'Set in [risk.precautions.TYPE] of the config; "off" turns one off.'
+        )
+        self.precautions_grid = QGridLayout()
+        self.precautions_grid.setHorizontalSpacing(12)
+        self.precautions_grid.setVerticalSpacing(2)
+        self.precautions_empty = QLabel("none: every precautionary cap is off", self)
+        self.precautions_empty.setStyleSheet(f"color: {theme.AMBER};")
+        self.precautions_empty.setObjectName("precautionsOff")
+        self._precaution_cells: dict[tuple[str, str], QLabel] = {}
+        layout.addWidget(precautions_title)
+        layout.addLayout(self.precautions_grid)
+        layout.addWidget(self.precautions_empty)
+        self.precautions_empty.hide()
         exposure_title = QLabel("EXPOSURE BY STRATEGY", self)
         exposure_title.setProperty("role", "section")
         self.exposure_label = QLabel("no positions", self)
@@ -243,6 +273,52 @@ class RiskPanel(QWidget):
             self.limits_layout.addWidget(row)
             self.empty_label.hide()
         row.apply(event)
+
+    def set_precautions(self, caps: list[tuple[str, Precaution]]) -> None:
+        """Show the precautionary caps per security type (type, size, value, price band)."""
+        while self.precautions_grid.count():
+            item = self.precautions_grid.takeAt(0)
+            if item is not None and item.widget() is not None:
+                item.widget().deleteLater()
+        self._precaution_cells.clear()
+        for col, title in enumerate(("", "size", "value", "price ±")):
+            head = QLabel(title, self)
+            head.setProperty("role", "dim")
+            head.setAlignment(Qt.AlignmentFlag.AlignRight)
+            self.precautions_grid.addWidget(head, 0, col)
+        any_on = False
+        for row, (sec_type, cap) in enumerate(caps, start=1):
+            name = QLabel("other" if sec_type == DEFAULT_KEY else sec_type, self)
+            self.precautions_grid.addWidget(name, row, 0)
+            for col, (key, value, fmt) in enumerate(
+                (
+                    ("max_order_quantity", cap.max_order_quantity, "{:,.0f}"),
+                    ("max_order_value", cap.max_order_value, "{:,.0f}"),
+                    ("max_price_pct", cap.max_price_pct, "{:g}%"),
+                ),
+                start=1,
+            ):
+                cell = QLabel(self)
+                cell.setProperty("role", "number")
+                cell.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+                if value is None:
+                    cell.setText("off")
+                    cell.setStyleSheet(f"color: {theme.AMBER}; font-weight: 600;")
+                    cell.setToolTip(f"{sec_type} {key}: turned off in the config")
+                else:
+                    any_on = True
+                    cell.setText(fmt.format(value))
+                    cell.setToolTip(f"{sec_type} {key}")
+                cell.setObjectName(f"precaution_{sec_type}_{key}")
+                cell.setAccessibleName(f"{sec_type} {humanize_limit(key)}")
+                self._precaution_cells[(sec_type, key)] = cell
+                self.precautions_grid.addWidget(cell, row, col)
+        self.precautions_empty.setVisible(not any_on)
+
+    def precaution_text(self, sec_type: str, key: str) -> str | None:
+        """What the panel shows for one cap ("2,000", "off"), None if not shown."""
+        cell = self._precaution_cells.get((sec_type, key))
+        return cell.text() if cell is not None else None
 
     def set_exposures(self, exposures: dict[str, tuple[float, float]]) -> None:
         """Gross and net market value per strategy (from the positions grid)."""

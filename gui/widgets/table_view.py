@@ -357,6 +357,17 @@ class FilteredTable(QWidget):
             signal.connect(self._update_count)
         self.proxy.layoutChanged.connect(self._update_count)
 
+    def name_controls(self, name: str, title: str) -> None:
+        """Object and accessible names for the grid and its filter (tests, screen
+        readers): ``name`` in camelCase ("orders"), ``title`` in words ("Working orders")."""
+        self.setObjectName(f"{name}View")
+        self.view.setObjectName(f"{name}Table")
+        self.view.setAccessibleName(title)
+        self.filter_edit.setObjectName(f"{name}Filter")
+        self.filter_edit.setAccessibleName(f"Filter {title.lower()}")
+        self.count_label.setObjectName(f"{name}Count")
+        self.count_label.setAccessibleName(f"{title} shown")
+
     def finish_toolbar(self) -> None:
         """Push the row count to the right end of the toolbar (call after adding widgets)."""
         self.toolbar.addStretch(1)
@@ -375,6 +386,21 @@ class FilteredTable(QWidget):
             action.triggered.connect(slot)
         return action
 
+    #: Why order-changing actions are off ("" when they are on): read-only mode.
+    readonly_reason = ""
+
+    def set_readonly(self, reason: str) -> None:
+        """Turn order-changing actions off, saying why ("" turns them back on)."""
+        self.readonly_reason = reason
+
+    def order_action(self, action: QAction) -> QAction:
+        """``action`` changes orders: off, with the reason, while read-only."""
+        if self.readonly_reason:
+            action.setEnabled(False)
+            action.setText(f"{action.text()} (read-only)")
+            action.setToolTip(self.readonly_reason)
+        return action
+
     def _show_context_menu(self, pos: Any) -> None:
         index = self.view.indexAt(pos)
         source_row = self.view.source_row(index) if index.isValid() else None
@@ -387,6 +413,7 @@ class FilteredTable(QWidget):
         if not actions:
             return
         menu = QMenu(self)
+        menu.setToolTipsVisible(True)  # a disabled action says why
         for action in actions:
             if action is None:
                 menu.addSeparator()

@@ -125,3 +125,19 @@ def test_audit_filter_finds_an_action_by_its_words_or_its_raw_name(qtbot):
         assert view.proxy.index(0, view.audit.column_of("actor")).data() == "risk"
     view.filter_edit.setText("place")
     assert view.proxy.rowCount() == 1
+
+
+def test_ib_cancel_confirmation_is_information_not_an_error():
+    record = logging.LogRecord(
+        "ib_async.wrapper",
+        logging.ERROR,
+        __file__,
+        1,
+        "Error 202, reqId 7: Order Canceled - reason:",
+        None,
+        None,
+    )
+    row = QtLogHandler.to_row(record)
+    assert row["level"] == "INFO" and row["levelno"] == logging.INFO
+    record.msg = "Error 201, reqId 7: Order rejected"
+    assert QtLogHandler.to_row(record)["level"] == "ERROR"

@@ -214,14 +214,15 @@ def readout_rows(chart: PnLChart) -> list[str]:
     return [r for r in re.split("[\n\u2028]", doc.toPlainText()) if r]
 
 
-def test_fresh_session_opens_on_the_minimum_span_from_its_first_point(qtbot):
+def test_fresh_session_opens_on_the_minimum_span_ending_at_its_data(qtbot):
     chart = shown_chart(qtbot)
     seconds_of_pnl(chart, 3)
     (x0, x1), _ = chart.plot.getViewBox().viewRange()
     assert x1 - x0 >= MIN_SPAN_S
-    # the session starts at the left edge (past the view's padding) and grows to the
-    # right, rather than being centred in the span
-    assert x0 <= T0.timestamp() <= x0 + 0.1 * (x1 - x0)
+    # the axis ends with the data (within the view's padding): no minutes of future
+    # ahead of the session, which read as a chart that stopped
+    last = T0.timestamp() + 2
+    assert last <= x1 <= last + 0.1 * (x1 - x0)
 
 
 def test_looking_back_stops_following_and_follow_live_resumes(qtbot):

@@ -109,7 +109,7 @@ def test_send_label_has_single_spaces_for_every_order_type(make_ticket, kind, si
     ticket.order_type.setCurrentText(kind)
     ticket.limit_price.setValue(189.5)
     ticket.stop_price.setValue(189.0)
-    text = ticket.send_button.text()
+    text = ticket.send_button.text().splitlines()[0]  # the order; a reason may follow
     assert "  " not in text
     assert text == text.strip()
     assert text.startswith(f"{side} 100 ")
@@ -136,7 +136,7 @@ def test_send_label_states_every_price_of_the_order(make_ticket, kind, label):
 
 def test_empty_ticket_send_label_reads_side_size_type(make_ticket):
     ticket = make_ticket()
-    assert ticket.send_button.text() == "BUY 100 LMT"
+    assert ticket.send_button.text() == "BUY 100 LMT\nchoose a symbol"
 
 
 # -- placeholders and fonts --------------------------------------------------------------
@@ -170,11 +170,12 @@ def test_missing_quote_side_shows_placeholder(qtbot, make_ticket):
     [
         (None, False, PLACEHOLDER),
         (FakeEntry(), True, "OK: within limits"),
-        (FakeEntry(("quantity above the limit",)), True, "REFUSED (1 reason above)"),
+        (FakeEntry(("quantity above the limit",)), True, "REFUSED (1 reason below)"),
     ],
 )
 def test_verdict_keeps_the_number_font_in_every_state(make_ticket, entry, info, verdict):
     ticket = make_ticket(entry, info=info)
+    ticket.order_type.setCurrentText("MKT")  # no price to type: the verdict is risk's
     assert ticket.verdict_label.text() == verdict
     ticket.verdict_label.ensurePolished()
     ticket.notional_label.ensurePolished()
@@ -203,7 +204,7 @@ def test_price_field_that_does_not_apply_is_blank_disabled_and_keeps_its_value(m
     assert not ticket.stop_price.isEnabled()
     assert ticket.stop_price.lineEdit().text() == ""
     assert ticket.stop_price.value() == 188.5  # kept, only hidden
-    assert ticket.limit_price.lineEdit().text() == "0.00"
+    assert ticket.limit_price.lineEdit().text() == ""  # no price typed: blank, not 0.00
     ticket.order_type.setCurrentText("STP LMT")
     assert ticket.stop_price.isEnabled()
     assert ticket.stop_price.lineEdit().text() == "188.50"

@@ -310,3 +310,21 @@ def test_audit_actions_shown_as_words_in_full(qtbot, themed):
     view.show()
     qtbot.waitExposed(view)
     assert shows_in_full(view, view.audit.column_of("action"))
+
+
+def test_modified_order_keeps_the_time_it_was_placed(qtbot):
+    view = orders_view(qtbot)
+    key = view.orders.keys()[0]
+    placed = view.orders.row(key)["time"]
+    before = view.orders.row(key)
+    view.orders.on_order_updated(
+        make_order(
+            order_id=before["order_id"],
+            perm_id=before["perm_id"],
+            limit_price=190.0,
+            time=placed + timedelta(minutes=5),
+        )
+    )
+    view.orders.flush()
+    assert view.orders.row(key)["limit_price"] == 190.0
+    assert view.orders.row(key)["time"] == placed

@@ -111,10 +111,42 @@ def test_template_when_read_then_mentions_every_key() -> None:
         sub = model.annotation
         assert isinstance(sub, type)
         for key in sub.model_fields:  # type: ignore[attr-defined]
-            if key != "strategies" and not re.search(rf"^#? ?{key} =", text, re.MULTILINE):
+            if key in ("strategies", "precautions"):
+                continue  # tables of their own
+            if not re.search(rf"^#? ?{key} =", text, re.MULTILINE):
                 missing.append(f"{section}.{key}")
 
     assert missing == []
+
+
+def test_template_when_loaded_then_ships_the_default_precautions(env: dict[str, str]) -> None:
+    from core.precautions import DEFAULT_PRECAUTIONS
+
+    settings = load_settings(TEMPLATE, env=env)
+
+    shipped = settings.risk.effective_precautions().by_sec_type
+    assert dict(shipped) == dict(DEFAULT_PRECAUTIONS)
+    assert (
+        load_settings(env=env).risk.effective_precautions() == settings.risk.effective_precautions()
+    )
+
+
+def test_precaution_when_off_then_only_that_cap_is_off(env: dict[str, str], tmp_path: Path) -> None:
+    config = write(tmp_path / "c.toml", '[risk.precautions.STK]\nmax_order_value = "off"\n')
+
+    caps = load_settings(config, env=env).risk.effective_precautions().for_contract("STK")
+
+    assert caps.max_order_value is None
+    assert caps.max_order_quantity == 2000  # left out: the default, not "no limit"
+
+
+def test_precaution_when_misspelt_off_then_error_names_key(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    config = write(tmp_path / "c.toml", '[risk.precautions.FUT]\nmax_price_pct = "of"\n')
+
+    with pytest.raises(ConfigError, match=r"risk\.precautions\.FUT\.max_price_pct: 'of'"):
+        load_settings(config, env=env)
 
 
 # ---------------------------------------------------------------- precedence

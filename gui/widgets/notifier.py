@@ -1,0 +1,69 @@
+"""Notifications: a fill, a rejection or a trading-state change shows for a few seconds
+over the window's top right corner, and optionally sounds.
+
+The sound is the desktop's alert (``QApplication.beep``): Qt's ``QSoundEffect`` lives in
+QtMultimedia, which the PySide6 wheels the console depends on do not ship. The toggle
+is *View > Sound on fills and rejections*, remembered with the layout.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtWidgets import QApplication, QLabel, QWidget
+
+from gui import theme
+
+#: How long one notification stays (ms); queued ones follow.
+SHOW_MS = 4000
+
+KIND_COLOURS = {"fill": theme.GAIN, "rejected": theme.LOSS, "state": theme.AMBER}
+
+
+class Notifier(QLabel):
+    """A toast over the top right of ``parent``; :meth:`notify` queues one."""
+
+    def __init__(self, parent: QWidget) -> None:
+        super().__init__(parent)
+        self.setObjectName("notification")
+        self.setAccessibleName("Notification")
+        self.setWordWrap(True)
+        self.setMaximumWidth(420)
+        self.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
+        self.hide()
+        self.sound = False
+        self.history: list[tuple[str, str]] = []
+        self._queue: deque[tuple[str, str]] = deque()
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.setInterval(SHOW_MS)
+        self._timer.timeout.connect(self._next)
+
+    def notify(self, kind: str, text: str) -> None:
+        """Show ``text`` (kind: ``fill``, ``rejected`` or ``state``), after any shown now."""
+        self.history.append((kind, text))
+        if self.sound and kind in ("fill", "rejected", "state"):
+            QApplication.beep()
+        self._queue.append((kind, text))
+        if not self._timer.isActive():
+            self._next()
+
+    def _next(self) -> None:
+        if not self._queue:
+            self.hide()
+            return
+        kind, text = self._queue.popleft()
+        colour = KIND_COLOURS.get(kind, theme.TEXT)
+        self.setText(text)
+        self.setStyleSheet(
+            f"background: {theme.RAISED}; color: {theme.TEXT}; border: 2px solid {colour};"
+            " border-radius: 6px; padding: 8px 12px; font-weight: 600;"
+        )
+        self.adjustSize()
+        parent = self.parentWidget()
+        if parent is not None:
+            self.move(parent.width() - self.width() - 16, 96)
+        self.raise_()
+        self.show()
+        self._timer.start()

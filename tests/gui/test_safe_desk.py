@@ -1,0 +1,398 @@
+"""Safe at the desk (issue 11): defaults, honest numbers, the ticket following the state.
+
+Each test runs the whole window on a started session against the embedded simulated
+gateway (real ib_async client), with the settings a fresh install loads (the shipped
+defaults), and drives it the way a trader would: typing into the fields.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import qasync
+from PySide6.QtCore import QSettings, Qt
+from PySide6.QtWidgets import QApplication, QWidget
+
+from core.config import load_settings
+from core.contracts import create_stock_contract
+from core.events import TradingState
+from core.orders import create_limit_order
+from core.session import ConsoleSession, SessionOptions
+from gui.mainwindow import MainWindow
+from gui.theme import apply_theme
+from gui.widgets.order_ticket import OrderTicket
+from helpers import act, run_until
+
+
+@pytest.fixture
+def desk(
+    qloop: qasync.QEventLoop, qapp: QApplication, qtbot: Any, tmp_path: Path
+) -> Iterator[tuple[ConsoleSession, MainWindow]]:
+    """The window on a session started with the shipped default settings."""
+    apply_theme(qapp)
+    settings = load_settings(env={"IBCONSOLE_HOME": str(tmp_path)})
+    options = SessionOptions(sim_state_file=tmp_path / "sim.json", sim_tick_interval=0.05)
+    session = ConsoleSession(options, settings)
+    layout = QSettings(str(tmp_path / "layout.ini"), QSettings.Format.IniFormat)
+    window = MainWindow(session, settings=layout)
+    qtbot.addWidget(window)
+    act(qloop, window.show)
+    qloop.run_until_complete(session.start())
+    act(qloop, lambda: window.attach(session))
+    try:
+        yield session, window
+    finally:
+        qloop.run_until_complete(session.stop())
+
+
+def choose(qloop: qasync.QEventLoop, qtbot: Any, ticket: OrderTicket, symbol: str) -> None:
+    """Type a symbol and Enter; wait until it is resolved and quoted."""
+    act(qloop, lambda: ticket.symbol_edit.setFocus())
+    act(qloop, lambda: ticket.symbol_edit.clear())
+    act(qloop, lambda: qtbot.keyClicks(ticket.symbol_edit, symbol))
+    act(qloop, lambda: qtbot.keyClick(ticket.symbol_edit, Qt.Key.Key_Return))
+    run_until(
+        qloop,
+        lambda: (
+            ticket.info is not None
+            and symbol.replace(".", "") in ticket.info.symbol.replace(".", "")
+        ),
+        what=f"{symbol} resolved",
+    )
+    run_until(qloop, lambda: ticket.ask_button.price is not None, what=f"a {symbol} quote")
+
+
+def type_into(qloop: qasync.QEventLoop, qtbot: Any, field: Any, text: str) -> None:
+    """Select what a field holds and type ``text`` over it, key by key."""
+    act(qloop, lambda: field.setFocus())
+    act(qloop, lambda: field.selectAll())
+    act(qloop, lambda: qtbot.keyClicks(field, text))
+
+
+# -- 1. safe out of the box -----------------------------------------------------------------
+
+
+def test_huge_market_order_with_shipped_config_is_refused_with_the_precaution(desk, qloop, qtbot):
+    _session, window = desk
+    ticket = window.ticket
+    choose(qloop, qtbot, ticket, "AAPL")
+    act(qloop, lambda: ticket.order_type.setCurrentText("MKT"))
+    type_into(qloop, qtbot, ticket.quantity, "999999999")
+
+    assert not ticket.send_button.isEnabled()
+    assert ticket.verdict_label.text().startswith("REFUSED")
+    assert "precautionary size 2,000 shares for STK" in ticket.problems.text()
+    first, reason = ticket.send_button.lines()
+    assert first == "BUY 999,999,999 AAPL MKT"
+    assert reason.startswith("precautionary")
+
+
+def test_risk_panel_shows_the_shipped_precautions(desk):
+    _session, window = desk
+    panel = window.risk_panel
+    assert panel.precaution_text("STK", "max_order_quantity") == "2,000"
+    assert panel.precaution_text("FUT", "max_order_value") == "1,500,000"
+    assert panel.precaution_text("CASH", "max_price_pct") == "2%"
+
+
+def test_gui_confirmation_threshold_from_the_config_reaches_the_ticket(desk):
+    _session, window = desk
+    assert window.ticket.confirm_above_notional == 25_000.0
+
+
+def test_size_resets_to_the_instruments_default_when_the_instrument_changes(desk, qloop, qtbot):
+    _session, window = desk
+    ticket = window.ticket
+    choose(qloop, qtbot, ticket, "AAPL")
+    assert ticket.quantity.value() == 100
+    type_into(qloop, qtbot, ticket.quantity, "300")
+    choose(qloop, qtbot, ticket, "ES")
+
+    assert ticket.quantity.value() == 1  # never 300 ES (about 88 million)
+    assert ticket.send_button.text().startswith("BUY 1 ES")
+    choose(qloop, qtbot, ticket, "EUR.USD")
+    assert ticket.quantity.value() == 20_000
+
+
+# -- 2. numbers are what they look like --------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("typed", "why"),
+    [
+        ("1e12", "scientific notation"),
+        ("abc", "'abc' is not a number"),
+        ("-5", "negative"),
+        ("12x", "'12x' is not a number"),
+        ("1,5", "use '.' for decimals"),
+        ("99999999999", "above the most the ticket sends"),
+    ],
+)
+def test_quantity_entry_that_is_not_a_plain_number_is_flagged_in_place(
+    desk, qloop, qtbot, typed, why
+):
+    _session, window = desk
+    ticket = window.ticket
+    choose(qloop, qtbot, ticket, "AAPL")
+    act(qloop, lambda: ticket.order_type.setCurrentText("MKT"))
+    type_into(qloop, qtbot, ticket.quantity, typed)
+
+    assert ticket.quantity.text() == typed  # nothing dropped, nothing clamped
+    assert ticket.quantity.property("invalid") is True
+    assert ticket.quantity_error.isVisible()
+    assert why in ticket.quantity_error.text()
+    assert not ticket.send_button.isEnabled()
+    first, reason = ticket.send_button.lines()
+    assert first == "BUY ? AAPL MKT"
+    assert reason.startswith("Quantity:")
+
+
+def test_limit_price_in_scientific_notation_is_flagged_not_read_as_digits(desk, qloop, qtbot):
+    _session, window = desk
+    ticket = window.ticket
+    choose(qloop, qtbot, ticket, "AAPL")
+    act(qloop, lambda: ticket.order_type.setCurrentText("LMT"))
+    type_into(qloop, qtbot, ticket.limit_price, "1e12")
+
+    assert ticket.limit_price.text() == "1e12"
+    assert "scientific notation" in ticket.limit_error.text()
+    assert ticket.send_button.lines()[0] == "BUY 100 AAPL LMT ?"
+    assert not ticket.send_button.isEnabled()
+
+
+def test_grouped_quantity_is_sent_exactly_as_shown(desk, qloop, qtbot):
+    _session, window = desk
+    ticket = window.ticket
+    choose(qloop, qtbot, ticket, "EUR.USD")
+    act(qloop, lambda: ticket.order_type.setCurrentText("MKT"))
+    type_into(qloop, qtbot, ticket.quantity, "125,000")
+
+    assert ticket.quantity.value() == 125_000
+    assert ticket.build_order().totalQuantity == 125_000
+    assert ticket.send_button.text() == "BUY 125,000 EUR.USD MKT"
+    assert ticket.send_button.isEnabled(), ticket.problems.text()
+
+
+# -- 3. the ticket follows the trading state ------------------------------------------------
+
+
+def test_halt_and_reducing_are_shown_in_the_ticket_at_once(desk, qloop, qtbot):
+    session, window = desk
+    ticket = window.ticket
+    choose(qloop, qtbot, ticket, "AAPL")
+    act(qloop, lambda: ticket.order_type.setCurrentText("MKT"))
+    assert ticket.send_button.isEnabled(), ticket.problems.text()
+    assert session.risk is not None
+
+    act(
+        qloop,
+        lambda: session.risk.set_trading_state(
+            "account", TradingState.REDUCING, reason="test", by="gui"
+        ),
+    )
+    # no other input: the state change alone re-judged the order
+    assert ticket.state_label.isVisible()
+    assert ticket.state_label.text().startswith("REDUCING")
+    assert not ticket.send_button.isEnabled()
+    assert "REDUCING" in ticket.send_button.lines()[1]
+
+    act(
+        qloop,
+        lambda: session.risk.set_trading_state(
+            "account", TradingState.HALTED, reason="emergency stop", by="gui"
+        ),
+    )
+    assert ticket.state_label.text().startswith("HALTED")
+    assert ticket.send_button.lines()[1].startswith("HALTED")
+    assert not ticket.send_button.isEnabled()
+    assert ticket.verdict_label.text().startswith("REFUSED")
+
+
+# -- 5. read-only means read-only -----------------------------------------------------------
+
+
+def test_readonly_window_changes_no_order_and_says_why(desk, qloop, qtbot):
+    session, window = desk
+    trades, gw = session.trades, session.gateway
+    assert trades is not None and gw is not None
+    quote = gw.market.quote(gw.universe.find(symbol="AAPL")[0].con_id)
+    price = round(quote.bid * 0.97, 2)  # within the 5 % band, far enough not to fill
+    trades.place_order(
+        create_stock_contract("AAPL"), create_limit_order("BUY", 10, price), "manual", actor="gui"
+    )
+    run_until(
+        qloop, lambda: len(window.orders_model.working_order_ids()) == 1, what="a working order"
+    )
+
+    act(qloop, lambda: window.set_readonly(True))
+    view = window.orders_view
+    act(qloop, lambda: view.view.selectRow(0))
+    act(qloop, lambda: view.view.setFocus())
+    act(qloop, lambda: qtbot.keyClick(view.view, Qt.Key.Key_Delete))
+    act(qloop, lambda: view.cancel_all_button.click())
+    act(qloop, window.cancel_all_action.trigger)
+    act(
+        qloop,
+        lambda: window._modify_order(window.orders_model.working_order_ids()[0], "quantity", 5),
+    )
+    qloop.run_until_complete(asyncio.sleep(0.5))  # a cancel or modify would be done by now
+
+    assert len(gw.engine.open_orders()) == 1
+    assert gw.engine.open_orders()[0].request.total_quantity == 10  # not modified
+    for control in (view.cancel_all_button, window.stop_button):
+        assert not control.isEnabled()
+        assert "read-only" in control.toolTip()
+    for action in (window.cancel_all_action, window.stop_action, window.buy_action):
+        assert not action.isEnabled()
+        assert "read-only" in action.toolTip()
+    assert view.view.editTriggers() == view.view.EditTrigger.NoEditTriggers
+    assert window.readonly_badge.isVisible()
+    menu = view.context_actions(0)
+    assert all(not a.isEnabled() for a in menu if a is not None and "ancel" in a.text())
+    assert "read-only" in " ".join(window.ticket.send_button.lines())
+
+
+# -- 6. keyboard and ticket layout ------------------------------------------------------------
+
+
+def test_tab_from_symbol_reaches_quantity_and_the_size_typed_is_kept(desk, qloop, qtbot):
+    _session, window = desk
+    ticket = window.ticket
+    choose(qloop, qtbot, ticket, "EUR.USD")
+    act(qloop, lambda: ticket.symbol_edit.setFocus())
+    act(qloop, lambda: qtbot.keyClick(ticket.symbol_edit, Qt.Key.Key_Tab))
+    focused = QApplication.focusWidget()
+    assert focused is ticket.quantity, focused.objectName() if focused else None
+    act(qloop, lambda: ticket.quantity.selectAll())
+    act(qloop, lambda: qtbot.keyClicks(ticket.quantity, "20000"))
+    assert ticket.quantity.value() == 20_000
+    chain = []
+    widget = ticket.quantity
+    for _ in range(6):
+        widget = widget.nextInFocusChain()
+        while not widget.focusPolicy() & Qt.FocusPolicy.TabFocus or not widget.isEnabled():
+            widget = widget.nextInFocusChain()
+        chain.append(widget.objectName())
+    assert chain[:2] == ["ticketOrderType", "ticketLimitPrice"]
+    assert "ticketBid" not in chain and "ticketBuy" not in chain
+
+
+def test_unknown_symbol_clears_the_quotes_and_keeps_the_width(desk, qloop, qtbot, ib_log_guard):
+    ib_log_guard.expect(r"Error 200, reqId \d+: No security definition")
+    _session, window = desk
+    ticket = window.ticket
+    choose(qloop, qtbot, ticket, "EUR.USD")
+    width = window.docks["Order ticket"].width()
+    act(qloop, lambda: ticket.symbol_edit.setFocus())
+    act(qloop, lambda: ticket.symbol_edit.clear())
+    act(qloop, lambda: qtbot.keyClicks(ticket.symbol_edit, "ZZZZ"))
+    act(qloop, lambda: qtbot.keyClick(ticket.symbol_edit, Qt.Key.Key_Return))
+    run_until(qloop, lambda: ticket.info is None, what="ZZZZ refused")
+    run_until(qloop, lambda: "ZZZZ" in ticket.description.text(), what="the reason by the field")
+
+    assert ticket.bid_button.text() == ticket.ask_button.text() == "\N{EN DASH}" or (
+        ticket.bid_button.price is None and ticket.ask_button.price is None
+    )
+    assert ticket.bid_button.price is None and ticket.ask_button.price is None
+    assert window.docks["Order ticket"].width() == width
+
+
+def test_first_symbol_prefills_the_limit_from_its_first_quote(desk, qloop, qtbot):
+    _session, window = desk
+    ticket = window.ticket
+    choose(qloop, qtbot, ticket, "AAPL")
+    run_until(qloop, lambda: ticket.limit_price.value() > 0, what="the limit prefilled")
+    assert ticket.limit_price.value() == ticket.ask_button.price
+    assert not ticket.limit_price.property("invalid")
+
+
+# -- 7 / 9. a window that fits; small things ---------------------------------------------------
+
+
+def test_window_opens_within_the_available_screen(desk):
+    _session, window = desk
+    # offscreen's screen is 800x800: the window is as small as its contents allow,
+    # and those fit a 1366x768 laptop
+    available = window.screen().availableGeometry().size()
+    bound = available.expandedTo(window.minimumSizeHint())
+    assert window.width() <= bound.width()
+    assert window.height() <= bound.height()
+    assert window.minimumSizeHint().width() <= 1366
+    assert window.minimumSizeHint().height() <= 768
+
+
+def test_positions_columns_put_pnl_before_the_book_keeping(desk):
+    _session, window = desk
+    model = window.positions_model
+    order = [model.column_of(k) for k in ("symbol", "quantity", "last", "daily_pnl")]
+    assert order == sorted(order)
+    assert model.column_of("unrealized_pnl") < model.column_of("market_value")
+    assert model.column_of("daily_pnl") < model.column_of("avg_cost")
+
+
+def test_floated_dock_title_has_one_ampersand(desk):
+    _session, window = desk
+    dock = window.docks["P&L"]
+    assert dock.windowTitle() == "P&&L"  # docked: the title bar's mnemonic escape
+    dock.setFloating(True)
+    assert dock.windowTitle() == "P&L"  # floated: a window title, plain text
+    dock.setFloating(False)
+    assert dock.windowTitle() == "P&&L"
+
+
+def test_every_trader_control_has_an_object_and_an_accessible_name(desk):
+    from PySide6.QtWidgets import (
+        QAbstractButton,
+        QAbstractItemView,
+        QComboBox,
+        QLineEdit,
+    )
+
+    _session, window = desk
+    kinds = (QAbstractButton, QLineEdit, QComboBox, QAbstractItemView)
+    missing = []
+    for area in (window.ticket, window.risk_panel, window.orders_view, window.positions_view):
+        for w in area.findChildren(QWidget):
+            if not isinstance(w, kinds) or isinstance(w.parent(), QComboBox | QLineEdit):
+                continue  # a combo's own line edit and list are named through the combo
+            if type(w).__name__ in ("QHeaderView", "QListView", "QToolButton"):
+                continue  # Qt's own parts (headers, completer popups, clear buttons)
+            if w.objectName().startswith("qt_"):
+                continue  # Qt's own (the table's corner button)
+            if not w.objectName() or not w.accessibleName():
+                text = w.text() if isinstance(w, QAbstractButton | QLineEdit) else ""
+                missing.append(f"{type(w).__name__} {w.objectName()!r} {text}")
+    assert missing == []
+
+
+# -- 9. notifications ---------------------------------------------------------------------------
+
+
+def test_fill_and_state_change_each_show_a_notification(desk, qloop, qtbot):
+    session, window = desk
+    ticket = window.ticket
+    choose(qloop, qtbot, ticket, "AAPL")
+    act(qloop, lambda: ticket.order_type.setCurrentText("MKT"))
+    type_into(qloop, qtbot, ticket.quantity, "10")
+    act(qloop, ticket.submit)
+    run_until(
+        qloop,
+        lambda: any(k == "fill" for k, _ in window.notifier.history),
+        what="a fill notification",
+    )
+    assert window.notifier.isVisible()
+    _kind, text = next(h for h in window.notifier.history if h[0] == "fill")
+    assert text.startswith("BOUGHT 10 AAPL @ ")
+    assert session.risk is not None
+    act(
+        qloop,
+        lambda: session.risk.set_trading_state(
+            "account", TradingState.REDUCING, reason="test", by="gui"
+        ),
+    )
+    assert ("state", "Trading REDUCING: test") in window.notifier.history
+    assert not window.sound_action.isChecked()  # sound is opt-in, from the View menu
