@@ -4,7 +4,8 @@ The console reaches below ib_async's public API in a few places, each for a reas
 given where it is used: it feeds the decoder in slices (:class:`core.connection.
 SlicedReader`), owns the pacing of outgoing frames (:class:`core.wire.WireGate`),
 keeps the ``Trade`` objects its callers hold current across reconnects
-(:meth:`core.trading.TradeManager._relink`), and runs asyncio inside Qt's loop
+(:meth:`core.trading.TradeManager._relink`), re-reads a symbol ArcticDB has cached
+wrongly (:func:`forget_cached_versions`), and runs asyncio inside Qt's loop
 (``gui/loop.py``). An ib_async upgrade that renames one of these must fail loudly in
 ``tests/unit/test_compat.py``, not quietly in production: so nothing outside this module
 names them.
@@ -53,6 +54,19 @@ def trades_by_perm_id(ib: IB) -> MutableMapping[int, Trade]:
     """ib_async's trades by perm id (what executions are matched by)."""
     trades: MutableMapping[int, Trade] = ib.wrapper.permId2Trade
     return trades
+
+
+# -- ArcticDB's version cache -------------------------------------------------------------
+
+
+def forget_cached_versions(library: Any) -> None:
+    """Make an ArcticDB library look up every symbol's latest version again.
+
+    Two consoles writing a new symbol at the same instant both write its version 0; the
+    one whose write lost keeps its own version 0 cached as the latest for ever, so it
+    reads its own data, not what the store holds (seen with the store's roster).
+    """
+    library._nvs.version_store.flush_version_map()
 
 
 # -- asyncio inside Qt's loop -------------------------------------------------------------

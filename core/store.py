@@ -136,6 +136,7 @@ import dataclasses
 import gc
 import json
 import logging
+import random
 import re
 import threading
 import time
@@ -149,6 +150,7 @@ import pandas as pd
 from eventkit import Event
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_fixed
 
+from core.compat import forget_cached_versions
 from core.events import (
     AuditRecorded,
     FillRecorded,
@@ -196,6 +198,9 @@ LIBRARIES = (FILLS, ORDERS, AUDIT, POSITIONS, PNL, DAILY, STATE, LEASES)
 
 #: The symbol of the ``leases`` library listing every writer of the store.
 ROSTER = "roster"
+#: After creating a shared store's libraries: how long other consoles' simultaneous
+#: creations may take to land (see Store._open_sync).
+CREATE_SETTLE_S = 1.0
 
 #: The writer every console used before writers were named (see :meth:`Store.is_own`).
 LEGACY_WRITER = "console"
@@ -573,8 +578,19 @@ class Store:
                 set_config_int("VersionMap.ReloadInterval", 0)
             arctic = arcticdb.Arctic(self._uri)
             options = arcticdb.LibraryOptions(dynamic_schema=True, prune_previous_versions=True)
+            new = not self.is_local and not all(arctic.has_library(n) for n in LIBRARIES)
             for name in LIBRARIES:
                 self._libs[name] = _get_or_create_library(arctic, name, options)
+            if new:
+                # Consoles opening a new bucket at the same instant can each create a
+                # library: ArcticDB gives every creation its own storage prefix and the
+                # config written last wins, so a console could journal where no other
+                # ever reads. Let the creations settle, then take the libraries as the
+                # store names them now (one fresh lookup, no cache).
+                time.sleep(CREATE_SETTLE_S)
+                arctic = arcticdb.Arctic(self._uri)
+                for name in LIBRARIES:
+                    self._libs[name] = arctic.get_library(name)
             self._arctic = arctic
             log.info("store opened: %s (writer %s)", self.uri, self.writer)
 
@@ -1075,6 +1091,11 @@ class Store:
         while not self._closed:
             try:
                 found = await self._read("follow", self._foreign_fills_sync)
+                # The roster has no compare-and-swap: another console registering at
+                # the same instant can overwrite this one's entry after it was checked.
+                # Looking every pass makes the others see this console within a second.
+                if self._lease is not None:
+                    await self._call(self._lease_pool, "follow", self._register_sync)
             except StoreError:
                 found = []  # reported; looked at again next time
             for writer, fills in found:
@@ -1108,23 +1129,32 @@ class Store:
 
     def _roster_sync(self) -> list[str]:
         """The writers registered in this store (any thread)."""
-        df = _read_or_none(self._lib(LEASES), ROSTER)
+        lib = self._lib(LEASES)
+        forget_cached_versions(lib)  # a lost concurrent first write stays cached otherwise
+        df = _read_or_none(lib, ROSTER)
         return [] if df is None else [str(w) for w in df["writer"]]
 
-    def _register_sync(self) -> None:
+    def _register_sync(self, attempts: int = 3) -> None:
         """Put this writer on the roster if it is not (lease thread: at open and at every
         renewal). Two consoles registering at the same instant can each overwrite the
-        other's addition: the one left out adds itself again at its next renewal."""
-        roster = self._roster_sync()
-        if self.writer in roster:
-            return
-        df = pd.DataFrame({"writer": [*roster, self.writer]})
-        try:
-            # No pruning: another writer may be reading it at this moment.
-            self._lib(LEASES).write(ROSTER, df, prune_previous_versions=False)
-        except Exception as exc:
-            # ArcticDB refuses a write racing another process's to the same symbol.
-            log.info("store roster busy (%s); registering again at the next renewal", exc)
+        other's addition, so the write is read back and tried again after a short random
+        pause until this writer is on it (the other console's name stays: each retry
+        adds to what the roster holds then), and :meth:`_follow` looks again every pass.
+        Before, the console left out stayed invisible to the others' books until its
+        next lease renewal (a flaky desk test)."""
+        for attempt in range(attempts):
+            roster = self._roster_sync()
+            if self.writer in roster:
+                return
+            df = pd.DataFrame({"writer": [*roster, self.writer]})
+            try:
+                # No pruning: another writer may be reading it at this moment.
+                self._lib(LEASES).write(ROSTER, df, prune_previous_versions=False)
+            except Exception as exc:
+                # ArcticDB refuses a write racing another process's to the same symbol.
+                log.info("store roster busy (%s); trying again", exc)
+            time.sleep(random.uniform(0.02, 0.1) * (attempt + 1))
+        log.warning("store roster: %s not registered yet; again at the next renewal", self.writer)
 
     def _writers(self) -> list[str]:
         """Every writer whose journals may hold the account's records: the roster, this

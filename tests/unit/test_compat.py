@@ -62,3 +62,13 @@ def test_running_loop_can_be_set_and_read_back():
         compat.set_running_loop(None)
         loop.close()
     assert compat.current_running_loop() is None
+
+
+def test_arcticdb_version_cache_can_be_forgotten(tmp_path):
+    import arcticdb
+    import pandas as pd
+
+    lib = arcticdb.Arctic(f"lmdb://{tmp_path / 'a'}").get_library("l", create_if_missing=True)
+    lib.write("s", pd.DataFrame({"v": [1]}))
+    compat.forget_cached_versions(lib)
+    assert list(lib.read("s").data["v"]) == [1]

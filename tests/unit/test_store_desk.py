@@ -410,3 +410,32 @@ async def test_wait_journalled_when_store_hangs_then_bounded_and_names_what_is_p
     monkeypatch.setattr(lib, "append", real_append)
     assert await tm.wait_journalled(10) == []
     assert list((await store.fills())["exec_id"]) == ["e1"]
+
+
+async def test_roster_when_another_console_overwrites_our_entry_then_we_add_ourselves_again(
+    store: Store,
+) -> None:
+    import pandas as pd
+
+    from core.lease import LEASES
+    from core.store import ROSTER
+
+    lib = store._lib(LEASES)
+    lib.write(ROSTER, pd.DataFrame({"writer": ["other"]}))  # we are not on it
+    real_write = lib.write
+    clobbered: list[int] = []
+
+    def racing_write(symbol: str, df: pd.DataFrame, **kw: Any) -> Any:
+        result = real_write(symbol, df, **kw)
+        if symbol == ROSTER and not clobbered:
+            clobbered.append(1)  # the other console's write lands just after ours
+            real_write(symbol, pd.DataFrame({"writer": ["other", "third"]}), **kw)
+        return result
+
+    lib.write = racing_write  # type: ignore[method-assign]
+    try:
+        store._register_sync()
+    finally:
+        lib.write = real_write  # type: ignore[method-assign]
+    assert clobbered
+    assert set(store._roster_sync()) == {"other", "third", store.writer}
