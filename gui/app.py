@@ -99,6 +99,7 @@ def save_screenshot(window: MainWindow, path: Path) -> bool:
     """Render the window to a PNG (``grab`` paints synchronously; no event processing
     here: nested ``processEvents`` inside a coroutine would re-enter asyncio tasks)."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    window.notifier.hide()  # a passing toast is not part of the window's picture
     ok = window.grab().save(str(path))
     log.info("screenshot saved to %s: %s", path, ok)
     return bool(ok)

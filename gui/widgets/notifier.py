@@ -9,6 +9,7 @@ is *View > Sound on fills and rejections*, remembered with the layout.
 from __future__ import annotations
 
 from collections import deque
+from typing import Any
 
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QApplication, QLabel, QWidget
@@ -17,6 +18,9 @@ from gui import theme
 
 #: How long one notification stays (ms); queued ones follow.
 SHOW_MS = 4000
+#: Notifications remembered in ``history``.
+HISTORY = 200
+PLURALS = {"fill": "fills", "rejected": "rejections", "state": "state changes"}
 
 KIND_COLOURS = {"fill": theme.GAIN, "rejected": theme.LOSS, "state": theme.AMBER}
 
@@ -33,8 +37,10 @@ class Notifier(QLabel):
         self.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
         self.hide()
         self.sound = False
-        self.history: list[tuple[str, str]] = []
-        self._queue: deque[tuple[str, str]] = deque()
+        # The latest notifications (for tests and a future history view): bounded, the
+        # console runs all week.
+        self.history: deque[tuple[str, str]] = deque(maxlen=HISTORY)
+        self._queue: deque[list[Any]] = deque()  # [kind, latest text, how many]
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.setInterval(SHOW_MS)
@@ -45,7 +51,13 @@ class Notifier(QLabel):
         self.history.append((kind, text))
         if self.sound and kind in ("fill", "rejected", "state"):
             QApplication.beep()
-        self._queue.append((kind, text))
+        for waiting in self._queue:
+            if waiting[0] == kind:  # a burst (a sweep's 50 fills) is one toast a kind
+                waiting[1] = text
+                waiting[2] += 1
+                break
+        else:
+            self._queue.append([kind, text, 1])
         if not self._timer.isActive():
             self._next()
 
@@ -53,7 +65,9 @@ class Notifier(QLabel):
         if not self._queue:
             self.hide()
             return
-        kind, text = self._queue.popleft()
+        kind, text, count = self._queue.popleft()
+        if count > 1:
+            text = f"{count} {PLURALS.get(kind, kind)}, the latest:\n{text}"
         colour = KIND_COLOURS.get(kind, theme.TEXT)
         self.setText(text)
         self.setStyleSheet(

@@ -396,3 +396,24 @@ def test_fill_and_state_change_each_show_a_notification(desk, qloop, qtbot):
     )
     assert ("state", "Trading REDUCING: test") in window.notifier.history
     assert not window.sound_action.isChecked()  # sound is opt-in, from the View menu
+
+
+def test_a_burst_of_fills_is_one_toast_and_the_history_is_bounded(qtbot):
+    from PySide6.QtWidgets import QWidget
+
+    from gui.widgets.notifier import HISTORY, Notifier
+
+    parent = QWidget()
+    qtbot.addWidget(parent)
+    notifier = Notifier(parent)
+    for i in range(50):
+        notifier.notify("fill", f"BOUGHT {i + 1} AAPL @ 230")
+    notifier.notify("state", "Trading HALTED: test")
+    assert notifier.text() == "BOUGHT 1 AAPL @ 230"  # the first, shown at once
+    notifier._next()
+    assert notifier.text() == "49 fills, the latest:\nBOUGHT 50 AAPL @ 230"
+    notifier._next()
+    assert notifier.text() == "Trading HALTED: test"
+    for i in range(HISTORY + 10):
+        notifier.notify("rejected", f"REJECTED {i}")
+    assert len(notifier.history) == HISTORY
