@@ -83,6 +83,10 @@ MAX_ORDER_BACKLOG = 10_000
 #: IB codes that are informational for an order, not a rejection.
 #: The actor name the emergency stop sends its flattening orders as (core.risk uses it).
 EMERGENCY_ACTOR = "emergency_stop"
+#: Why a read-only session refuses every order change.
+READONLY_REASON = (
+    "read-only session (--readonly): this console places, changes and cancels no orders"
+)
 NOT_REJECTIONS = frozenset({202, 399, 404, 10148, 10147, 161}) | frozenset(range(2100, 2200))
 
 
@@ -236,10 +240,13 @@ class TradeManager:
         order_ids: OrderIdSequence | None = None,
     ) -> None:
         self.ib = ib_client
+        #: A read-only session (``--readonly``) places, modifies and cancels nothing: the
+        #: refusal is here and at the wire, not only in the GUI's disabled controls.
+        self.readonly = bool(connection.readonly) if connection is not None else False
         #: Order ids never reused (persisted by the session across restarts).
         self.order_ids = order_ids or OrderIdSequence()
         #: The last check and the pacing of every frame written to the gateway.
-        self.wire = WireGate(ib_client)
+        self.wire = WireGate(ib_client, readonly=self.readonly)
         self.wire.frameDropped += self._on_frame_dropped
         # Sent, not yet acknowledged by the gateway; and orders ended here (not at IB).
         self._in_flight: dict[tuple[int, int], _InFlight] = {}
@@ -398,6 +405,8 @@ class TradeManager:
         problems = canonicalize_order(order)
         if not isinstance(contract, Contract):
             problems.append(f"not a contract: {type(contract).__name__}")
+        if self.readonly:
+            problems.insert(0, READONLY_REASON)
         if problems:
             self._refuse(order, contract, strategy, actor, action, subject or "order", problems)
         contract = self._qualified(contract)
@@ -624,6 +633,11 @@ class TradeManager:
         another client id.
         """
         self._check_trade(trade, "cancel")
+        if self.readonly:
+            subject = f"cancel #{trade.order.orderId}"
+            self._refuse(
+                trade.order, trade.contract, MANUAL, "api", "cancel", subject, [READONLY_REASON]
+            )
         strategy = self.strategy_of(trade)
         actor = actor if isinstance(actor, str) and actor else strategy
         subject = f"cancel #{trade.order.orderId} " + describe_order(trade.contract, trade.order)
@@ -649,6 +663,16 @@ class TradeManager:
         For the whole account this also sends reqGlobalCancel, which reaches orders
         placed elsewhere (TWS, other client ids). Refused when not connected.
         """
+        if self.readonly:
+            self._refuse(
+                None,
+                None,
+                strategy or MANUAL,
+                actor,
+                "cancel_all",
+                "every working order",
+                [READONLY_REASON],
+            )
         if not self.ib.isConnected():
             self._refuse(
                 None,

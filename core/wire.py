@@ -90,6 +90,7 @@ class WireGate:
         *,
         max_per_second: int = MAX_MESSAGES_PER_SECOND,
         clock: Callable[[], float] = time.monotonic,
+        readonly: bool = False,
     ) -> None:
         if max_per_second < 1:
             raise ValueError(f"max_per_second: {max_per_second} must be at least 1")
@@ -104,6 +105,7 @@ class WireGate:
         self._written: set[int] = set()
         self._timer: asyncio.TimerHandle | None = None
         self._what_if = False
+        self.readonly = readonly  # no order, cancel or global cancel frame is written
         self._write = take_over_sending(ib, self._submit)  # one pacer: this one
         ib.disconnectedEvent += self._on_disconnected
 
@@ -163,6 +165,14 @@ class WireGate:
         if msg:
             fields = msg.split("\0", 3)
             kind = fields[0]
+            if (
+                self.readonly
+                and not self._what_if
+                and kind in (PLACE_ORDER, CANCEL_ORDER, REQ_GLOBAL_CANCEL)
+            ):
+                oid = _order_id(fields, 1 if kind == PLACE_ORDER else 2)
+                self._drop(_Frame(msg, kind, oid), "read-only session: no order frame is written")
+                return
             if kind == PLACE_ORDER:
                 order_id = _order_id(fields, 1)
                 check = self._checks.pop(order_id, None)

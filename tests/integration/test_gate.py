@@ -400,3 +400,30 @@ async def test_another_consoles_strategy_is_not_traded_from_here(gate: Gate):
         g.core.trades.place_order(contract, create_market_order("SELL", 1), "momo@DU1-c2-pc")
     assert "belongs to another console (DU1-c2-pc)" in refused.value.reasons[0]
     assert g.tap.frames == []
+
+
+async def test_read_only_session_writes_no_order_frame_whatever_calls_it(gateway: Any):
+    from core.connection import ClientIdRegistry, Connection
+    from core.trading import READONLY_REASON, TradeManager
+
+    conn = Connection(
+        "127.0.0.1", gateway.port, 3, timeout=5, readonly=True, registry=ClientIdRegistry()
+    )
+    tm = TradeManager(conn.ib, connection=conn)
+    await conn.connect()
+    try:
+        [aapl] = await conn.ib.qualifyContractsAsync(create_stock_contract("AAPL"))
+        with pytest.raises(OrderRefused) as refused:
+            tm.place_order(aapl, create_market_order("BUY", 1), "a")
+        assert refused.value.reasons[0] == READONLY_REASON
+        with pytest.raises(OrderRefused):
+            tm.cancel_all()
+        dropped: list[Any] = []
+        tm.wire.frameDropped += dropped.append
+        conn.ib.placeOrder(aapl, create_market_order("BUY", 1))  # around the trade manager
+        conn.ib.reqGlobalCancel()
+        await asyncio.sleep(0.2)
+        assert [d.order_id for d in dropped] and not gateway.engine.open_orders()
+        assert not gateway.engine.executions()
+    finally:
+        await conn.disconnect()
