@@ -1,9 +1,12 @@
 """The console's main window: docks, toolbar, status bar, shortcuts, saved layout.
 
-Core publishes immutable events (``core.events``); the window connects each to the
-model or widget that shows it, once, in :meth:`MainWindow.attach`. Nothing here polls:
-models coalesce bursts into one repaint a frame. Blocking work (the store's history)
-runs in core's executor; the window only awaits it.
+The window is layout and binding. It is built from the options the session will run
+with (before the session exists, so it is on screen while the gateway starts); then
+:meth:`MainWindow.bind` hands the whole session to each model and widget that shows
+part of it (their ``bind(session)``: each subscribes to the core events it shows) and
+to the :class:`gui.controller.ConsoleController`, which handles every command. Nothing
+here polls: models coalesce bursts into one repaint a frame. Blocking work (the
+store's history) runs in core's executor; the window only awaits it.
 
 Keyboard: F2 buy, F3 sell, Ctrl+L symbol, Ctrl+Shift+C cancel all working orders,
 Ctrl+Shift+X emergency stop (press twice, or hold: see the button's docstring).
@@ -14,14 +17,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from datetime import datetime
-from typing import Any
+from collections.abc import Callable
 
 from PySide6.QtCore import QSettings, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QGuiApplication, QShowEvent
 from PySide6.QtWidgets import (
     QDockWidget,
-    QInputDialog,
     QLabel,
     QMainWindow,
     QMessageBox,
@@ -31,23 +32,22 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.config import GuiSettings, user_config_dir
-from core.connection import ConnectionState, ConnectionStatusChanged
-from core.emergency import EmergencyStopProgress
+from core.config import GuiSettings, Settings, user_config_dir
 from core.events import (
     MANUAL,
     AccountValuesChanged,
+    ConnectionState,
+    ConnectionStatusChanged,
     FillRecorded,
     OrderRejected,
     PositionChanged,
-    ReconciliationBreakFound,
     TradingState,
+    TradingStateChanged,
 )
 from core.marketdata import Quote
-from core.orders import create_market_order
-from core.session import ConsoleSession
-from core.trading import OrderRefused
+from core.session import ConsoleSession, SessionOptions
 from gui import shortcuts, theme
+from gui.controller import READONLY_REASON, ConsoleController
 from gui.help import HelpMenu
 from gui.models.audit import AuditModel
 from gui.models.fills import FillsModel
@@ -80,10 +80,6 @@ STATE_COLOURS = {
     ConnectionState.GIVEN_UP: theme.LOSS,
 }
 
-RESET_CONFIRMATION = "RESUME"
-#: Why order-changing controls are off in read-only mode (their tooltips).
-READONLY_REASON = "read-only mode (--readonly): this console changes no orders"
-
 
 def _money(value: float | None) -> str:
     """Account-size figures in whole currency units (cents are noise at this scale)."""
@@ -91,13 +87,24 @@ def _money(value: float | None) -> str:
 
 
 class MainWindow(QMainWindow):
-    """The console window; ``closing`` fires when the user closes it."""
+    """The console window for a session started with ``options`` and ``config`` (the
+    loaded settings; None: defaults); ``settings`` keeps its layout. ``closing`` fires
+    when the user closes it. :meth:`bind` shows a session in it."""
 
     closing = Signal()
 
-    def __init__(self, session: ConsoleSession, *, settings: QSettings | None = None) -> None:
+    def __init__(
+        self,
+        options: SessionOptions,
+        config: Settings | None = None,
+        *,
+        settings: QSettings | None = None,
+    ) -> None:
         super().__init__()
-        self.session = session
+        self.options = options
+        self.config = config
+        #: The commands on the bound session (None until :meth:`bind`).
+        self.controller: ConsoleController | None = None
         self.setWindowTitle("IB Console")
         self.setWindowIcon(theme.icon("app"))
         self._fit_to_screen()
@@ -109,8 +116,6 @@ class MainWindow(QMainWindow):
         self._settings = settings or QSettings(
             str(user_config_dir() / "layout.ini"), QSettings.Format.IniFormat
         )
-        self._stop_running = False
-        self._closing_confirmed = False
         self._user_closing = False
         self.readonly = False
         self._last_status: ConnectionStatusChanged | None = None
@@ -148,7 +153,7 @@ class MainWindow(QMainWindow):
         # docks
         # The [gui] settings reach the ticket: its confirmation threshold and the size
         # each kind of instrument starts at (defaults when the session has no settings).
-        gui_settings = session.settings.gui if session.settings is not None else GuiSettings()
+        gui_settings = config.gui if config is not None else GuiSettings()
         self.ticket = OrderTicket(
             None,
             confirm_above_notional=gui_settings.confirm_above_notional,
@@ -207,7 +212,7 @@ class MainWindow(QMainWindow):
         self._build_menus()
         self._connect_widgets()
         self._restore_layout()
-        if session.options.readonly:
+        if options.readonly:
             self.set_readonly(True)
 
     # -- construction -------------------------------------------------------------------
@@ -266,7 +271,6 @@ class MainWindow(QMainWindow):
         self.symbol_action.triggered.connect(self._focus_ticket)
         self.cancel_all_action = QAction(theme.icon("cancel"), "Cancel all", self)
         shortcuts.bind(self.cancel_all_action, "cancel_all")
-        self.cancel_all_action.triggered.connect(self._cancel_all)
         for a, name in (
             (self.buy_action, "actionBuy"),
             (self.sell_action, "actionSell"),
@@ -329,14 +333,11 @@ class MainWindow(QMainWindow):
         for a in (self.buy_action, self.sell_action, self.symbol_action, self.cancel_all_action):
             trade.addAction(a)
         trade.addSeparator()
-        stop = QAction(theme.icon("stop"), "Emergency stop…", self)
-        stop.triggered.connect(self._confirm_emergency_stop)
-        trade.addAction(stop)
-        self.stop_action = stop
+        self.stop_action = QAction(theme.icon("stop"), "Emergency stop…", self)
+        trade.addAction(self.stop_action)
         trade.setToolTipsVisible(True)
-        reset = QAction("Reset HALTED…", self)
-        reset.triggered.connect(self._reset_halt)
-        trade.addAction(reset)
+        self.reset_halt_action = QAction("Reset HALTED…", self)
+        trade.addAction(self.reset_halt_action)
         view = mb.addMenu("&View")
         for dock in self.docks.values():
             view.addAction(dock.toggleViewAction())
@@ -351,114 +352,90 @@ class MainWindow(QMainWindow):
         reset_layout.triggered.connect(self._reset_layout)
         view.addAction(reset_layout)
         shortcuts.tag(self.ticket, "send_order")  # Enter: the ticket handles it
-        self.help_menu = HelpMenu(self, self.session)
+        self.help_menu = HelpMenu(self, self.options, self.config)
 
     def _connect_widgets(self) -> None:
+        """What stays inside the window: the ticket loaded from a row, exposures."""
         self.positions_model.flushed.connect(self._update_exposures)
         self.positions_view.sendToTicketRequested.connect(self._position_to_ticket)
-        self.positions_view.closeRequested.connect(lambda p: self._close_position(p, reverse=False))
-        self.positions_view.reverseRequested.connect(
-            lambda p: self._close_position(p, reverse=True)
-        )
-        self.positions_view.resolveBreakRequested.connect(self._resolve_break)
-        self.orders_view.cancelRequested.connect(self._cancel_order)
-        self.orders_view.cancelAllRequested.connect(self._cancel_all)
-        self.orders_view.modifyRequested.connect(self._modify_order)
         self.fills_view.sendToTicketRequested.connect(
             lambda f: self.ticket.load(f.symbol, "SELL" if f.side == "BOT" else "BUY", f.quantity)
         )
-        self.stop_button.triggered.connect(self._emergency_stop)
-        self.halted_banner.resetRequested.connect(self._reset_halt)
-        self.risk_panel.tradingStateRequested.connect(self._set_trading_state)
         self.ticket.orderRefused.connect(lambda text: self.statusBar().showMessage(text, 10000))
 
-    # -- wiring to core -----------------------------------------------------------------
+    # -- binding to core ----------------------------------------------------------------
 
-    def attach(self, session: ConsoleSession) -> None:
-        """Subscribe to the running core's events (once the session has started)."""
-        s = session
-        assert s.connection is not None and s.trades is not None
-        s.connection.statusChanged += self._on_status_changed
+    def bind(self, session: ConsoleSession) -> None:
+        """Show ``session`` (whole, connected or not yet) and hand commands to it; once."""
+        if self.controller is not None:
+            raise RuntimeError("the window is bound to a session already")
+        c = self.controller = ConsoleController(self, self, session)
+        for part in (
+            self.positions_model,
+            self.orders_model,
+            self.fills_model,
+            self.audit_model,
+            self.pnl_chart,
+            self.risk_panel,
+            self.halted_banner,
+            self.store_indicator,
+            self.help_menu,
+        ):
+            part.bind(session)
+        self._bind_ticket(session)
+        # commands
+        self.positions_view.closeRequested.connect(lambda p: c.close_position(p, reverse=False))
+        self.positions_view.reverseRequested.connect(lambda p: c.close_position(p, reverse=True))
+        self.positions_view.resolveBreakRequested.connect(c.resolve_break)
+        self.orders_view.cancelRequested.connect(c.cancel_order)
+        self.orders_view.cancelAllRequested.connect(c.cancel_all)
+        self.orders_view.modifyRequested.connect(c.modify_order)
+        self.cancel_all_action.triggered.connect(c.cancel_all)
+        self.stop_button.triggered.connect(c.emergency_stop)
+        self.stop_action.triggered.connect(c.confirm_emergency_stop)
+        self.halted_banner.resetRequested.connect(c.reset_halt)
+        self.reset_halt_action.triggered.connect(c.reset_halt)
+        self.risk_panel.tradingStateRequested.connect(c.set_trading_state)
+        # what the window itself says
+        conn = session.connection
+        conn.statusChanged += self._on_status_changed
+        if conn.last_status is not None:
+            self._on_status_changed(conn.last_status)
         # after a reconnect (IB's nightly reset): what was recovered (the log has it too)
-        s.resynchronised += lambda e: self.statusBar().showMessage(e.describe(), 30000)
-        s.trading_day.dayStarted += lambda e: self.start_day(e.start)
-        self.fills_model.start_day(s.trading_day.start)
-        if s.connection.last_status is not None:
-            self._on_status_changed(s.connection.last_status)
-        self.ticket.entry = s.order_entry
-        self.ticket.size_by_risk = s.size_by_risk if s.risk is not None else None
-        self.ticket.size_button.setEnabled(s.risk is not None and not self.ticket.readonly)
-        s.trades.orderUpdated += self.orders_model.on_order_updated
-        s.trades.orderRejected += self._on_order_rejected
-        s.trades.fillReceived += self.fills_model.on_fill_recorded
-        s.foreignFillReceived += self.fills_model.on_fill_recorded
-        if s.store is not None:
-            s.store.healthEvent += self.store_indicator.on_store_health
-            self.store_indicator.on_store_health(s.store.health())
-        s.trades.fillReceived += self._notify_fill
-        s.audit.recorded += self.audit_model.on_audit_recorded
-        self.audit_model.load(list(s.audit.records))
-        if s.market is not None:
-            s.market.quotesUpdated += self.ticket.on_quotes
-            s.market.quotesUpdated += self._on_quotes
-            s.market.staleChanged += self._on_stale
-        if s.account is not None:
-            s.account.valuesChanged += self._on_account_values
-            s.account.valuesChanged += self.positions_model.on_account_values
-            self._on_account_values(s.account.values())
-        if s.portfolio is not None:
-            s.portfolio.positionChanged += self.positions_model.on_position_changed
-            s.portfolio.pnlChanged += self.pnl_chart.on_pnl_changed
-            s.portfolio.reconciliationBreak += self.positions_model.on_reconciliation_break
-            s.portfolio.reconciled += self.positions_model.on_reconciled
-            for event in s.position_events():
-                self.positions_model.on_position_changed(event)
-        elif s.account is not None:
-            s.account.pnlChanged += self.pnl_chart.on_pnl_changed
-        if s.risk is not None and s.risk.emergency is not None:
-            s.risk.emergency.progress += self._on_stop_progress
-        if s.risk is not None:
-            s.risk.tradingStateChanged += self.risk_panel.on_trading_state_changed
-            s.risk.tradingStateChanged += self.halted_banner.on_trading_state_changed
-            s.risk.tradingStateChanged += self._on_trading_state
-            # The ticket judges its order again at once when the state or a limit moves.
-            s.risk.tradingStateChanged += self.ticket.on_trading_state_changed
-            s.risk.utilizationChanged += self.risk_panel.on_limit_utilization_changed
-            s.risk.utilizationChanged += self.ticket.reevaluate
-            if s.risk.precautions is not None:
-                self.risk_panel.set_precautions(s.risk.precautions.describe())
-            if s.risk.limits.is_empty():
-                self.risk_panel.empty_label.setText(
-                    "No account-level limit set ([risk] in the config)"
-                )
-            for event in s.trading_state_events():
-                self.risk_panel.on_trading_state_changed(event)
-                self.halted_banner.on_trading_state_changed(event)
-                self.ticket.on_trading_state_changed(event)
-                self._on_trading_state(event)
-            s.risk.publish_utilization()
-        s.trades.republish_orders()  # the orders known before the window bound
-        strategies = [MANUAL, *s.strategies.names] if s.strategies is not None else [MANUAL]
-        self.ticket.strategy.clear()
-        self.ticket.strategy.addItems(strategies)
-        self.ticket.strategy.setCurrentText(MANUAL)
-        self._history_task = spawn(self._load_history(), what="loading history")
+        session.resynchronised += lambda e: self.statusBar().showMessage(e.describe(), 30000)
+        session.trades.orderRejected += self._on_order_rejected
+        session.trades.fillReceived += self._notify_fill
+        session.account.valuesChanged += self._on_account_values
+        self._on_account_values(session.account.values())
+        contracts = session.contracts
+        session.market.quotesUpdated += lambda quotes: self._learn_ticks(quotes, contracts.min_tick)
+        session.risk.tradingStateChanged += self._on_trading_state
+        for event in session.trading_state_events():
+            self._on_trading_state(event)
+        session.risk.publish_utilization()  # every limit's use, to the panel and ticket
+        self._history_task = spawn(self._load_history(session), what="loading history")
 
-    def start_day(self, start: datetime) -> None:
-        """A new trading day: the grids and the chart drop the previous day's rows (the
-        journal keeps them)."""
-        self.fills_model.start_day(start)
-        self.orders_model.start_day(start)
-        self.pnl_chart.start_day(start)
+    def _bind_ticket(self, session: ConsoleSession) -> None:
+        """The order ticket: order entry, quotes, risk sizing, the trading state."""
+        ticket = self.ticket
+        ticket.entry = session.order_entry
+        ticket.size_by_risk = session.size_by_risk
+        ticket.size_button.setEnabled(not ticket.readonly)
+        session.market.quotesUpdated += ticket.on_quotes
+        # The ticket judges its order again at once when the state or a limit moves.
+        session.risk.tradingStateChanged += ticket.on_trading_state_changed
+        session.risk.utilizationChanged += ticket.reevaluate
+        for event in session.trading_state_events():
+            ticket.on_trading_state_changed(event)
+        ticket.strategy.clear()
+        ticket.strategy.addItems([MANUAL, *session.strategies.names])
+        ticket.strategy.setCurrentText(MANUAL)
 
-    async def _load_history(self) -> None:
-        s = self.session
-        if s.store is None:
-            return
-        fills = await s.todays_fills()
-        self.fills_model.load(fills)
-        pnl = await s.todays_pnl()
-        if pnl is not None and len(pnl):
+    async def _load_history(self, session: ConsoleSession) -> None:
+        """The day so far from the journal: fills, and the P&L chart's points."""
+        self.fills_model.load(await session.todays_fills())
+        pnl = await session.todays_pnl()
+        if len(pnl):
             self.pnl_chart.load_history(pnl)
 
     async def wait_loaded(self, timeout: float = 10.0) -> None:
@@ -519,7 +496,7 @@ class MainWindow(QMainWindow):
         self.connection_indicator.setStyleSheet(
             f"color: {colour}; font-weight: 600; padding: 0 8px;"
         )
-        kind = "simulated gateway" if self.session.embedded else "TWS / IB Gateway"
+        kind = "TWS / IB Gateway" if self.options.port else "simulated gateway"
         accounts = ", ".join(status.accounts)
         self.gateway_label.setText(
             f"{kind} {status.host}:{status.port} · client {status.client_id}"
@@ -575,18 +552,17 @@ class MainWindow(QMainWindow):
             "per-position figures, which can differ by commissions and timing)."
         )
 
-    def _on_quotes(self, quotes: list[Quote]) -> None:
+    def _learn_ticks(self, quotes: list[Quote], min_tick: Callable[[int], float | None]) -> None:
         """Learn each contract's tick once, so prices show with the right decimals."""
-        contracts = self.session.contracts
         for q in quotes:
-            if q.con_id in self._ticks_known or contracts is None:
+            if q.con_id in self._ticks_known:
                 continue
-            details = contracts.by_con_id(q.con_id)
-            if details is None or not details.minTick:
+            tick = min_tick(q.con_id)
+            if tick is None:
                 continue
             self._ticks_known.add(q.con_id)
             for model in (self.positions_model, self.orders_model, self.fills_model):
-                model.set_tick(q.con_id, float(details.minTick))
+                model.set_tick(q.con_id, tick)
 
     def _update_exposures(self) -> None:
         """Gross and net exposure per strategy, once per coalesced grid update."""
@@ -599,13 +575,7 @@ class MainWindow(QMainWindow):
             out[row["strategy"]] = (gross + abs(value), net + value)
         self.risk_panel.set_exposures(out)
 
-    def _on_stale(self, con_id: int, stale: bool) -> None:
-        for key in list(self.positions_model.keys()):
-            if isinstance(key, tuple) and key[1] == con_id:
-                self.positions_model.patch(key, stale=stale)
-
     def _on_order_rejected(self, event: OrderRejected) -> None:
-        self.orders_model.on_order_rejected(event)
         who = f"IB {event.code}" if event.code else "refused"
         text = f"Order {event.order_id or ''} {event.symbol}: {who}: {event.message}"
         self.statusBar().showMessage(text, 15000)
@@ -621,7 +591,7 @@ class MainWindow(QMainWindow):
         self.notifier.sound = on
         self._settings.setValue("notifications/sound", on)
 
-    def _on_trading_state(self, event: Any) -> None:
+    def _on_trading_state(self, event: TradingStateChanged) -> None:
         if event.scope != "account":
             return
         if event.previous != event.state:
@@ -649,191 +619,9 @@ class MainWindow(QMainWindow):
         self.ticket.strategy.setCurrentText(p.strategy)
         self._ticket_side(side)
 
-    def _close_position(self, p: PositionChanged, *, reverse: bool) -> None:
-        if self._refused_readonly() or not p.quantity:
-            return
-        side = "SELL" if p.quantity > 0 else "BUY"
-        qty = abs(p.quantity) * (2 if reverse else 1)
-        verb = "Reverse" if reverse else "Close"
-        answer = QMessageBox.question(
-            self,
-            f"{verb} position",
-            f"{verb} {p.strategy} {p.symbol} {p.quantity:+,.0f}:\n{side} {qty:,.0f} at market?",
-        )
-        if answer != QMessageBox.StandardButton.Yes:
-            return
-        spawn(self._send_market(p.symbol, side, qty, p.strategy), what=f"{verb} {p.symbol}")
-
-    def _resolve_break(self, brk: ReconciliationBreakFound) -> None:
-        answer = QMessageBox.question(
-            self,
-            "Resolve reconciliation break",
-            f"IB holds {brk.ib_quantity:,g} {brk.symbol}; the console's strategies hold "
-            f"{brk.stored_quantity:,g}.\nLikely cause: {brk.likely_cause}.\n\n"
-            f"Attribute the difference ({brk.difference:+,g}) to the external bucket? "
-            "It is written to the journal and audited; no order is sent.",
-        )
-        if answer == QMessageBox.StandardButton.Yes:
-            spawn(self.resolve_break(brk), what=f"resolving the {brk.symbol} break")
-
-    async def resolve_break(self, brk: ReconciliationBreakFound) -> None:
-        """Attribute a break's difference to ``external`` (journalled, audited), then
-        reconcile again so the highlight goes once IB and the journal agree."""
-        portfolio = self.session.portfolio
-        assert portfolio is not None
-        try:
-            await portfolio.resolve_break(brk, actor="gui")
-        except Exception as exc:  # the journal refused it: nothing changed
-            log.error("could not resolve the %s break: %s", brk.symbol, exc)
-            QMessageBox.warning(self, "Break not resolved", str(exc))
-            return
-        await portfolio.reconcile(confirm=0)
-
-    async def _send_market(self, symbol: str, side: str, qty: float, strategy: str) -> None:
-        entry = self.session.order_entry
-        assert entry is not None
-        info = await entry.instrument(symbol)
-        try:
-            entry.place(info, create_market_order(side, qty), strategy)
-        except OrderRefused as exc:
-            QMessageBox.warning(self, "Order refused", "\n".join(exc.reasons))
-
-    def _cancel_order(self, order_id: int) -> None:
-        if self._refused_readonly():
-            return
-        trades = self.session.trades
-        assert trades is not None
-        trade = trades.trade_for_order_id(order_id)
-        if trade is None:
-            self.statusBar().showMessage(f"order {order_id} is not one of this session's", 8000)
-            return
-        try:
-            trades.cancel_order(trade, actor="gui")
-        except OrderRefused as exc:  # not connected, or not this client's order
-            QMessageBox.warning(self, "Cancel not sent", "\n".join(exc.reasons))
-
-    def _refused_readonly(self) -> bool:
-        """True (and said in the status bar) when read-only forbids an order change."""
-        if self.readonly:
-            self.statusBar().showMessage(READONLY_REASON, 8000)
-        return self.readonly
-
-    def _cancel_all(self) -> None:
-        if self._refused_readonly():
-            return
-        trades = self.session.trades
-        if trades is None:
-            return
-        n = len(self.orders_model.working_order_ids())
-        answer = QMessageBox.question(
-            self, "Cancel all", f"Cancel every working order of the account ({n} shown)?"
-        )
-        if answer == QMessageBox.StandardButton.Yes:
-            try:
-                trades.cancel_all(actor="gui")
-            except OrderRefused as exc:
-                QMessageBox.warning(self, "Cancels not sent", "\n".join(exc.reasons))
-
-    def _modify_order(self, order_id: int, field: str, value: float) -> None:
-        if self._refused_readonly():
-            return
-        trades = self.session.trades
-        assert trades is not None
-        key = {"quantity": "quantity", "limit_price": "limit_price", "stop_price": "stop_price"}
-        if field not in key:
-            return
-        try:
-            trades.modify_order_fields(order_id, **{key[field]: value})
-        except (OrderRefused, LookupError) as exc:
-            QMessageBox.warning(self, "Modify refused", str(exc))
-
-    def _set_trading_state(self, scope: str, state: str) -> None:
-        risk = self.session.risk
-        if risk is None:
-            return
-        risk.set_trading_state(scope, TradingState(state), reason="set in the risk panel", by="gui")
-
-    def _confirm_emergency_stop(self) -> None:
-        if self._refused_readonly():
-            return
-        answer = QMessageBox.warning(
-            self,
-            "Emergency stop",
-            "Cancel every working order and flatten every position now?",
-            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
-        )
-        if answer == QMessageBox.StandardButton.Yes:
-            self._emergency_stop()
-
-    def _emergency_stop(self) -> None:
-        if self._stop_running or self._refused_readonly():
-            return
-        risk = self.session.risk
-        if risk is None:
-            self.statusBar().showMessage("no risk manager: cancelling all orders only", 10000)
-            if self.session.trades is not None:
-                self.session.trades.cancel_all(actor="gui")
-            return
-        self._stop_running = True
-        self.stop_button.set_busy_text("STOPPING…")
-        self.statusBar().showMessage("EMERGENCY STOP: cancelling orders, then flattening…")
-        spawn(self._run_emergency_stop(), what="emergency stop")
-
-    async def _run_emergency_stop(self) -> None:
-        risk = self.session.risk
-        assert risk is not None
-        try:
-            summary = await risk.emergency_stop("emergency stop button", flatten=True)
-        finally:
-            self._stop_running = False
-            self.stop_button.set_busy_text("")
-        text = summary.describe() if hasattr(summary, "describe") else str(summary)
-        box = QMessageBox(self)
-        box.setObjectName("emergencyStopResult")
-        if getattr(summary, "ok", True):
-            self.statusBar().showMessage(f"Emergency stop done: {text.splitlines()[0]}", 30000)
-            box.setIcon(QMessageBox.Icon.Information)
-            box.setWindowTitle("Emergency stop")
-            box.setText(text)
-        else:
-            # Said plainly, and kept on screen: a stop that could not finish leaves
-            # orders or positions at IB that someone must deal with now.
-            headline = (
-                "The emergency stop could NOT finish. Trading stays HALTED here, but "
-                "orders may still be working and positions open at IB: check TWS now."
-            )
-            self.statusBar().showMessage(f"EMERGENCY STOP INCOMPLETE: {headline}")
-            box.setIcon(QMessageBox.Icon.Critical)
-            box.setWindowTitle("Emergency stop incomplete")
-            box.setText(headline)
-            box.setInformativeText(text)
-        box.setModal(False)
-        box.show()
-        self._last_stop_box = box
-        self.stop_result = summary
-
-    def _on_stop_progress(self, progress: EmergencyStopProgress) -> None:
-        """What the running stop waits for, on the button and in the status bar."""
-        if not self._stop_running:
-            return
-        self.stop_button.set_busy_text(progress.detail)
-        self.statusBar().showMessage(f"EMERGENCY STOP: {progress.detail}")
-
-    def _reset_halt(self) -> None:
-        risk = self.session.risk
-        if risk is None:
-            return
-        text, ok = QInputDialog.getText(
-            self,
-            "Reset HALTED",
-            f"Trading is HALTED. Type {RESET_CONFIRMATION} to allow trading again:",
-        )
-        if not ok:
-            return
-        try:
-            risk.reset_halt(by="gui", confirmation=text.strip())
-        except ValueError as exc:
-            QMessageBox.warning(self, "Not reset", str(exc))
+    def working_orders_shown(self) -> int:
+        """How many working orders the orders grid shows (the cancel-all question)."""
+        return len(self.orders_model.working_order_ids())
 
     # -- layout -------------------------------------------------------------------------
 
@@ -889,11 +677,10 @@ class MainWindow(QMainWindow):
         self.restoreState(self._default_state)
 
     def working_orders_at_ib(self) -> int:
-        """Orders working at IB that this console sees (0 when not connected)."""
-        conn = self.session.connection
-        if conn is None or not conn.is_connected:
-            return 0
-        return len(conn.ib.openTrades())
+        """Orders working at IB that this console sees (0 when not connected, or before
+        a session is bound)."""
+        c = self.controller
+        return c.session.working_orders_at_ib() if c is not None else 0
 
     def ask_close_with_working_orders(self, n: int) -> str:
         """Ask what to do with ``n`` working orders: "cancel", "leave" or "stay"."""
@@ -923,38 +710,27 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event: QCloseEvent) -> None:
         # A person closing the window (its close button, File > Quit) is asked about
-        # working orders; a signal (SIGTERM) or a test tearing down is not.
+        # working orders; a signal (SIGTERM) or a test tearing down is not. Unbound (the
+        # session never started), there is nothing to ask about.
         asked = event.spontaneous() or self._user_closing
-        n = 0 if self._closing_confirmed or not asked else self.working_orders_at_ib()
-        if n:
-            choice = self.ask_close_with_working_orders(n)
-            if choice == "stay":
-                event.ignore()
-                return
-            if choice == "cancel" and not self.readonly:
-                event.ignore()  # closed again once the cancels are confirmed
-                spawn(self._cancel_then_close(), what="cancelling before closing")
-                return
+        c = self.controller
+        if c is not None and asked and not c.closing_confirmed and not self._may_close(c):
+            event.ignore()
+            return
         self.save_layout()
         self.closing.emit()
         super().closeEvent(event)
 
-    async def _cancel_then_close(self, timeout: float = 5.0) -> None:
-        trades, conn = self.session.trades, self.session.connection
-        if trades is not None and conn is not None:
-            trades.cancel_all(actor="gui")
-            self.statusBar().showMessage("cancelling every working order before closing…")
-            for _ in range(round(timeout / 0.05)):  # bounded: closing must not hang
-                if not (conn.is_connected and conn.ib.openTrades()):
-                    break
-                await asyncio.sleep(0.05)
-            left = len(conn.ib.openTrades()) if conn.is_connected else 0
-            if left:
-                QMessageBox.warning(
-                    self,
-                    "Not all cancelled",
-                    f"{left} order(s) not confirmed cancelled within {timeout:g} s; "
-                    "they may still be working at IB. The console closes now.",
-                )
-        self._closing_confirmed = True
-        self.close()
+    def _may_close(self, c: ConsoleController) -> bool:
+        """Ask about working orders; False keeps the window open (for now: "cancel"
+        closes it again once the cancels are confirmed)."""
+        n = c.session.working_orders_at_ib()
+        if not n:
+            return True
+        choice = self.ask_close_with_working_orders(n)
+        if choice == "stay":
+            return False
+        if choice == "cancel" and not self.readonly:
+            spawn(c.cancel_then_close(), what="cancelling before closing")
+            return False
+        return True

@@ -27,7 +27,7 @@ import html
 import math
 from collections import OrderedDict
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyqtgraph as pg
@@ -53,6 +53,9 @@ from PySide6.QtWidgets import (
 from core.events import PnLChanged
 from gui import theme
 from gui.models.formatting import PLACEHOLDER, number
+
+if TYPE_CHECKING:
+    from core.session import ConsoleSession
 
 TOTAL = "TOTAL"
 KINDS = ("total", "realized", "unrealized")
@@ -302,6 +305,12 @@ class PnLChart(QWidget):
         layout.addWidget(self.legend)
         self._update_headline()
         self._update_legend()
+
+    def bind(self, session: ConsoleSession) -> None:
+        """Plot ``session``'s P&L as it changes (the day's earlier points come from
+        :meth:`load_history`); a new trading day starts a new chart."""
+        session.portfolio.pnlChanged += self.on_pnl_changed
+        session.trading_day.dayStarted += lambda e: self.start_day(e.start)
 
     # ----- data in -------------------------------------------------------------------
     def on_pnl_changed(self, event: PnLChanged) -> None:

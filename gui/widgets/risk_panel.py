@@ -10,6 +10,7 @@ coalesces into one paint per frame.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
@@ -29,6 +30,9 @@ from core.events import LimitUtilizationChanged, TradingState, TradingStateChang
 from core.precautions import DEFAULT_KEY, Precaution
 from gui import theme
 from gui.models.formatting import fmt_time, number
+
+if TYPE_CHECKING:
+    from core.session import ConsoleSession
 
 ACCOUNT_SCOPE = "account"
 BAR_STEPS = 1000
@@ -238,6 +242,18 @@ class RiskPanel(QWidget):
         layout.addWidget(self.exposure_label)
         layout.addStretch(1)
         self._update_controls()
+
+    def bind(self, session: ConsoleSession) -> None:
+        """Show ``session``'s trading states, limits in use and precautionary caps."""
+        risk = session.risk
+        risk.tradingStateChanged += self.on_trading_state_changed
+        risk.utilizationChanged += self.on_limit_utilization_changed
+        if risk.precautions is not None:
+            self.set_precautions(risk.precautions.describe())
+        if risk.limits.is_empty():
+            self.empty_label.setText("No account-level limit set ([risk] in the config)")
+        for event in session.trading_state_events():
+            self.on_trading_state_changed(event)
 
     # ----- slots ---------------------------------------------------------------------
     def on_trading_state_changed(self, event: TradingStateChanged) -> None:
