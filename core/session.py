@@ -431,8 +431,8 @@ class ConsoleSession:
     async def resolve_break(self, brk: ReconciliationBreakFound, *, actor: str = "gui") -> None:
         """Attribute a break's difference to ``external`` (journalled, audited), then
         reconcile again so the break clears once IB and the journal agree."""
-        await self.portfolio.resolve_break(brk, actor=actor)
-        await self.portfolio.reconcile(confirm=0)
+        await self.portfolio.reconciliation.resolve_break(brk, actor=actor)
+        await self.portfolio.reconciliation.reconcile(confirm=0)
 
     async def cancel_all_and_wait(self, timeout: float = 5.0, *, actor: str = "gui") -> int:
         """Cancel every working order and wait (at most ``timeout`` s) for IB to confirm;
@@ -495,7 +495,7 @@ class ConsoleSession:
             self._tell_resynchronised(recovered)
         else:
             self._down_since = None  # failed first attempts are not an outage
-        await self.portfolio.reconcile(settle=0.5)
+        await self.portfolio.reconciliation.reconcile(settle=0.5)
         for event in self.position_events():
             self._on_position(event)
 

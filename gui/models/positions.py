@@ -122,8 +122,8 @@ class PositionsModel(KeyedTableModel):
         """Show ``session``'s book: its positions now and every change, the account's
         net liquidation, reconciliation breaks and stale marks."""
         session.portfolio.positionChanged += self.on_position_changed
-        session.portfolio.reconciliationBreak += self.on_reconciliation_break
-        session.portfolio.reconciled += self.on_reconciled
+        session.portfolio.reconciliation.reconciliationBreak += self.on_reconciliation_break
+        session.portfolio.reconciliation.reconciled += self.on_reconciled
         session.account.valuesChanged += self.on_account_values
         session.market.staleChanged += self.on_stale_changed
         for event in session.position_events():

@@ -183,7 +183,7 @@ def test_break_resolved_from_the_grid_goes_to_external_and_loses_its_mark(consol
     # IB reports 25 MSFT the console never saw an execution for (bought in TWS, say).
     account = session.portfolio.account
     ib.wrapper.positions[account][msft.conId] = Position(account, msft, 25.0, 410.0)
-    [brk] = qloop.run_until_complete(session.portfolio.reconcile(confirm=0))
+    [brk] = qloop.run_until_complete(session.portfolio.reconciliation.reconcile(confirm=0))
     run_until(qloop, lambda: msft.conId in window.positions_model.breaks(), what="BREAK shown")
 
     assert window.controller is not None
@@ -198,7 +198,7 @@ def test_break_resolved_from_the_grid_goes_to_external_and_loses_its_mark(consol
         )
 
     run_until(qloop, resolved, what="the difference in external and the BREAK mark gone")
-    assert session.portfolio.find_breaks() == []
+    assert session.portfolio.reconciliation.find_breaks() == []
     assert "resolve_break" in [r.action for r in session.audit.records]
 
 

@@ -64,14 +64,14 @@ class Console:
         assert portfolio is not None
         # The session reconciles after the connect's resync and a 0.5 s settle; record
         # what that (and every later) reconciliation finds.
-        match = portfolio.match_ib_positions_with_arcticdb
+        match = portfolio.reconciliation.report
 
         def recorded() -> list[ReconciliationBreakFound]:
             breaks = match()
             self.reconciliations.append(breaks)
             return breaks
 
-        portfolio.match_ib_positions_with_arcticdb = recorded  # type: ignore[method-assign]
+        portfolio.reconciliation.report = recorded  # type: ignore[method-assign]
         self.session = session
         return session
 
@@ -248,7 +248,7 @@ async def test_restart_when_other_client_traded_meanwhile_then_exactly_unreplaye
     [again] = session.portfolio.match_ib_positions_with_arcticdb()
     assert (again.con_id, again.ib_quantity, again.stored_quantity) == (AAPL, 85, 60)
 
-    changed = await session.portfolio.resolve_break(brk, EXTERNAL, actor="gui")
+    changed = await session.portfolio.reconciliation.resolve_break(brk, EXTERNAL, actor="gui")
     assert changed is not None and (changed.strategy, changed.quantity) == (EXTERNAL, 25)
     assert session.portfolio.match_ib_positions_with_arcticdb() == []
     await session.audit.flush()

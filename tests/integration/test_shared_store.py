@@ -199,7 +199,7 @@ async def test_two_consoles_on_a_new_bucket_then_nothing_lost_and_each_book_is_t
             what="IB's positions at the client",
         )
         await wait_for(
-            lambda s=session: not s.portfolio.find_breaks(),
+            lambda s=session: not s.portfolio.reconciliation.find_breaks(),
             timeout=10,
             what="no break",
         )
