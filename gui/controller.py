@@ -2,10 +2,10 @@
 
 :class:`MainWindow` is layout and binding: it shows what core publishes. Every action
 that changes something at IB or in the book (close, reverse, cancel, cancel all,
-modify, set a trading state, the emergency stop, reset HALTED, resolve a break, cancel
-before closing) is handled here: asked about where a person must confirm, refused in
-read-only mode, sent as a core command, and its outcome said in the window. Nothing
-here holds an ib_async object or calls a private method of core.
+modify, set a trading state, the emergency stop, reset HALTED, resolve a break, what
+to do with working orders when closing) is handled here: asked about where a person
+must confirm, refused in read-only mode, sent as a core command, and its outcome said
+in the window. Nothing here holds an ib_async object or calls a private method of core.
 
 The controller is built once the session is (``MainWindow.bind``); it talks to the
 window through the narrow :class:`ConsoleView`, so it does not import the window.
@@ -159,6 +159,41 @@ class ConsoleController(QObject):
             self.session.trades.modify_order_fields(order_id, **{field: value})
         except (OrderRefused, LookupError) as exc:
             QMessageBox.warning(self.parent_widget, "Modify refused", str(exc))
+
+    # -- closing ------------------------------------------------------------------------
+
+    def may_close(self) -> bool:
+        """Whether the window may close now that a person asked: with orders working at
+        IB they are asked first. False keeps it open ("cancel" closes it again once the
+        cancels are confirmed)."""
+        n = 0 if self.closing_confirmed else self.session.working_orders_at_ib()
+        if not n:
+            return True
+        choice = self.ask_close_with_working_orders(n)
+        if choice == "stay":
+            return False
+        if choice == "cancel" and not self.view.readonly:
+            spawn(self.cancel_then_close(), what="cancelling before closing")
+            return False
+        return True
+
+    def ask_close_with_working_orders(self, n: int) -> str:
+        """Ask what to do with ``n`` working orders: "cancel", "leave" or "stay"."""
+        box = QMessageBox(self.parent_widget)
+        box.setObjectName("closeWithWorkingOrders")
+        box.setIcon(QMessageBox.Icon.Warning)
+        box.setWindowTitle("Working orders")
+        box.setText(
+            f"{n} order{'s are' if n != 1 else ' is'} working at IB. Closing the console "
+            "does not cancel them: they stay working at IB and can fill while it is closed."
+        )
+        cancel = box.addButton(f"Cancel {n} and close", QMessageBox.ButtonRole.DestructiveRole)
+        leave = box.addButton("Close, leave them working", QMessageBox.ButtonRole.AcceptRole)
+        stay = box.addButton("Don't close", QMessageBox.ButtonRole.RejectRole)
+        box.setDefaultButton(stay)
+        box.exec()
+        clicked = box.clickedButton()
+        return "cancel" if clicked is cancel else "leave" if clicked is leave else "stay"
 
     async def cancel_then_close(self, timeout: float = 5.0) -> None:
         """Cancel every working order, wait for IB to confirm (bounded), then close."""

@@ -16,16 +16,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Callable
 
-from PySide6.QtCore import QSettings, QSize, Qt, QTimer, Signal
+from PySide6.QtCore import QSettings, QSize, Qt, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QGuiApplication, QShowEvent
 from PySide6.QtWidgets import (
     QDockWidget,
     QLabel,
     QMainWindow,
-    QMessageBox,
     QSizePolicy,
     QToolBar,
     QVBoxLayout,
@@ -35,10 +33,8 @@ from PySide6.QtWidgets import (
 from core.config import GuiSettings, Settings, user_config_dir
 from core.events import (
     MANUAL,
-    AccountValuesChanged,
     ConnectionState,
     ConnectionStatusChanged,
-    FillRecorded,
     OrderRejected,
     PositionChanged,
     TradingState,
@@ -51,7 +47,6 @@ from gui.controller import READONLY_REASON, ConsoleController
 from gui.help import HelpMenu
 from gui.models.audit import AuditModel
 from gui.models.fills import FillsModel
-from gui.models.formatting import PLACEHOLDER, number
 from gui.models.orders import OrdersModel
 from gui.models.positions import PositionsModel
 from gui.tasks import spawn
@@ -60,30 +55,16 @@ from gui.widgets.fills_view import FillsView
 from gui.widgets.form_scroll import VerticalScrollArea
 from gui.widgets.halted_banner import HaltedBanner
 from gui.widgets.log_view import AuditView, LogView
-from gui.widgets.notifier import Notifier
+from gui.widgets.notifier import Notifier, rejection_text
 from gui.widgets.order_ticket import OrderTicket
 from gui.widgets.orders_view import OrdersView
 from gui.widgets.pnl_chart import PnLChart
 from gui.widgets.positions_view import PositionsView
-from gui.widgets.risk_panel import RiskPanel
+from gui.widgets.risk_panel import RiskPanel, exposures_by_strategy
+from gui.widgets.status_labels import AccountStrip, ConnectionIndicator
 from gui.widgets.store_indicator import StoreIndicator
 
 log = logging.getLogger(__name__)
-
-#: Indicator colours by state: green is good, amber is working on it, red needs a person.
-STATE_COLOURS = {
-    ConnectionState.CONNECTED: theme.GAIN,
-    ConnectionState.CONNECTING: theme.AMBER,
-    ConnectionState.RECONNECTING: theme.AMBER,
-    ConnectionState.LINK_LOST: theme.AMBER,
-    ConnectionState.DISCONNECTED: theme.LOSS,
-    ConnectionState.GIVEN_UP: theme.LOSS,
-}
-
-
-def _money(value: float | None) -> str:
-    """Account-size figures in whole currency units (cents are noise at this scale)."""
-    return PLACEHOLDER if value is None else f"{value:,.0f}"
 
 
 class MainWindow(QMainWindow):
@@ -118,12 +99,6 @@ class MainWindow(QMainWindow):
         )
         self._user_closing = False
         self.readonly = False
-        self._last_status: ConnectionStatusChanged | None = None
-        self._next_try_at: float | None = None
-        # Counts down to the next connection attempt while retrying (stopped otherwise).
-        self._retry_countdown = QTimer(self)
-        self._retry_countdown.setInterval(1000)
-        self._retry_countdown.timeout.connect(self._tick_countdown)
         self._history_task: asyncio.Task[None] | None = None
         self._ticks_known: set[int] = set()
 
@@ -174,15 +149,6 @@ class MainWindow(QMainWindow):
             (self.audit_view, "audit", "Audit"),
         ):
             table.name_controls(name, title)
-        for w, name, text in (
-            (self.positions_view.strategy_combo, "positionsStrategy", "Show strategy"),
-            (self.positions_view.hide_flat, "positionsHideFlat", "Hide flat positions"),
-            (self.positions_view.group_by_strategy, "positionsGrouped", "Group by strategy"),
-        ):
-            w.setObjectName(name)
-            w.setAccessibleName(text)
-        self.positions_view.tree.setObjectName("positionsTree")
-        self.positions_view.tree.setAccessibleName("Positions by strategy")
         self.pnl_chart.setObjectName("pnlChart")
         self.pnl_chart.setAccessibleName("P&L chart")
         self.risk_panel.setObjectName("riskPanel")
@@ -284,11 +250,7 @@ class MainWindow(QMainWindow):
         spacer = QWidget(bar)
         spacer.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
         bar.addWidget(spacer)
-        self.account_strip = QLabel("", bar)
-        self.account_strip.setObjectName("accountStrip")
-        self.account_strip.setAccessibleName("Account values")
-        self.account_strip.setTextFormat(Qt.TextFormat.RichText)
-        self.account_strip.setStyleSheet(f"font-family: '{theme.mono_family()}'; padding: 0 14px;")
+        self.account_strip = AccountStrip(bar)
         bar.addWidget(self.account_strip)
         # Read-only is a state of the whole window, shown where the eye goes first.
         self.readonly_badge = QLabel("READ-ONLY", bar)
@@ -309,10 +271,7 @@ class MainWindow(QMainWindow):
 
     def _build_status_bar(self) -> None:
         sb = self.statusBar()
-        self.connection_indicator = QLabel("● starting", sb)
-        self.connection_indicator.setStyleSheet(f"color: {theme.AMBER}; padding: 0 8px;")
-        self.connection_indicator.setObjectName("connectionIndicator")
-        self.connection_indicator.setAccessibleName("Connection state")
+        self.connection_indicator = ConnectionIndicator(sb)
         self.gateway_label = QLabel("", sb)
         self.gateway_label.setObjectName("gatewayLabel")
         self.gateway_label.setAccessibleName("Gateway")
@@ -356,7 +315,12 @@ class MainWindow(QMainWindow):
 
     def _connect_widgets(self) -> None:
         """What stays inside the window: the ticket loaded from a row, exposures."""
-        self.positions_model.flushed.connect(self._update_exposures)
+        # Gross and net exposure per strategy, once per coalesced grid update.
+        self.positions_model.flushed.connect(
+            lambda: self.risk_panel.set_exposures(
+                exposures_by_strategy(self.positions_model.rows())
+            )
+        )
         self.positions_view.sendToTicketRequested.connect(self._position_to_ticket)
         self.fills_view.sendToTicketRequested.connect(
             lambda f: self.ticket.load(f.symbol, "SELL" if f.side == "BOT" else "BUY", f.quantity)
@@ -380,6 +344,9 @@ class MainWindow(QMainWindow):
             self.halted_banner,
             self.store_indicator,
             self.help_menu,
+            self.connection_indicator,
+            self.account_strip,
+            self.notifier,
         ):
             part.bind(session)
         self._bind_ticket(session)
@@ -404,9 +371,6 @@ class MainWindow(QMainWindow):
         # after a reconnect (IB's nightly reset): what was recovered (the log has it too)
         session.resynchronised += lambda e: self.statusBar().showMessage(e.describe(), 30000)
         session.trades.orderRejected += self._on_order_rejected
-        session.trades.fillReceived += self._notify_fill
-        session.account.valuesChanged += self._on_account_values
-        self._on_account_values(session.account.values())
         contracts = session.contracts
         session.market.quotesUpdated += lambda quotes: self._learn_ticks(quotes, contracts.min_tick)
         session.risk.tradingStateChanged += self._on_trading_state
@@ -446,8 +410,7 @@ class MainWindow(QMainWindow):
 
     def show_startup_error(self, message: str) -> None:
         """Say why the session could not start."""
-        self.connection_indicator.setText(f"● not connected: {message}")
-        self.connection_indicator.setStyleSheet(f"color: {theme.LOSS}; padding: 0 8px;")
+        self.connection_indicator.show_error(message)
         self.statusBar().showMessage(message)
 
     def set_readonly(self, readonly: bool) -> None:
@@ -480,22 +443,8 @@ class MainWindow(QMainWindow):
     # -- event handlers -----------------------------------------------------------------
 
     def _on_status_changed(self, status: ConnectionStatusChanged) -> None:
-        colour = STATE_COLOURS[status.state]
-        self._last_status = status
-        self._next_try_at = (
-            time.monotonic() + status.next_retry_in
-            if status.state is ConnectionState.RECONNECTING and status.next_retry_in
-            else None
-        )
-        if self._next_try_at is not None:
-            self._retry_countdown.start()
-        else:
-            self._retry_countdown.stop()
-        self.connection_indicator.setText(f"● {self._status_words(status)}")
-        self.connection_indicator.setToolTip(status.describe())
-        self.connection_indicator.setStyleSheet(
-            f"color: {colour}; font-weight: 600; padding: 0 8px;"
-        )
+        """The gateway in the status bar, the status while not connected, the ticket
+        offline while the link is down (the indicator shows the state itself)."""
         kind = "TWS / IB Gateway" if self.options.port else "simulated gateway"
         accounts = ", ".join(status.accounts)
         self.gateway_label.setText(
@@ -510,48 +459,6 @@ class MainWindow(QMainWindow):
         up = status.state in (ConnectionState.CONNECTED, ConnectionState.LINK_LOST)
         self.ticket.set_offline("" if up else f"not connected to the {kind}")
 
-    def _status_words(self, status: ConnectionStatusChanged) -> str:
-        """The indicator's words: the state, and while retrying the attempt and the
-        seconds to the next try."""
-        if status.state is not ConnectionState.RECONNECTING:
-            return status.state.value
-        words = f"not connected · attempt {status.attempt}"
-        if self._next_try_at is not None:
-            left = max(0.0, self._next_try_at - time.monotonic())
-            words += f" · next try in {left:.0f} s"
-        else:
-            words += " · trying now"
-        return words
-
-    def _tick_countdown(self) -> None:
-        status = self._last_status
-        if status is None or status.state is not ConnectionState.RECONNECTING:
-            self._retry_countdown.stop()
-            return
-        self.connection_indicator.setText(f"● {self._status_words(status)}")
-
-    def _on_account_values(self, v: AccountValuesChanged) -> None:
-        if v.currency:
-            self.pnl_chart.set_currency(v.currency)
-        daily = v.daily_pnl
-        pnl_colour = theme.pnl_colour(daily)
-        colour = pnl_colour.name() if pnl_colour is not None else theme.TEXT
-        dim = theme.TEXT_DIM
-        # P&L with cents, as the grid's totals and the chart show it.
-        self.account_strip.setText(
-            f"<span style='color:{dim}'>NetLiq</span> "
-            f"{_money(v.net_liquidation)}"
-            f" &nbsp; <span style='color:{dim}'>Cash</span> {_money(v.cash)}"
-            f" &nbsp; <span style='color:{dim}'>BP</span> {_money(v.buying_power)}"
-            f" &nbsp; <span style='color:{dim}'>IB day P&amp;L</span> "
-            f"<span style='color:{colour}'>{number(daily, 2, sign=True)}</span>"
-        )
-        self.account_strip.setToolTip(
-            "Net liquidation, cash and buying power as IB reports them; day P&L is IB's "
-            "account P&L since its daily reset (the positions grid sums the console's own "
-            "per-position figures, which can differ by commissions and timing)."
-        )
-
     def _learn_ticks(self, quotes: list[Quote], min_tick: Callable[[int], float | None]) -> None:
         """Learn each contract's tick once, so prices show with the right decimals."""
         for q in quotes:
@@ -564,28 +471,8 @@ class MainWindow(QMainWindow):
             for model in (self.positions_model, self.orders_model, self.fills_model):
                 model.set_tick(q.con_id, tick)
 
-    def _update_exposures(self) -> None:
-        """Gross and net exposure per strategy, once per coalesced grid update."""
-        out: dict[str, tuple[float, float]] = {}
-        for row in self.positions_model.rows():
-            value = row.get("market_value")
-            if not value or not row.get("quantity"):
-                continue
-            gross, net = out.get(row["strategy"], (0.0, 0.0))
-            out[row["strategy"]] = (gross + abs(value), net + value)
-        self.risk_panel.set_exposures(out)
-
     def _on_order_rejected(self, event: OrderRejected) -> None:
-        who = f"IB {event.code}" if event.code else "refused"
-        text = f"Order {event.order_id or ''} {event.symbol}: {who}: {event.message}"
-        self.statusBar().showMessage(text, 15000)
-        self.notifier.notify("rejected", f"REJECTED  {text}")
-
-    def _notify_fill(self, fill: FillRecorded) -> None:
-        side = "BOUGHT" if fill.side == "BOT" else "SOLD"
-        self.notifier.notify(
-            "fill", f"{side} {fill.quantity:,g} {fill.symbol} @ {fill.price:,g} ({fill.strategy})"
-        )
+        self.statusBar().showMessage(rejection_text(event), 15000)
 
     def _set_sound(self, on: bool) -> None:
         self.notifier.sound = on
@@ -594,11 +481,8 @@ class MainWindow(QMainWindow):
     def _on_trading_state(self, event: TradingStateChanged) -> None:
         if event.scope != "account":
             return
-        if event.previous != event.state:
-            self.notifier.notify("state", f"Trading {event.state.value}: {event.reason}")
-        halted = event.state is TradingState.HALTED
         self.stop_button.setEnabled(not self.readonly)
-        if halted:
+        if event.state is TradingState.HALTED:
             self.statusBar().showMessage(f"HALTED: {event.reason}", 30000)
 
     # -- commands -----------------------------------------------------------------------
@@ -676,30 +560,6 @@ class MainWindow(QMainWindow):
     def _reset_layout(self) -> None:
         self.restoreState(self._default_state)
 
-    def working_orders_at_ib(self) -> int:
-        """Orders working at IB that this console sees (0 when not connected, or before
-        a session is bound)."""
-        c = self.controller
-        return c.session.working_orders_at_ib() if c is not None else 0
-
-    def ask_close_with_working_orders(self, n: int) -> str:
-        """Ask what to do with ``n`` working orders: "cancel", "leave" or "stay"."""
-        box = QMessageBox(self)
-        box.setObjectName("closeWithWorkingOrders")
-        box.setIcon(QMessageBox.Icon.Warning)
-        box.setWindowTitle("Working orders")
-        box.setText(
-            f"{n} order{'s are' if n != 1 else ' is'} working at IB. Closing the console "
-            "does not cancel them: they stay working at IB and can fill while it is closed."
-        )
-        cancel = box.addButton(f"Cancel {n} and close", QMessageBox.ButtonRole.DestructiveRole)
-        leave = box.addButton("Close, leave them working", QMessageBox.ButtonRole.AcceptRole)
-        stay = box.addButton("Don't close", QMessageBox.ButtonRole.RejectRole)
-        box.setDefaultButton(stay)
-        box.exec()
-        clicked = box.clickedButton()
-        return "cancel" if clicked is cancel else "leave" if clicked is leave else "stay"
-
     def close_by_user(self) -> None:
         """Close as a person asked (File > Quit): working orders are asked about first."""
         self._user_closing = True
@@ -713,24 +573,9 @@ class MainWindow(QMainWindow):
         # working orders; a signal (SIGTERM) or a test tearing down is not. Unbound (the
         # session never started), there is nothing to ask about.
         asked = event.spontaneous() or self._user_closing
-        c = self.controller
-        if c is not None and asked and not c.closing_confirmed and not self._may_close(c):
+        if asked and self.controller is not None and not self.controller.may_close():
             event.ignore()
             return
         self.save_layout()
         self.closing.emit()
         super().closeEvent(event)
-
-    def _may_close(self, c: ConsoleController) -> bool:
-        """Ask about working orders; False keeps the window open (for now: "cancel"
-        closes it again once the cancels are confirmed)."""
-        n = c.session.working_orders_at_ib()
-        if not n:
-            return True
-        choice = self.ask_close_with_working_orders(n)
-        if choice == "stay":
-            return False
-        if choice == "cancel" and not self.readonly:
-            spawn(c.cancel_then_close(), what="cancelling before closing")
-            return False
-        return True

@@ -50,7 +50,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.events import PnLChanged
+from core.events import AccountValuesChanged, PnLChanged
 from gui import theme
 from gui.models.formatting import PLACEHOLDER, number
 
@@ -310,7 +310,12 @@ class PnLChart(QWidget):
         """Plot ``session``'s P&L as it changes (the day's earlier points come from
         :meth:`load_history`); a new trading day starts a new chart."""
         session.portfolio.pnlChanged += self.on_pnl_changed
+        session.account.valuesChanged += self._on_account_values
         session.trading_day.dayStarted += lambda e: self.start_day(e.start)
+
+    def _on_account_values(self, values: AccountValuesChanged) -> None:
+        if values.currency:  # the account's currency labels the account's series
+            self.set_currency(values.currency)
 
     # ----- data in -------------------------------------------------------------------
     def on_pnl_changed(self, event: PnLChanged) -> None:

@@ -9,8 +9,8 @@ coalesces into one paint per frame.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
@@ -39,6 +39,19 @@ BAR_STEPS = 1000
 
 #: Limits whose values are money (shown without decimals) vs counts/ratios.
 _MONEY_HINTS = ("exposure", "loss", "notional", "value", "drawdown", "margin", "pnl")
+
+
+def exposures_by_strategy(rows: Iterable[Mapping[str, Any]]) -> dict[str, tuple[float, float]]:
+    """Gross and net market value per strategy, from the positions grid's rows (what
+    :meth:`RiskPanel.set_exposures` shows)."""
+    out: dict[str, tuple[float, float]] = {}
+    for row in rows:
+        value = row.get("market_value")
+        if not value or not row.get("quantity"):
+            continue
+        gross, net = out.get(row["strategy"], (0.0, 0.0))
+        out[row["strategy"]] = (gross + abs(value), net + value)
+    return out
 
 
 def humanize_limit(name: str) -> str:

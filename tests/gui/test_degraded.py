@@ -156,7 +156,7 @@ def trading(
         "manual",
         actor="gui",
     )
-    run_until(qloop, lambda: window.working_orders_at_ib() == 1, what="one working order")
+    run_until(qloop, lambda: session.working_orders_at_ib() == 1, what="one working order")
     try:
         yield session, window
     finally:
@@ -171,7 +171,8 @@ def test_close_with_working_orders_asks_and_can_stay(trading, qloop):
         asked.append(n)
         return "stay"
 
-    window.ask_close_with_working_orders = answer  # type: ignore[method-assign]
+    assert window.controller is not None
+    window.controller.ask_close_with_working_orders = answer  # type: ignore[method-assign]
     act(qloop, window.close_by_user)
 
     assert asked == [1]
@@ -190,7 +191,8 @@ def test_close_with_working_orders_can_cancel_them_first(trading, qloop, qapp):
 
 
 def cancel_then_close(session: ConsoleSession, window: MainWindow, qloop: Any) -> None:
-    window.ask_close_with_working_orders = lambda n: "cancel"  # type: ignore[method-assign]
+    assert window.controller is not None
+    window.controller.ask_close_with_working_orders = lambda n: "cancel"  # type: ignore[method-assign]
     closed: list[bool] = []
     window.closing.connect(lambda: closed.append(True))
 
