@@ -22,6 +22,12 @@ orders and the day's executions on connect. Executions from that replay are *not
 emitted as live fill events: :class:`core.trading.TradeManager` re-reads them after
 every ``connected`` event and de-duplicates by execution id, which is how a fill that
 happened while disconnected is delivered exactly once.
+
+The status types (:class:`core.events.ConnectionState`,
+:class:`core.events.ConnectionStatusChanged`) live in :mod:`core.events` with the other
+events and are re-exported here. The reconnect loop, the heartbeat and each connect
+attempt run as :class:`core.tasks.Tasks` (``connection:reconnect`` and so on), all
+cancelled by :meth:`Connection.disconnect`.
 """
 
 from __future__ import annotations
