@@ -92,7 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from PySide6.QtWidgets import QApplication
 
     from core.config import ConfigError, default_config_path, load_settings, setup_logging
-    from core.session import ConsoleSession, SessionOptions
+    from core.session import SessionOptions
     from gui.app import run_console
     from gui.desktop import APP_ID
     from gui.help import ErrorReporter
@@ -133,7 +133,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     app.setQuitOnLastWindowClosed(False)
     loop = ConsoleEventLoop(app)
     asyncio.set_event_loop(loop)
-    session = ConsoleSession(options, settings)
     quit_on_signals(app)
     # From here an unexpected exception is logged and shown, and the console runs on
     # (no dialog for --screenshot: nobody is there to close it).
@@ -144,7 +143,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return loop.run_until_complete(
                 run_console(
                     app,
-                    session,
+                    options,
+                    settings,
                     screenshot=args.screenshot,
                     demo=args.demo,
                     config_path=args.config or default_config_path(),

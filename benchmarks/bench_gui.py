@@ -424,21 +424,18 @@ async def _run_console(args: argparse.Namespace, gateway: Gateway) -> None:
     loop = asyncio.get_running_loop()
     gateway.start_reader(loop)
     tmp = Path(tempfile.mkdtemp(prefix="bench-gui-console-"))
-    session = ConsoleSession(
-        SessionOptions(port=gateway.port, client_id=CLIENT_ID, account=ACCOUNT, connect_timeout=30)
+    options = SessionOptions(
+        port=gateway.port, client_id=CLIENT_ID, account=ACCOUNT, connect_timeout=30
     )
-    window = MainWindow(session, settings=QSettings(str(tmp / "l.ini"), QSettings.Format.IniFormat))
+    window = MainWindow(options, settings=QSettings(str(tmp / "l.ini"), QSettings.Format.IniFormat))
     window.positions_view.set_grouped(args.grouped)
     window.show()
     t_setup = time.perf_counter()
-    await session.start()
-    assert session.connection is not None and session.market is not None
-    assert session.contracts is not None
-    window.attach(session)
+    session = await ConsoleSession.start(options)
+    window.bind(session)
     ib = session.connection.ib
     # Set-up only: lift the wire's pacing (core.wire, 45 messages/s) so 500
     # subscriptions take seconds, not half a minute; put back before the storm.
-    assert session.trades is not None
     wire = session.trades.wire
     max_requests = wire.max_per_second
     wire.max_per_second = 100_000

@@ -22,18 +22,22 @@ orders and the day's executions on connect. Executions from that replay are *not
 emitted as live fill events: :class:`core.trading.TradeManager` re-reads them after
 every ``connected`` event and de-duplicates by execution id, which is how a fill that
 happened while disconnected is delivered exactly once.
+
+The status types (:class:`core.events.ConnectionState`,
+:class:`core.events.ConnectionStatusChanged`) live in :mod:`core.events` with the other
+events and are re-exported here. The reconnect loop, the heartbeat and each connect
+attempt run as :class:`core.tasks.Tasks` (``connection:reconnect`` and so on), all
+cancelled by :meth:`Connection.disconnect`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass
 from typing import Any
 
 from eventkit import Event
@@ -48,6 +52,8 @@ from tenacity import (
 )
 
 from core.compat import socket_handlers
+from core.events import ConnectionState, ConnectionStatusChanged
+from core.tasks import Tasks
 
 log = logging.getLogger(__name__)
 
@@ -56,45 +62,6 @@ CLIENT_ID_IN_USE = 326
 CONNECTIVITY_LOST = 1100
 CONNECTIVITY_RESTORED_DATA_LOST = 1101
 CONNECTIVITY_RESTORED = 1102
-
-
-class ConnectionState(enum.StrEnum):
-    """Where the connection is; every change is a :class:`ConnectionStatusChanged`."""
-
-    DISCONNECTED = "disconnected"
-    CONNECTING = "connecting"
-    CONNECTED = "connected"
-    LINK_LOST = "link lost"  # socket up, but the gateway lost its link to IB (1100)
-    RECONNECTING = "reconnecting"
-    GIVEN_UP = "given up"
-
-
-@dataclass(frozen=True, slots=True)
-class ConnectionStatusChanged:
-    """The connection moved to ``state``; ``attempt`` counts reconnection attempts."""
-
-    state: ConnectionState
-    host: str
-    port: int
-    client_id: int
-    reason: str = ""
-    attempt: int = 0
-    next_retry_in: float | None = None
-    accounts: tuple[str, ...] = ()
-    server_version: int = 0
-    time: datetime = field(default_factory=lambda: datetime.now(UTC))
-
-    def describe(self) -> str:
-        """One line for a status bar or a log."""
-        where = f"{self.host}:{self.port} client {self.client_id}"
-        text = f"{self.state.value} ({where})"
-        if self.state is ConnectionState.RECONNECTING:
-            text = f"reconnecting, attempt {self.attempt} ({where})"
-            if self.next_retry_in is not None:
-                text += f", next try in {self.next_retry_in:.1f}s"
-        if self.reason:
-            text += f": {self.reason}"
-        return text
 
 
 class ClientIdInUse(ConnectionError):
@@ -297,8 +264,7 @@ class Connection:
         self.marketDataLost: Event = Event("marketDataLost")
         self._closing = False
         self._ever_connected = False
-        self._reconnect_task: asyncio.Task[None] | None = None
-        self._heartbeat_task: asyncio.Task[None] | None = None
+        self._tasks = Tasks("connection")
         self._id_refused: asyncio.Future[int] | None = None
         self._ib_link_lost = False  # the gateway said 1100 and no 1101/1102 since
         self.ib.errorEvent += self._on_ib_error
@@ -333,18 +299,12 @@ class Connection:
         the reconnection backoff (``RECONNECTING`` statuses carry the attempt and the
         next try), until it succeeds, ``max_attempts`` runs out, or :meth:`disconnect`."""
         self._closing = False
-        if self._reconnect_task is None or self._reconnect_task.done():
-            self._reconnect_task = asyncio.ensure_future(self._reconnect())
+        self._tasks.ensure("reconnect", self._reconnect)
 
     async def disconnect(self) -> None:
         """Close for good: no reconnection follows."""
         self._closing = True
-        for task in (self._reconnect_task, self._heartbeat_task):
-            if task and not task.done():
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-        self._reconnect_task = self._heartbeat_task = None
+        await self._tasks.cancel_all()  # the reconnect loop and the heartbeat
         if self.ib.isConnected():
             self.ib.disconnect()
         self._registry.release(self.client_id)
@@ -400,7 +360,7 @@ class Connection:
         loop = asyncio.get_running_loop()
         self._ib_link_lost = False  # a new session: the gateway says 1100 again if so
         self._id_refused = loop.create_future()
-        connect = asyncio.ensure_future(
+        connect = self._tasks.spawn(
             self.ib.connectAsync(
                 self.host,
                 self.port,
@@ -408,7 +368,9 @@ class Connection:
                 timeout=self.timeout,
                 readonly=self.readonly,
                 account=self.account,
-            )
+            ),
+            "connect",
+            awaited=True,  # its failure is this attempt's, raised below
         )
         try:
             done, _ = await asyncio.wait(
@@ -435,8 +397,7 @@ class Connection:
         if self.state in (ConnectionState.CONNECTING, ConnectionState.RECONNECTING):
             return  # a failed attempt inside the retry loop, which handles it
         self._set_state(ConnectionState.DISCONNECTED, reason="connection lost")
-        if self._reconnect_task is None or self._reconnect_task.done():
-            self._reconnect_task = asyncio.ensure_future(self._reconnect())
+        self._tasks.ensure("reconnect", self._reconnect)
 
     async def _reconnect(self) -> None:
         policy = self.policy
@@ -479,8 +440,7 @@ class Connection:
     # -- health ------------------------------------------------------------------------
 
     def _start_heartbeat(self) -> None:
-        if self._heartbeat_task is None or self._heartbeat_task.done():
-            self._heartbeat_task = asyncio.ensure_future(self._heartbeat())
+        self._tasks.ensure("heartbeat", self._heartbeat)
 
     async def _heartbeat(self) -> None:
         """Detect a silent dead connection: the socket is open but nothing answers."""

@@ -37,6 +37,7 @@ from ib_async import (
     Stock,
 )
 
+from core.tasks import Tasks
 from core.timeutils import Session, TradingSessions, exchange_zone
 
 __all__ = [
@@ -397,6 +398,7 @@ class ContractService:
         self.timeout = timeout
         self._results: dict[Hashable, ContractDetails | ContractNotFound | AmbiguousContract] = {}
         self._pending: dict[Hashable, asyncio.Future[ContractDetails]] = {}
+        self._tasks = Tasks("contracts")
         #: How many contract-details requests went to IB (for tests and diagnostics).
         self.requests_sent = 0
 
@@ -422,7 +424,8 @@ class ContractService:
             raise cached.with_traceback(None)
         pending = self._pending.get(key)
         if pending is None:
-            pending = asyncio.ensure_future(self._fetch(key, contract))
+            # awaited: its failure (no such contract, ambiguous) is the callers' answer
+            pending = self._tasks.spawn(self._fetch(key, contract), "details", awaited=True)
             self._pending[key] = pending
             pending.add_done_callback(functools.partial(self._request_done, key))
         # shield: one caller giving up must not cancel the request for the others.
@@ -466,6 +469,12 @@ class ContractService:
             ):
                 return result
         return None
+
+    def min_tick(self, con_id: int) -> float | None:
+        """The known minimum price increment of a conId (None until its details are
+        known): what a price column needs, without handing out IB's details object."""
+        details = self.by_con_id(con_id)
+        return float(details.minTick) if details is not None and details.minTick else None
 
     def forget(self, contract: Contract) -> None:
         """Drop one contract's cached answer (the next request asks IB again)."""

@@ -15,12 +15,11 @@ import enum
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from core.connection import ConnectionState, ConnectionStatusChanged
-
 __all__ = [
     "DONE_STATUSES",
     "LOST",
     "NOT_SENT",
+    "QTY_EPS",
     "AccountValuesChanged",
     "AuditRecorded",
     "ConnectionState",
@@ -52,6 +51,8 @@ NOT_SENT = "NotSent"
 #: An order written just before a drop that the gateway, after the reconnect, does not
 #: know (not open, not completed, no execution). Terminal; never resent.
 LOST = "Lost"
+#: Quantities closer to zero than this are zero (fractional shares, FX lots).
+QTY_EPS = 1e-9
 #: Statuses after which an order can neither fill nor change.
 DONE_STATUSES = frozenset({"Filled", "Cancelled", "ApiCancelled", NOT_SENT, LOST})
 
@@ -59,6 +60,49 @@ DONE_STATUSES = frozenset({"Filled", "Cancelled", "ApiCancelled", NOT_SENT, LOST
 def now_utc() -> datetime:
     """The current time, timezone-aware in UTC (every event's clock)."""
     return datetime.now(UTC)
+
+
+class ConnectionState(enum.StrEnum):
+    """Where the connection is; every change is a :class:`ConnectionStatusChanged`."""
+
+    DISCONNECTED = "disconnected"
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    LINK_LOST = "link lost"  # socket up, but the gateway lost its link to IB (1100)
+    RECONNECTING = "reconnecting"
+    GIVEN_UP = "given up"
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionStatusChanged:
+    """The connection moved to ``state``; ``attempt`` counts reconnection attempts.
+
+    Published by :class:`core.connection.Connection`; defined here, with the other
+    events, so that this bottom module depends on nothing above it.
+    """
+
+    state: ConnectionState
+    host: str
+    port: int
+    client_id: int
+    reason: str = ""
+    attempt: int = 0
+    next_retry_in: float | None = None
+    accounts: tuple[str, ...] = ()
+    server_version: int = 0
+    time: datetime = field(default_factory=now_utc)
+
+    def describe(self) -> str:
+        """One line for a status bar or a log."""
+        where = f"{self.host}:{self.port} client {self.client_id}"
+        text = f"{self.state.value} ({where})"
+        if self.state is ConnectionState.RECONNECTING:
+            text = f"reconnecting, attempt {self.attempt} ({where})"
+            if self.next_retry_in is not None:
+                text += f", next try in {self.next_retry_in:.1f}s"
+        if self.reason:
+            text += f": {self.reason}"
+        return text
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,4 @@
-"""Positions by strategy, P&L, reconciliation with IB, and history.
+"""Positions by strategy, P&L, and history (reconciliation with IB: core.reconciliation).
 
 Accounting method
 -----------------
@@ -46,7 +46,6 @@ import asyncio
 import bisect
 import contextlib
 import logging
-import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -58,7 +57,7 @@ from eventkit import Event
 from ib_async import IB, Contract, Ticker, Trade
 
 from core.events import (
-    EXTERNAL,
+    QTY_EPS,
     AuditRecorded,
     FillRecorded,
     PnLChanged,
@@ -67,6 +66,7 @@ from core.events import (
     now_utc,
 )
 from core.marketdata import clean_price
+from core.reconciliation import Reconciliation
 from core.tasks import Tasks
 from core.trading import fill_record
 from core.tradingday import TradingDay, TradingDayStarted
@@ -76,15 +76,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: A difference with IB must still be there this much later to be reported as a break.
-RECONCILE_CONFIRM_S = 1.0
-
 #: The key under which the account-level book keeps every strategy's fills.
 ACCOUNT = "*"
-#: Quantities closer to zero than this are zero (fractional shares, FX lots).
-QTY_EPS = 1e-9
-#: The order_ref of adjustment fills written by :meth:`PortfolioManager.resolve_break`.
-RECONCILIATION_REF = "reconciliation"
 
 Key = tuple[str, int]
 
@@ -553,17 +546,8 @@ def _clean(value: Any) -> float | None:
 ContractInfo = Callable[[int], Contract | None]
 
 
-@dataclass(frozen=True, slots=True)
-class _Adjust:
-    symbol: str
-    sec_type: str
-    currency: str
-    multiplier: float
-    price: float
-
-
 class PortfolioManager:
-    """Positions by strategy and contract, P&L, reconciliation with IB, and history.
+    """Positions by strategy and contract, P&L, and history.
 
     Fills come in through :meth:`on_fill` (the TradeManager calls it once a fill is
     durable) or :meth:`process_new_trade`; marks from ib_async's tickers
@@ -575,9 +559,9 @@ class PortfolioManager:
         * ``positionChanged`` (position: :class:`core.events.PositionChanged`)
         * ``pnlChanged`` (pnl: :class:`core.events.PnLChanged`): per strategy and for the
           account (``strategy`` None), at most every ``pnl_interval`` seconds
-        * ``reconciliationBreak`` (brk: :class:`core.events.ReconciliationBreakFound`)
-        * ``reconciled`` (breaks: list of them): a reconciliation finished; contracts
-          not in the list match IB
+
+    ``reconciliation`` (:class:`core.reconciliation.Reconciliation`) compares the book
+    with IB's positions and resolves the differences; its events say what it found.
     """
 
     def __init__(
@@ -609,14 +593,21 @@ class PortfolioManager:
         self.audit = audit
         self.positionChanged: Event = Event("positionChanged")
         self.pnlChanged: Event = Event("pnlChanged")
-        self.reconciliationBreak: Event = Event("reconciliationBreak")
-        self.reconciled: Event = Event("reconciled")
         start = self.trading_day.start
         self.book = PositionBook(start)
         self.account_book = PositionBook(start, collapse_to=ACCOUNT)
         self._pnl_timer: asyncio.TimerHandle | None = None
         self._tasks = Tasks("portfolio")
         self._last_pnl_emit = 0.0
+        self.reconciliation = Reconciliation(
+            ib_client,
+            lambda: self.book,
+            self.on_fill,
+            store,
+            account=account,
+            contract_info=contract_info,
+            audit=audit,
+        )
         ib_client.pendingTickersEvent += self._on_tickers
         self.trading_day.dayStarted += self.start_day
 
@@ -914,168 +905,8 @@ class PortfolioManager:
     # -- reconciliation --------------------------------------------------------------------
 
     def match_ib_positions_with_arcticdb(self) -> list[ReconciliationBreakFound]:
-        """Compare IB's positions with the sum of the strategies' stored positions.
-
-        Returns (and emits as ``reconciliationBreak``) one break per contract whose
-        quantities differ. Resolve one with :meth:`resolve_break`.
-        """
-        breaks = self.find_breaks()
-        for brk in breaks:
-            log.warning(
-                "reconciliation break %s (%d): IB %g, stored %g: %s",
-                brk.symbol,
-                brk.con_id,
-                brk.ib_quantity,
-                brk.stored_quantity,
-                brk.likely_cause,
-            )
-            self.reconciliationBreak.emit(brk)
-        return breaks
-
-    def find_breaks(self) -> list[ReconciliationBreakFound]:
-        """The breaks :meth:`match_ib_positions_with_arcticdb` would report, without
-        reporting them."""
-        ib_qty: dict[int, float] = {}
-        symbols: dict[int, str] = {}
-        accounts: dict[int, str] = {}
-        for p in self.ib.positions(self.account):
-            c = p.contract
-            ib_qty[c.conId] = ib_qty.get(c.conId, 0.0) + float(p.position)
-            symbols[c.conId] = c.localSymbol if c.secType == "CASH" and c.localSymbol else c.symbol
-            accounts[c.conId] = p.account
-        stored = self.book.quantities()
-        for pos in self.book:
-            symbols.setdefault(pos.con_id, pos.symbol)
-            accounts.setdefault(pos.con_id, pos.account)
-        pending = self.store.pending_fills if self.store is not None else 0
-        breaks = []
-        for con_id in sorted(set(ib_qty) | set(stored)):
-            theirs, ours = ib_qty.get(con_id, 0.0), stored.get(con_id, 0.0)
-            if abs(theirs - ours) < QTY_EPS:
-                continue
-            brk = ReconciliationBreakFound(
-                account=accounts.get(con_id, self.account),
-                con_id=con_id,
-                symbol=symbols.get(con_id, str(con_id)),
-                ib_quantity=theirs,
-                stored_quantity=ours,
-                likely_cause=_likely_cause(theirs, ours, pending),
-            )
-            breaks.append(brk)
-        return breaks
-
-    async def reconcile(
-        self, settle: float = 0.0, *, confirm: float = RECONCILE_CONFIRM_S
-    ) -> list[ReconciliationBreakFound]:
-        """Reconcile after ``settle`` seconds (after a reconnect, let the replayed
-        executions be journalled first); emits ``reconciled`` with the breaks.
-
-        A difference seen at the first look is looked at again ``confirm`` seconds
-        later and reported only if it is still there: IB's position update and the
-        execution behind it arrive separately, and an order filling at that moment
-        would otherwise show as a break that heals itself a moment later.
-        """
-        if settle:
-            await asyncio.sleep(settle)
-        if confirm > 0 and self.find_breaks():
-            await asyncio.sleep(confirm)
-        breaks = self.match_ib_positions_with_arcticdb()
-        self.reconciled.emit(breaks)
-        return breaks
-
-    async def resolve_break(
-        self, brk: ReconciliationBreakFound, strategy: str = EXTERNAL, *, actor: str = "gui"
-    ) -> PositionChanged | None:
-        """Attribute a break's difference to ``strategy`` (``external`` by default).
-
-        The other strategies' positions are left as they are; ``strategy`` gets IB's
-        quantity minus the stored sum, so the sum matches IB again.
-
-        Writes an adjustment fill (exec_id ``recon-...``, order_ref ``reconciliation``,
-        no commission) for the difference to the journal, so a restart reproduces it,
-        priced at IB's average cost (else the mark, else the stored average cost), and
-        audits it: through the ``audit`` callback when one was given (which journals
-        it), else straight to the store's audit library. Raises
-        :class:`core.store.StoreError` if it could not be journalled.
-        """
-        diff = brk.difference
-        if abs(diff) < QTY_EPS:
-            return None
-        info = self._adjust_info(brk)
-        fill = FillRecorded(
-            exec_id=f"recon-{uuid.uuid4().hex}",
-            order_id=0,
-            perm_id=0,
-            client_id=0,
-            strategy=strategy,
-            account=brk.account,
-            con_id=brk.con_id,
-            symbol=info.symbol,
-            sec_type=info.sec_type,
-            currency=info.currency,
-            exchange="",
-            side="BOT" if diff > 0 else "SLD",
-            quantity=abs(diff),
-            price=info.price,
-            multiplier=info.multiplier,
-            commission=0.0,
-            realized_pnl=None,
-            order_ref=RECONCILIATION_REF,
-            time=now_utc(),
-        )
-        record = AuditRecorded(
-            actor=actor,
-            action="resolve_break",
-            subject=f"{brk.symbol} ({brk.con_id}): IB {brk.ib_quantity:g}, stored "
-            f"{brk.stored_quantity:g}; {fill.side} {fill.quantity:g} @ {fill.price:g} "
-            f"attributed to {strategy}",
-            result="adjusted",
-            strategy=strategy,
-        )
-        if self.store is not None:
-            await self.store.append_fills([fill])
-            if self.audit is None:
-                await self.store.append_audit([record])
-        if self.audit is not None:
-            # The audit trail journals it (the session's AuditLog writes to this same
-            # store): writing it here as well would record the resolution twice.
-            self.audit(record)
-        log.info("reconciliation: %s", record.subject)
-        return self.on_fill(fill)
-
-    def _adjust_info(self, brk: ReconciliationBreakFound) -> _Adjust:
-        contract: Contract | None = None
-        avg_cost: float | None = None
-        for p in self.ib.positions(self.account):
-            if p.contract.conId == brk.con_id:
-                contract = p.contract
-                avg_cost = clean_price(p.avgCost)
-        if contract is None and self.contract_info is not None:
-            contract = self.contract_info(brk.con_id)
-        stored = next((p for p in self.book if p.con_id == brk.con_id), None)
-        multiplier = (
-            float(contract.multiplier or 1)
-            if contract is not None
-            else (stored.multiplier if stored is not None else 1.0)
-        )
-        price = None
-        if avg_cost:
-            price = avg_cost / multiplier
-        if price is None:
-            price = self.book.marks.get(brk.con_id)
-        if price is None and stored is not None:
-            price = stored.avg_cost
-        return _Adjust(
-            symbol=brk.symbol,
-            sec_type=contract.secType
-            if contract is not None
-            else (stored.sec_type if stored else ""),
-            currency=contract.currency
-            if contract is not None
-            else (stored.currency if stored else ""),
-            multiplier=multiplier,
-            price=price or 0.0,
-        )
+        """The seed's name for :meth:`core.reconciliation.Reconciliation.report`."""
+        return self.reconciliation.report()
 
     # -- history ---------------------------------------------------------------------------
 
@@ -1119,25 +950,3 @@ def _ticker_mark(ticker: Ticker) -> float | None:
     if last is not None:
         return last
     return clean_price(ticker.close)
-
-
-def _likely_cause(ib_qty: float, stored: float, pending: int) -> str:
-    if pending:
-        return (
-            f"{pending} fills are not journalled yet (the store is slow or failing); "
-            "they will be written on retry"
-        )
-    if abs(stored) < QTY_EPS:
-        return (
-            "a position the console never recorded: traded in TWS or by another client, "
-            "transferred in, or from before the journal began"
-        )
-    if abs(ib_qty) < QTY_EPS:
-        return (
-            "closed outside the console, or expired, exercised or assigned; or the journal "
-            "holds fills IB does not (another account, a reset paper/simulated account)"
-        )
-    return (
-        "fills the console did not see (placed elsewhere, or executed while it was down "
-        "beyond IB's execution replay), or a partial expiry/assignment"
-    )

@@ -4,18 +4,28 @@
 With no TWS port configured, the session starts the simulated gateway in-process on a
 free loopback port, with its state in the user's data directory, so positions persist
 between runs. Everything the GUI shows comes from the managers built here; the GUI
-subscribes to their events and calls their commands.
+subscribes to their events and calls their commands (and the few commands here that
+span managers: cancel by order id, close a position, cancel everything and wait).
+
+A session is built whole, once: :meth:`ConsoleSession.prepare` starts the embedded
+gateway, opens the store, builds every manager and restores the persisted book and
+trading state, and only then returns the session; :meth:`ConsoleSession.start` also
+connects. No part is ever missing or replaced afterwards, so nothing that holds a
+session checks for one. Connecting is the one step after: a window can bind to a
+prepared session and show its persisted state (a HALTED console stays HALTED) while
+:meth:`ConsoleSession.connect` keeps trying a gateway that is not up yet.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, time
 from pathlib import Path
-from typing import Any
+from typing import Final
 
 import pandas as pd
 from eventkit import Event
@@ -36,19 +46,22 @@ from core.emergency import EmergencyStop
 from core.events import (
     FillRecorded,
     PositionChanged,
+    ReconciliationBreakFound,
     SessionResynchronised,
-    TradingState,
+    StoreHealthChanged,
     TradingStateChanged,
 )
 from core.heap import trim_heap_forever
 from core.marketdata import MarketData
 from core.order_entry import InstrumentInfo, OrderEntry
 from core.orderids import OrderIdSequence
+from core.orders import create_market_order
 from core.portfolio import PortfolioManager
 from core.risk import RiskManager, RiskPolicy
 from core.sim import SimGateway
 from core.store import ACCOUNT_TOTAL, Store, StoreError, foreign_fill
 from core.strategies import StrategyManager
+from core.tasks import Tasks
 from core.trading import TradeManager
 from core.tradingday import DEFAULT_TZ, TradingDay, TradingDayStarted
 
@@ -121,7 +134,13 @@ class SessionOptions:
 
 
 class ConsoleSession:
-    """Owns the embedded gateway (if any), the connection and the managers.
+    """Owns the embedded gateway (if any), the store (if any), the connection and the
+    managers; built whole by :meth:`prepare` or :meth:`start` (see the module docstring).
+
+    ``gateway`` is None exactly when the console talks to a real TWS, and ``store``
+    exactly when it keeps everything in memory (no ``store_uri``): facts of the
+    configuration, fixed at start, which the GUI never needs to look at. Every other
+    part is always there and never replaced.
 
     Events:
         * ``resynchronised`` (:class:`core.events.SessionResynchronised`): after every
@@ -129,171 +148,196 @@ class ConsoleSession:
         * ``trading_day.dayStarted`` (:class:`core.tradingday.TradingDayStarted`): a new
           trading day began (after the portfolio and risk rolled over); the GUI drops
           the previous day's rows.
+        * ``foreignFillReceived`` (:class:`core.events.FillRecorded`): another console's
+          fill, its strategy marked ``name@writer``.
+        * ``storeHealthChanged`` (:class:`core.events.StoreHealthChanged`): the store's
+          health changed (never emitted without a store).
     """
 
     def __init__(
         self,
         options: SessionOptions,
-        settings: Settings | None = None,
+        settings: Settings | None,
         *,
-        store_uri: str | None = None,
+        gateway: SimGateway | None,
+        store: Store | None,
     ) -> None:
-        if store_uri is not None:
-            options = dataclasses.replace(options, store_uri=store_uri)
-        self.options = options
-        self.settings = settings
-        self.gateway: SimGateway | None = None
-        self.connection: Connection | None = None
-        self.audit = AuditLog()
-        self.strategies: StrategyManager | None = None
-        self.trades: TradeManager | None = None
-        self.contracts: ContractService | None = None
-        self.market: MarketData | None = None
-        self.account: AccountInfo | None = None
-        self.order_entry: OrderEntry | None = None
-        self.store: Store | None = None
-        self.portfolio: PortfolioManager | None = None
-        self.risk: RiskManager | None = None
+        """Build every manager around a started ``gateway`` and an opened ``store``; no
+        I/O. Use :meth:`prepare` or :meth:`start`, which also start and restore."""
+        self.options: Final = options
+        self.settings: Final = settings
+        self.gateway: Final = gateway
+        self.store: Final = store
+        self._tasks = Tasks("session")
         self._marked: set[int] = set()
-        self._tasks: set[asyncio.Task[Any]] = set()
-        self.resynchronised: Event = Event("resynchronised")
-        self.trading_day = TradingDay(options.day_tz, options.day_start)
-        self.trading_day.dayStarted += self._on_day_started
         self._down_since: datetime | None = None
-        #: (fill: FillRecorded) another console's fill, strategy marked ``name@writer``.
+        self.resynchronised: Event = Event("resynchronised")
         self.foreignFillReceived: Event = Event("foreignFillReceived")
-
-    @property
-    def embedded(self) -> bool:
-        """True when the session runs against its own simulated gateway."""
-        return self.options.port is None
-
-    async def start(self) -> None:
-        """Start the embedded gateway if needed, build the managers, and connect."""
-        await self.prepare()
-        await self.connect()
-
-    async def prepare(self) -> None:
-        """Everything but connecting: the embedded gateway, the store, every manager.
-
-        The persisted trading state (a HALTED console stays HALTED) is known when this
-        returns, so a window can show it before (or without) a connection.
-        """
-        opts = self.options
-        host, port = opts.host, opts.port
-        if port is None:
-            if opts.sim_state_file is not None:
-                opts.sim_state_file.parent.mkdir(parents=True, exist_ok=True)
-            self.gateway = SimGateway(
-                "127.0.0.1",
-                0,
-                seed=opts.sim_seed,
-                accounts=opts.sim_accounts,
-                state_path=opts.sim_state_file,
-                tick_interval=opts.sim_tick_interval,
-            )
-            await self.gateway.start()
-            host, port = "127.0.0.1", self.gateway.port
-            log.info("embedded simulated gateway on %s:%d", host, port)
-        if opts.store_uri is not None:
-            self.store = await Store(
-                opts.store_uri,
-                writer=opts.writer,
-                lease_seconds=opts.store_lease_seconds,
-                call_timeout=opts.store_call_timeout,
-                client_id=opts.client_id,
-                description=f"client {opts.client_id}"
-                + (f", account {opts.account}" if opts.account else ""),
-            ).open()
-            self.audit.attach_sink(self.store.append_audit)
-        conn = self.connection = Connection(
+        self.storeHealthChanged: Event = Event("storeHealthChanged")
+        self.trading_day: Final = TradingDay(options.day_tz, options.day_start)
+        self.trading_day.dayStarted += self._on_day_started
+        self.audit: Final = AuditLog()
+        if store is not None:
+            self.audit.attach_sink(store.append_audit)
+            store.healthEvent += self.storeHealthChanged.emit
+        if gateway is not None:
+            host, port = "127.0.0.1", gateway.port
+        else:
+            assert options.port is not None  # no gateway: a configured TWS
+            host, port = options.host, options.port
+        conn = Connection(
             host,
             port,
-            opts.client_id,
-            timeout=opts.connect_timeout,
-            readonly=opts.readonly,
-            account=opts.account,
-            policy=opts.reconnect_policy or ReconnectPolicy(),
+            options.client_id,
+            timeout=options.connect_timeout,
+            readonly=options.readonly,
+            account=options.account,
+            policy=options.reconnect_policy or ReconnectPolicy(),
         )
+        self.connection: Final = conn
         ib = conn.ib
-        self.contracts = ContractService(ib)
-        self.market = MarketData(ib, conn)
-        self.account = AccountInfo(ib, opts.account, conn)
-        self.strategies = StrategyManager()
-        contracts = self.contracts
+        contracts = ContractService(ib)
+        self.contracts: Final = contracts
+        self.market: Final = MarketData(ib, conn)
+        self.account: Final = AccountInfo(ib, options.account, conn)
+        self.strategies: Final = StrategyManager()
 
         def details_lookup(c: Contract) -> ContractDetails | None:
             return contracts.cached(c) or (contracts.by_con_id(c.conId) if c.conId else None)
 
-        self.trades = TradeManager(
+        self.trades: Final = TradeManager(
             ib,
             self.strategies,
-            journal=self.store,
+            journal=store,
             audit=self.audit,
             details_lookup=details_lookup,
             connection=conn,
-            order_ids=OrderIdSequence(opts.order_ids_file),
+            order_ids=OrderIdSequence(options.order_ids_file),
         )
-        self.order_entry = OrderEntry(self.contracts, self.market, self.trades)
-        self.portfolio = PortfolioManager(
+        self.order_entry: Final = OrderEntry(contracts, self.market, self.trades)
+        self.portfolio: Final = PortfolioManager(
             ib,
-            self.store,
-            account=opts.account,
+            store,
+            account=options.account,
             audit=self.audit.append,
             trading_day=self.trading_day,
         )
         self.portfolio.positionChanged += self._on_position
         self.trades.fillReceived += self.portfolio.on_fill
-        await self.portfolio.restore()
-        if self.store is not None and opts.store_follow_seconds is not None:
+        if store is not None and options.store_follow_seconds is not None:
             # The account's book across consoles: other consoles' fills, as theirs.
-            self.store.foreignFillsEvent += self._on_foreign_fills
-            self.store.follow(opts.store_follow_seconds)
-        risk_settings = self.settings.risk if self.settings is not None else None
+            store.foreignFillsEvent += self._on_foreign_fills
+        risk_settings = settings.risk if settings is not None else None
         policy = RiskPolicy(
             breach_action=risk_settings.breach_action if risk_settings else "reducing",
             on_stale_data=risk_settings.on_stale_data if risk_settings else "contract",
             reduce_on_link_lost=risk_settings.reduce_on_link_lost if risk_settings else True,
         )
-        self.risk = (
+        risk = (
             RiskManager.from_settings(
                 risk_settings,
-                store=self.store,
+                store=store,
                 audit=self.audit,
                 policy=policy,
                 trading_day=self.trading_day,
             )
             if risk_settings is not None
             else RiskManager(
-                store=self.store, audit=self.audit, policy=policy, trading_day=self.trading_day
+                store=store, audit=self.audit, policy=policy, trading_day=self.trading_day
             )
         )
-        await self.risk.restore()  # a HALTED console stays HALTED across restarts
-        risk = self.risk
+        self.risk: Final = risk
         risk.attach_trade_manager(self.trades)
-        risk.attach_ib(ib, opts.account)
+        risk.attach_ib(ib, options.account)
         risk.attach_connection(conn, self.trades)
         risk.attach_market_data(self.market)
         risk.attach_account(self.account)
         risk.attach_portfolio(self.portfolio)
-        risk.attach_emergency_stop(
-            EmergencyStop(
-                risk, self.trades, conn, account=opts.account, details_lookup=details_lookup
-            )
+        self.emergency: Final = EmergencyStop(
+            risk, self.trades, conn, account=options.account, details_lookup=details_lookup
         )
         conn.connected += self._on_connected
         conn.statusChanged += self._on_status
-        self._spawn(trim_heap_forever())  # a week-long run keeps a flat resident size
+
+    # -- building ----------------------------------------------------------------------
+
+    @classmethod
+    async def prepare(
+        cls,
+        options: SessionOptions,
+        settings: Settings | None = None,
+        *,
+        store_uri: str | None = None,
+    ) -> ConsoleSession:
+        """A whole session, not connected yet: the embedded gateway started, the store
+        opened, every manager built, the book and the trading state restored.
+
+        The persisted trading state (a HALTED console stays HALTED) is known when this
+        returns, so a window can show it before (or without) a connection. Whatever
+        was started is stopped again when a step fails, and the error raised.
+        """
+        if store_uri is not None:
+            options = dataclasses.replace(options, store_uri=store_uri)
+        gateway = await _start_gateway(options) if options.port is None else None
+        try:
+            store = await _open_store(options) if options.store_uri is not None else None
+        except BaseException:
+            if gateway is not None:
+                await gateway.stop()
+            raise
+        try:
+            session = cls(options, settings, gateway=gateway, store=store)
+        except BaseException:
+            if store is not None:
+                await store.close(options.store_shutdown_timeout)
+            if gateway is not None:
+                await gateway.stop()
+            raise
+        try:
+            await session._restore()
+        except BaseException:
+            await session.stop()
+            raise
+        return session
+
+    @classmethod
+    async def start(
+        cls,
+        options: SessionOptions,
+        settings: Settings | None = None,
+        *,
+        store_uri: str | None = None,
+    ) -> ConsoleSession:
+        """A whole session, connected (:meth:`prepare`, then :meth:`connect`); a failed
+        first connection stops what was started and raises
+        :class:`core.connection.ConnectionFailed`."""
+        session = await cls.prepare(options, settings, store_uri=store_uri)
+        try:
+            await session.connect()
+        except BaseException:
+            await session.stop()
+            raise
+        return session
+
+    async def _restore(self) -> None:
+        await self.portfolio.restore()
+        if self.store is not None and self.options.store_follow_seconds is not None:
+            self.store.follow(self.options.store_follow_seconds)
+        await self.risk.restore()  # a HALTED console stays HALTED across restarts
+        self._tasks.spawn(trim_heap_forever(), "trim heap")  # a flat resident size all week
+
+    @property
+    def embedded(self) -> bool:
+        """True when the session runs against its own simulated gateway."""
+        return self.gateway is not None
 
     async def connect(self, *, keep_trying: bool = False) -> bool:
-        """Connect (after :meth:`prepare`) and start the strategies; True when connected.
+        """Connect and start the strategies; True when connected.
 
         A first attempt that fails raises :class:`core.connection.ConnectionFailed`, or
         with ``keep_trying`` goes on in the background with the reconnection backoff
         (its statuses say the attempt and the next try) and returns False.
         """
-        assert self.connection is not None and self.strategies is not None
-        assert self.trades is not None
         connected = True
         try:
             await self.connection.connect()  # `connected` starts subscriptions, resync
@@ -307,33 +351,128 @@ class ConsoleSession:
         self.trading_day.run()
         return connected
 
+    # -- what the GUI shows --------------------------------------------------------------
+
+    def trading_state_events(self) -> list[TradingStateChanged]:
+        """The current trading states as events (for a window binding late)."""
+        return [
+            TradingStateChanged(
+                scope, state, state, self.risk.reason_of(scope) or "no restriction in force", "risk"
+            )
+            for scope, state in self.risk.states().items()
+        ]
+
+    def position_events(self) -> list[PositionChanged]:
+        """The current state of every (strategy, contract) position, as events."""
+        return [p.changed() for p in self.portfolio.book]
+
+    def store_health(self) -> StoreHealthChanged | None:
+        """The store's health now; None when the session keeps everything in memory."""
+        return self.store.health() if self.store is not None else None
+
+    def working_orders_at_ib(self) -> int:
+        """Orders working at IB that this console sees (0 when not connected)."""
+        if not self.connection.is_connected:
+            return 0
+        return sum(not t.isDone() for t in self.connection.ib.openTrades())
+
+    async def todays_fills(self) -> list[FillRecorded]:
+        """The day's fills from the journal, for the fills view at start."""
+        if self.store is None:
+            return []
+        return await self.store.load_book_fills(self.trading_day.start)
+
+    async def todays_pnl(self) -> pd.DataFrame:
+        """The day's P&L points from the store, for the chart at start (empty without)."""
+        if self.store is None:
+            return pd.DataFrame()
+        df = await self.store.pnl(self.trading_day.start, datetime.now(UTC))
+        if len(df):
+            # the store names the account series "*"; events and the chart use None
+            df["strategy"] = df["strategy"].where(df["strategy"] != ACCOUNT_TOTAL)
+        return df
+
+    # -- commands that span managers -----------------------------------------------------
+
+    async def size_by_risk(self, info: InstrumentInfo) -> float:
+        """The risk manager's volatility-based quantity for the ticket."""
+        size = await self.risk.suggest_size(
+            self.market,
+            info.contract,
+            multiplier=info.multiplier,
+            lot_size=info.size_increment,
+        )
+        return float(size.quantity)
+
+    def cancel_order(self, order_id: int, *, actor: str = "gui") -> None:
+        """Cancel this client's working order ``order_id``.
+
+        Raises ``LookupError`` when it is not an order of this session, and
+        :class:`core.trading.OrderRefused` when the cancel cannot be sent.
+        """
+        trade = self.trades.trade_for_order_id(order_id)
+        if trade is None:
+            raise LookupError(f"order {order_id} is not one of this session's")
+        self.trades.cancel_order(trade, actor=actor)
+
+    async def close_position(
+        self, symbol: str, strategy: str, quantity: float, *, reverse: bool = False
+    ) -> None:
+        """Send the market order that closes (or with ``reverse`` reverses) a position of
+        ``quantity`` (signed) held by ``strategy``; it passes the risk check like any
+        order (:class:`core.trading.OrderRefused` says why not)."""
+        if not quantity:
+            return
+        side = "SELL" if quantity > 0 else "BUY"
+        size = abs(quantity) * (2 if reverse else 1)
+        info = await self.order_entry.instrument(symbol)
+        self.order_entry.place(info, create_market_order(side, size), strategy)
+
+    async def resolve_break(self, brk: ReconciliationBreakFound, *, actor: str = "gui") -> None:
+        """Attribute a break's difference to ``external`` (journalled, audited), then
+        reconcile again so the break clears once IB and the journal agree."""
+        await self.portfolio.reconciliation.resolve_break(brk, actor=actor)
+        await self.portfolio.reconciliation.reconcile(confirm=0)
+
+    async def cancel_all_and_wait(self, timeout: float = 5.0, *, actor: str = "gui") -> int:
+        """Cancel every working order and wait (at most ``timeout`` s) for IB to confirm;
+        returns how many are still working (e.g. before closing the console)."""
+        all_done = asyncio.Event()
+
+        def check(*_: object) -> None:
+            if not self.working_orders_at_ib():  # or the link went: none seen working
+                all_done.set()
+
+        # IB confirms each cancel with an order status; the session's view follows it.
+        self.trades.orderUpdated += check
+        self.connection.statusChanged += check
+        try:
+            self.trades.cancel_all(actor=actor)
+            check()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(all_done.wait(), timeout)
+        finally:
+            self.trades.orderUpdated -= check
+            self.connection.statusChanged -= check
+        return self.working_orders_at_ib()
+
+    # -- internals -----------------------------------------------------------------------
+
     def _on_foreign_fills(self, writer: str, fills: list[FillRecorded]) -> None:
         """Another console journalled fills: into the book under its strategies, marked
         as its (``strategy@writer``), so positions, P&L and reconciliation cover the
         account and none of it passes for this console's."""
-        assert self.portfolio is not None
         for fill in fills:
             relabelled = foreign_fill(fill, writer)
             self.portfolio.on_fill(relabelled)
             self.foreignFillReceived.emit(relabelled)
 
-    def _spawn(self, coro: Any) -> None:
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-
-    def _task_done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("session task failed: %s", task.exception(), exc_info=task.exception())
-
     def _on_connected(self, reconnect: bool) -> None:
         # Reconcile once the day's executions have been re-read (TradeManager.resync).
-        self._spawn(self._reconcile_after_sync(reconnect))
+        self._tasks.spawn(self._reconcile_after_sync(reconnect), "reconcile after sync")
 
     def _on_day_started(self, event: TradingDayStarted) -> None:
-        if self.trades is not None:
-            self.trades.start_day()  # one day's order bookkeeping, not a week's
+        self.trades.start_day()  # one day's order bookkeeping, not a week's
         # In the audit trail too: the day's limits and figures started again here.
         self.audit.record(
             "system",
@@ -351,57 +490,37 @@ class ConsoleSession:
             self._down_since = status.time
 
     async def _reconcile_after_sync(self, reconnect: bool = False) -> None:
-        assert self.trades is not None and self.portfolio is not None
         recovered = await self.trades.resync()
         if reconnect:
             self._tell_resynchronised(recovered)
         else:
             self._down_since = None  # failed first attempts are not an outage
-        await self.portfolio.reconcile(settle=0.5)
+        await self.portfolio.reconciliation.reconcile(settle=0.5)
         for event in self.position_events():
             self._on_position(event)
 
     def _tell_resynchronised(self, recovered: int) -> None:
-        assert self.connection is not None
         event = SessionResynchronised(
             down_since=self._down_since,
             executions_recovered=recovered,
-            working_orders=sum(not t.isDone() for t in self.connection.ib.openTrades()),
-            subscriptions=len(self.market.subscriptions) if self.market is not None else 0,
-            trading_state=(self.risk.state_of() if self.risk is not None else TradingState.ACTIVE),
+            working_orders=self.working_orders_at_ib(),
+            subscriptions=len(self.market.subscriptions),
+            trading_state=self.risk.state_of(),
         )
         self._down_since = None
         log.warning("%s", event.describe())
         self.resynchronised.emit(event)
 
-    def trading_state_events(self) -> list[TradingStateChanged]:
-        """The current trading states as events (for a window attaching late)."""
-        if self.risk is None:
-            return []
-        return [
-            TradingStateChanged(
-                scope, state, state, self.risk.reason_of(scope) or "no restriction in force", "risk"
-            )
-            for scope, state in self.risk.states().items()
-        ]
-
-    def position_events(self) -> list[PositionChanged]:
-        """The current state of every (strategy, contract) position, as events."""
-        if self.portfolio is None:
-            return []
-        return [p.changed() for p in self.portfolio.book]
-
     def _on_position(self, event: PositionChanged) -> None:
         """Stream marks for every contract the book holds, so unrealized P&L is live."""
         if event.con_id in self._marked or not event.quantity:
             return
-        if self.connection is None or not self.connection.is_connected:
+        if not self.connection.is_connected:
             return  # restored before connecting: subscribed once connected
         self._marked.add(event.con_id)
-        self._spawn(self._subscribe_con_id(event.con_id))
+        self._tasks.spawn(self._subscribe_con_id(event.con_id), f"marks of {event.con_id}")
 
     async def _subscribe_con_id(self, con_id: int) -> None:
-        assert self.contracts is not None and self.market is not None
         try:
             contract = await self.contracts.qualify(Contract(conId=con_id))
         except BaseException:
@@ -409,57 +528,24 @@ class ConsoleSession:
             raise
         self.market.subscribe(contract)
 
-    async def size_by_risk(self, info: InstrumentInfo) -> float | None:
-        """The risk manager's volatility-based quantity for the ticket."""
-        if self.risk is None or self.market is None:
-            return None
-        size = await self.risk.suggest_size(
-            self.market,
-            info.contract,
-            multiplier=info.multiplier,
-            lot_size=info.size_increment,
-        )
-        return float(size.quantity)
-
-    async def todays_fills(self) -> list[FillRecorded]:
-        """The day's fills from the journal, for the fills view at start."""
-        if self.store is None:
-            return []
-        return await self.store.load_book_fills(self.trading_day.start)
-
-    async def todays_pnl(self) -> pd.DataFrame | None:
-        """The day's P&L points from the store, for the chart at start."""
-        if self.store is None:
-            return None
-        df = await self.store.pnl(self.trading_day.start, datetime.now(UTC))
-        if len(df):
-            # the store names the account series "*"; events and the chart use None
-            df["strategy"] = df["strategy"].where(df["strategy"] != ACCOUNT_TOTAL)
-        return df
-
     async def stop(self) -> None:
         """Stop strategies, flush fills, disconnect, then stop the embedded gateway."""
         self.trading_day.stop()
-        if self.strategies is not None:
-            await self.strategies.stop()
-        if self.trades is not None:
-            timeout = self.options.store_shutdown_timeout
-            pending = await self.trades.wait_journalled(timeout)
-            if pending:
-                log.error(
-                    "closing with %d fills not journalled after %g s: %s; IB replays them "
-                    "at the next connect",
-                    len(pending),
-                    timeout,
-                    ", ".join(pending),
-                )
-        for task in list(self._tasks):
-            task.cancel()
-        if self.portfolio is not None:
-            self.portfolio.close()
+        await self.strategies.stop()
+        timeout = self.options.store_shutdown_timeout
+        pending = await self.trades.wait_journalled(timeout)
+        if pending:
+            log.error(
+                "closing with %d fills not journalled after %g s: %s; IB replays them "
+                "at the next connect",
+                len(pending),
+                timeout,
+                ", ".join(pending),
+            )
+        await self._tasks.cancel_all()
+        self.portfolio.close()
         await self.audit.flush()
-        if self.connection is not None:
-            await self.connection.disconnect()
+        await self.connection.disconnect()
         if self.store is not None:
             try:
                 await self.store.close(self.options.store_shutdown_timeout)
@@ -467,3 +553,34 @@ class ConsoleSession:
                 log.error("the store did not close cleanly: %s", exc)
         if self.gateway is not None:
             await self.gateway.stop()
+
+
+async def _start_gateway(opts: SessionOptions) -> SimGateway:
+    """The embedded simulated gateway, listening on a free loopback port."""
+    if opts.sim_state_file is not None:
+        opts.sim_state_file.parent.mkdir(parents=True, exist_ok=True)
+    gateway = SimGateway(
+        "127.0.0.1",
+        0,
+        seed=opts.sim_seed,
+        accounts=opts.sim_accounts,
+        state_path=opts.sim_state_file,
+        tick_interval=opts.sim_tick_interval,
+    )
+    await gateway.start()
+    log.info("embedded simulated gateway on 127.0.0.1:%d", gateway.port)
+    return gateway
+
+
+async def _open_store(opts: SessionOptions) -> Store:
+    """The store at ``opts.store_uri``, opened under this console's writer name."""
+    assert opts.store_uri is not None
+    return await Store(
+        opts.store_uri,
+        writer=opts.writer,
+        lease_seconds=opts.store_lease_seconds,
+        call_timeout=opts.store_call_timeout,
+        client_id=opts.client_id,
+        description=f"client {opts.client_id}"
+        + (f", account {opts.account}" if opts.account else ""),
+    ).open()

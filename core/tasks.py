@@ -27,9 +27,16 @@ class Tasks:
     def __init__(self, owner: str) -> None:
         self.owner = owner
         self._tasks: dict[asyncio.Task[Any], str] = {}
+        self._awaited: set[asyncio.Task[Any]] = set()
 
-    def spawn(self, coro: Coroutine[Any, Any, T], what: str) -> asyncio.Task[T]:
+    def spawn(
+        self, coro: Coroutine[Any, Any, T], what: str, *, awaited: bool = False
+    ) -> asyncio.Task[T]:
         """Start ``coro`` on the running loop as ``owner:what``.
+
+        ``awaited``: a caller awaits the task and handles its failure (a request whose
+        error is an answer, such as "no such contract"), so a failure is not logged
+        here; the task is still named, tracked and cancelled with the others.
 
         Raises ``RuntimeError`` when no loop runs (the coroutine is closed first, so
         nothing is left half-started): callers without a loop do the work themselves.
@@ -41,6 +48,8 @@ class Tasks:
             raise
         task = loop.create_task(coro, name=f"{self.owner}:{what}")
         self._tasks[task] = what
+        if awaited:
+            self._awaited.add(task)
         task.add_done_callback(self._done)
         return task
 
@@ -82,8 +91,12 @@ class Tasks:
 
     def _done(self, task: asyncio.Task[Any]) -> None:
         what = self._tasks.pop(task, "?")
+        awaited = task in self._awaited
+        self._awaited.discard(task)
         if task.cancelled():
             return
-        exc = task.exception()
+        exc = task.exception()  # retrieved either way: never "exception never retrieved"
+        if awaited:
+            return
         if exc is not None:
             log.error("%s: %s failed: %s", self.owner, what, exc, exc_info=exc)

@@ -1,4 +1,10 @@
-"""Builds the console window around a running :class:`core.session.ConsoleSession`."""
+"""Runs the console: the window first, then the session it binds to.
+
+The window is on screen before the session exists (starting the embedded gateway and
+opening the store take a moment, and a failure must be shown somewhere); once
+:meth:`core.session.ConsoleSession.prepare` returns the whole session, the window binds
+to it and shows the persisted state while the connection is made or retried.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +15,10 @@ from pathlib import Path
 
 from PySide6.QtWidgets import QApplication
 
-from core.connection import ConnectionState, ConnectionStatusChanged
+from core.config import Settings
 from core.demo import place_demo_book
-from core.session import ConsoleSession
+from core.events import ConnectionState, ConnectionStatusChanged
+from core.session import ConsoleSession, SessionOptions
 from gui.mainwindow import MainWindow
 from gui.theme import apply_theme
 
@@ -20,20 +27,21 @@ log = logging.getLogger(__name__)
 
 async def run_console(
     app: QApplication,
-    session: ConsoleSession,
+    options: SessionOptions,
+    settings: Settings | None = None,
     *,
     screenshot: Path | None = None,
     demo: bool = False,
     config_path: Path | None = None,
 ) -> int:
-    """Start the session, show the window and run until the window closes.
+    """Show the window, start the session, and run until the window closes.
 
     With ``screenshot``, save the window once it is connected and its data loaded,
     then quit: used by the tests and for the README. ``config_path`` is the config
     file *Help → Open config file* opens (``--config``; the user's default without).
     """
     apply_theme(app)
-    window = MainWindow(session)
+    window = MainWindow(options, settings)
     if config_path is not None:
         window.help_menu.config_path = config_path
     window.show()
@@ -47,21 +55,28 @@ async def run_console(
             ready.set()
 
     try:
+        session = await ConsoleSession.prepare(options, settings)
+    except Exception as exc:  # shown in the window, which stays up until closed
+        log.exception("could not start the session")
+        window.show_startup_error(str(exc))
+        if screenshot is None:
+            await quit_requested.wait()
+        window.close()
+        return 1 if screenshot is not None else 0
+    try:
+        # The window binds before connecting: the persisted trading state (a HALTED
+        # console stays HALTED) and the attempts to connect are on screen while the
+        # gateway is still unreachable.
+        session.connection.statusChanged += on_status
+        window.bind(session)
         try:
-            # The window attaches before connecting: the persisted trading state (a
-            # HALTED console stays HALTED) and the attempts to connect are on screen
-            # while the gateway is still unreachable.
-            await session.prepare()
-            assert session.connection is not None
-            session.connection.statusChanged += on_status
-            window.attach(session)
             # A real TWS that is not up yet is retried with backoff; a screenshot
             # cannot wait for it.
             connected = await session.connect(
                 keep_trying=screenshot is None and not session.embedded
             )
         except Exception as exc:  # shown in the window, which stays up
-            log.exception("could not start the session")
+            log.exception("could not connect")
             window.show_startup_error(str(exc))
             if screenshot is not None:
                 return 1
@@ -69,7 +84,7 @@ async def run_console(
             if connected:
                 ready.set()
             freeze_startup_heap()
-            if demo and session.embedded and session.order_entry is not None:
+            if demo and session.embedded:
                 await place_demo_book(session.order_entry)
         if screenshot is not None:
             await asyncio.wait_for(ready.wait(), 30)

@@ -58,8 +58,8 @@ from core.config import (
     user_data_dir,
     user_log_dir,
 )
-from core.connection import ConnectionState
-from core.session import ConsoleSession
+from core.events import ConnectionState, ConnectionStatusChanged
+from core.session import ConsoleSession, SessionOptions
 from gui import shortcuts, theme
 from gui.desktop import app_version, library_versions
 
@@ -88,13 +88,10 @@ def log_file(settings: Settings | None = None) -> Path:
 # --------------------------------------------------------------------------- About
 
 
-def gateway_description(session: ConsoleSession) -> str:
-    """Which gateway the console talks to, and how: the first thing to know when
-    judging what a screen shows."""
-    conn = session.connection
-    status = conn.last_status if conn is not None else None
-    opts = session.options
-    if session.embedded:
+def gateway_description(opts: SessionOptions, status: ConnectionStatusChanged | None) -> str:
+    """Which gateway the console talks to, and how (``status``: the connection's last,
+    None before the session is up): the first thing to know when judging a screen."""
+    if opts.port is None:  # the embedded simulated gateway
         where = f"{status.host}:{status.port}" if status is not None else "not started"
         text = f"simulated gateway, embedded ({where})"
     else:
@@ -112,16 +109,21 @@ def gateway_description(session: ConsoleSession) -> str:
     return text
 
 
-def about_facts(session: ConsoleSession, config_path: Path) -> list[tuple[str, str]]:
+def about_facts(
+    opts: SessionOptions,
+    config_path: Path,
+    *,
+    settings: Settings | None = None,
+    status: ConnectionStatusChanged | None = None,
+) -> list[tuple[str, str]]:
     """The About dialog's rows (label, value), also what *Copy* puts on the clipboard."""
     versions = library_versions()
-    opts = session.options
     config = str(config_path)
     if not config_path.exists():
         config += " (not created yet: defaults in use)"
     rows = [
         ("Version", app_version()),
-        ("Gateway", gateway_description(session)),
+        ("Gateway", gateway_description(opts, status)),
         ("ib_async", versions["ib_async"]),
         ("PySide6", f"{pyside_version} (Qt {qVersion()})"),
         ("ArcticDB", versions["arcticdb"]),
@@ -130,10 +132,10 @@ def about_facts(session: ConsoleSession, config_path: Path) -> list[tuple[str, s
         ("Data folder", str(user_data_dir())),
         ("Store", redact_uri(opts.store_uri) if opts.store_uri else "in memory (no journal)"),
     ]
-    if session.embedded and opts.sim_state_file is not None:
+    if opts.port is None and opts.sim_state_file is not None:
         rows.append(("Simulated gateway state", str(opts.sim_state_file)))
     rows += [
-        ("Log file", str(log_file(session.settings))),
+        ("Log file", str(log_file(settings))),
         ("Window layout", str(user_config_dir() / "layout.ini")),
     ]
     return rows
@@ -242,22 +244,28 @@ class ShortcutsDialog(QDialog):
 class HelpMenu(QObject):
     """*Help* on ``window``'s menu bar.
 
-    ``config_path`` is the config file the console was started with (``--config``),
-    else the user's default one. ``opener`` opens files and folders (the desktop's
-    handler by default; tests replace it).
+    ``options`` and ``settings`` are what the session is started with; :meth:`bind`
+    follows the running session's connection for *About*. ``config_path`` is the
+    config file the console was started with (``--config``), else the user's default
+    one. ``opener`` opens files and folders (the desktop's handler by default; tests
+    replace it).
     """
 
     def __init__(
         self,
         window: QMainWindow,
-        session: ConsoleSession,
+        options: SessionOptions,
+        settings: Settings | None = None,
         *,
         config_path: Path | None = None,
         opener: Opener = open_with_desktop,
     ) -> None:
         super().__init__(window)
         self.window = window
-        self.session = session
+        self.options = options
+        self.settings = settings
+        #: The connection's last status (None until a session is bound and reports).
+        self.status: ConnectionStatusChanged | None = None
         self.config_path = config_path or default_config_path()
         self.opener = opener
         menu = self.menu = window.menuBar().addMenu("&Help")
@@ -280,6 +288,14 @@ class HelpMenu(QObject):
         menu.addAction(self.about_action)
         self.dialog: QDialog | None = None
 
+    def bind(self, session: ConsoleSession) -> None:
+        """Follow ``session``'s connection (the gateway row of *About*)."""
+        self.status = session.connection.last_status
+        session.connection.statusChanged += self._on_status
+
+    def _on_status(self, status: ConnectionStatusChanged) -> None:
+        self.status = status
+
     def _show(self, dialog: QDialog) -> QDialog:
         # Not modal: the trader may need the window (or the emergency stop) meanwhile.
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
@@ -296,13 +312,16 @@ class HelpMenu(QObject):
 
     def show_about(self) -> AboutDialog:
         """Open the About dialog."""
-        dialog = AboutDialog(about_facts(self.session, self.config_path), self.window)
+        facts = about_facts(
+            self.options, self.config_path, settings=self.settings, status=self.status
+        )
+        dialog = AboutDialog(facts, self.window)
         self._show(dialog)
         return dialog
 
     def open_log_folder(self) -> Path:
         """Open the folder of the log file; returns it."""
-        folder = log_file(self.session.settings).parent
+        folder = log_file(self.settings).parent
         folder.mkdir(parents=True, exist_ok=True)
         self._open(folder, "the log folder")
         return folder

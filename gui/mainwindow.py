@@ -1,9 +1,12 @@
 """The console's main window: docks, toolbar, status bar, shortcuts, saved layout.
 
-Core publishes immutable events (``core.events``); the window connects each to the
-model or widget that shows it, once, in :meth:`MainWindow.attach`. Nothing here polls:
-models coalesce bursts into one repaint a frame. Blocking work (the store's history)
-runs in core's executor; the window only awaits it.
+The window is layout and binding. It is built from the options the session will run
+with (before the session exists, so it is on screen while the gateway starts); then
+:meth:`MainWindow.bind` hands the whole session to each model and widget that shows
+part of it (their ``bind(session)``: each subscribes to the core events it shows) and
+to the :class:`gui.controller.ConsoleController`, which handles every command. Nothing
+here polls: models coalesce bursts into one repaint a frame. Blocking work (the
+store's history) runs in core's executor; the window only awaits it.
 
 Keyboard: F2 buy, F3 sell, Ctrl+L symbol, Ctrl+Shift+C cancel all working orders,
 Ctrl+Shift+X emergency stop (press twice, or hold: see the button's docstring).
@@ -13,45 +16,37 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
-from datetime import datetime
-from typing import Any
+from collections.abc import Callable
 
-from PySide6.QtCore import QSettings, QSize, Qt, QTimer, Signal
+from PySide6.QtCore import QSettings, QSize, Qt, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QGuiApplication, QShowEvent
 from PySide6.QtWidgets import (
     QDockWidget,
-    QInputDialog,
     QLabel,
     QMainWindow,
-    QMessageBox,
     QSizePolicy,
     QToolBar,
     QVBoxLayout,
     QWidget,
 )
 
-from core.config import GuiSettings, user_config_dir
-from core.connection import ConnectionState, ConnectionStatusChanged
-from core.emergency import EmergencyStopProgress
+from core.config import GuiSettings, Settings, user_config_dir
 from core.events import (
     MANUAL,
-    AccountValuesChanged,
-    FillRecorded,
+    ConnectionState,
+    ConnectionStatusChanged,
     OrderRejected,
     PositionChanged,
-    ReconciliationBreakFound,
     TradingState,
+    TradingStateChanged,
 )
 from core.marketdata import Quote
-from core.orders import create_market_order
-from core.session import ConsoleSession
-from core.trading import OrderRefused
+from core.session import ConsoleSession, SessionOptions
 from gui import shortcuts, theme
+from gui.controller import READONLY_REASON, ConsoleController
 from gui.help import HelpMenu
 from gui.models.audit import AuditModel
 from gui.models.fills import FillsModel
-from gui.models.formatting import PLACEHOLDER, number
 from gui.models.orders import OrdersModel
 from gui.models.positions import PositionsModel
 from gui.tasks import spawn
@@ -60,44 +55,37 @@ from gui.widgets.fills_view import FillsView
 from gui.widgets.form_scroll import VerticalScrollArea
 from gui.widgets.halted_banner import HaltedBanner
 from gui.widgets.log_view import AuditView, LogView
-from gui.widgets.notifier import Notifier
+from gui.widgets.notifier import Notifier, rejection_text
 from gui.widgets.order_ticket import OrderTicket
 from gui.widgets.orders_view import OrdersView
 from gui.widgets.pnl_chart import PnLChart
 from gui.widgets.positions_view import PositionsView
-from gui.widgets.risk_panel import RiskPanel
+from gui.widgets.risk_panel import RiskPanel, exposures_by_strategy
+from gui.widgets.status_labels import AccountStrip, ConnectionIndicator
 from gui.widgets.store_indicator import StoreIndicator
 
 log = logging.getLogger(__name__)
 
-#: Indicator colours by state: green is good, amber is working on it, red needs a person.
-STATE_COLOURS = {
-    ConnectionState.CONNECTED: theme.GAIN,
-    ConnectionState.CONNECTING: theme.AMBER,
-    ConnectionState.RECONNECTING: theme.AMBER,
-    ConnectionState.LINK_LOST: theme.AMBER,
-    ConnectionState.DISCONNECTED: theme.LOSS,
-    ConnectionState.GIVEN_UP: theme.LOSS,
-}
-
-RESET_CONFIRMATION = "RESUME"
-#: Why order-changing controls are off in read-only mode (their tooltips).
-READONLY_REASON = "read-only mode (--readonly): this console changes no orders"
-
-
-def _money(value: float | None) -> str:
-    """Account-size figures in whole currency units (cents are noise at this scale)."""
-    return PLACEHOLDER if value is None else f"{value:,.0f}"
-
 
 class MainWindow(QMainWindow):
-    """The console window; ``closing`` fires when the user closes it."""
+    """The console window for a session started with ``options`` and ``config`` (the
+    loaded settings; None: defaults); ``settings`` keeps its layout. ``closing`` fires
+    when the user closes it. :meth:`bind` shows a session in it."""
 
     closing = Signal()
 
-    def __init__(self, session: ConsoleSession, *, settings: QSettings | None = None) -> None:
+    def __init__(
+        self,
+        options: SessionOptions,
+        config: Settings | None = None,
+        *,
+        settings: QSettings | None = None,
+    ) -> None:
         super().__init__()
-        self.session = session
+        self.options = options
+        self.config = config
+        #: The commands on the bound session (None until :meth:`bind`).
+        self.controller: ConsoleController | None = None
         self.setWindowTitle("IB Console")
         self.setWindowIcon(theme.icon("app"))
         self._fit_to_screen()
@@ -109,16 +97,8 @@ class MainWindow(QMainWindow):
         self._settings = settings or QSettings(
             str(user_config_dir() / "layout.ini"), QSettings.Format.IniFormat
         )
-        self._stop_running = False
-        self._closing_confirmed = False
         self._user_closing = False
         self.readonly = False
-        self._last_status: ConnectionStatusChanged | None = None
-        self._next_try_at: float | None = None
-        # Counts down to the next connection attempt while retrying (stopped otherwise).
-        self._retry_countdown = QTimer(self)
-        self._retry_countdown.setInterval(1000)
-        self._retry_countdown.timeout.connect(self._tick_countdown)
         self._history_task: asyncio.Task[None] | None = None
         self._ticks_known: set[int] = set()
 
@@ -148,7 +128,7 @@ class MainWindow(QMainWindow):
         # docks
         # The [gui] settings reach the ticket: its confirmation threshold and the size
         # each kind of instrument starts at (defaults when the session has no settings).
-        gui_settings = session.settings.gui if session.settings is not None else GuiSettings()
+        gui_settings = config.gui if config is not None else GuiSettings()
         self.ticket = OrderTicket(
             None,
             confirm_above_notional=gui_settings.confirm_above_notional,
@@ -169,15 +149,6 @@ class MainWindow(QMainWindow):
             (self.audit_view, "audit", "Audit"),
         ):
             table.name_controls(name, title)
-        for w, name, text in (
-            (self.positions_view.strategy_combo, "positionsStrategy", "Show strategy"),
-            (self.positions_view.hide_flat, "positionsHideFlat", "Hide flat positions"),
-            (self.positions_view.group_by_strategy, "positionsGrouped", "Group by strategy"),
-        ):
-            w.setObjectName(name)
-            w.setAccessibleName(text)
-        self.positions_view.tree.setObjectName("positionsTree")
-        self.positions_view.tree.setAccessibleName("Positions by strategy")
         self.pnl_chart.setObjectName("pnlChart")
         self.pnl_chart.setAccessibleName("P&L chart")
         self.risk_panel.setObjectName("riskPanel")
@@ -207,7 +178,7 @@ class MainWindow(QMainWindow):
         self._build_menus()
         self._connect_widgets()
         self._restore_layout()
-        if session.options.readonly:
+        if options.readonly:
             self.set_readonly(True)
 
     # -- construction -------------------------------------------------------------------
@@ -266,7 +237,6 @@ class MainWindow(QMainWindow):
         self.symbol_action.triggered.connect(self._focus_ticket)
         self.cancel_all_action = QAction(theme.icon("cancel"), "Cancel all", self)
         shortcuts.bind(self.cancel_all_action, "cancel_all")
-        self.cancel_all_action.triggered.connect(self._cancel_all)
         for a, name in (
             (self.buy_action, "actionBuy"),
             (self.sell_action, "actionSell"),
@@ -280,11 +250,7 @@ class MainWindow(QMainWindow):
         spacer = QWidget(bar)
         spacer.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
         bar.addWidget(spacer)
-        self.account_strip = QLabel("", bar)
-        self.account_strip.setObjectName("accountStrip")
-        self.account_strip.setAccessibleName("Account values")
-        self.account_strip.setTextFormat(Qt.TextFormat.RichText)
-        self.account_strip.setStyleSheet(f"font-family: '{theme.mono_family()}'; padding: 0 14px;")
+        self.account_strip = AccountStrip(bar)
         bar.addWidget(self.account_strip)
         # Read-only is a state of the whole window, shown where the eye goes first.
         self.readonly_badge = QLabel("READ-ONLY", bar)
@@ -305,10 +271,7 @@ class MainWindow(QMainWindow):
 
     def _build_status_bar(self) -> None:
         sb = self.statusBar()
-        self.connection_indicator = QLabel("● starting", sb)
-        self.connection_indicator.setStyleSheet(f"color: {theme.AMBER}; padding: 0 8px;")
-        self.connection_indicator.setObjectName("connectionIndicator")
-        self.connection_indicator.setAccessibleName("Connection state")
+        self.connection_indicator = ConnectionIndicator(sb)
         self.gateway_label = QLabel("", sb)
         self.gateway_label.setObjectName("gatewayLabel")
         self.gateway_label.setAccessibleName("Gateway")
@@ -329,14 +292,11 @@ class MainWindow(QMainWindow):
         for a in (self.buy_action, self.sell_action, self.symbol_action, self.cancel_all_action):
             trade.addAction(a)
         trade.addSeparator()
-        stop = QAction(theme.icon("stop"), "Emergency stop…", self)
-        stop.triggered.connect(self._confirm_emergency_stop)
-        trade.addAction(stop)
-        self.stop_action = stop
+        self.stop_action = QAction(theme.icon("stop"), "Emergency stop…", self)
+        trade.addAction(self.stop_action)
         trade.setToolTipsVisible(True)
-        reset = QAction("Reset HALTED…", self)
-        reset.triggered.connect(self._reset_halt)
-        trade.addAction(reset)
+        self.reset_halt_action = QAction("Reset HALTED…", self)
+        trade.addAction(self.reset_halt_action)
         view = mb.addMenu("&View")
         for dock in self.docks.values():
             view.addAction(dock.toggleViewAction())
@@ -351,114 +311,95 @@ class MainWindow(QMainWindow):
         reset_layout.triggered.connect(self._reset_layout)
         view.addAction(reset_layout)
         shortcuts.tag(self.ticket, "send_order")  # Enter: the ticket handles it
-        self.help_menu = HelpMenu(self, self.session)
+        self.help_menu = HelpMenu(self, self.options, self.config)
 
     def _connect_widgets(self) -> None:
-        self.positions_model.flushed.connect(self._update_exposures)
-        self.positions_view.sendToTicketRequested.connect(self._position_to_ticket)
-        self.positions_view.closeRequested.connect(lambda p: self._close_position(p, reverse=False))
-        self.positions_view.reverseRequested.connect(
-            lambda p: self._close_position(p, reverse=True)
+        """What stays inside the window: the ticket loaded from a row, exposures."""
+        # Gross and net exposure per strategy, once per coalesced grid update.
+        self.positions_model.flushed.connect(
+            lambda: self.risk_panel.set_exposures(
+                exposures_by_strategy(self.positions_model.rows())
+            )
         )
-        self.positions_view.resolveBreakRequested.connect(self._resolve_break)
-        self.orders_view.cancelRequested.connect(self._cancel_order)
-        self.orders_view.cancelAllRequested.connect(self._cancel_all)
-        self.orders_view.modifyRequested.connect(self._modify_order)
+        self.positions_view.sendToTicketRequested.connect(self._position_to_ticket)
         self.fills_view.sendToTicketRequested.connect(
             lambda f: self.ticket.load(f.symbol, "SELL" if f.side == "BOT" else "BUY", f.quantity)
         )
-        self.stop_button.triggered.connect(self._emergency_stop)
-        self.halted_banner.resetRequested.connect(self._reset_halt)
-        self.risk_panel.tradingStateRequested.connect(self._set_trading_state)
         self.ticket.orderRefused.connect(lambda text: self.statusBar().showMessage(text, 10000))
 
-    # -- wiring to core -----------------------------------------------------------------
+    # -- binding to core ----------------------------------------------------------------
 
-    def attach(self, session: ConsoleSession) -> None:
-        """Subscribe to the running core's events (once the session has started)."""
-        s = session
-        assert s.connection is not None and s.trades is not None
-        s.connection.statusChanged += self._on_status_changed
+    def bind(self, session: ConsoleSession) -> None:
+        """Show ``session`` (whole, connected or not yet) and hand commands to it; once."""
+        if self.controller is not None:
+            raise RuntimeError("the window is bound to a session already")
+        c = self.controller = ConsoleController(self, self, session)
+        for part in (
+            self.positions_model,
+            self.orders_model,
+            self.fills_model,
+            self.audit_model,
+            self.pnl_chart,
+            self.risk_panel,
+            self.halted_banner,
+            self.store_indicator,
+            self.help_menu,
+            self.connection_indicator,
+            self.account_strip,
+            self.notifier,
+        ):
+            part.bind(session)
+        self._bind_ticket(session)
+        # commands
+        self.positions_view.closeRequested.connect(lambda p: c.close_position(p, reverse=False))
+        self.positions_view.reverseRequested.connect(lambda p: c.close_position(p, reverse=True))
+        self.positions_view.resolveBreakRequested.connect(c.resolve_break)
+        self.orders_view.cancelRequested.connect(c.cancel_order)
+        self.orders_view.cancelAllRequested.connect(c.cancel_all)
+        self.orders_view.modifyRequested.connect(c.modify_order)
+        self.cancel_all_action.triggered.connect(c.cancel_all)
+        self.stop_button.triggered.connect(c.emergency_stop)
+        self.stop_action.triggered.connect(c.confirm_emergency_stop)
+        self.halted_banner.resetRequested.connect(c.reset_halt)
+        self.reset_halt_action.triggered.connect(c.reset_halt)
+        self.risk_panel.tradingStateRequested.connect(c.set_trading_state)
+        # what the window itself says
+        conn = session.connection
+        conn.statusChanged += self._on_status_changed
+        if conn.last_status is not None:
+            self._on_status_changed(conn.last_status)
         # after a reconnect (IB's nightly reset): what was recovered (the log has it too)
-        s.resynchronised += lambda e: self.statusBar().showMessage(e.describe(), 30000)
-        s.trading_day.dayStarted += lambda e: self.start_day(e.start)
-        self.fills_model.start_day(s.trading_day.start)
-        if s.connection.last_status is not None:
-            self._on_status_changed(s.connection.last_status)
-        self.ticket.entry = s.order_entry
-        self.ticket.size_by_risk = s.size_by_risk if s.risk is not None else None
-        self.ticket.size_button.setEnabled(s.risk is not None and not self.ticket.readonly)
-        s.trades.orderUpdated += self.orders_model.on_order_updated
-        s.trades.orderRejected += self._on_order_rejected
-        s.trades.fillReceived += self.fills_model.on_fill_recorded
-        s.foreignFillReceived += self.fills_model.on_fill_recorded
-        if s.store is not None:
-            s.store.healthEvent += self.store_indicator.on_store_health
-            self.store_indicator.on_store_health(s.store.health())
-        s.trades.fillReceived += self._notify_fill
-        s.audit.recorded += self.audit_model.on_audit_recorded
-        self.audit_model.load(list(s.audit.records))
-        if s.market is not None:
-            s.market.quotesUpdated += self.ticket.on_quotes
-            s.market.quotesUpdated += self._on_quotes
-            s.market.staleChanged += self._on_stale
-        if s.account is not None:
-            s.account.valuesChanged += self._on_account_values
-            s.account.valuesChanged += self.positions_model.on_account_values
-            self._on_account_values(s.account.values())
-        if s.portfolio is not None:
-            s.portfolio.positionChanged += self.positions_model.on_position_changed
-            s.portfolio.pnlChanged += self.pnl_chart.on_pnl_changed
-            s.portfolio.reconciliationBreak += self.positions_model.on_reconciliation_break
-            s.portfolio.reconciled += self.positions_model.on_reconciled
-            for event in s.position_events():
-                self.positions_model.on_position_changed(event)
-        elif s.account is not None:
-            s.account.pnlChanged += self.pnl_chart.on_pnl_changed
-        if s.risk is not None and s.risk.emergency is not None:
-            s.risk.emergency.progress += self._on_stop_progress
-        if s.risk is not None:
-            s.risk.tradingStateChanged += self.risk_panel.on_trading_state_changed
-            s.risk.tradingStateChanged += self.halted_banner.on_trading_state_changed
-            s.risk.tradingStateChanged += self._on_trading_state
-            # The ticket judges its order again at once when the state or a limit moves.
-            s.risk.tradingStateChanged += self.ticket.on_trading_state_changed
-            s.risk.utilizationChanged += self.risk_panel.on_limit_utilization_changed
-            s.risk.utilizationChanged += self.ticket.reevaluate
-            if s.risk.precautions is not None:
-                self.risk_panel.set_precautions(s.risk.precautions.describe())
-            if s.risk.limits.is_empty():
-                self.risk_panel.empty_label.setText(
-                    "No account-level limit set ([risk] in the config)"
-                )
-            for event in s.trading_state_events():
-                self.risk_panel.on_trading_state_changed(event)
-                self.halted_banner.on_trading_state_changed(event)
-                self.ticket.on_trading_state_changed(event)
-                self._on_trading_state(event)
-            s.risk.publish_utilization()
-        s.trades.republish_orders()  # the orders known before the window bound
-        strategies = [MANUAL, *s.strategies.names] if s.strategies is not None else [MANUAL]
-        self.ticket.strategy.clear()
-        self.ticket.strategy.addItems(strategies)
-        self.ticket.strategy.setCurrentText(MANUAL)
-        self._history_task = spawn(self._load_history(), what="loading history")
+        session.resynchronised += lambda e: self.statusBar().showMessage(e.describe(), 30000)
+        session.trades.orderRejected += self._on_order_rejected
+        contracts = session.contracts
+        session.market.quotesUpdated += lambda quotes: self._learn_ticks(quotes, contracts.min_tick)
+        session.risk.tradingStateChanged += self._on_trading_state
+        for event in session.trading_state_events():
+            self._on_trading_state(event)
+        session.risk.publish_utilization()  # every limit's use, to the panel and ticket
+        self._history_task = spawn(self._load_history(session), what="loading history")
 
-    def start_day(self, start: datetime) -> None:
-        """A new trading day: the grids and the chart drop the previous day's rows (the
-        journal keeps them)."""
-        self.fills_model.start_day(start)
-        self.orders_model.start_day(start)
-        self.pnl_chart.start_day(start)
+    def _bind_ticket(self, session: ConsoleSession) -> None:
+        """The order ticket: order entry, quotes, risk sizing, the trading state."""
+        ticket = self.ticket
+        ticket.entry = session.order_entry
+        ticket.size_by_risk = session.size_by_risk
+        ticket.size_button.setEnabled(not ticket.readonly)
+        session.market.quotesUpdated += ticket.on_quotes
+        # The ticket judges its order again at once when the state or a limit moves.
+        session.risk.tradingStateChanged += ticket.on_trading_state_changed
+        session.risk.utilizationChanged += ticket.reevaluate
+        for event in session.trading_state_events():
+            ticket.on_trading_state_changed(event)
+        ticket.strategy.clear()
+        ticket.strategy.addItems([MANUAL, *session.strategies.names])
+        ticket.strategy.setCurrentText(MANUAL)
 
-    async def _load_history(self) -> None:
-        s = self.session
-        if s.store is None:
-            return
-        fills = await s.todays_fills()
-        self.fills_model.load(fills)
-        pnl = await s.todays_pnl()
-        if pnl is not None and len(pnl):
+    async def _load_history(self, session: ConsoleSession) -> None:
+        """The day so far from the journal: fills, and the P&L chart's points."""
+        self.fills_model.load(await session.todays_fills())
+        pnl = await session.todays_pnl()
+        if len(pnl):
             self.pnl_chart.load_history(pnl)
 
     async def wait_loaded(self, timeout: float = 10.0) -> None:
@@ -469,8 +410,7 @@ class MainWindow(QMainWindow):
 
     def show_startup_error(self, message: str) -> None:
         """Say why the session could not start."""
-        self.connection_indicator.setText(f"● not connected: {message}")
-        self.connection_indicator.setStyleSheet(f"color: {theme.LOSS}; padding: 0 8px;")
+        self.connection_indicator.show_error(message)
         self.statusBar().showMessage(message)
 
     def set_readonly(self, readonly: bool) -> None:
@@ -503,23 +443,9 @@ class MainWindow(QMainWindow):
     # -- event handlers -----------------------------------------------------------------
 
     def _on_status_changed(self, status: ConnectionStatusChanged) -> None:
-        colour = STATE_COLOURS[status.state]
-        self._last_status = status
-        self._next_try_at = (
-            time.monotonic() + status.next_retry_in
-            if status.state is ConnectionState.RECONNECTING and status.next_retry_in
-            else None
-        )
-        if self._next_try_at is not None:
-            self._retry_countdown.start()
-        else:
-            self._retry_countdown.stop()
-        self.connection_indicator.setText(f"● {self._status_words(status)}")
-        self.connection_indicator.setToolTip(status.describe())
-        self.connection_indicator.setStyleSheet(
-            f"color: {colour}; font-weight: 600; padding: 0 8px;"
-        )
-        kind = "simulated gateway" if self.session.embedded else "TWS / IB Gateway"
+        """The gateway in the status bar, the status while not connected, the ticket
+        offline while the link is down (the indicator shows the state itself)."""
+        kind = "TWS / IB Gateway" if self.options.port else "simulated gateway"
         accounts = ", ".join(status.accounts)
         self.gateway_label.setText(
             f"{kind} {status.host}:{status.port} · client {status.client_id}"
@@ -533,102 +459,30 @@ class MainWindow(QMainWindow):
         up = status.state in (ConnectionState.CONNECTED, ConnectionState.LINK_LOST)
         self.ticket.set_offline("" if up else f"not connected to the {kind}")
 
-    def _status_words(self, status: ConnectionStatusChanged) -> str:
-        """The indicator's words: the state, and while retrying the attempt and the
-        seconds to the next try."""
-        if status.state is not ConnectionState.RECONNECTING:
-            return status.state.value
-        words = f"not connected · attempt {status.attempt}"
-        if self._next_try_at is not None:
-            left = max(0.0, self._next_try_at - time.monotonic())
-            words += f" · next try in {left:.0f} s"
-        else:
-            words += " · trying now"
-        return words
-
-    def _tick_countdown(self) -> None:
-        status = self._last_status
-        if status is None or status.state is not ConnectionState.RECONNECTING:
-            self._retry_countdown.stop()
-            return
-        self.connection_indicator.setText(f"● {self._status_words(status)}")
-
-    def _on_account_values(self, v: AccountValuesChanged) -> None:
-        if v.currency:
-            self.pnl_chart.set_currency(v.currency)
-        daily = v.daily_pnl
-        pnl_colour = theme.pnl_colour(daily)
-        colour = pnl_colour.name() if pnl_colour is not None else theme.TEXT
-        dim = theme.TEXT_DIM
-        # P&L with cents, as the grid's totals and the chart show it.
-        self.account_strip.setText(
-            f"<span style='color:{dim}'>NetLiq</span> "
-            f"{_money(v.net_liquidation)}"
-            f" &nbsp; <span style='color:{dim}'>Cash</span> {_money(v.cash)}"
-            f" &nbsp; <span style='color:{dim}'>BP</span> {_money(v.buying_power)}"
-            f" &nbsp; <span style='color:{dim}'>IB day P&amp;L</span> "
-            f"<span style='color:{colour}'>{number(daily, 2, sign=True)}</span>"
-        )
-        self.account_strip.setToolTip(
-            "Net liquidation, cash and buying power as IB reports them; day P&L is IB's "
-            "account P&L since its daily reset (the positions grid sums the console's own "
-            "per-position figures, which can differ by commissions and timing)."
-        )
-
-    def _on_quotes(self, quotes: list[Quote]) -> None:
+    def _learn_ticks(self, quotes: list[Quote], min_tick: Callable[[int], float | None]) -> None:
         """Learn each contract's tick once, so prices show with the right decimals."""
-        contracts = self.session.contracts
         for q in quotes:
-            if q.con_id in self._ticks_known or contracts is None:
+            if q.con_id in self._ticks_known:
                 continue
-            details = contracts.by_con_id(q.con_id)
-            if details is None or not details.minTick:
+            tick = min_tick(q.con_id)
+            if tick is None:
                 continue
             self._ticks_known.add(q.con_id)
             for model in (self.positions_model, self.orders_model, self.fills_model):
-                model.set_tick(q.con_id, float(details.minTick))
-
-    def _update_exposures(self) -> None:
-        """Gross and net exposure per strategy, once per coalesced grid update."""
-        out: dict[str, tuple[float, float]] = {}
-        for row in self.positions_model.rows():
-            value = row.get("market_value")
-            if not value or not row.get("quantity"):
-                continue
-            gross, net = out.get(row["strategy"], (0.0, 0.0))
-            out[row["strategy"]] = (gross + abs(value), net + value)
-        self.risk_panel.set_exposures(out)
-
-    def _on_stale(self, con_id: int, stale: bool) -> None:
-        for key in list(self.positions_model.keys()):
-            if isinstance(key, tuple) and key[1] == con_id:
-                self.positions_model.patch(key, stale=stale)
+                model.set_tick(q.con_id, tick)
 
     def _on_order_rejected(self, event: OrderRejected) -> None:
-        self.orders_model.on_order_rejected(event)
-        who = f"IB {event.code}" if event.code else "refused"
-        text = f"Order {event.order_id or ''} {event.symbol}: {who}: {event.message}"
-        self.statusBar().showMessage(text, 15000)
-        self.notifier.notify("rejected", f"REJECTED  {text}")
-
-    def _notify_fill(self, fill: FillRecorded) -> None:
-        side = "BOUGHT" if fill.side == "BOT" else "SOLD"
-        self.notifier.notify(
-            "fill", f"{side} {fill.quantity:,g} {fill.symbol} @ {fill.price:,g} ({fill.strategy})"
-        )
+        self.statusBar().showMessage(rejection_text(event), 15000)
 
     def _set_sound(self, on: bool) -> None:
         self.notifier.sound = on
         self._settings.setValue("notifications/sound", on)
 
-    def _on_trading_state(self, event: Any) -> None:
+    def _on_trading_state(self, event: TradingStateChanged) -> None:
         if event.scope != "account":
             return
-        if event.previous != event.state:
-            self.notifier.notify("state", f"Trading {event.state.value}: {event.reason}")
-        halted = event.state is TradingState.HALTED
         self.stop_button.setEnabled(not self.readonly)
-        if halted:
+        if event.state is TradingState.HALTED:
             self.statusBar().showMessage(f"HALTED: {event.reason}", 30000)
 
     # -- commands -----------------------------------------------------------------------
@@ -649,191 +503,9 @@ class MainWindow(QMainWindow):
         self.ticket.strategy.setCurrentText(p.strategy)
         self._ticket_side(side)
 
-    def _close_position(self, p: PositionChanged, *, reverse: bool) -> None:
-        if self._refused_readonly() or not p.quantity:
-            return
-        side = "SELL" if p.quantity > 0 else "BUY"
-        qty = abs(p.quantity) * (2 if reverse else 1)
-        verb = "Reverse" if reverse else "Close"
-        answer = QMessageBox.question(
-            self,
-            f"{verb} position",
-            f"{verb} {p.strategy} {p.symbol} {p.quantity:+,.0f}:\n{side} {qty:,.0f} at market?",
-        )
-        if answer != QMessageBox.StandardButton.Yes:
-            return
-        spawn(self._send_market(p.symbol, side, qty, p.strategy), what=f"{verb} {p.symbol}")
-
-    def _resolve_break(self, brk: ReconciliationBreakFound) -> None:
-        answer = QMessageBox.question(
-            self,
-            "Resolve reconciliation break",
-            f"IB holds {brk.ib_quantity:,g} {brk.symbol}; the console's strategies hold "
-            f"{brk.stored_quantity:,g}.\nLikely cause: {brk.likely_cause}.\n\n"
-            f"Attribute the difference ({brk.difference:+,g}) to the external bucket? "
-            "It is written to the journal and audited; no order is sent.",
-        )
-        if answer == QMessageBox.StandardButton.Yes:
-            spawn(self.resolve_break(brk), what=f"resolving the {brk.symbol} break")
-
-    async def resolve_break(self, brk: ReconciliationBreakFound) -> None:
-        """Attribute a break's difference to ``external`` (journalled, audited), then
-        reconcile again so the highlight goes once IB and the journal agree."""
-        portfolio = self.session.portfolio
-        assert portfolio is not None
-        try:
-            await portfolio.resolve_break(brk, actor="gui")
-        except Exception as exc:  # the journal refused it: nothing changed
-            log.error("could not resolve the %s break: %s", brk.symbol, exc)
-            QMessageBox.warning(self, "Break not resolved", str(exc))
-            return
-        await portfolio.reconcile(confirm=0)
-
-    async def _send_market(self, symbol: str, side: str, qty: float, strategy: str) -> None:
-        entry = self.session.order_entry
-        assert entry is not None
-        info = await entry.instrument(symbol)
-        try:
-            entry.place(info, create_market_order(side, qty), strategy)
-        except OrderRefused as exc:
-            QMessageBox.warning(self, "Order refused", "\n".join(exc.reasons))
-
-    def _cancel_order(self, order_id: int) -> None:
-        if self._refused_readonly():
-            return
-        trades = self.session.trades
-        assert trades is not None
-        trade = trades.trade_for_order_id(order_id)
-        if trade is None:
-            self.statusBar().showMessage(f"order {order_id} is not one of this session's", 8000)
-            return
-        try:
-            trades.cancel_order(trade, actor="gui")
-        except OrderRefused as exc:  # not connected, or not this client's order
-            QMessageBox.warning(self, "Cancel not sent", "\n".join(exc.reasons))
-
-    def _refused_readonly(self) -> bool:
-        """True (and said in the status bar) when read-only forbids an order change."""
-        if self.readonly:
-            self.statusBar().showMessage(READONLY_REASON, 8000)
-        return self.readonly
-
-    def _cancel_all(self) -> None:
-        if self._refused_readonly():
-            return
-        trades = self.session.trades
-        if trades is None:
-            return
-        n = len(self.orders_model.working_order_ids())
-        answer = QMessageBox.question(
-            self, "Cancel all", f"Cancel every working order of the account ({n} shown)?"
-        )
-        if answer == QMessageBox.StandardButton.Yes:
-            try:
-                trades.cancel_all(actor="gui")
-            except OrderRefused as exc:
-                QMessageBox.warning(self, "Cancels not sent", "\n".join(exc.reasons))
-
-    def _modify_order(self, order_id: int, field: str, value: float) -> None:
-        if self._refused_readonly():
-            return
-        trades = self.session.trades
-        assert trades is not None
-        key = {"quantity": "quantity", "limit_price": "limit_price", "stop_price": "stop_price"}
-        if field not in key:
-            return
-        try:
-            trades.modify_order_fields(order_id, **{key[field]: value})
-        except (OrderRefused, LookupError) as exc:
-            QMessageBox.warning(self, "Modify refused", str(exc))
-
-    def _set_trading_state(self, scope: str, state: str) -> None:
-        risk = self.session.risk
-        if risk is None:
-            return
-        risk.set_trading_state(scope, TradingState(state), reason="set in the risk panel", by="gui")
-
-    def _confirm_emergency_stop(self) -> None:
-        if self._refused_readonly():
-            return
-        answer = QMessageBox.warning(
-            self,
-            "Emergency stop",
-            "Cancel every working order and flatten every position now?",
-            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
-        )
-        if answer == QMessageBox.StandardButton.Yes:
-            self._emergency_stop()
-
-    def _emergency_stop(self) -> None:
-        if self._stop_running or self._refused_readonly():
-            return
-        risk = self.session.risk
-        if risk is None:
-            self.statusBar().showMessage("no risk manager: cancelling all orders only", 10000)
-            if self.session.trades is not None:
-                self.session.trades.cancel_all(actor="gui")
-            return
-        self._stop_running = True
-        self.stop_button.set_busy_text("STOPPING…")
-        self.statusBar().showMessage("EMERGENCY STOP: cancelling orders, then flattening…")
-        spawn(self._run_emergency_stop(), what="emergency stop")
-
-    async def _run_emergency_stop(self) -> None:
-        risk = self.session.risk
-        assert risk is not None
-        try:
-            summary = await risk.emergency_stop("emergency stop button", flatten=True)
-        finally:
-            self._stop_running = False
-            self.stop_button.set_busy_text("")
-        text = summary.describe() if hasattr(summary, "describe") else str(summary)
-        box = QMessageBox(self)
-        box.setObjectName("emergencyStopResult")
-        if getattr(summary, "ok", True):
-            self.statusBar().showMessage(f"Emergency stop done: {text.splitlines()[0]}", 30000)
-            box.setIcon(QMessageBox.Icon.Information)
-            box.setWindowTitle("Emergency stop")
-            box.setText(text)
-        else:
-            # Said plainly, and kept on screen: a stop that could not finish leaves
-            # orders or positions at IB that someone must deal with now.
-            headline = (
-                "The emergency stop could NOT finish. Trading stays HALTED here, but "
-                "orders may still be working and positions open at IB: check TWS now."
-            )
-            self.statusBar().showMessage(f"EMERGENCY STOP INCOMPLETE: {headline}")
-            box.setIcon(QMessageBox.Icon.Critical)
-            box.setWindowTitle("Emergency stop incomplete")
-            box.setText(headline)
-            box.setInformativeText(text)
-        box.setModal(False)
-        box.show()
-        self._last_stop_box = box
-        self.stop_result = summary
-
-    def _on_stop_progress(self, progress: EmergencyStopProgress) -> None:
-        """What the running stop waits for, on the button and in the status bar."""
-        if not self._stop_running:
-            return
-        self.stop_button.set_busy_text(progress.detail)
-        self.statusBar().showMessage(f"EMERGENCY STOP: {progress.detail}")
-
-    def _reset_halt(self) -> None:
-        risk = self.session.risk
-        if risk is None:
-            return
-        text, ok = QInputDialog.getText(
-            self,
-            "Reset HALTED",
-            f"Trading is HALTED. Type {RESET_CONFIRMATION} to allow trading again:",
-        )
-        if not ok:
-            return
-        try:
-            risk.reset_halt(by="gui", confirmation=text.strip())
-        except ValueError as exc:
-            QMessageBox.warning(self, "Not reset", str(exc))
+    def working_orders_shown(self) -> int:
+        """How many working orders the orders grid shows (the cancel-all question)."""
+        return len(self.orders_model.working_order_ids())
 
     # -- layout -------------------------------------------------------------------------
 
@@ -888,31 +560,6 @@ class MainWindow(QMainWindow):
     def _reset_layout(self) -> None:
         self.restoreState(self._default_state)
 
-    def working_orders_at_ib(self) -> int:
-        """Orders working at IB that this console sees (0 when not connected)."""
-        conn = self.session.connection
-        if conn is None or not conn.is_connected:
-            return 0
-        return len(conn.ib.openTrades())
-
-    def ask_close_with_working_orders(self, n: int) -> str:
-        """Ask what to do with ``n`` working orders: "cancel", "leave" or "stay"."""
-        box = QMessageBox(self)
-        box.setObjectName("closeWithWorkingOrders")
-        box.setIcon(QMessageBox.Icon.Warning)
-        box.setWindowTitle("Working orders")
-        box.setText(
-            f"{n} order{'s are' if n != 1 else ' is'} working at IB. Closing the console "
-            "does not cancel them: they stay working at IB and can fill while it is closed."
-        )
-        cancel = box.addButton(f"Cancel {n} and close", QMessageBox.ButtonRole.DestructiveRole)
-        leave = box.addButton("Close, leave them working", QMessageBox.ButtonRole.AcceptRole)
-        stay = box.addButton("Don't close", QMessageBox.ButtonRole.RejectRole)
-        box.setDefaultButton(stay)
-        box.exec()
-        clicked = box.clickedButton()
-        return "cancel" if clicked is cancel else "leave" if clicked is leave else "stay"
-
     def close_by_user(self) -> None:
         """Close as a person asked (File > Quit): working orders are asked about first."""
         self._user_closing = True
@@ -923,38 +570,12 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event: QCloseEvent) -> None:
         # A person closing the window (its close button, File > Quit) is asked about
-        # working orders; a signal (SIGTERM) or a test tearing down is not.
+        # working orders; a signal (SIGTERM) or a test tearing down is not. Unbound (the
+        # session never started), there is nothing to ask about.
         asked = event.spontaneous() or self._user_closing
-        n = 0 if self._closing_confirmed or not asked else self.working_orders_at_ib()
-        if n:
-            choice = self.ask_close_with_working_orders(n)
-            if choice == "stay":
-                event.ignore()
-                return
-            if choice == "cancel" and not self.readonly:
-                event.ignore()  # closed again once the cancels are confirmed
-                spawn(self._cancel_then_close(), what="cancelling before closing")
-                return
+        if asked and self.controller is not None and not self.controller.may_close():
+            event.ignore()
+            return
         self.save_layout()
         self.closing.emit()
         super().closeEvent(event)
-
-    async def _cancel_then_close(self, timeout: float = 5.0) -> None:
-        trades, conn = self.session.trades, self.session.connection
-        if trades is not None and conn is not None:
-            trades.cancel_all(actor="gui")
-            self.statusBar().showMessage("cancelling every working order before closing…")
-            for _ in range(round(timeout / 0.05)):  # bounded: closing must not hang
-                if not (conn.is_connected and conn.ib.openTrades()):
-                    break
-                await asyncio.sleep(0.05)
-            left = len(conn.ib.openTrades()) if conn.is_connected else 0
-            if left:
-                QMessageBox.warning(
-                    self,
-                    "Not all cancelled",
-                    f"{left} order(s) not confirmed cancelled within {timeout:g} s; "
-                    "they may still be working at IB. The console closes now.",
-                )
-        self._closing_confirmed = True
-        self.close()

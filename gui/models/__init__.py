@@ -1,4 +1,9 @@
-"""Qt table models: declarative column specs, keyed rows, coalesced updates."""
+"""Qt table models: declarative column specs, keyed rows, coalesced updates.
+
+Each model that shows part of a running session has ``bind(session)``: it subscribes to
+the core events it shows and loads what the session knows already (the window calls
+it once, in ``MainWindow.bind``). Tests drive the ``on_...`` slots directly.
+"""
 
 from gui.models.audit import AuditModel
 from gui.models.base import (

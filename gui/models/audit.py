@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject
 from PySide6.QtGui import QColor, QFont
@@ -12,6 +12,9 @@ from core.events import AuditRecorded
 from gui import theme
 from gui.models.base import LEFT, RIGHT, AppendOnlyModel, Column
 from gui.models.formatting import fmt_text, fmt_time
+
+if TYPE_CHECKING:
+    from core.session import ConsoleSession
 
 #: Results starting with these words read as refusals or failures.
 BAD_RESULTS = ("refused", "rejected", "error", "failed", "denied")
@@ -68,6 +71,11 @@ class AuditModel(AppendOnlyModel):
         super().__init__(COLUMNS, parent, max_rows=max_rows, frame_ms=frame_ms)
         self._bold = QFont(theme.ui_font())
         self._bold.setBold(True)
+
+    def bind(self, session: ConsoleSession) -> None:
+        """Show ``session``'s audit trail: what is recorded so far, then each record."""
+        session.audit.recorded += self.on_audit_recorded
+        self.load(list(session.audit.records))
 
     def on_audit_recorded(self, event: AuditRecorded) -> None:
         """Append a record."""

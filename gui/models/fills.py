@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Iterable, Mapping
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject
 from PySide6.QtGui import QColor
@@ -26,6 +26,9 @@ from gui.models.formatting import (
     fmt_text,
     fmt_time,
 )
+
+if TYPE_CHECKING:
+    from core.session import ConsoleSession
 
 SIDE_NAMES = {"BOT": "BUY", "SLD": "SELL"}
 
@@ -86,6 +89,14 @@ class FillsModel(KeyedTableModel):
         super().__init__(COLUMNS, parent, frame_ms=frame_ms)
         self._ticks: dict[int, int] = {}
         self._day_start: datetime | None = None
+
+    def bind(self, session: ConsoleSession) -> None:
+        """Show ``session``'s fills of the trading day, this console's and other
+        consoles' (the journal's earlier ones come from :meth:`load`)."""
+        self.start_day(session.trading_day.start)
+        session.trading_day.dayStarted += lambda e: self.start_day(e.start)
+        session.trades.fillReceived += self.on_fill_recorded
+        session.foreignFillReceived += self.on_fill_recorded
 
     def on_fill_recorded(self, event: FillRecorded) -> None:
         """Add the execution (or update it, e.g. when its commission arrives); one from

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Mapping
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QModelIndex, QObject, QPersistentModelIndex, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QFont
@@ -40,6 +40,9 @@ from gui.models.formatting import (
     fmt_time,
     is_missing,
 )
+
+if TYPE_CHECKING:
+    from core.session import ConsoleSession
 
 DONE_STATUSES = frozenset(DONE)
 #: Fields a person may modify in place.
@@ -129,6 +132,14 @@ class OrdersModel(KeyedTableModel):
         self._ticks: dict[int, int] = {}
         self._requested_font = QFont(theme.number_font())
         self._requested_font.setItalic(True)
+
+    def bind(self, session: ConsoleSession) -> None:
+        """Show ``session``'s orders: every one it knows now, then each update; the
+        previous day's finished orders leave when a new trading day starts."""
+        session.trades.orderUpdated += self.on_order_updated
+        session.trades.orderRejected += self.on_order_rejected
+        session.trading_day.dayStarted += lambda e: self.start_day(e.start)
+        session.trades.republish_orders()  # the orders known before the window bound
 
     # ----- slots ---------------------------------------------------------------------
     def on_order_updated(self, event: OrderUpdated) -> None:

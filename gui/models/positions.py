@@ -9,7 +9,7 @@ shows a STALE marker and its last price in italics.
 from __future__ import annotations
 
 from collections.abc import Hashable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject
 from PySide6.QtGui import QColor, QFont
@@ -33,6 +33,9 @@ from gui.models.formatting import (
     fmt_text,
     is_missing,
 )
+
+if TYPE_CHECKING:
+    from core.session import ConsoleSession
 
 
 def _pnl(value: Any, row: Mapping[str, Any]) -> QColor | None:
@@ -115,6 +118,17 @@ class PositionsModel(KeyedTableModel):
         self._italic_mono = QFont(theme.number_font())
         self._italic_mono.setItalic(True)
 
+    def bind(self, session: ConsoleSession) -> None:
+        """Show ``session``'s book: its positions now and every change, the account's
+        net liquidation, reconciliation breaks and stale marks."""
+        session.portfolio.positionChanged += self.on_position_changed
+        session.portfolio.reconciliation.reconciliationBreak += self.on_reconciliation_break
+        session.portfolio.reconciliation.reconciled += self.on_reconciled
+        session.account.valuesChanged += self.on_account_values
+        session.market.staleChanged += self.on_stale_changed
+        for event in session.position_events():
+            self.on_position_changed(event)
+
     # ----- slots ---------------------------------------------------------------------
     def on_position_changed(self, event: PositionChanged) -> None:
         """Insert or update the row for the event's (strategy, con_id)."""
@@ -140,6 +154,12 @@ class PositionsModel(KeyedTableModel):
         for con_id in list(self._breaks):
             if con_id not in still:
                 self.clear_break(con_id)
+
+    def on_stale_changed(self, con_id: int, stale: bool) -> None:
+        """The contract's mark stopped (or resumed) updating: flag its rows."""
+        for key in list(self.keys()):
+            if isinstance(key, tuple) and key[1] == con_id:
+                self.patch(key, stale=stale)
 
     # ----- commands ------------------------------------------------------------------
     def set_net_liquidation(self, value: float | None) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Signal
 from PySide6.QtGui import QFont
@@ -11,6 +12,9 @@ from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QWidget
 from core.events import TradingState, TradingStateChanged
 from gui import theme
 from gui.models.formatting import fmt_time
+
+if TYPE_CHECKING:
+    from core.session import ConsoleSession
 
 ACCOUNT_SCOPE = "account"
 
@@ -50,6 +54,12 @@ class HaltedBanner(QFrame):
         layout.addWidget(self.detail_label, 1)
         layout.addWidget(self.reset_button)
         self.hide()
+
+    def bind(self, session: ConsoleSession) -> None:
+        """Follow ``session``'s trading state (shown at once when it starts HALTED)."""
+        session.risk.tradingStateChanged += self.on_trading_state_changed
+        for event in session.trading_state_events():
+            self.on_trading_state_changed(event)
 
     def on_trading_state_changed(self, event: TradingStateChanged) -> None:
         """Show on HALTED for this banner's scope; hide on any other state."""

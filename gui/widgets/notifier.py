@@ -9,12 +9,16 @@ is *View > Sound on fills and rejections*, remembered with the layout.
 from __future__ import annotations
 
 from collections import deque
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QApplication, QLabel, QWidget
 
+from core.events import FillRecorded, OrderRejected, TradingStateChanged
 from gui import theme
+
+if TYPE_CHECKING:
+    from core.session import ConsoleSession
 
 #: How long one notification stays (ms); queued ones follow.
 SHOW_MS = 4000
@@ -23,6 +27,12 @@ HISTORY = 200
 PLURALS = {"fill": "fills", "rejected": "rejections", "state": "state changes"}
 
 KIND_COLOURS = {"fill": theme.GAIN, "rejected": theme.LOSS, "state": theme.AMBER}
+
+
+def rejection_text(event: OrderRejected) -> str:
+    """One line for a refused order: whose refusal (IB's code, or the console's) and why."""
+    who = f"IB {event.code}" if event.code else "refused"
+    return f"Order {event.order_id or ''} {event.symbol}: {who}: {event.message}"
 
 
 class Notifier(QLabel):
@@ -45,6 +55,28 @@ class Notifier(QLabel):
         self._timer.setSingleShot(True)
         self._timer.setInterval(SHOW_MS)
         self._timer.timeout.connect(self._next)
+
+    def bind(self, session: ConsoleSession) -> None:
+        """Toast ``session``'s fills, rejections and the account's trading-state changes."""
+        session.trades.fillReceived += self.on_fill
+        session.trades.orderRejected += self.on_rejected
+        session.risk.tradingStateChanged += self.on_trading_state
+
+    def on_fill(self, fill: FillRecorded) -> None:
+        """A fill of this console."""
+        side = "BOUGHT" if fill.side == "BOT" else "SOLD"
+        self.notify(
+            "fill", f"{side} {fill.quantity:,g} {fill.symbol} @ {fill.price:,g} ({fill.strategy})"
+        )
+
+    def on_rejected(self, event: OrderRejected) -> None:
+        """An order or a modification refused."""
+        self.notify("rejected", f"REJECTED  {rejection_text(event)}")
+
+    def on_trading_state(self, event: TradingStateChanged) -> None:
+        """The account's trading state changed (strategies' states are the panel's)."""
+        if event.scope == "account" and event.previous != event.state:
+            self.notify("state", f"Trading {event.state.value}: {event.reason}")
 
     def notify(self, kind: str, text: str) -> None:
         """Show ``text`` (kind: ``fill``, ``rejected`` or ``state``), after any shown now."""

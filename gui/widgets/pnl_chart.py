@@ -27,7 +27,7 @@ import html
 import math
 from collections import OrderedDict
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyqtgraph as pg
@@ -50,9 +50,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.events import PnLChanged
+from core.events import AccountValuesChanged, PnLChanged
 from gui import theme
 from gui.models.formatting import PLACEHOLDER, number
+
+if TYPE_CHECKING:
+    from core.session import ConsoleSession
 
 TOTAL = "TOTAL"
 KINDS = ("total", "realized", "unrealized")
@@ -302,6 +305,17 @@ class PnLChart(QWidget):
         layout.addWidget(self.legend)
         self._update_headline()
         self._update_legend()
+
+    def bind(self, session: ConsoleSession) -> None:
+        """Plot ``session``'s P&L as it changes (the day's earlier points come from
+        :meth:`load_history`); a new trading day starts a new chart."""
+        session.portfolio.pnlChanged += self.on_pnl_changed
+        session.account.valuesChanged += self._on_account_values
+        session.trading_day.dayStarted += lambda e: self.start_day(e.start)
+
+    def _on_account_values(self, values: AccountValuesChanged) -> None:
+        if values.currency:  # the account's currency labels the account's series
+            self.set_currency(values.currency)
 
     # ----- data in -------------------------------------------------------------------
     def on_pnl_changed(self, event: PnLChanged) -> None:

@@ -99,6 +99,19 @@ class PositionsView(FilteredTable):
         model.modelReset.connect(self._on_model_flushed)
         self._on_model_flushed()
 
+    def name_controls(self, name: str, title: str) -> None:
+        """The grid's names (see :meth:`FilteredTable.name_controls`), and its own
+        controls': the strategy filter, hide flat, group by strategy, the tree."""
+        super().name_controls(name, title)
+        for w, object_name, text in (
+            (self.strategy_combo, f"{name}Strategy", "Show strategy"),
+            (self.hide_flat, f"{name}HideFlat", "Hide flat positions"),
+            (self.group_by_strategy, f"{name}Grouped", "Group by strategy"),
+            (self.tree, f"{name}Tree", f"{title} by strategy"),
+        ):
+            w.setObjectName(object_name)
+            w.setAccessibleName(text)
+
     def context_actions(self, source_row: int | None) -> list[QAction | None]:
         if source_row is None:
             return []

@@ -9,7 +9,8 @@ coalesces into one paint per frame.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
@@ -30,11 +31,27 @@ from core.precautions import DEFAULT_KEY, Precaution
 from gui import theme
 from gui.models.formatting import fmt_time, number
 
+if TYPE_CHECKING:
+    from core.session import ConsoleSession
+
 ACCOUNT_SCOPE = "account"
 BAR_STEPS = 1000
 
 #: Limits whose values are money (shown without decimals) vs counts/ratios.
 _MONEY_HINTS = ("exposure", "loss", "notional", "value", "drawdown", "margin", "pnl")
+
+
+def exposures_by_strategy(rows: Iterable[Mapping[str, Any]]) -> dict[str, tuple[float, float]]:
+    """Gross and net market value per strategy, from the positions grid's rows (what
+    :meth:`RiskPanel.set_exposures` shows)."""
+    out: dict[str, tuple[float, float]] = {}
+    for row in rows:
+        value = row.get("market_value")
+        if not value or not row.get("quantity"):
+            continue
+        gross, net = out.get(row["strategy"], (0.0, 0.0))
+        out[row["strategy"]] = (gross + abs(value), net + value)
+    return out
 
 
 def humanize_limit(name: str) -> str:
@@ -238,6 +255,18 @@ class RiskPanel(QWidget):
         layout.addWidget(self.exposure_label)
         layout.addStretch(1)
         self._update_controls()
+
+    def bind(self, session: ConsoleSession) -> None:
+        """Show ``session``'s trading states, limits in use and precautionary caps."""
+        risk = session.risk
+        risk.tradingStateChanged += self.on_trading_state_changed
+        risk.utilizationChanged += self.on_limit_utilization_changed
+        if risk.precautions is not None:
+            self.set_precautions(risk.precautions.describe())
+        if risk.limits.is_empty():
+            self.empty_label.setText("No account-level limit set ([risk] in the config)")
+        for event in session.trading_state_events():
+            self.on_trading_state_changed(event)
 
     # ----- slots ---------------------------------------------------------------------
     def on_trading_state_changed(self, event: TradingStateChanged) -> None:

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from PySide6.QtWidgets import QLabel, QWidget
 
 from core.events import StoreHealthChanged
 from gui import theme
+
+if TYPE_CHECKING:
+    from core.session import ConsoleSession
 
 _COLOURS = {
     "ok": theme.TEXT_DIM,
@@ -27,6 +32,13 @@ class StoreIndicator(QLabel):
         super().__init__("", parent)
         self.setToolTip("no store: fills are kept in memory only")
         self.hide()  # until a store reports
+
+    def bind(self, session: ConsoleSession) -> None:
+        """Follow ``session``'s store (stays hidden when it keeps everything in memory)."""
+        session.storeHealthChanged += self.on_store_health
+        health = session.store_health()
+        if health is not None:
+            self.on_store_health(health)
 
     def on_store_health(self, event: StoreHealthChanged) -> None:
         """Show ``event``."""

@@ -33,16 +33,16 @@ from helpers import act, run_until
 def console(
     qloop: qasync.QEventLoop, qapp: QApplication, qtbot: Any, tmp_path: Path
 ) -> Iterator[tuple[ConsoleSession, MainWindow]]:
-    """A started session on its own simulated gateway and the window attached to it."""
+    """A started session on its own simulated gateway and the window bound to it."""
     apply_theme(qapp)
     options = SessionOptions(sim_state_file=tmp_path / "sim.json", sim_tick_interval=0.05)
-    session = ConsoleSession(options, store_uri=f"lmdb://{tmp_path / 'arctic'}")
     settings = QSettings(str(tmp_path / "layout.ini"), QSettings.Format.IniFormat)
-    window = MainWindow(session, settings=settings)
+    window = MainWindow(options, settings=settings)
     qtbot.addWidget(window)
     act(qloop, window.show)
-    qloop.run_until_complete(session.start())
-    act(qloop, lambda: window.attach(session))
+    store = f"lmdb://{tmp_path / 'arctic'}"
+    session = qloop.run_until_complete(ConsoleSession.start(options, store_uri=store))
+    act(qloop, lambda: window.bind(session))
     try:
         yield session, window
     finally:
@@ -108,9 +108,8 @@ def test_unknown_symbol_says_so_in_the_ticket(console, qloop, qtbot, ib_log_guar
 
 def test_readonly_mode_disables_order_controls(qloop, qapp, qtbot, tmp_path):
     options = SessionOptions(sim_state_file=tmp_path / "sim.json", readonly=True)
-    session = ConsoleSession(options)
     window = MainWindow(
-        session, settings=QSettings(str(tmp_path / "l.ini"), QSettings.Format.IniFormat)
+        options, settings=QSettings(str(tmp_path / "l.ini"), QSettings.Format.IniFormat)
     )
     qtbot.addWidget(window)
 
@@ -122,14 +121,14 @@ def test_readonly_mode_disables_order_controls(qloop, qapp, qtbot, tmp_path):
 
 def test_positions_grouping_is_remembered_for_the_next_start(qloop, qapp, qtbot, tmp_path):
     settings_file = str(tmp_path / "l.ini")
-    session = ConsoleSession(SessionOptions(sim_state_file=tmp_path / "sim.json"))
-    first = MainWindow(session, settings=QSettings(settings_file, QSettings.Format.IniFormat))
+    options = SessionOptions(sim_state_file=tmp_path / "sim.json")
+    first = MainWindow(options, settings=QSettings(settings_file, QSettings.Format.IniFormat))
     qtbot.addWidget(first)
     assert not first.positions_view.is_grouped()
     first.positions_view.group_by_strategy.click()
     first.save_layout()
 
-    second = MainWindow(session, settings=QSettings(settings_file, QSettings.Format.IniFormat))
+    second = MainWindow(options, settings=QSettings(settings_file, QSettings.Format.IniFormat))
     qtbot.addWidget(second)
 
     assert second.positions_view.is_grouped()
@@ -138,9 +137,9 @@ def test_positions_grouping_is_remembered_for_the_next_start(qloop, qapp, qtbot,
 
 def test_window_fits_a_1366_by_768_laptop_screen(qapp, qtbot, tmp_path):
     apply_theme(qapp)
-    session = ConsoleSession(SessionOptions(sim_state_file=tmp_path / "sim.json"))
     window = MainWindow(
-        session, settings=QSettings(str(tmp_path / "l.ini"), QSettings.Format.IniFormat)
+        SessionOptions(sim_state_file=tmp_path / "sim.json"),
+        settings=QSettings(str(tmp_path / "l.ini"), QSettings.Format.IniFormat),
     )
     qtbot.addWidget(window)
     window.show()
@@ -154,7 +153,7 @@ def test_window_fits_a_1366_by_768_laptop_screen(qapp, qtbot, tmp_path):
 def test_lost_connection_shows_in_status_bar_then_recovers(console, qloop, ib_log_guard):
     ib_log_guard.expect(r"Peer closed connection|Connection reset by peer")
     session, window = console
-    assert session.gateway is not None and session.connection is not None
+    assert session.gateway is not None
     session.connection.policy = type(session.connection.policy)(initial_delay=0.2, max_delay=0.5)
     seen: list[str] = []
     session.connection.statusChanged += lambda s: seen.append(window.connection_indicator.text())
@@ -175,8 +174,6 @@ def test_lost_connection_shows_in_status_bar_then_recovers(console, qloop, ib_lo
 
 def test_break_resolved_from_the_grid_goes_to_external_and_loses_its_mark(console, qloop):
     session, window = console
-    assert session.connection is not None and session.portfolio is not None
-    assert session.contracts is not None
     ib = session.connection.ib
     msft = qloop.run_until_complete(
         session.contracts.qualify(
@@ -186,10 +183,11 @@ def test_break_resolved_from_the_grid_goes_to_external_and_loses_its_mark(consol
     # IB reports 25 MSFT the console never saw an execution for (bought in TWS, say).
     account = session.portfolio.account
     ib.wrapper.positions[account][msft.conId] = Position(account, msft, 25.0, 410.0)
-    [brk] = qloop.run_until_complete(session.portfolio.reconcile(confirm=0))
+    [brk] = qloop.run_until_complete(session.portfolio.reconciliation.reconcile(confirm=0))
     run_until(qloop, lambda: msft.conId in window.positions_model.breaks(), what="BREAK shown")
 
-    qloop.run_until_complete(window.resolve_break(brk))
+    assert window.controller is not None
+    qloop.run_until_complete(window.controller.resolve(brk))
 
     def resolved() -> bool:
         row = window.positions_model.row(("external", msft.conId))
@@ -200,7 +198,7 @@ def test_break_resolved_from_the_grid_goes_to_external_and_loses_its_mark(consol
         )
 
     run_until(qloop, resolved, what="the difference in external and the BREAK mark gone")
-    assert session.portfolio.find_breaks() == []
+    assert session.portfolio.reconciliation.find_breaks() == []
     assert "resolve_break" in [r.action for r in session.audit.records]
 
 
@@ -214,18 +212,16 @@ def test_trading_day_boundary_then_grids_and_chart_start_the_new_day(qloop, qapp
         day_tz="UTC",
         day_start=boundary.time(),
     )
-    session = ConsoleSession(options, store_uri=f"lmdb://{tmp_path / 'arctic'}")
     window = MainWindow(
-        session, settings=QSettings(str(tmp_path / "l.ini"), QSettings.Format.IniFormat)
+        options, settings=QSettings(str(tmp_path / "l.ini"), QSettings.Format.IniFormat)
     )
     qtbot.addWidget(window)
-    qloop.run_until_complete(session.start())
+    store = f"lmdb://{tmp_path / 'arctic'}"
+    session = qloop.run_until_complete(ConsoleSession.start(options, store_uri=store))
     try:
-        act(qloop, lambda: window.attach(session))
-        assert session.order_entry is not None and session.trades is not None
+        act(qloop, lambda: window.bind(session))
 
         async def buy() -> None:
-            assert session.contracts is not None and session.trades is not None
             contract = await session.contracts.qualify(create_stock_contract("AAPL"))
             session.trades.place_order(contract, create_market_order("BUY", 10), "manual")
 

@@ -33,9 +33,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def make_window(session: ConsoleSession, tmp_path: Path, qtbot: Any) -> MainWindow:
+def make_window(options: SessionOptions, tmp_path: Path, qtbot: Any) -> MainWindow:
     layout = QSettings(str(tmp_path / "layout.ini"), QSettings.Format.IniFormat)
-    window = MainWindow(session, settings=layout)
+    window = MainWindow(options, settings=layout)
     qtbot.addWidget(window)
     window.show()
     return window
@@ -52,17 +52,18 @@ def offline(
     port = free_port()
     store = f"lmdb://{tmp_path / 'arctic'}"
     # A previous run left the account HALTED: saved in the store, not at the gateway.
-    first = ConsoleSession(SessionOptions(port=port), store_uri=store)
-    qloop.run_until_complete(first.prepare())
-    assert first.risk is not None
+    first = qloop.run_until_complete(
+        ConsoleSession.prepare(SessionOptions(port=port), store_uri=store)
+    )
     first.risk.set_trading_state("account", TradingState.HALTED, "left halted", by="gui")
     qloop.run_until_complete(first.risk.flush_state())
     qloop.run_until_complete(first.stop())
 
-    session = ConsoleSession(SessionOptions(port=port, connect_timeout=2.0), store_uri=store)
-    window = make_window(session, tmp_path, qtbot)
-    qloop.run_until_complete(session.prepare())
-    act(qloop, lambda: window.attach(session))
+    options = SessionOptions(port=port, connect_timeout=2.0)
+    window = make_window(options, tmp_path, qtbot)
+    # the window is up before the session is built; it binds to the prepared session
+    session = qloop.run_until_complete(ConsoleSession.prepare(options, store_uri=store))
+    act(qloop, lambda: window.bind(session))
     connected = qloop.run_until_complete(session.connect(keep_trying=True))
     assert connected is False
     try:
@@ -105,12 +106,12 @@ def test_no_gateway_at_start_then_retries_shows_state_and_recovers(offline, qloo
 
 def test_stop_pressed_with_no_gateway_halts_at_once_and_says_it_could_not_finish(offline, qloop):
     session, window, _port = offline
-    assert session.risk is not None and session.risk.emergency is not None
-    session.risk.emergency.reconnect_timeout = 1.5  # the bound, shortened for the test
+    session.emergency.reconnect_timeout = 1.5  # the bound, shortened for the test
     session.risk.reset_halt(by="gui", confirmation="RESUME")
     assert not window.halted_banner.isVisible()
 
-    act(qloop, window._emergency_stop)
+    assert window.controller is not None
+    act(qloop, window.controller.emergency_stop)
 
     # at once, before any round trip
     assert window.halted_banner.isVisible()
@@ -121,8 +122,10 @@ def test_stop_pressed_with_no_gateway_halts_at_once_and_says_it_could_not_finish
         lambda: "waiting for the connection" in window.statusBar().currentMessage(),
         what="what the stop waits for",
     )
-    run_until(qloop, lambda: hasattr(window, "stop_result"), timeout=10, what="the stop's end")
-    box = window._last_stop_box
+    controller = window.controller
+    run_until(qloop, lambda: controller.stop_result, timeout=10, what="the stop's end")
+    box = controller.last_stop_box
+    assert box is not None
     assert box.isVisible()
     assert box.windowTitle() == "Emergency stop incomplete"
     assert "could NOT finish" in box.text()
@@ -141,12 +144,11 @@ def trading(
     ib_log_guard.expect(r"Error 202, reqId \d+: Order Canceled")
     apply_theme(qapp)
     options = SessionOptions(sim_state_file=tmp_path / "sim.json", sim_tick_interval=0.05)
-    session = ConsoleSession(options)
-    window = make_window(session, tmp_path, qtbot)
-    qloop.run_until_complete(session.start())
-    act(qloop, lambda: window.attach(session))
+    window = make_window(options, tmp_path, qtbot)
+    session = qloop.run_until_complete(ConsoleSession.start(options))
+    act(qloop, lambda: window.bind(session))
     gw, trades = session.gateway, session.trades
-    assert gw is not None and trades is not None
+    assert gw is not None
     bid = gw.market.quote(gw.universe.find(symbol="AAPL")[0].con_id).bid
     trades.place_order(
         create_stock_contract("AAPL"),
@@ -154,7 +156,7 @@ def trading(
         "manual",
         actor="gui",
     )
-    run_until(qloop, lambda: window.working_orders_at_ib() == 1, what="one working order")
+    run_until(qloop, lambda: session.working_orders_at_ib() == 1, what="one working order")
     try:
         yield session, window
     finally:
@@ -169,7 +171,8 @@ def test_close_with_working_orders_asks_and_can_stay(trading, qloop):
         asked.append(n)
         return "stay"
 
-    window.ask_close_with_working_orders = answer  # type: ignore[method-assign]
+    assert window.controller is not None
+    window.controller.ask_close_with_working_orders = answer  # type: ignore[method-assign]
     act(qloop, window.close_by_user)
 
     assert asked == [1]
@@ -188,7 +191,8 @@ def test_close_with_working_orders_can_cancel_them_first(trading, qloop, qapp):
 
 
 def cancel_then_close(session: ConsoleSession, window: MainWindow, qloop: Any) -> None:
-    window.ask_close_with_working_orders = lambda n: "cancel"  # type: ignore[method-assign]
+    assert window.controller is not None
+    window.controller.ask_close_with_working_orders = lambda n: "cancel"  # type: ignore[method-assign]
     closed: list[bool] = []
     window.closing.connect(lambda: closed.append(True))
 

@@ -43,17 +43,17 @@ def run_for(loop: qasync.QEventLoop, seconds: float) -> None:
 def console(
     qloop: qasync.QEventLoop, qapp: QApplication, qtbot: Any, tmp_path: Path, ib_log_guard: Any
 ) -> Iterator[tuple[ConsoleSession, MainWindow]]:
-    """A started session on its own simulated gateway and the window attached to it."""
+    """A started session on its own simulated gateway and the window bound to it."""
     ib_log_guard.expect(r"Error 202, reqId \d+: Order Canceled")
     apply_theme(qapp)
     options = SessionOptions(sim_state_file=tmp_path / "sim.json", sim_tick_interval=0.05)
-    session = ConsoleSession(options, store_uri=f"lmdb://{tmp_path / 'arctic'}")
     settings = QSettings(str(tmp_path / "layout.ini"), QSettings.Format.IniFormat)
-    window = MainWindow(session, settings=settings)
+    window = MainWindow(options, settings=settings)
     qtbot.addWidget(window)
     act(qloop, window.show)
-    qloop.run_until_complete(session.start())
-    act(qloop, lambda: window.attach(session))
+    store = f"lmdb://{tmp_path / 'arctic'}"
+    session = qloop.run_until_complete(ConsoleSession.start(options, store_uri=store))
+    act(qloop, lambda: window.bind(session))
     try:
         yield session, window
     finally:

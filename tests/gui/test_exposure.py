@@ -27,11 +27,11 @@ def test_no_positions_says_so(qtbot):
 def test_window_sums_grid_rows_per_strategy(qtbot, tmp_path):
     from PySide6.QtCore import QSettings
 
-    from core.session import ConsoleSession, SessionOptions
+    from core.session import SessionOptions
     from gui.mainwindow import MainWindow
 
     window = MainWindow(
-        ConsoleSession(SessionOptions()),
+        SessionOptions(),
         settings=QSettings(str(tmp_path / "l.ini"), QSettings.Format.IniFormat),
     )
     qtbot.addWidget(window)

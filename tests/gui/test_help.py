@@ -13,7 +13,7 @@ from PySide6.QtCore import QSettings, QTimer
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 import resources
-from core.session import ConsoleSession, SessionOptions
+from core.session import SessionOptions
 from gui import shortcuts
 from gui.help import ErrorReporter, about_facts
 from gui.mainwindow import MainWindow
@@ -23,9 +23,9 @@ from helpers import run_until
 
 @pytest.fixture
 def window(qapp, qtbot, tmp_path):
-    """The console window on a session that is not started (no gateway needed)."""
-    session = ConsoleSession(SessionOptions(sim_state_file=tmp_path / "sim.json"))
-    w = MainWindow(session, settings=QSettings(str(tmp_path / "l.ini"), QSettings.Format.IniFormat))
+    """The console window before any session is bound (no gateway needed)."""
+    options = SessionOptions(sim_state_file=tmp_path / "sim.json")
+    w = MainWindow(options, settings=QSettings(str(tmp_path / "l.ini"), QSettings.Format.IniFormat))
     qtbot.addWidget(w)
     opened: list[Path] = []
     w.help_menu.opener = lambda path: opened.append(path) or True
@@ -106,7 +106,7 @@ def test_open_log_folder_opens_where_the_log_file_is(window, tmp_path):
 
 
 def test_about_names_versions_gateway_and_where_things_live(window, isolated_home, tmp_path):
-    facts = dict(about_facts(window.session, tmp_path / "config.toml"))
+    facts = dict(about_facts(window.options, tmp_path / "config.toml"))
 
     assert facts["Version"] == metadata.version("ibconsole")
     assert facts["ib_async"] == metadata.version("ib_async")
@@ -124,9 +124,9 @@ def test_about_names_versions_gateway_and_where_things_live(window, isolated_hom
 
 
 def test_about_says_real_gateway_and_live_account(qapp):
-    session = ConsoleSession(SessionOptions(host="10.0.0.5", port=7496))
+    options = SessionOptions(host="10.0.0.5", port=7496)
 
-    gateway = dict(about_facts(session, Path("c.toml")))["Gateway"]
+    gateway = dict(about_facts(options, Path("c.toml")))["Gateway"]
 
     assert gateway == "TWS / IB Gateway at 10.0.0.5:7496 · not connected"
 

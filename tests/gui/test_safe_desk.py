@@ -36,13 +36,12 @@ def desk(
     apply_theme(qapp)
     settings = load_settings(env={"IBCONSOLE_HOME": str(tmp_path)})
     options = SessionOptions(sim_state_file=tmp_path / "sim.json", sim_tick_interval=0.05)
-    session = ConsoleSession(options, settings)
     layout = QSettings(str(tmp_path / "layout.ini"), QSettings.Format.IniFormat)
-    window = MainWindow(session, settings=layout)
+    window = MainWindow(options, settings, settings=layout)
     qtbot.addWidget(window)
     act(qloop, window.show)
-    qloop.run_until_complete(session.start())
-    act(qloop, lambda: window.attach(session))
+    session = qloop.run_until_complete(ConsoleSession.start(options, settings))
+    act(qloop, lambda: window.bind(session))
     try:
         yield session, window
     finally:
@@ -186,7 +185,6 @@ def test_halt_and_reducing_are_shown_in_the_ticket_at_once(desk, qloop, qtbot):
     choose(qloop, qtbot, ticket, "AAPL")
     act(qloop, lambda: ticket.order_type.setCurrentText("MKT"))
     assert ticket.send_button.isEnabled(), ticket.problems.text()
-    assert session.risk is not None
 
     act(
         qloop,
@@ -235,9 +233,11 @@ def test_readonly_window_changes_no_order_and_says_why(desk, qloop, qtbot):
     act(qloop, lambda: qtbot.keyClick(view.view, Qt.Key.Key_Delete))
     act(qloop, lambda: view.cancel_all_button.click())
     act(qloop, window.cancel_all_action.trigger)
+    controller = window.controller
+    assert controller is not None
     act(
         qloop,
-        lambda: window._modify_order(window.orders_model.working_order_ids()[0], "quantity", 5),
+        lambda: controller.modify_order(window.orders_model.working_order_ids()[0], "quantity", 5),
     )
     qloop.run_until_complete(asyncio.sleep(0.5))  # a cancel or modify would be done by now
 
@@ -387,7 +387,6 @@ def test_fill_and_state_change_each_show_a_notification(desk, qloop, qtbot):
     assert window.notifier.isVisible()
     _kind, text = next(h for h in window.notifier.history if h[0] == "fill")
     assert text.startswith("BOUGHT 10 AAPL @ ")
-    assert session.risk is not None
     act(
         qloop,
         lambda: session.risk.set_trading_state(

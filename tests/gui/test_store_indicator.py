@@ -37,13 +37,12 @@ def console(
         store_uri=f"lmdb://{tmp_path / 'arctic'}",
         store_call_timeout=0.3,
     )
-    session = ConsoleSession(options)
     settings = QSettings(str(tmp_path / "layout.ini"), QSettings.Format.IniFormat)
-    window = MainWindow(session, settings=settings)
+    window = MainWindow(options, settings=settings)
     qtbot.addWidget(window)
     act(qloop, window.show)
-    qloop.run_until_complete(session.start())
-    act(qloop, lambda: window.attach(session))
+    session = qloop.run_until_complete(ConsoleSession.start(options))
+    act(qloop, lambda: window.bind(session))
     try:
         yield session, window
     finally:

@@ -59,8 +59,7 @@ async def session(tmp_path: Path) -> AsyncIterator[ConsoleSession]:
         sim_tick_interval=0,  # prices move only when the test says
         reconnect_policy=FAST,
     )
-    s = ConsoleSession(options, store_uri=f"lmdb://{tmp_path / 'arctic'}")
-    await s.start()
+    s = await ConsoleSession.start(options, store_uri=f"lmdb://{tmp_path / 'arctic'}")
     try:
         yield s
     finally:
@@ -68,12 +67,10 @@ async def session(tmp_path: Path) -> AsyncIterator[ConsoleSession]:
 
 
 async def aapl(session: ConsoleSession) -> Contract:
-    assert session.contracts is not None
     return await session.contracts.qualify(create_stock_contract("AAPL"))
 
 
 async def buy_now(session: ConsoleSession, contract: Contract, qty: float) -> Trade:
-    assert session.trades is not None
     t = session.trades.place_order(contract, create_market_order("BUY", qty), "swing")
     await wait_for(lambda: t.orderStatus.status == "Filled", what=f"BUY {qty} filled")
     return t
@@ -81,7 +78,6 @@ async def buy_now(session: ConsoleSession, contract: Contract, qty: float) -> Tr
 
 async def ridden_through(session: ConsoleSession, events: list[SessionResynchronised]) -> None:
     """Wait until the console is back: resynchronised and the link to IB restored."""
-    assert session.connection is not None
     await wait_for(lambda: events, timeout=15, what="the resynchronisation after the reset")
     await wait_for(
         lambda: (
@@ -144,7 +140,7 @@ async def test_nightly_reset_with_orders_working_then_fills_once_and_data_flowin
     assert told.subscriptions == 1
     # IB was still logged out when the orders were re-read: REDUCING until 1102/1101
     assert told.trading_state is TradingState.REDUCING
-    assert session.risk is not None and session.risk.state_of() is TradingState.ACTIVE
+    assert session.risk.state_of() is TradingState.ACTIVE
     # the new session opened logged out of IB (1100), then IB came back
     after_drop = states[states.index(ConnectionState.DISCONNECTED) :]
     assert after_drop[-2:] == [ConnectionState.LINK_LOST, ConnectionState.CONNECTED]
@@ -193,8 +189,7 @@ def boundary_in(seconds: float) -> tuple[datetime, SessionOptions]:
 async def test_day_boundary_during_a_gateway_restart_then_one_rollover_in_place(tmp_path: Path):
     boundary, options = boundary_in(6)
     options = dataclasses.replace(options, sim_state_file=tmp_path / "sim" / "state.json")
-    session = ConsoleSession(options, store_uri=f"lmdb://{tmp_path / 'arctic'}")
-    await session.start()
+    session = await ConsoleSession.start(options, store_uri=f"lmdb://{tmp_path / 'arctic'}")
     try:
         gw, trades, store, portfolio = (
             session.gateway,

@@ -15,13 +15,12 @@ pytestmark = pytest.mark.asyncio
 
 
 async def test_calculate_pnl_matches_gateway_reqpnl_within_tolerance(tmp_path: Path):
-    session = ConsoleSession(
+    session = await ConsoleSession.start(
         SessionOptions(sim_state_file=tmp_path / "sim.json", sim_tick_interval=0.05),
         store_uri=f"lmdb://{tmp_path / 'arctic'}",
     )
-    await session.start()
     try:
-        assert session.trades and session.portfolio and session.gateway
+        assert session.gateway is not None
         for sym, side, qty in (("AAPL", "BUY", 200), ("MSFT", "SELL", 100), ("AAPL", "SELL", 50)):
             info = await session.order_entry.instrument(sym)  # type: ignore[union-attr]
             await session.order_entry.wait_quote(info)  # type: ignore[union-attr]

@@ -58,21 +58,20 @@ class Console:
 
     async def start(self) -> ConsoleSession:
         options = SessionOptions(sim_state_file=self.state_file, sim_tick_interval=0.05)
-        session = ConsoleSession(options, store_uri=self.store_uri)
         self.reconciliations = []
-        await session.start()
+        session = await ConsoleSession.start(options, store_uri=self.store_uri)
         portfolio = session.portfolio
         assert portfolio is not None
         # The session reconciles after the connect's resync and a 0.5 s settle; record
         # what that (and every later) reconciliation finds.
-        match = portfolio.match_ib_positions_with_arcticdb
+        match = portfolio.reconciliation.report
 
         def recorded() -> list[ReconciliationBreakFound]:
             breaks = match()
             self.reconciliations.append(breaks)
             return breaks
 
-        portfolio.match_ib_positions_with_arcticdb = recorded  # type: ignore[method-assign]
+        portfolio.reconciliation.report = recorded  # type: ignore[method-assign]
         self.session = session
         return session
 
@@ -98,7 +97,6 @@ async def console(tmp_path: Path) -> AsyncIterator[Console]:
 
 async def trade(session: ConsoleSession, symbol: str, action: str, qty: float, strategy: str):
     """Send a market order through the TradeManager and wait until its fill is journalled."""
-    assert session.contracts is not None and session.trades is not None
     contract = await session.contracts.qualify(create_stock_contract(symbol))
     t = session.trades.place_order(contract, create_market_order(action, qty), strategy)
     await wait_for(t.isDone, what=f"{action} {qty} {symbol} done")
@@ -109,7 +107,6 @@ async def trade(session: ConsoleSession, symbol: str, action: str, qty: float, s
 
 def book_state(session: ConsoleSession) -> dict[tuple[str, int], tuple[float, ...]]:
     """(strategy, con_id) -> quantity, average cost, realized P&L, commissions, fills."""
-    assert session.portfolio is not None
     return {
         p.key: (p.quantity, p.avg_cost, p.realized_pnl, p.commissions, p.fills)
         for p in session.portfolio.book
@@ -118,7 +115,6 @@ def book_state(session: ConsoleSession) -> dict[tuple[str, int], tuple[float, ..
 
 def realized_today(session: ConsoleSession) -> dict[str | None, float]:
     """Realized P&L per strategy and for the account (None)."""
-    assert session.portfolio is not None
     report = session.portfolio.calculate_pnl()
     out: dict[str | None, float] = {s: f.realized for s, f in report.strategies.items()}
     out[None] = report.account.realized
@@ -137,7 +133,6 @@ def assert_close(a: dict[Any, Any], b: dict[Any, Any]) -> None:
 
 async def ib_positions_settled(session: ConsoleSession) -> None:
     """Wait for the connect's resync (every replayed fill journalled) and IB's positions."""
-    assert session.trades is not None and session.connection is not None
     await session.trades.resync()
     ib = session.connection.ib
     await wait_for(lambda: ib.positions(), what="IB's positions after connect")
@@ -153,7 +148,7 @@ async def test_restart_when_trades_journalled_then_positions_and_pnl_restored_no
     await trade(session, "AAPL", "BUY", 30, "beta")  # two strategies in one contract
     await trade(session, "MSFT", "SELL", 20, "beta")
     await ib_positions_settled(session)
-    assert session.portfolio is not None and session.store is not None
+    assert session.store is not None
     assert session.portfolio.match_ib_positions_with_arcticdb() == []
     before_book, before_pnl = book_state(session), realized_today(session)
     assert {k: v[0] for k, v in before_book.items()} == {
@@ -166,7 +161,7 @@ async def test_restart_when_trades_journalled_then_positions_and_pnl_restored_no
     await console.stop()
 
     session = await console.start()
-    assert session.portfolio is not None and session.store is not None
+    assert session.store is not None
     # Straight from the journal: nothing was replayed into the book (the replay of the
     # day's executions writes nothing twice, so publishes nothing).
     assert_close(book_state(session), before_book)
@@ -233,7 +228,7 @@ async def test_restart_when_other_client_traded_meanwhile_then_exactly_unreplaye
     forget_execution(console.state_file, external[AAPL])  # AAPL: not replayed; NVDA: is
 
     session = await console.start()
-    assert session.portfolio is not None and session.store is not None
+    assert session.store is not None
     at_start = await console.reconciled_at_start()
     await ib_positions_settled(session)
 
@@ -253,7 +248,7 @@ async def test_restart_when_other_client_traded_meanwhile_then_exactly_unreplaye
     [again] = session.portfolio.match_ib_positions_with_arcticdb()
     assert (again.con_id, again.ib_quantity, again.stored_quantity) == (AAPL, 85, 60)
 
-    changed = await session.portfolio.resolve_break(brk, EXTERNAL, actor="gui")
+    changed = await session.portfolio.reconciliation.resolve_break(brk, EXTERNAL, actor="gui")
     assert changed is not None and (changed.strategy, changed.quantity) == (EXTERNAL, 25)
     assert session.portfolio.match_ib_positions_with_arcticdb() == []
     await session.audit.flush()
@@ -267,6 +262,5 @@ async def test_restart_when_other_client_traded_meanwhile_then_exactly_unreplaye
     # The adjustment is in the journal: the next start reconciles with no break.
     session = await console.start()
     await ib_positions_settled(session)
-    assert session.portfolio is not None
     assert session.portfolio.match_ib_positions_with_arcticdb() == []
     assert book_state(session)[(EXTERNAL, AAPL)][0] == 25

@@ -87,7 +87,6 @@ async def sessions(ib_log_guard: Any) -> AsyncIterator[list[ConsoleSession]]:
 
 
 async def trade(session: ConsoleSession, symbol: str, action: str, qty: float, strategy: str):
-    assert session.contracts is not None and session.trades is not None
     contract = await session.contracts.qualify(create_stock_contract(symbol))
     t = session.trades.place_order(contract, create_market_order(action, qty), strategy)
     await wait_for(t.isDone, timeout=10, what=f"{action} {qty} {symbol} done")
@@ -136,10 +135,10 @@ async def test_two_consoles_on_a_new_bucket_then_nothing_lost_and_each_book_is_t
     gateway: Any, s3: MotoS3, sessions: list[ConsoleSession]
 ) -> None:
     uri = s3.new_bucket()
-    a = ConsoleSession(options(gateway, uri, 1))
-    b = ConsoleSession(options(gateway, uri, 2))
-
-    await asyncio.gather(a.start(), b.start())  # the same instant, on a new bucket
+    a, b = await asyncio.gather(  # the same instant, on a new bucket
+        ConsoleSession.start(options(gateway, uri, 1)),
+        ConsoleSession.start(options(gateway, uri, 2)),
+    )
     sessions += [a, b]
     assert a.store is not None and b.store is not None
     assert a.store.writer != b.store.writer
@@ -156,7 +155,6 @@ async def test_two_consoles_on_a_new_bucket_then_nothing_lost_and_each_book_is_t
         await trade(b, "AAPL", "BUY", 3, "manual")
 
     await asyncio.gather(desk_a(), desk_b())
-    assert a.trades is not None and b.trades is not None
     assert await a.trades.wait_journalled(10) == []
     assert await b.trades.wait_journalled(10) == []
 
@@ -179,10 +177,8 @@ async def test_two_consoles_on_a_new_bucket_then_nothing_lost_and_each_book_is_t
 
     # Each console's book is the account's: the other's strategies marked as its.
     bw = b.store.writer
-    assert a.portfolio is not None and b.portfolio is not None
 
     def a_sees_b() -> bool:
-        assert a.portfolio is not None
         return {p.strategy for p in a.portfolio.book} == {
             "alpha",
             "manual",
@@ -194,7 +190,6 @@ async def test_two_consoles_on_a_new_bucket_then_nothing_lost_and_each_book_is_t
     manual_a = {p.con_id: p.quantity for p in a.portfolio.book if p.strategy == "manual"}
     assert manual_a == {265598: -5}  # A's own manual position is only A's
     for session in (a, b):
-        assert session.portfolio is not None and session.connection is not None
         await wait_for(
             lambda s=session: (
                 {p.contract.conId: float(p.position) for p in s.connection.ib.positions(ACCOUNT)}
@@ -203,7 +198,11 @@ async def test_two_consoles_on_a_new_bucket_then_nothing_lost_and_each_book_is_t
             timeout=10,
             what="IB's positions at the client",
         )
-        await wait_for(lambda s=session: not s.portfolio.find_breaks(), timeout=10, what="no break")
+        await wait_for(
+            lambda s=session: not s.portfolio.reconciliation.find_breaks(),
+            timeout=10,
+            what="no break",
+        )
     # Another console's fills are not written again in this console's journals.
     raw_after, _ = await journal(uri)
     assert len(raw_after) == len(raw)
@@ -213,17 +212,16 @@ async def test_console_when_writer_name_in_use_then_refused_naming_the_holder(
     gateway: Any, s3: MotoS3, sessions: list[ConsoleSession]
 ) -> None:
     uri = s3.new_bucket()
-    a = ConsoleSession(options(gateway, uri, 1))
-    await a.start()
+    a = await ConsoleSession.start(options(gateway, uri, 1))
     sessions.append(a)
     assert a.store is not None
 
-    twin = ConsoleSession(options(gateway, uri, 3, store_writer=a.store.writer))
+    twin = options(gateway, uri, 3, store_writer=a.store.writer)
     with pytest.raises(StoreError, match="in use by client 1, account DU0000001") as refused:
-        await twin.start()
+        await ConsoleSession.start(twin)
 
     assert a.store.writer in str(refused.value) and f"pid {os.getpid()}" in str(refused.value)
-    assert twin.connection is None  # refused before it connected: it sends nothing
+    assert 3 not in gateway.client_ids  # refused before it connected: it sends nothing
 
 
 async def test_s3_outage_when_trading_then_shown_in_store_state_and_nothing_lost(
@@ -234,10 +232,11 @@ async def test_s3_outage_when_trading_then_shown_in_store_state_and_nothing_lost
         uri = outage.new_bucket()
         # The lease is renewed every 2 s and other writers are looked for every 0.2 s:
         # both go on during the outage.
-        a = ConsoleSession(options(gateway, uri, 1, store_call_timeout=1.0, store_lease_seconds=6))
-        await a.start()
+        a = await ConsoleSession.start(
+            options(gateway, uri, 1, store_call_timeout=1.0, store_lease_seconds=6)
+        )
         sessions.append(a)
-        assert a.store is not None and a.trades is not None
+        assert a.store is not None
         health: list[StoreHealthChanged] = []
         a.store.healthEvent += health.append
         await trade(a, "AAPL", "BUY", 10, "alpha")
@@ -292,9 +291,8 @@ CHILD = textwrap.dedent(
 
     async def main():
         port, uri = int(sys.argv[1]), sys.argv[2]
-        s = ConsoleSession(SessionOptions(port=port, client_id=7, account="DU0000001",
-                                          store_uri=uri, store_lease_seconds=3.0))
-        await s.start()
+        s = await ConsoleSession.start(SessionOptions(port=port, client_id=7,
+                                      account="DU0000001", store_uri=uri, store_lease_seconds=3.0))
         s.trades.fillReceived += lambda f: print("DURABLE", f.exec_id, flush=True)
         contract = await s.contracts.qualify(create_stock_contract("AAPL"))
         print("STARTED", flush=True)
@@ -340,15 +338,13 @@ async def test_console_killed_mid_write_then_nothing_lost_and_its_lease_expires(
     assert set(durable) <= set(raw["exec_id"])  # every fill it reported durable is
 
     writer = default_writer(ACCOUNT, 7, "127.0.0.1", gateway.port)
-    again = ConsoleSession(options(gateway, uri, 7))
     with pytest.raises(StoreError, match="in use by"):
-        await again.start()  # the killed console's lease has not expired yet
+        # the killed console's lease has not expired yet
+        await ConsoleSession.start(options(gateway, uri, 7))
     await asyncio.sleep(3.5)
-    again = ConsoleSession(options(gateway, uri, 7))
-    await again.start()  # expired: the name is free again
+    again = await ConsoleSession.start(options(gateway, uri, 7))  # expired: the name is free
     sessions.append(again)
     assert again.store is not None and again.store.writer == writer
-    assert again.trades is not None
     await again.trades.resync()  # IB replays the day's executions: the missed ones land
     assert await again.trades.wait_journalled(10) == []
 

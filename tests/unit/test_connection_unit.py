@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
-from core.connection import ClientIdRegistry, ConnectionState, ConnectionStatusChanged
+import asyncio
+import socket
+
+import pytest
+
+from core.connection import (
+    ClientIdRegistry,
+    Connection,
+    ConnectionState,
+    ConnectionStatusChanged,
+    ReconnectPolicy,
+)
 
 
 def test_registry_gives_next_free_id_and_skips_foreign_ones():
@@ -29,3 +40,19 @@ def test_reconnecting_status_says_attempt_and_next_try():
     assert s.describe() == (
         "reconnecting, attempt 3 (127.0.0.1:4002 client 7), next try in 1.2s: refused"
     )
+
+
+@pytest.mark.asyncio
+async def test_retrying_runs_as_a_named_task_that_disconnect_ends() -> None:
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    conn = Connection("127.0.0.1", port, 901, timeout=0.5, policy=ReconnectPolicy(initial_delay=5))
+    conn.keep_trying()
+    names = {t.get_name() for t in asyncio.all_tasks()}
+    assert "connection:reconnect" in names
+
+    await conn.disconnect()
+
+    assert not [t for t in asyncio.all_tasks() if t.get_name().startswith("connection:")]
+    assert conn.state is ConnectionState.DISCONNECTED

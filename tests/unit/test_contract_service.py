@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass, field
 
 import pytest
@@ -231,3 +232,23 @@ async def test_search_when_pattern_then_descriptions(ib: FakeIB) -> None:
 async def test_search_when_empty_pattern_then_value_error(ib: FakeIB) -> None:
     with pytest.raises(ValueError, match="pattern: must not be empty"):
         await ContractService(ib).search("  ")
+
+
+@pytest.mark.asyncio
+async def test_an_unknown_contract_is_the_callers_answer_not_an_error_in_the_log(
+    ib: FakeIB, caplog: pytest.LogCaptureFixture
+) -> None:
+    service = ContractService(ib)
+    with caplog.at_level(logging.ERROR):
+        with pytest.raises(ContractNotFound):
+            await service.details(create_stock_contract("NOPE"))
+        await asyncio.sleep(0)  # the request task's done-callbacks have run
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
+
+
+@pytest.mark.asyncio
+async def test_min_tick_is_known_once_the_details_are(ib: FakeIB) -> None:
+    service = ContractService(ib)
+    assert service.min_tick(265598) is None  # nothing asked yet: no guess
+    await service.details(create_stock_contract("AAPL"))
+    assert service.min_tick(265598) == 0.01

@@ -33,7 +33,8 @@ from core.events import (
     PositionChanged,
     ReconciliationBreakFound,
 )
-from core.portfolio import RECONCILIATION_REF, PortfolioManager
+from core.portfolio import PortfolioManager
+from core.reconciliation import RECONCILIATION_REF
 from core.store import Store
 
 ACCOUNT_ID = "DU0000001"
@@ -239,15 +240,15 @@ async def test_reconcile_reports_a_difference_only_if_it_is_still_there_a_moment
     ]
     seen: list[ReconciliationBreakFound] = []
     reconciled: list[list[ReconciliationBreakFound]] = []
-    pm.reconciliationBreak += seen.append
-    pm.reconciled += reconciled.append
+    pm.reconciliation.reconciliationBreak += seen.append
+    pm.reconciliation.reconciled += reconciled.append
 
     async def executions_arrive() -> None:
         await asyncio.sleep(0.05)
         pm.on_fill(record(AAPL, "BOT", 50, 190.0, exec_id="2"))  # MSFT's never does
 
     arriving = asyncio.ensure_future(executions_arrive())
-    breaks = await pm.reconcile(confirm=0.2)
+    breaks = await pm.reconciliation.reconcile(confirm=0.2)
     await arriving
 
     assert [b.symbol for b in breaks] == ["MSFT"]
@@ -266,7 +267,7 @@ async def test_reconcile_when_unseen_position_then_break_resolved_to_external_an
         Position(ACCOUNT_ID, MSFT, 30.0, 410.5),  # the console never saw this fill
     ]
     seen: list[ReconciliationBreakFound] = []
-    pm.reconciliationBreak += seen.append
+    pm.reconciliation.reconciliationBreak += seen.append
 
     breaks = pm.match_ib_positions_with_arcticdb()
 
@@ -280,7 +281,7 @@ async def test_reconcile_when_unseen_position_then_break_resolved_to_external_an
     )
     assert brk.difference == 30.0 and "never recorded" in brk.likely_cause
 
-    changed = await pm.resolve_break(brk)
+    changed = await pm.reconciliation.resolve_break(brk)
 
     assert changed is not None and (changed.strategy, changed.quantity) == ("external", 30.0)
     assert changed.avg_cost == pytest.approx(410.5)

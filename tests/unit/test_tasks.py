@@ -62,3 +62,20 @@ def test_spawn_without_a_loop_raises_and_leaves_nothing_half_started():
     with pytest.raises(RuntimeError):
         Tasks("portfolio").spawn(coro, "daily save")
     assert coro.cr_frame is None  # closed: no "never awaited" warning later
+
+
+@pytest.mark.asyncio
+async def test_an_awaited_task_leaves_its_failure_to_the_awaiting_caller(
+    caplog: pytest.LogCaptureFixture,
+):
+    async def not_found() -> None:
+        raise LookupError("no such contract")
+
+    tasks = Tasks("contracts")
+    with caplog.at_level(logging.ERROR, logger="core.tasks"):
+        task = tasks.spawn(not_found(), "details", awaited=True)
+        with pytest.raises(LookupError):
+            await task
+        await asyncio.sleep(0)
+    assert caplog.records == []  # the caller has the error; no second report
+    assert task.get_name() == "contracts:details" and tasks.running() == 0
