@@ -197,7 +197,14 @@ async def stop_once(n_orders: int, symbols: tuple[str, ...]) -> None:
         risk.attach_trade_manager(tm)
         risk.attach_ib(conn.ib)
         risk.attach_connection(conn, tm)
-        stop = EmergencyStop(risk, tm, conn)
+        stop = EmergencyStop(
+            tm,
+            conn,
+            states=risk,
+            view=risk.book,
+            audit=risk.audit,
+            authority=risk.flatten_authority,
+        )
         t0 = time.perf_counter()
         result = await stop.stop("benchmark")
         await until(

@@ -78,7 +78,7 @@ class BreachMonitor:
         *,
         action: str = "reducing",
         audit: AuditLog | None = None,
-        roll_day: Callable[[], None] = lambda: None,
+        roll_day: Callable[[], object] = lambda: None,
     ) -> None:
         self.book = book
         self.states = states

@@ -24,6 +24,7 @@ import collections
 import contextlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from ib_async import Contract
 
@@ -45,7 +46,7 @@ def symbol_of(contract: Contract) -> str:
     return contract.symbol or contract.localSymbol or str(contract.conId)
 
 
-def price(value: object) -> float | None:
+def price(value: Any) -> float | None:
     """A price, or None when IB means "not set" or sent 0 (no price). Negative prices
     stay: a spread (BAG) trades at them."""
     v = price_or_none(value)

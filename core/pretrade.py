@@ -349,8 +349,7 @@ def _check_scope(
         loss = -scope.pnl
         if lim.daily_loss_limit is not None and loss >= lim.daily_loss_limit:
             reasons.append(
-                f"daily loss limit {num(lim.daily_loss_limit)}{sfx}: "
-                f"the day's loss is {num(loss)}"
+                f"daily loss limit {num(lim.daily_loss_limit)}{sfx}: the day's loss is {num(loss)}"
             )
         if lim.daily_loss_limit_pct is not None:
             pct_limit = pct_loss_limit(book, lim)

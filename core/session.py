@@ -276,11 +276,19 @@ class ConsoleSession:
         risk.attach_market_data(self.market)
         risk.attach_account(self.account)
         risk.attach_portfolio(self.portfolio)
-        risk.attach_emergency_stop(
-            EmergencyStop(
-                risk, self.trades, conn, account=opts.account, details_lookup=details_lookup
-            )
+        # The stop depends on risk's parts through Protocols; risk only emits breaches.
+        stop = EmergencyStop(
+            self.trades,
+            conn,
+            states=risk,
+            view=risk.book,
+            audit=self.audit,
+            authority=risk.flatten_authority,
+            account=opts.account,
+            details_lookup=details_lookup,
         )
+        risk.limitBreached += stop.on_breach
+        risk.attach_emergency_stop(stop)  # the GUI's risk.emergency_stop(...)
         conn.connected += self._on_connected
         conn.statusChanged += self._on_status
         self._spawn(trim_heap_forever())  # a week-long run keeps a flat resident size
@@ -378,12 +386,7 @@ class ConsoleSession:
         """The current trading states as events (for a window attaching late)."""
         if self.risk is None:
             return []
-        return [
-            TradingStateChanged(
-                scope, state, state, self.risk.reason_of(scope) or "no restriction in force", "risk"
-            )
-            for scope, state in self.risk.states().items()
-        ]
+        return self.risk.state_events()  # with the actor and time each was set
 
     def position_events(self) -> list[PositionChanged]:
         """The current state of every (strategy, contract) position, as events."""

@@ -313,9 +313,7 @@ class TradeManager:
         flattening order to pass HALTED.
         """
         strategy, actor = self._who(strategy_symbol, actor, order, contract)
-        return self._send_new(
-            contract, order, strategy, actor, preassigned=False, flatten=flatten
-        )
+        return self._send_new(contract, order, strategy, actor, preassigned=False, flatten=flatten)
 
     def _who(self, strategy_symbol: Any, actor: Any, order: Any, contract: Any) -> tuple[str, str]:
         """The strategy and actor of a command, or a refusal when they are not names."""

@@ -55,13 +55,18 @@ async def stopper(core: Any, ib_log_guard: Any) -> AsyncIterator[Stopper]:
     risk.attach_ib(core.connection.ib)
     risk.attach_connection(core.connection, core.trades)
     stop = EmergencyStop(
-        risk,
         core.trades,
         core.connection,
+        states=risk,
+        view=risk.book,
+        audit=risk.audit,
+        authority=risk.flatten_authority,
         cancel_timeout=5,
         fill_timeout=10,
         reconnect_timeout=20,
     )
+    risk.limitBreached += stop.on_breach
+    risk.attach_emergency_stop(stop)
     yield Stopper(core, risk, stop, store)
 
 
