@@ -360,6 +360,117 @@ class _Target:
 DetailsLookup = Callable[[Contract], ContractDetails | None]
 
 
+class FlattenPlanner:
+    """Decides what closes each position: who it is attributed to and which order.
+
+    Splits each account position in a stop's scope among the strategies holding it
+    (what no strategy holds goes to ``external``), and picks the order: at market in
+    regular trading hours, a marketable limit (``outsideRth``) outside them when the
+    contract details tell the hours and a quote is known.
+    """
+
+    def __init__(
+        self,
+        view: StopView,
+        details_lookup: DetailsLookup | None,
+        *,
+        limit_slippage_pct: float,
+        now: Callable[[], datetime],
+    ) -> None:
+        self.view = view
+        self.details_lookup = details_lookup
+        self.limit_slippage_pct = limit_slippage_pct
+        self._now = now
+
+    def plan(self, run: _Run, positions: Sequence[Any]) -> list[_Target]:
+        """Split each account position in scope among the strategies that hold it."""
+        scope = run.scope
+        out: list[_Target] = []
+        account_qty: dict[int, tuple[Contract, float]] = {}
+        for p in positions:
+            c = p.contract
+            prev = account_qty.get(c.conId)
+            account_qty[c.conId] = (c, (prev[1] if prev else 0.0) + float(p.position))
+        if scope.strategy is not None:
+            if not self.view.strategy_positions_known:
+                run.fail(
+                    "flatten",
+                    scope.describe(),
+                    "strategy positions are unknown (no portfolio feeds the risk manager)",
+                )
+                return []
+            held = self.view.strategy_positions().get(scope.strategy, {})
+            for con_id, q in held.items():
+                contract, a = account_qty.get(con_id, (None, 0.0))
+                if contract is None or a * q <= 0:
+                    run.fail(
+                        "flatten",
+                        f"{scope.strategy} {con_id}",
+                        f"the strategy holds {q:g} but the account holds {a:g}: "
+                        "closing it would reverse the account",
+                    )
+                    continue
+                out.append(_Target(scope.strategy, contract, math.copysign(min(abs(q), abs(a)), a)))
+            return out
+        for con_id, (contract, a) in account_qty.items():
+            if abs(a) < _EPS or (scope.con_id is not None and con_id != scope.con_id):
+                continue
+            left = abs(a)
+            holders = sorted(
+                (
+                    (name, q[con_id])
+                    for name, q in self.view.strategy_positions(con_id).items()
+                    if q.get(con_id, 0.0) * a > 0
+                ),
+                key=lambda item: -abs(item[1]),
+            )
+            for name, q in holders:
+                take = min(abs(q), left)
+                if take > _EPS:
+                    out.append(_Target(name, contract, math.copysign(take, a)))
+                    left -= take
+            if left > _EPS:
+                out.append(_Target(EXTERNAL, contract, math.copysign(left, a)))
+        return out
+
+    def order(self, contract: Contract, action: str, qty: float, run: _Run) -> Order:
+        """The flattening order for ``qty`` of ``contract``: MKT, or a marketable LMT
+        outside regular hours (a failure is noted when no quote allows one)."""
+        details = self.details_lookup(contract) if self.details_lookup else None
+        if details is not None and not self._regular_hours(details):
+            bid, ask, last = self.view.quote(contract.conId)
+            ref = (bid if action == "SELL" else ask) or last
+            if ref:
+                slip = self.limit_slippage_pct / 100
+                tick = float(details.minTick or 0.01) or 0.01
+                raw = ref * (1 - slip) if action == "SELL" else ref * (1 + slip)
+                steps = math.floor(raw / tick) if action == "SELL" else math.ceil(raw / tick)
+                price = round(max(steps, 1) * tick, 10)
+                return Order(
+                    action=action,
+                    totalQuantity=qty,
+                    orderType="LMT",
+                    lmtPrice=price,
+                    tif="DAY",
+                    outsideRth=True,
+                )
+            run.fail(
+                "flatten",
+                f"{action} {qty:g} {contract.symbol}",
+                "outside regular hours and no quote for a marketable limit: sent at market",
+            )
+        return Order(action=action, totalQuantity=qty, orderType="MKT", tif="DAY")
+
+    def _regular_hours(self, details: ContractDetails) -> bool:
+        try:
+            sessions = TradingSessions.from_details(details, liquid=True)
+        except ValueError:
+            return True  # hours unknown: market order
+        if not len(sessions):
+            return True
+        return sessions.is_open(self._now())
+
+
 class EmergencyStop:
     """Halts, cancels and flattens through the TradeManager (see the module docstring).
 
@@ -423,8 +534,9 @@ class EmergencyStop:
         self.reconnect_timeout = reconnect_timeout
         self.request_timeout = request_timeout
         self.max_rounds = max_rounds
-        self.limit_slippage_pct = limit_slippage_pct
-        self._now = now
+        self.planner = FlattenPlanner(
+            view, self.details_lookup, limit_slippage_pct=limit_slippage_pct, now=now
+        )
         self._inflight: asyncio.Task[EmergencyStopResult] | None = None
         self._inflight_run: _Run | None = None
         # Counts socket losses: a reconnect can complete between two polls, so
@@ -710,58 +822,7 @@ class EmergencyStop:
         except TimeoutError:
             run.fail("positions", "reqPositions", f"no answer within {self.request_timeout:g}s")
             return []
-        return self._plan(run, positions)
-
-    def _plan(self, run: _Run, positions: Sequence[Any]) -> list[_Target]:
-        """Split each account position in scope among the strategies that hold it."""
-        scope = run.scope
-        out: list[_Target] = []
-        account_qty: dict[int, tuple[Contract, float]] = {}
-        for p in positions:
-            c = p.contract
-            prev = account_qty.get(c.conId)
-            account_qty[c.conId] = (c, (prev[1] if prev else 0.0) + float(p.position))
-        if scope.strategy is not None:
-            if not self.view.strategy_positions_known:
-                run.fail(
-                    "flatten",
-                    scope.describe(),
-                    "strategy positions are unknown (no portfolio feeds the risk manager)",
-                )
-                return []
-            held = self.view.strategy_positions().get(scope.strategy, {})
-            for con_id, q in held.items():
-                contract, a = account_qty.get(con_id, (None, 0.0))
-                if contract is None or a * q <= 0:
-                    run.fail(
-                        "flatten",
-                        f"{scope.strategy} {con_id}",
-                        f"the strategy holds {q:g} but the account holds {a:g}: "
-                        "closing it would reverse the account",
-                    )
-                    continue
-                out.append(_Target(scope.strategy, contract, math.copysign(min(abs(q), abs(a)), a)))
-            return out
-        for con_id, (contract, a) in account_qty.items():
-            if abs(a) < _EPS or (scope.con_id is not None and con_id != scope.con_id):
-                continue
-            left = abs(a)
-            holders = sorted(
-                (
-                    (name, q[con_id])
-                    for name, q in self.view.strategy_positions(con_id).items()
-                    if q.get(con_id, 0.0) * a > 0
-                ),
-                key=lambda item: -abs(item[1]),
-            )
-            for name, q in holders:
-                take = min(abs(q), left)
-                if take > _EPS:
-                    out.append(_Target(name, contract, math.copysign(take, a)))
-                    left -= take
-            if left > _EPS:
-                out.append(_Target(EXTERNAL, contract, math.copysign(left, a)))
-        return out
+        return self.planner.plan(run, positions)
 
     def _send_flatten(self, run: _Run, target: _Target) -> Trade | None:
         self._check_link()
@@ -776,7 +837,7 @@ class EmergencyStop:
         if qty <= _EPS:
             return None
         action = "SELL" if live > 0 else "BUY"
-        order = self._flatten_order(contract, action, qty, run)
+        order = self.planner.order(contract, action, qty, run)
         if self.account:
             order.account = self.account
         grant = self.authority.issue(contract.conId, action, qty, f"emergency stop: {run.reason}")
@@ -821,41 +882,6 @@ class EmergencyStop:
             for t in self.ib.openTrades()
             if t.contract.conId == con_id and t.order.action == side
         )
-
-    def _flatten_order(self, contract: Contract, action: str, qty: float, run: _Run) -> Order:
-        details = self.details_lookup(contract) if self.details_lookup else None
-        if details is not None and not self._regular_hours(details):
-            bid, ask, last = self.view.quote(contract.conId)
-            ref = (bid if action == "SELL" else ask) or last
-            if ref:
-                slip = self.limit_slippage_pct / 100
-                tick = float(details.minTick or 0.01) or 0.01
-                raw = ref * (1 - slip) if action == "SELL" else ref * (1 + slip)
-                steps = math.floor(raw / tick) if action == "SELL" else math.ceil(raw / tick)
-                price = round(max(steps, 1) * tick, 10)
-                return Order(
-                    action=action,
-                    totalQuantity=qty,
-                    orderType="LMT",
-                    lmtPrice=price,
-                    tif="DAY",
-                    outsideRth=True,
-                )
-            run.fail(
-                "flatten",
-                f"{action} {qty:g} {contract.symbol}",
-                "outside regular hours and no quote for a marketable limit: sent at market",
-            )
-        return Order(action=action, totalQuantity=qty, orderType="MKT", tif="DAY")
-
-    def _regular_hours(self, details: ContractDetails) -> bool:
-        try:
-            sessions = TradingSessions.from_details(details, liquid=True)
-        except ValueError:
-            return True  # hours unknown: market order
-        if not len(sessions):
-            return True
-        return sessions.is_open(self._now())
 
     async def _wait_connected(self, run: _Run) -> bool:
         if self._connected():
@@ -910,7 +936,7 @@ class EmergencyStop:
             except (TimeoutError, _Interrupted, ConnectionError) as exc:
                 run.fail("verify", "positions", f"could not be re-read: {exc}")
                 return ["unknown"], working
-            targets = self._plan(run, positions) if positions else []
+            targets = self.planner.plan(run, positions) if positions else []
             remaining = [
                 f"{t.contract.localSymbol or t.contract.symbol} {t.quantity:g} ({t.strategy})"
                 for t in targets
@@ -931,10 +957,10 @@ class EmergencyStop:
         else:
             positions = list(self.ib.positions())
         if flatten:
-            for t in self._plan(run, positions):
+            for t in self.planner.plan(run, positions):
                 contract = _tradable(t.contract)
                 action = "SELL" if t.quantity > 0 else "BUY"
-                order = self._flatten_order(contract, action, abs(t.quantity), run)
+                order = self.planner.order(contract, action, abs(t.quantity), run)
                 run.closed.append(
                     FlattenOrder(
                         t.strategy,
