@@ -83,12 +83,7 @@ class ScopeBook:
 
     def recent(self, now: float) -> int:
         """Orders sent in the last second (without forgetting older ones)."""
-        n = 0
-        for t in reversed(self.sent):
-            if now - t >= 1.0:
-                break
-            n += 1
-        return n
+        return recent(self.sent, now)
 
 
 @dataclass(slots=True)
@@ -360,12 +355,7 @@ class ExposureBook:
 
     def console_recent(self, now: float) -> int:
         """Orders the whole console sent in the last second."""
-        n = 0
-        for t in reversed(self.console_sent):
-            if now - t >= 1.0:
-                break
-            n += 1
-        return n
+        return recent(self.console_sent, now)
 
     def record_sent(self, now: float, *books: ScopeBook) -> None:
         """An order was approved to be sent at ``now`` (monotonic) for these scopes."""
@@ -401,6 +391,18 @@ class ExposureBook:
             book.hwm = 0.0
         self.loss_base = self.net_liquidation
         self.on_change()
+
+
+def recent(sent: collections.deque[float], now: float) -> int:
+    """How many of ``sent`` (oldest first) are within the second before ``now``.
+
+    Sending prunes the window, so only the few stale ones at the left are skipped.
+    """
+    old = 0
+    n = len(sent)
+    while old < n and now - sent[old] >= 1.0:
+        old += 1
+    return n - old
 
 
 def _nothing() -> None:

@@ -588,13 +588,11 @@ class RiskManager:
         return decision
 
     def _record_sent(self, strategy: str, now: float) -> None:
-        books = []
-        limits = self._limits
-        if limits.account.max_orders_per_second is not None:
-            books.append(self.book.account)
-        own = limits.active(strategy)
-        if own is not None and own.max_orders_per_second is not None:
-            books.append(self.book.scope(strategy))
+        rated = self._limits.rate_limited
+        if not rated:
+            self.book.record_sent(now)
+            return
+        books = [self.book.scope(name) for name in (ACCOUNT, strategy) if name in rated]
         self.book.record_sent(now, *books)
         if books:
             self.utilization.dirty()

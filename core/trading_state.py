@@ -144,6 +144,8 @@ class TradingStates:
         self.changed: Event = Event("tradingStateChanged")
         self.account = ScopeState()
         self._scopes: dict[str, ScopeState] = {ACCOUNT: self.account}
+        # contract scopes by conId too: the check asks per order, without a string
+        self._contracts: dict[int, ScopeState] = {}
         self._save_task: asyncio.Task[None] | None = None
         self._save_again = False
         #: Called when a scope changes because of health (HealthWatch forgets it).
@@ -172,8 +174,8 @@ class TradingStates:
         s = scopes.get(strategy)
         if s is not None:
             state = stricter(state, s.state)
-        if con_id:
-            c = scopes.get(contract_scope(con_id))
+        if con_id and self._contracts:
+            c = self._contracts.get(con_id)
             if c is not None:
                 state = stricter(state, c.state)
         return state
@@ -300,6 +302,8 @@ class TradingStates:
         s = self._scopes.get(scope)
         if s is None:
             s = self._scopes[scope] = ScopeState()
+            if scope.startswith("contract:"):
+                self._contracts[int(scope[9:])] = s
         return s
 
     # -- persistence --------------------------------------------------------------------
