@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 
 import grimp
 import pytest
 from ib_async import Contract, Order
 
-from core.config import RiskLimits
+from core.config import ConfigError, RiskLimits, TradingHours, load_settings
 from core.events import MANUAL, TradingState
 from core.exposure import ExposureBook
 from core.pretrade import LimitSet, check
@@ -138,3 +139,30 @@ def test_risk_and_the_emergency_stop_do_not_import_each_other(graph: grimp.Impor
 def test_risk_parts_do_not_depend_on_the_facade_or_the_stop(graph: grimp.ImportGraph, part: str):
     for facade in ("core.risk", "core.emergency", "core.session"):
         assert not graph.chain_exists(importer=part, imported=facade), (part, facade)
+
+
+# -- one RiskLimits ------------------------------------------------------------------------
+
+
+def test_risk_limits_are_one_class_read_from_the_config(tmp_path: Path):
+    import core.risk
+
+    config = tmp_path / "c.toml"
+    config.write_text(
+        '[risk]\nmax_order_quantity = 500\ntrading_hours = "09:30-16:00"\n'
+        "[risk.strategies.momo]\nmax_position_quantity = 50\n"
+    )
+    settings = load_settings(config, env={"IBCONSOLE_HOME": str(tmp_path)})
+    risk = core.risk.RiskManager.from_settings(settings.risk)
+
+    assert core.risk.RiskLimits is RiskLimits
+    assert risk.limits.trading_hours == TradingHours.parse("09:30-16:00 America/New_York")
+    assert risk.limits_of("momo") == RiskLimits(max_position_quantity=50)
+
+
+def test_bad_trading_hours_in_the_config_name_the_key(tmp_path: Path):
+    config = tmp_path / "c.toml"
+    config.write_text('[risk]\ntrading_hours = "9.30 to 4"\n')
+
+    with pytest.raises(ConfigError, match=r"risk\.trading_hours: .*9\.30 to 4"):
+        load_settings(config, env={"IBCONSOLE_HOME": str(tmp_path)})
