@@ -216,22 +216,27 @@ class TradingStates:
         by: str,
         *,
         auto: bool = False,
-        _reset: bool = False,
     ) -> bool:
         """Change ``scope`` to ``state``; False when it already was (same reason).
+
+        ``auto`` marks a REDUCING that :class:`HealthWatch` may lift again.
 
         Raises
         ------
         ValueError
             An empty reason, or leaving HALTED other than by :meth:`reset_halt`.
         """
-        state = TradingState(state)
+        return self._change(scope, TradingState(state), reason, by, auto=auto, reset=False)
+
+    def _change(
+        self, scope: str, state: TradingState, reason: str, by: str, *, auto: bool, reset: bool
+    ) -> bool:
         if not reason.strip():
             raise ValueError("a trading state change needs a reason")
         s = self._scope(scope)
         previous = s.state
         how = TRANSITIONS.get((previous, state))
-        if how == "reset" and not _reset:
+        if how == "reset" and not reset:
             raise ValueError(
                 f"{scope} is HALTED: only reset_halt(...) with the confirmation "
                 f"{RESUME_CONFIRMATION!r} leaves it"
@@ -295,7 +300,7 @@ class TradingStates:
             raise ValueError(f"{scope} is {self.state_of(scope)}, not HALTED")
         if target is TradingState.HALTED:
             raise ValueError("reset_halt moves to ACTIVE or REDUCING")
-        self.set(scope, target, reason or f"halt reset by {by}", by, _reset=True)
+        self._change(scope, target, reason or f"halt reset by {by}", by, auto=False, reset=True)
         self.audit.record(by, "reset_halt", scope, f"{target}", strategy=strategy_or_none(scope))
 
     def _scope(self, scope: str) -> ScopeState:
