@@ -135,6 +135,10 @@ async def test_emergency_stop_with_50_orders_and_10_positions_then_flat_order_fr
     assert len(result.orders_cancelled) == 50
     assert len(result.positions_closed) == 10
     assert s.risk.state_of() is TradingState.HALTED
+    # each flattening order passed HALTED on its own flatten intent, spent on its order id
+    assert sorted(s.risk.flatten_authority.spent.values()) == sorted(
+        o.order_id for o in result.positions_closed
+    )
     # a restarted console is still HALTED
     restarted = RiskManager(store=s.store)
     await restarted.restore()
