@@ -357,12 +357,12 @@ class ExposureBook:
         """Orders the whole console sent in the last second."""
         return recent(self.console_sent, now)
 
-    def record_sent(self, now: float, *books: ScopeBook) -> None:
-        """An order was approved to be sent at ``now`` (monotonic) for these scopes."""
-        for sent in (self.console_sent, *(b.sent for b in books)):
-            while sent and now - sent[0] >= 1.0:
-                sent.popleft()
-            sent.append(now)
+    def record_sent(self, now: float, *scopes: str) -> None:
+        """An order was approved to be sent at ``now`` (monotonic): it counts for the
+        whole console and for each of ``scopes`` (those with a rate limit)."""
+        _push(self.console_sent, now)
+        for name in scopes:
+            _push(self.scope(name).sent, now)
 
     # -- P&L -----------------------------------------------------------------------------
 
@@ -403,6 +403,12 @@ def recent(sent: collections.deque[float], now: float) -> int:
     while old < n and now - sent[old] >= 1.0:
         old += 1
     return n - old
+
+
+def _push(sent: collections.deque[float], now: float) -> None:
+    while sent and now - sent[0] >= 1.0:
+        sent.popleft()
+    sent.append(now)
 
 
 def _nothing() -> None:

@@ -45,7 +45,7 @@ from ib_async import Contract, Order
 
 from core.config import RiskLimits
 from core.events import EXTERNAL, MANUAL, TradingState
-from core.exposure import ExposureBook, Key, ScopeBook, price
+from core.exposure import ExposureBook, Key, ScopeBook, price, recent
 from core.precautions import Precautions
 from core.trading import OrderIntent, PreTradeDecision
 from core.trading_state import ScopeState, TradingStates, contract_scope
@@ -76,8 +76,8 @@ class LimitSet:
     """Every scope's limits, the precautionary caps and the console's message cap."""
 
     __slots__ = (
-        "_active",
         "account",
+        "by_scope",
         "max_messages_per_second",
         "precautions",
         "rate_limited",
@@ -97,14 +97,15 @@ class LimitSet:
         self.precautions = precautions
         self.max_messages_per_second = max_messages_per_second
         # only scopes with some limit set: an empty one costs the check nothing
-        self._active: dict[str, RiskLimits] = {
+        #: The scopes that have some limit, each as a quick-to-read copy.
+        self.by_scope: dict[str, RiskLimits] = {
             name: _fast(lim)
             for name, lim in (("account", self.account), *self.strategies.items())
             if not lim.is_empty()
         }
         #: The scopes with a ``max_orders_per_second`` (their sends are counted).
         self.rate_limited = frozenset(
-            name for name, lim in self._active.items() if lim.max_orders_per_second is not None
+            name for name, lim in self.by_scope.items() if lim.max_orders_per_second is not None
         )
 
     def of(self, scope: str) -> RiskLimits:
@@ -116,7 +117,7 @@ class LimitSet:
     def active(self, scope: str) -> RiskLimits | None:
         """The limits of ``scope`` when it has any, else None (a read-only copy with the
         same attributes, quick to read)."""
-        return self._active.get(scope)
+        return self.by_scope.get(scope)
 
     def replace(self, scope: str, limits: RiskLimits) -> LimitSet:
         """A copy with ``scope``'s limits replaced."""
@@ -234,21 +235,26 @@ def check(
             "only orders that reduce a position are let through"
         )
     cap = limits.max_messages_per_second
-    recent = book.console_recent(now)
+    sent = book.console_sent  # inlined exposure.recent(): this is the hot path
+    recent = len(sent)
+    i = 0
+    while i < recent and now - sent[i] >= 1.0:
+        i += 1
+    recent -= i
     if recent >= cap:
         reasons.append(
             f"IB message cap {cap} per second (whole console): "
             f"this order would make it {recent + 1} in the last second"
         )
     if acct_open > _EPS:
-        lim = limits.active("account")
+        lim = limits.by_scope.get("account")
         if lim is not None:
             args = (intent, key, signed, side, acct_open, replaced, now, wall, reasons)
             _check_scope(book, acct, lim, "", *args)
         if limits.precautions is not None:
             reasons += _check_precautions(book, limits.precautions, intent, key, acct_open)
     if strat is not None and own_open > _EPS:
-        lim = limits.active(strat.name)
+        lim = limits.by_scope.get(strat.name)
         if lim is not None:
             args = (intent, key, signed, side, own_open, replaced, now, wall, reasons)
             _check_scope(book, strat, lim, f" (strategy {strat.name})", *args)
@@ -366,7 +372,7 @@ def _check_scope(
                 f"this order would make it {n}"
             )
     if lim.max_orders_per_second is not None:
-        n = scope.recent(now) + 1
+        n = recent(scope.sent, now) + 1
         if n > lim.max_orders_per_second:
             reasons.append(
                 f"max orders per second {num(lim.max_orders_per_second)}{sfx}: "

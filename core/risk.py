@@ -70,7 +70,7 @@ from core.events import (
     now_utc,
 )
 from core.exposure import ExposureBook, Key, symbol_of
-from core.flatten import FlattenAuthority
+from core.flatten import FlattenAuthority, FlattenIntent
 from core.precautions import Precautions
 from core.pretrade import LimitSet
 from core.pretrade import check as pretrade_check
@@ -561,16 +561,7 @@ class RiskManager:
         spends the intent. An approved order that is not a preview counts as sent.
         """
         grant = intent.flatten
-        authorized = (
-            grant is not None
-            and intent.actor == EMERGENCY_ACTOR
-            and self.flatten_authority.permits(
-                grant,
-                intent.contract.conId,
-                intent.order.action,
-                float(intent.order.totalQuantity),
-            )
-        )
+        authorized = grant is not None and self._authorized(intent, grant)
         now = self._clock()
         decision = pretrade_check(
             self.book,
@@ -587,15 +578,28 @@ class RiskManager:
             self._record_sent(intent.strategy, now)
         return decision
 
+    def _authorized(self, intent: OrderIntent, grant: FlattenIntent) -> bool:
+        order = intent.order
+        return intent.actor == EMERGENCY_ACTOR and self.flatten_authority.permits(
+            grant, intent.contract.conId, order.action, float(order.totalQuantity)
+        )
+
     def _record_sent(self, strategy: str, now: float) -> None:
         rated = self._limits.rate_limited
         if not rated:
             self.book.record_sent(now)
             return
-        books = [self.book.scope(name) for name in (ACCOUNT, strategy) if name in rated]
-        self.book.record_sent(now, *books)
-        if books:
-            self.utilization.dirty()
+        if ACCOUNT in rated:
+            if strategy in rated:
+                self.book.record_sent(now, ACCOUNT, strategy)
+            else:
+                self.book.record_sent(now, ACCOUNT)
+        elif strategy in rated:
+            self.book.record_sent(now, strategy)
+        else:
+            self.book.record_sent(now)
+            return
+        self.utilization.dirty()
 
     def at_wire(self, intent: OrderIntent, decision: PreTradeDecision) -> str | None:
         """The gate's last word, asked as the order's frame is written: a reason to drop
