@@ -227,7 +227,15 @@ async def soak(seconds: float, seed: int) -> dict[str, int]:
     risk.attach_ib(conn.ib)
     risk.attach_connection(conn, trades)
     stop = EmergencyStop(
-        risk, trades, conn, cancel_timeout=5, fill_timeout=10, reconnect_timeout=20
+        trades,
+        conn,
+        states=risk,
+        view=risk.book,
+        audit=risk.audit,
+        authority=risk.flatten_authority,
+        cancel_timeout=5,
+        fill_timeout=10,
+        reconnect_timeout=20,
     )
     s = Soak(gw, state, gw.port, conn, trades, risk, stop, journal)
     put = trades.strategy_manager.message_queue.put

@@ -41,7 +41,8 @@ import tomllib
 import types
 import typing
 from collections.abc import Iterator, Mapping
-from datetime import time
+from dataclasses import dataclass
+from datetime import datetime, time
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -73,6 +74,7 @@ __all__ = [
     "Settings",
     "SimSettings",
     "StoreSettings",
+    "TradingHours",
     "default_config_path",
     "default_writer",
     "load_settings",
@@ -390,11 +392,63 @@ class StoreSettings(_Section):
         return self.uri.lower().startswith(("lmdb://", "mem://"))
 
 
-class RiskLimits(_Section):
-    """Limits of the pre-trade gate; every one is positive, or ``None`` for no limit.
+@dataclass(frozen=True, slots=True)
+class TradingHours:
+    """Hours in which opening orders are allowed, in a time zone, on some weekdays.
 
-    Quantities are in units of the contract (shares, contracts); notionals and losses
-    in the account's base currency; percentages are in percent (5 means 5 %).
+    ``end`` before ``start`` means the window crosses midnight. Weekdays are
+    ``date.weekday()`` numbers (Monday 0).
+    """
+
+    start: time
+    end: time
+    tz: str = "America/New_York"
+    weekdays: frozenset[int] = frozenset(range(5))
+
+    @classmethod
+    def parse(cls, text: str, tz: str = "America/New_York") -> TradingHours:
+        """``"09:30-16:00"`` (optionally ``"09:30-16:00 Europe/London"``)."""
+        parts = text.split()
+        if len(parts) == 2:
+            tz = parts[1]
+        elif len(parts) != 1:
+            raise ValueError(f"trading hours {text!r}: expected 'HH:MM-HH:MM [zone]'")
+        try:
+            a, b = parts[0].split("-")
+            start, end = time.fromisoformat(a), time.fromisoformat(b)
+            ZoneInfo(tz)
+        except (ValueError, ZoneInfoNotFoundError) as exc:
+            raise ValueError(f"trading hours {text!r}: {exc}") from exc
+        return cls(start, end, tz)
+
+    def allows(self, at: datetime) -> bool:
+        """True when ``at`` (timezone-aware) falls inside the window."""
+        local = at.astimezone(ZoneInfo(self.tz))
+        t = local.time()
+        if self.start <= self.end:
+            inside = self.start <= t < self.end
+            day = local.weekday()
+        else:  # crosses midnight: the part after midnight belongs to the previous day
+            inside = t >= self.start or t < self.end
+            day = local.weekday() if t >= self.start else (local.weekday() - 1) % 7
+        return inside and day in self.weekdays
+
+    def describe(self) -> str:
+        """``09:30-16:00 America/New_York``."""
+        return f"{self.start:%H:%M}-{self.end:%H:%M} {self.tz}"
+
+    def __str__(self) -> str:
+        return self.describe()
+
+
+class RiskLimits(_Section):
+    """Limits of one scope (the account or a strategy); ``None`` means no limit.
+
+    The one definition: ``[risk]`` and ``[risk.strategies.NAME]`` in the config are
+    read into it, and :class:`core.risk.RiskManager` checks orders against it (core.risk
+    re-exports it). Every limit is positive, or ``None`` for no limit. Quantities are in
+    units of the contract (shares, contracts); notionals, exposures and losses in the
+    account's base currency; percentages in percent (5 means 5 %).
     """
 
     #: Largest quantity of one order.
@@ -413,16 +467,18 @@ class RiskLimits(_Section):
     max_working_orders: int | None = None
     #: Most new orders or modifications per second.
     max_orders_per_second: float | None = None
-    #: Loss of the day (realized + unrealized) at which trading halts.
+    #: The day's loss (realized + unrealized) at which ``risk.breach_action`` is taken
+    #: (REDUCING by default, or HALTED, or the emergency stop).
     daily_loss_limit: float | None = None
     #: The same as a percentage of the day's starting net liquidation value.
     daily_loss_limit_pct: float | None = None
-    #: Fall from the peak of equity at which trading halts.
+    #: Fall of the day's P&L from its high-water mark at which the breach action is taken.
     max_drawdown: float | None = None
-    #: Largest distance of a limit or stop price from the market, in percent.
+    #: Largest distance of a limit or stop price from the market (mid, else last), in %.
     fat_finger_pct: float | None = None
-    #: Hours in which opening orders are allowed, e.g. "09:30-16:00 America/New_York".
-    trading_hours: str | None = None
+    #: Hours in which opening orders are allowed: ``"09:30-16:00 America/New_York"`` in
+    #: the config (the zone defaults to New York), a :class:`TradingHours` in code.
+    trading_hours: TradingHours | None = None
 
     @field_validator(
         "max_order_quantity",
@@ -448,6 +504,23 @@ class RiskLimits(_Section):
         if v is not None and v > 100:
             raise ValueError(f"{_show(v)} must be a percentage between 0 and 100")
         return v
+
+    @field_validator("trading_hours", mode="before")
+    @classmethod
+    def _hours(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            return TradingHours.parse(v) if v.strip() else None
+        return v
+
+    @classmethod
+    def from_config(cls, config: Any) -> RiskLimits:
+        """Only the limits of ``config`` (a :class:`RiskSettings` or anything with the
+        same attributes), without its other settings."""
+        return cls(**{name: getattr(config, name, None) for name in cls.model_fields})
+
+    def is_empty(self) -> bool:
+        """True when no limit is set."""
+        return all(getattr(self, name) is None for name in type(self).model_fields)
 
 
 #: A precautionary cap as the config writes it: a positive number, ``"off"``, or not

@@ -2,7 +2,7 @@
 
 One call does it all (:meth:`EmergencyStop.stop`)::
 
-    result = await risk.emergency_stop("runaway strategy", flatten=True)
+    result = await stop.stop("runaway strategy", flatten=True)
 
 1. The scope's trading state becomes HALTED at once (before the first await), so no
    order but the stop's own flattening orders can leave the console from then on.
@@ -33,6 +33,16 @@ repeat: positions are always re-read before anything is sent.
 Scopes: the whole account, one strategy, or one contract (:class:`StopScope`).
 ``dry_run=True`` changes nothing and sends nothing: it returns what the stop would cancel
 and the flattening orders it would send, for the GUI's preview.
+
+Dependencies
+------------
+The stop knows risk only through narrow Protocols, and risk does not know the stop:
+:class:`StateControl` (set a scope HALTED, wait for it to be saved), :class:`StopView`
+(strategy positions and quotes, read from the exposure book), :class:`AuditTrail`, and
+:class:`FlattenIssuer`, which grants each flattening order a typed, single-use
+:class:`core.flatten.FlattenIntent` that the pre-trade gate checks to let it pass
+HALTED. The session wires them, and connects risk's ``limitBreached`` event to
+:meth:`EmergencyStop.on_breach`.
 """
 
 from __future__ import annotations
@@ -40,32 +50,116 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from eventkit import Event
 from ib_async import Contract, ContractDetails, Order, Trade
 
 from core.events import EXTERNAL, TradingState, now_utc
+from core.flatten import FlattenIntent
 from core.orders import describe_order
-from core.risk import ACCOUNT, EMERGENCY_ACTOR, RiskManager, contract_scope
+from core.tasks import Tasks
 from core.timeutils import TradingSessions
-from core.trading import OrderRefused, TradeManager
+from core.trading import EMERGENCY_ACTOR, OrderRefused, TradeManager
+from core.trading_state import ACCOUNT, contract_scope
 
 log = logging.getLogger(__name__)
 
 __all__ = [
+    "AuditTrail",
+    "Breach",
     "EmergencyStop",
     "EmergencyStopProgress",
     "EmergencyStopResult",
+    "FlattenIssuer",
     "FlattenOrder",
+    "StateControl",
     "StopFailure",
     "StopScope",
+    "StopView",
 ]
 
 _EPS = 1e-9
+
+
+# --------------------------------------------------------------------------- what it needs
+
+
+class StateControl(Protocol):
+    """Sets a scope's trading state and saves it (core.risk.RiskManager)."""
+
+    def set_trading_state(self, scope: str, state: TradingState, reason: str, by: str) -> bool:
+        """Change ``scope``'s state; False when it already was."""
+        ...
+
+    def flush_state(self) -> Awaitable[None]:
+        """Wait until the states are saved."""
+        ...
+
+
+class StopView(Protocol):
+    """What the stop reads of the book (core.exposure.ExposureBook)."""
+
+    @property
+    def strategy_positions_known(self) -> bool:
+        """True once a portfolio feeds strategy positions."""
+        ...
+
+    def strategy_positions(self, con_id: int | None = None) -> dict[str, dict[int, float]]:
+        """Strategy -> conId -> signed quantity."""
+        ...
+
+    def quote(self, con_id: int) -> tuple[float | None, float | None, float | None]:
+        """The last known (bid, ask, last)."""
+        ...
+
+    def con_id_of(self, contract: Contract) -> int | None:
+        """The contract's conId, or the one learnt for its symbol."""
+        ...
+
+
+class AuditTrail(Protocol):
+    """Where the stop's actions are recorded (core.audit.AuditLog)."""
+
+    def record(
+        self,
+        actor: str,
+        action: str,
+        subject: str,
+        result: str,
+        *,
+        order_id: int | None = None,
+        strategy: str | None = None,
+    ) -> Any:
+        """Append one record."""
+        ...
+
+
+class FlattenIssuer(Protocol):
+    """Grants flattening orders their pass through HALTED (core.flatten.FlattenAuthority)."""
+
+    def issue(self, con_id: int, action: str, quantity: float, reason: str) -> FlattenIntent:
+        """A single-use intent for one order of at most ``quantity``."""
+        ...
+
+    def withdraw(self, intent: FlattenIntent) -> None:
+        """Forget an intent whose order was not sent."""
+        ...
+
+
+class Breach(Protocol):
+    """A risk-limit breach (core.breach.RiskLimitBreached), as the stop reads it."""
+
+    @property
+    def scope(self) -> str: ...
+
+    @property
+    def action(self) -> str: ...
+
+    def describe(self) -> str: ...
 
 
 # --------------------------------------------------------------------------- values
@@ -266,6 +360,117 @@ class _Target:
 DetailsLookup = Callable[[Contract], ContractDetails | None]
 
 
+class FlattenPlanner:
+    """Decides what closes each position: who it is attributed to and which order.
+
+    Splits each account position in a stop's scope among the strategies holding it
+    (what no strategy holds goes to ``external``), and picks the order: at market in
+    regular trading hours, a marketable limit (``outsideRth``) outside them when the
+    contract details tell the hours and a quote is known.
+    """
+
+    def __init__(
+        self,
+        view: StopView,
+        details_lookup: DetailsLookup | None,
+        *,
+        limit_slippage_pct: float,
+        now: Callable[[], datetime],
+    ) -> None:
+        self.view = view
+        self.details_lookup = details_lookup
+        self.limit_slippage_pct = limit_slippage_pct
+        self._now = now
+
+    def plan(self, run: _Run, positions: Sequence[Any]) -> list[_Target]:
+        """Split each account position in scope among the strategies that hold it."""
+        scope = run.scope
+        out: list[_Target] = []
+        account_qty: dict[int, tuple[Contract, float]] = {}
+        for p in positions:
+            c = p.contract
+            prev = account_qty.get(c.conId)
+            account_qty[c.conId] = (c, (prev[1] if prev else 0.0) + float(p.position))
+        if scope.strategy is not None:
+            if not self.view.strategy_positions_known:
+                run.fail(
+                    "flatten",
+                    scope.describe(),
+                    "strategy positions are unknown (no portfolio feeds the risk manager)",
+                )
+                return []
+            held = self.view.strategy_positions().get(scope.strategy, {})
+            for con_id, q in held.items():
+                contract, a = account_qty.get(con_id, (None, 0.0))
+                if contract is None or a * q <= 0:
+                    run.fail(
+                        "flatten",
+                        f"{scope.strategy} {con_id}",
+                        f"the strategy holds {q:g} but the account holds {a:g}: "
+                        "closing it would reverse the account",
+                    )
+                    continue
+                out.append(_Target(scope.strategy, contract, math.copysign(min(abs(q), abs(a)), a)))
+            return out
+        for con_id, (contract, a) in account_qty.items():
+            if abs(a) < _EPS or (scope.con_id is not None and con_id != scope.con_id):
+                continue
+            left = abs(a)
+            holders = sorted(
+                (
+                    (name, q[con_id])
+                    for name, q in self.view.strategy_positions(con_id).items()
+                    if q.get(con_id, 0.0) * a > 0
+                ),
+                key=lambda item: -abs(item[1]),
+            )
+            for name, q in holders:
+                take = min(abs(q), left)
+                if take > _EPS:
+                    out.append(_Target(name, contract, math.copysign(take, a)))
+                    left -= take
+            if left > _EPS:
+                out.append(_Target(EXTERNAL, contract, math.copysign(left, a)))
+        return out
+
+    def order(self, contract: Contract, action: str, qty: float, run: _Run) -> Order:
+        """The flattening order for ``qty`` of ``contract``: MKT, or a marketable LMT
+        outside regular hours (a failure is noted when no quote allows one)."""
+        details = self.details_lookup(contract) if self.details_lookup else None
+        if details is not None and not self._regular_hours(details):
+            bid, ask, last = self.view.quote(contract.conId)
+            ref = (bid if action == "SELL" else ask) or last
+            if ref:
+                slip = self.limit_slippage_pct / 100
+                tick = float(details.minTick or 0.01) or 0.01
+                raw = ref * (1 - slip) if action == "SELL" else ref * (1 + slip)
+                steps = math.floor(raw / tick) if action == "SELL" else math.ceil(raw / tick)
+                price = round(max(steps, 1) * tick, 10)
+                return Order(
+                    action=action,
+                    totalQuantity=qty,
+                    orderType="LMT",
+                    lmtPrice=price,
+                    tif="DAY",
+                    outsideRth=True,
+                )
+            run.fail(
+                "flatten",
+                f"{action} {qty:g} {contract.symbol}",
+                "outside regular hours and no quote for a marketable limit: sent at market",
+            )
+        return Order(action=action, totalQuantity=qty, orderType="MKT", tif="DAY")
+
+    def _regular_hours(self, details: ContractDetails) -> bool:
+        try:
+            sessions = TradingSessions.from_details(details, liquid=True)
+        except ValueError:
+            return True  # hours unknown: market order
+        if not len(sessions):
+            return True
+        return sessions.is_open(self._now())
+
+
 class EmergencyStop:
     """Halts, cancels and flattens through the TradeManager (see the module docstring).
 
@@ -275,9 +480,6 @@ class EmergencyStop:
 
     Parameters
     ----------
-    risk:
-        The RiskManager whose state it halts and whose gate lets its orders through;
-        the stop attaches itself (``risk.emergency_stop(...)`` runs it).
     trade_manager:
         Sends the cancels and flattening orders (audited there too).
     connection:
@@ -286,14 +488,26 @@ class EmergencyStop:
         Only this account's positions (all the connection sees when empty).
     details_lookup:
         Contract details (cached) for trading hours and the minimum tick.
+    states:
+        Where the scope is set HALTED (the RiskManager).
+    view:
+        Strategy positions and quotes (the risk's exposure book).
+    audit:
+        Where the run is recorded.
+    authority:
+        Issues each flattening order's :class:`core.flatten.FlattenIntent` (the same
+        authority the pre-trade gate verifies with).
     """
 
     def __init__(
         self,
-        risk: RiskManager,
         trade_manager: TradeManager,
         connection: Any = None,
         *,
+        states: StateControl,
+        view: StopView,
+        audit: AuditTrail,
+        authority: FlattenIssuer,
         account: str = "",
         details_lookup: DetailsLookup | None = None,
         cancel_timeout: float = 5.0,
@@ -305,7 +519,10 @@ class EmergencyStop:
         limit_slippage_pct: float = 1.0,
         now: Callable[[], datetime] = now_utc,
     ) -> None:
-        self.risk = risk
+        self.states = states
+        self.view = view
+        self.audit = audit
+        self.authority = authority
         self.trades = trade_manager
         self.ib = trade_manager.ib
         self.connection = connection
@@ -317,8 +534,9 @@ class EmergencyStop:
         self.reconnect_timeout = reconnect_timeout
         self.request_timeout = request_timeout
         self.max_rounds = max_rounds
-        self.limit_slippage_pct = limit_slippage_pct
-        self._now = now
+        self.planner = FlattenPlanner(
+            view, self.details_lookup, limit_slippage_pct=limit_slippage_pct, now=now
+        )
         self._inflight: asyncio.Task[EmergencyStopResult] | None = None
         self._inflight_run: _Run | None = None
         # Counts socket losses: a reconnect can complete between two polls, so
@@ -327,7 +545,15 @@ class EmergencyStop:
         self._generation = 0
         self.progress: Event = Event("progress")
         self.ib.disconnectedEvent += self._on_disconnected
-        risk.attach_emergency_stop(self)
+        self._tasks = Tasks("emergency_stop")
+
+    def on_breach(self, breach: Breach) -> None:
+        """A risk-limit breach: run the stop for its scope when its action asks for it
+        (the session connects risk's ``limitBreached`` here)."""
+        if breach.action != "emergency_stop":
+            return
+        scope = StopScope.account() if breach.scope == ACCOUNT else StopScope.of(breach.scope)
+        self._tasks.spawn(self.stop(breach.describe(), scope=scope, actor="risk"), "breach")
 
     def _on_disconnected(self) -> None:
         self._links_lost += 1
@@ -367,7 +593,7 @@ class EmergencyStop:
         current = self._inflight_run
         if self._inflight is not None and not self._inflight.done() and current is not None:
             if current.scope.covers(scope) and (current.flatten or not flatten):
-                self.risk.audit.record(
+                self.audit.record(
                     actor,
                     "emergency_stop",
                     f"{scope.describe()}: {reason}",
@@ -377,11 +603,11 @@ class EmergencyStop:
             # a wider stop: let the running one finish first (it only ever reduces)
             await asyncio.gather(asyncio.shield(self._inflight), return_exceptions=True)
         # HALTED at once: nothing but this stop's own orders leaves from now on.
-        self.risk.set_trading_state(
+        self.states.set_trading_state(
             scope.risk_scope, TradingState.HALTED, f"emergency stop: {reason}", actor
         )
         run = _Run(reason, scope, flatten, actor)
-        self.risk.audit.record(
+        self.audit.record(
             actor,
             "emergency_stop",
             f"{scope.describe()}: {reason}",
@@ -404,7 +630,7 @@ class EmergencyStop:
             + self.reconnect_timeout
             + self.max_rounds * (self.cancel_timeout + self.fill_timeout + 2 * self.request_timeout)
         )
-        saving = asyncio.ensure_future(self.risk.flush_state())
+        saving = asyncio.ensure_future(self.states.flush_state())
         remaining: list[str] = []
         working: list[str] = []
         try:
@@ -450,7 +676,7 @@ class EmergencyStop:
             if result.flat and result.order_free
             else "NOT flat/order-free: " + ", ".join((*remaining, *working))
         )
-        self.risk.audit.record(
+        self.audit.record(
             run.actor,
             "emergency_stop",
             f"{run.scope.describe()}: {run.reason}",
@@ -493,7 +719,7 @@ class EmergencyStop:
             return self.trades.strategy_of(trade) == scope.strategy
         if scope.con_id is not None:
             c = trade.contract
-            return (c.conId or self.risk.learn_contract(c)) == scope.con_id
+            return (c.conId or self.view.con_id_of(c)) == scope.con_id
         return True
 
     def _working(self, scope: StopScope) -> list[Trade]:
@@ -511,7 +737,7 @@ class EmergencyStop:
             for trade in self._working(run.scope):
                 run.cancelled.setdefault(self._subject(trade))
             self.ib.reqGlobalCancel()
-            self.risk.audit.record(
+            self.audit.record(
                 EMERGENCY_ACTOR, "cancel_all", "every working order", "sent reqGlobalCancel"
             )
             return
@@ -596,58 +822,7 @@ class EmergencyStop:
         except TimeoutError:
             run.fail("positions", "reqPositions", f"no answer within {self.request_timeout:g}s")
             return []
-        return self._plan(run, positions)
-
-    def _plan(self, run: _Run, positions: Sequence[Any]) -> list[_Target]:
-        """Split each account position in scope among the strategies that hold it."""
-        scope = run.scope
-        out: list[_Target] = []
-        account_qty: dict[int, tuple[Contract, float]] = {}
-        for p in positions:
-            c = p.contract
-            prev = account_qty.get(c.conId)
-            account_qty[c.conId] = (c, (prev[1] if prev else 0.0) + float(p.position))
-        if scope.strategy is not None:
-            if not self.risk.strategy_positions_known:
-                run.fail(
-                    "flatten",
-                    scope.describe(),
-                    "strategy positions are unknown (no portfolio feeds the risk manager)",
-                )
-                return []
-            held = self.risk.strategy_positions().get(scope.strategy, {})
-            for con_id, q in held.items():
-                contract, a = account_qty.get(con_id, (None, 0.0))
-                if contract is None or a * q <= 0:
-                    run.fail(
-                        "flatten",
-                        f"{scope.strategy} {con_id}",
-                        f"the strategy holds {q:g} but the account holds {a:g}: "
-                        "closing it would reverse the account",
-                    )
-                    continue
-                out.append(_Target(scope.strategy, contract, math.copysign(min(abs(q), abs(a)), a)))
-            return out
-        for con_id, (contract, a) in account_qty.items():
-            if abs(a) < _EPS or (scope.con_id is not None and con_id != scope.con_id):
-                continue
-            left = abs(a)
-            holders = sorted(
-                (
-                    (name, q[con_id])
-                    for name, q in self.risk.strategy_positions(con_id).items()
-                    if q.get(con_id, 0.0) * a > 0
-                ),
-                key=lambda item: -abs(item[1]),
-            )
-            for name, q in holders:
-                take = min(abs(q), left)
-                if take > _EPS:
-                    out.append(_Target(name, contract, math.copysign(take, a)))
-                    left -= take
-            if left > _EPS:
-                out.append(_Target(EXTERNAL, contract, math.copysign(left, a)))
-        return out
+        return self.planner.plan(run, positions)
 
     def _send_flatten(self, run: _Run, target: _Target) -> Trade | None:
         self._check_link()
@@ -662,15 +837,16 @@ class EmergencyStop:
         if qty <= _EPS:
             return None
         action = "SELL" if live > 0 else "BUY"
-        order = self._flatten_order(contract, action, qty, run)
+        order = self.planner.order(contract, action, qty, run)
         if self.account:
             order.account = self.account
+        grant = self.authority.issue(contract.conId, action, qty, f"emergency stop: {run.reason}")
         try:
-            with self.risk.authorize_flatten(order):
-                trade = self.trades.place_order(
-                    contract, order, target.strategy, actor=EMERGENCY_ACTOR
-                )
+            trade = self.trades.place_order(
+                contract, order, target.strategy, actor=EMERGENCY_ACTOR, flatten=grant
+            )
         except OrderRefused as exc:
+            self.authority.withdraw(grant)
             if "not connected" in exc.reasons:
                 raise _Interrupted("not connected") from exc
             run.fail("flatten", f"{action} {qty:g} {symbol}", "; ".join(exc.reasons))
@@ -706,41 +882,6 @@ class EmergencyStop:
             for t in self.ib.openTrades()
             if t.contract.conId == con_id and t.order.action == side
         )
-
-    def _flatten_order(self, contract: Contract, action: str, qty: float, run: _Run) -> Order:
-        details = self.details_lookup(contract) if self.details_lookup else None
-        if details is not None and not self._regular_hours(details):
-            bid, ask, last = self.risk.quote(contract.conId)
-            ref = (bid if action == "SELL" else ask) or last
-            if ref:
-                slip = self.limit_slippage_pct / 100
-                tick = float(details.minTick or 0.01) or 0.01
-                raw = ref * (1 - slip) if action == "SELL" else ref * (1 + slip)
-                steps = math.floor(raw / tick) if action == "SELL" else math.ceil(raw / tick)
-                price = round(max(steps, 1) * tick, 10)
-                return Order(
-                    action=action,
-                    totalQuantity=qty,
-                    orderType="LMT",
-                    lmtPrice=price,
-                    tif="DAY",
-                    outsideRth=True,
-                )
-            run.fail(
-                "flatten",
-                f"{action} {qty:g} {contract.symbol}",
-                "outside regular hours and no quote for a marketable limit: sent at market",
-            )
-        return Order(action=action, totalQuantity=qty, orderType="MKT", tif="DAY")
-
-    def _regular_hours(self, details: ContractDetails) -> bool:
-        try:
-            sessions = TradingSessions.from_details(details, liquid=True)
-        except ValueError:
-            return True  # hours unknown: market order
-        if not len(sessions):
-            return True
-        return sessions.is_open(self._now())
 
     async def _wait_connected(self, run: _Run) -> bool:
         if self._connected():
@@ -795,7 +936,7 @@ class EmergencyStop:
             except (TimeoutError, _Interrupted, ConnectionError) as exc:
                 run.fail("verify", "positions", f"could not be re-read: {exc}")
                 return ["unknown"], working
-            targets = self._plan(run, positions) if positions else []
+            targets = self.planner.plan(run, positions) if positions else []
             remaining = [
                 f"{t.contract.localSymbol or t.contract.symbol} {t.quantity:g} ({t.strategy})"
                 for t in targets
@@ -816,10 +957,10 @@ class EmergencyStop:
         else:
             positions = list(self.ib.positions())
         if flatten:
-            for t in self._plan(run, positions):
+            for t in self.planner.plan(run, positions):
                 contract = _tradable(t.contract)
                 action = "SELL" if t.quantity > 0 else "BUY"
-                order = self._flatten_order(contract, action, abs(t.quantity), run)
+                order = self.planner.order(contract, action, abs(t.quantity), run)
                 run.closed.append(
                     FlattenOrder(
                         t.strategy,
@@ -831,7 +972,7 @@ class EmergencyStop:
                         _limit_price(order),
                     )
                 )
-        self.risk.audit.record(
+        self.audit.record(
             actor,
             "emergency_stop_preview",
             f"{scope.describe()}: {reason}",

@@ -253,9 +253,19 @@ class ConsoleSession:
         risk.attach_market_data(self.market)
         risk.attach_account(self.account)
         risk.attach_portfolio(self.portfolio)
+        # The stop depends on risk's parts through Protocols; risk only emits breaches.
         self.emergency: Final = EmergencyStop(
-            risk, self.trades, conn, account=options.account, details_lookup=details_lookup
+            self.trades,
+            conn,
+            states=risk,
+            view=risk.book,
+            audit=self.audit,
+            authority=risk.flatten_authority,
+            account=options.account,
+            details_lookup=details_lookup,
         )
+        risk.limitBreached += self.emergency.on_breach
+        risk.attach_emergency_stop(self.emergency)
         conn.connected += self._on_connected
         conn.statusChanged += self._on_status
 
@@ -355,12 +365,7 @@ class ConsoleSession:
 
     def trading_state_events(self) -> list[TradingStateChanged]:
         """The current trading states as events (for a window binding late)."""
-        return [
-            TradingStateChanged(
-                scope, state, state, self.risk.reason_of(scope) or "no restriction in force", "risk"
-            )
-            for scope, state in self.risk.states().items()
-        ]
+        return self.risk.state_events()  # with the actor and time each was set
 
     def position_events(self) -> list[PositionChanged]:
         """The current state of every (strategy, contract) position, as events."""

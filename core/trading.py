@@ -67,6 +67,7 @@ from core.events import (
     OrderUpdated,
     TradingState,
 )
+from core.flatten import FlattenIntent
 from core.orderids import OrderIdSequence
 from core.orders import canonicalize_order, describe_order, price_or_none, validate_order
 from core.orderstatus import allowed
@@ -100,6 +101,8 @@ class OrderIntent:
     order: Order
     replaces: Order | None = None  # the working order a modification replaces
     preview: bool = False  # only asked, not sent: the gate must not count it as sent
+    #: The emergency stop's permission for this order to pass HALTED (core.flatten).
+    flatten: FlattenIntent | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -291,7 +294,13 @@ class TradeManager:
     # -- commands ----------------------------------------------------------------------
 
     def place_order(
-        self, contract: Contract, order: Order, strategy_symbol: str, *, actor: str | None = None
+        self,
+        contract: Contract,
+        order: Order,
+        strategy_symbol: str,
+        *,
+        actor: str | None = None,
+        flatten: FlattenIntent | None = None,
     ) -> Trade:
         """Make ``order`` canonical, validate, gate and send it for ``strategy_symbol``.
 
@@ -300,9 +309,11 @@ class TradeManager:
         more at the instant the frame is written (:mod:`core.wire`). Returns ib_async's
         live ``Trade``. Raises :class:`OrderRefused` (nothing sent) when the order is
         malformed, or validation, the strategy's permissions or the gate refuse it.
+        ``flatten`` is the emergency stop's authorisation (:mod:`core.flatten`) for a
+        flattening order to pass HALTED.
         """
         strategy, actor = self._who(strategy_symbol, actor, order, contract)
-        return self._send_new(contract, order, strategy, actor, preassigned=False)
+        return self._send_new(contract, order, strategy, actor, preassigned=False, flatten=flatten)
 
     def _who(self, strategy_symbol: Any, actor: Any, order: Any, contract: Any) -> tuple[str, str]:
         """The strategy and actor of a command, or a refusal when they are not names."""
@@ -346,9 +357,18 @@ class TradeManager:
         return strategy_symbol, actor or strategy_symbol
 
     def _send_new(
-        self, contract: Contract, order: Order, strategy: str, actor: str, *, preassigned: bool
+        self,
+        contract: Contract,
+        order: Order,
+        strategy: str,
+        actor: str,
+        *,
+        preassigned: bool,
+        flatten: FlattenIntent | None = None,
     ) -> Trade:
-        contract, decision, subject = self._admit(contract, order, strategy, actor, "place", None)
+        contract, decision, subject = self._admit(
+            contract, order, strategy, actor, "place", None, flatten=flatten
+        )
         if order.orderId and not preassigned:
             self._refuse(
                 order,
@@ -370,7 +390,7 @@ class TradeManager:
         key = (self.ib.client.clientId, order.orderId)
         entry = self._in_flight[key] = _InFlight(strategy, actor)
         self._strategy_of_order[key] = strategy
-        intent = OrderIntent(strategy, actor, contract, order, None)
+        intent = OrderIntent(strategy, actor, contract, order, None, flatten=flatten)
         self.wire.expect(order.orderId, lambda: self._at_wire(intent, decision))
         trade = entry.trade = self.ib.placeOrder(contract, order)
         self._live[key] = trade
@@ -399,6 +419,8 @@ class TradeManager:
         action: str,
         replaces: Order | None,
         subject: str = "",
+        *,
+        flatten: FlattenIntent | None = None,
     ) -> tuple[Contract, PreTradeDecision, str]:
         """The canonical order's verdict: refuses (raises) or returns the contract it is
         sent on, the gate's decision and its description."""
@@ -411,7 +433,9 @@ class TradeManager:
             self._refuse(order, contract, strategy, actor, action, subject or "order", problems)
         contract = self._qualified(contract)
         subject = subject or describe_order(contract, order)
-        problems, decision = self._problems(contract, order, strategy, actor, replaces=replaces)
+        problems, decision = self._problems(
+            contract, order, strategy, actor, replaces=replaces, flatten=flatten
+        )
         if problems:
             self._refuse(order, contract, strategy, actor, action, subject, problems)
         return contract, decision, subject
@@ -1108,13 +1132,22 @@ class TradeManager:
         return problems
 
     def _problems(
-        self, contract: Contract, order: Order, strategy: str, actor: str, *, replaces: Order | None
+        self,
+        contract: Contract,
+        order: Order,
+        strategy: str,
+        actor: str,
+        *,
+        replaces: Order | None,
+        flatten: FlattenIntent | None = None,
     ) -> tuple[list[str], PreTradeDecision]:
         problems = self._order_problems(contract, order, strategy, actor)
         refused = PreTradeDecision(False, tuple(problems))
         if problems:
             return problems, refused
-        decision = self.pre_trade.check(OrderIntent(strategy, actor, contract, order, replaces))
+        decision = self.pre_trade.check(
+            OrderIntent(strategy, actor, contract, order, replaces, flatten=flatten)
+        )
         return (list(decision.reasons) or ["refused by the pre-trade check"]) if not (
             decision.approved
         ) else [], decision

@@ -55,13 +55,18 @@ async def stopper(core: Any, ib_log_guard: Any) -> AsyncIterator[Stopper]:
     risk.attach_ib(core.connection.ib)
     risk.attach_connection(core.connection, core.trades)
     stop = EmergencyStop(
-        risk,
         core.trades,
         core.connection,
+        states=risk,
+        view=risk.book,
+        audit=risk.audit,
+        authority=risk.flatten_authority,
         cancel_timeout=5,
         fill_timeout=10,
         reconnect_timeout=20,
     )
+    risk.limitBreached += stop.on_breach
+    risk.attach_emergency_stop(stop)
     yield Stopper(core, risk, stop, store)
 
 
@@ -130,6 +135,10 @@ async def test_emergency_stop_with_50_orders_and_10_positions_then_flat_order_fr
     assert len(result.orders_cancelled) == 50
     assert len(result.positions_closed) == 10
     assert s.risk.state_of() is TradingState.HALTED
+    # each flattening order passed HALTED on its own flatten intent, spent on its order id
+    assert sorted(s.risk.flatten_authority.spent.values()) == sorted(
+        o.order_id for o in result.positions_closed
+    )
     # a restarted console is still HALTED
     restarted = RiskManager(store=s.store)
     await restarted.restore()

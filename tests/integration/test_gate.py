@@ -81,8 +81,17 @@ async def gate(core: Any, ib_log_guard: Any) -> AsyncIterator[Gate]:
     risk.attach_ib(core.connection.ib)
     risk.attach_connection(core.connection, core.trades)
     stop = EmergencyStop(
-        risk, core.trades, core.connection, cancel_timeout=5, fill_timeout=10, reconnect_timeout=20
+        core.trades,
+        core.connection,
+        states=risk,
+        view=risk.book,
+        audit=risk.audit,
+        authority=risk.flatten_authority,
+        cancel_timeout=5,
+        fill_timeout=10,
+        reconnect_timeout=20,
     )
+    risk.attach_emergency_stop(stop)
     tap = WireTap(risk)
     tap.install(core.connection.ib.client)
     updates: list[OrderUpdated] = []

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from core.events import TradingState
+from core.events import TradingState, TradingStateChanged
 from core.risk import ACCOUNT, RiskManager
+from core.session import ConsoleSession, SessionOptions
 from core.store import Store
 
 pytestmark = pytest.mark.asyncio
@@ -36,3 +38,60 @@ async def test_halted_state_restored_from_arcticdb_after_restart(tmp_path: Path)
         again = RiskManager(store=store)
         await again.restore()
         assert again.state_of() is TradingState.ACTIVE
+
+
+async def test_restart_restores_the_trading_state_with_its_actor_and_time(tmp_path: Path):
+    """Issue 11 point 8: the HALTED banner came back "by risk" at the restart time."""
+    uri = f"lmdb://{tmp_path / 'store'}"
+    halted_at = datetime(2026, 11, 25, 18, 14, 0, tzinfo=UTC)
+    async with Store(uri) as store:
+        risk = RiskManager(store=store, now=lambda: halted_at)
+        risk.set_trading_state(ACCOUNT, TradingState.HALTED, "emergency stop: button", "gui")
+        await risk.flush_state()
+
+    restarted_at = datetime(2026, 11, 25, 18, 20, 0, tzinfo=UTC)
+    async with Store(uri) as store:
+        restarted = RiskManager(store=store, now=lambda: restarted_at)
+        seen: list[TradingStateChanged] = []
+        restarted.tradingStateChanged += seen.append
+        await restarted.restore()
+
+    assert [(e.state, e.changed_by, e.time) for e in seen] == [
+        (TradingState.HALTED, "gui", halted_at)
+    ]
+    (now,) = restarted.state_events()
+    assert (now.state, now.reason, now.changed_by, now.time) == (
+        TradingState.HALTED,
+        "emergency stop: button",
+        "gui",
+        halted_at,
+    )
+
+
+async def test_restarted_session_reports_halted_by_whom_and_since_when(tmp_path: Path):
+    """A new session on the same store shows the HALTED of the last one as recorded."""
+    uri = f"lmdb://{tmp_path / 'store'}"
+    options = SessionOptions(sim_tick_interval=0.05)
+    first = ConsoleSession(options, store_uri=uri)
+    await first.prepare()
+    try:
+        assert first.risk is not None
+        first.risk.set_trading_state(ACCOUNT, TradingState.HALTED, "emergency stop: button", "gui")
+        (before,) = [e for e in first.trading_state_events() if e.scope == ACCOUNT]
+        await first.risk.flush_state()
+    finally:
+        await first.stop()
+
+    second = ConsoleSession(options, store_uri=uri)
+    await second.prepare()
+    try:
+        (after,) = [e for e in second.trading_state_events() if e.scope == ACCOUNT]
+    finally:
+        await second.stop()
+
+    assert (after.state, after.reason, after.changed_by, after.time) == (
+        TradingState.HALTED,
+        "emergency stop: button",
+        "gui",
+        before.time,
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import dataclasses
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,13 +13,16 @@ import pandas as pd
 import pytest
 from ib_async import Contract, Order
 
+from core.breach import wants_emergency_stop
 from core.connection import ConnectionState, ConnectionStatusChanged
 from core.events import MANUAL, OrderUpdated, PnLChanged, PositionChanged, TradingState
+from core.flatten import FlattenAuthority, FlattenIntent
 from core.risk import (
     ACCOUNT,
     EMERGENCY_ACTOR,
     IB_MAX_MESSAGES_PER_SECOND,
     STATE_KEY,
+    RiskLimitBreached,
     RiskLimits,
     RiskManager,
     RiskPolicy,
@@ -73,6 +77,7 @@ def intent(
     contract: Contract | None = None,
     order: Order | None = None,
     replaces: Order | None = None,
+    flatten: FlattenIntent | None = None,
 ) -> OrderIntent:
     if order is None:
         order = Order(action=action, totalQuantity=qty, orderType=order_type)
@@ -81,7 +86,12 @@ def intent(
         if aux is not None:
             order.auxPrice = aux
     return OrderIntent(
-        strategy, actor or strategy, contract or stock(symbol), order, replaces=replaces
+        strategy,
+        actor or strategy,
+        contract or stock(symbol),
+        order,
+        replaces=replaces,
+        flatten=flatten,
     )
 
 
@@ -446,22 +456,45 @@ def test_halted_refuses_everything_but_the_emergency_stops_own_orders():
     assert refused(risk, intent("SELL", 100)) == (
         "trading is HALTED (account: stop); only the emergency stop's flattening orders are sent",
     )
-    # claiming the actor is not enough: the order object must be authorised
+    # claiming the actor is not enough: the order needs an issued flatten intent
     assert refused(risk, intent("SELL", 100, actor=EMERGENCY_ACTOR))
-    order = Order(action="SELL", totalQuantity=100, orderType="MKT")
-    with risk.authorize_flatten(order):
-        approved(risk, intent("SELL", 100, actor=EMERGENCY_ACTOR, order=order))
-    assert refused(risk, intent("SELL", 100, actor=EMERGENCY_ACTOR, order=order))
+    grant = risk.flatten_authority.issue(AAPL, "SELL", 100, "test stop")
+    flatten = intent("SELL", 100, actor=EMERGENCY_ACTOR)
+    decision = risk.check(dataclasses.replace(flatten, flatten=grant))
+    assert decision.approved and decision.flatten
+    # single use: the same intent lets no second order through
+    assert refused(risk, dataclasses.replace(flatten, flatten=grant))
+
+
+def test_flatten_intent_not_issued_by_the_authority_is_refused():
+    risk = make()
+    risk.on_account_position(AAPL, 100, symbol="AAPL")
+    risk.set_trading_state(ACCOUNT, TradingState.HALTED, "stop", "gui")
+    forged = FlattenAuthority().issue(AAPL, "SELL", 100, "forged")
+
+    assert refused(risk, intent("SELL", 100, actor=EMERGENCY_ACTOR, flatten=forged))
+
+
+def test_flatten_intent_covers_only_its_contract_side_and_quantity():
+    risk = make()
+    risk.on_account_position(AAPL, 100, symbol="AAPL")
+    risk.on_account_position(MSFT, 100, symbol="MSFT")
+    risk.set_trading_state(ACCOUNT, TradingState.HALTED, "stop", "gui")
+    grant = risk.flatten_authority.issue(AAPL, "SELL", 50, "test stop")
+
+    assert refused(risk, intent("SELL", 100, actor=EMERGENCY_ACTOR, flatten=grant))
+    assert refused(risk, intent("SELL", 50, symbol="MSFT", actor=EMERGENCY_ACTOR, flatten=grant))
+    assert refused(risk, intent("SELL", 50, actor="momo", flatten=grant))
+    approved(risk, intent("SELL", 50, actor=EMERGENCY_ACTOR, flatten=grant))
 
 
 def test_flattening_order_that_would_reverse_is_refused():
     risk = make()
     risk.on_account_position(AAPL, 100, symbol="AAPL")
     risk.set_trading_state(ACCOUNT, TradingState.HALTED, "stop", "gui")
-    order = Order(action="SELL", totalQuantity=150, orderType="MKT")
+    grant = risk.flatten_authority.issue(AAPL, "SELL", 150, "test stop")
 
-    with risk.authorize_flatten(order):
-        reasons = refused(risk, intent("SELL", 150, actor=EMERGENCY_ACTOR, order=order))
+    reasons = refused(risk, intent("SELL", 150, actor=EMERGENCY_ACTOR, flatten=grant))
 
     assert reasons == ("flattening order would reverse the AAPL position (100 -> -50)",)
 
@@ -686,24 +719,20 @@ def test_strategy_drawdown_breach_with_halt_action_halts_only_that_strategy():
     assert risk.state_of() is TradingState.ACTIVE
 
 
-@pytest.mark.asyncio
-async def test_breach_with_emergency_stop_action_runs_the_stop():
-    calls = []
-
-    class FakeStop:
-        async def stop(self, reason: str, **kwargs: Any) -> None:
-            calls.append((reason, kwargs["scope"].describe(), kwargs["actor"]))
-
+def test_breach_with_emergency_stop_action_halts_and_asks_for_the_stop():
+    breaches: list[RiskLimitBreached] = []
     risk = make(
         RiskLimits(daily_loss_limit=1000), policy=RiskPolicy(breach_action="emergency_stop")
     )
-    risk.attach_emergency_stop(FakeStop())  # type: ignore[arg-type]
+    risk.limitBreached += breaches.append
 
     risk.on_pnl(PnLChanged(None, -1500.0, 0.0, -1500.0))
-    await asyncio.sleep(0)
-    await asyncio.sleep(0)
 
-    assert calls == [("daily loss limit 1,000 breached: 1,500", "account", "risk")]
+    # HALTED at once, whoever listens; the event asks the session to run the stop
+    assert risk.state_of(ACCOUNT) is TradingState.HALTED
+    assert [(b.scope, b.describe(), wants_emergency_stop(b)) for b in breaches] == [
+        ("account", "daily loss limit 1,000 breached: 1,500", True)
+    ]
 
 
 # -- contracts without a conId --------------------------------------------------------------------
@@ -809,7 +838,7 @@ async def test_volatility_size_fetches_bars_through_market_data():
 
 
 def test_risk_prices_keep_negative_spread_prices_and_drop_placeholders():
-    from core.risk import _price
+    from core.exposure import price as _price
 
     assert _price(-0.35) == -0.35  # a calendar spread can trade below zero
     assert _price(0.0) is None and _price(None) is None

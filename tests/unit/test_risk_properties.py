@@ -63,14 +63,11 @@ def test_no_order_passes_while_halted_except_flattening(steps):
         _, strategy, actor, con_id, action, qty, authorised = step
         order = Order(action=action, totalQuantity=qty, orderType="MKT")
         contract = Contract(secType="STK", symbol=f"S{con_id}", conId=con_id, currency="USD")
-        intent = OrderIntent(strategy, actor, contract, order)
+        grant = risk.flatten_authority.issue(con_id, action, qty, "test") if authorised else None
+        intent = OrderIntent(strategy, actor, contract, order, flatten=grant)
         position = risk.position(ACCOUNT, con_id)
         halted = risk.effective_state(strategy, con_id) is TradingState.HALTED
-        if authorised:
-            with risk.authorize_flatten(order):
-                decision = risk.check(intent)
-        else:
-            decision = risk.check(intent)
+        decision = risk.check(intent)
         if decision.approved and halted:
             assert authorised and actor == EMERGENCY_ACTOR
             signed = qty if action == "BUY" else -qty

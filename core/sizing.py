@@ -1,0 +1,147 @@
+"""Volatility-based position sizing (the ticket's "size by risk" and strategies).
+
+The risk of one unit is ``stop_multiple`` x the volatility in price x the multiplier;
+the suggested quantity is the risk budget over that, rounded down to the lot.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+from ib_async import Contract
+
+from core.pretrade import num as _num
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["PositionSize", "SizingParams", "size_by_volatility", "volatility_size"]
+
+
+@dataclass(frozen=True, slots=True)
+class SizingParams:
+    """Per-strategy parameters of volatility-based sizing.
+
+    The risk of one unit is ``stop_multiple`` x the volatility in price x the multiplier;
+    the quantity is the budget over that, rounded down to the lot. The budget is
+    ``risk_amount``, or ``risk_pct`` % of net liquidation (the smaller when both).
+    """
+
+    method: Literal["atr", "stdev"] = "atr"
+    risk_amount: float | None = None
+    risk_pct: float | None = 0.5
+    stop_multiple: float = 2.0
+    atr_period: int = 14
+    bar_size: str = "1 day"
+    duration: str = "3 M"
+    what_to_show: str = "TRADES"
+    lot_size: float = 1.0
+    max_quantity: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PositionSize:
+    """A suggested quantity and how it was reached."""
+
+    quantity: float
+    budget: float
+    risk_per_unit: float
+    volatility: float  # in price units per bar
+    method: str
+    explanation: str
+
+
+def size_by_volatility(
+    bars: pd.DataFrame,
+    params: SizingParams,
+    *,
+    net_liquidation: float | None = None,
+    multiplier: float = 1.0,
+    lot_size: float | None = None,
+) -> PositionSize:
+    """Quantity whose ``stop_multiple``-volatility move loses the risk budget.
+
+    Parameters
+    ----------
+    bars:
+        OHLC bars (columns ``high``, ``low``, ``close``), oldest first.
+    params:
+        Method, budget and rounding (:class:`SizingParams`).
+    net_liquidation:
+        Needed when the budget is a percentage.
+    multiplier:
+        The contract's multiplier.
+    lot_size:
+        Overrides ``params.lot_size`` (e.g. from the contract's size increment).
+
+    Raises
+    ------
+    ValueError
+        No budget can be set, or the bars are too few or show no volatility.
+    """
+    from core.marketdata import average_true_range, returns_volatility
+
+    budgets = []
+    if params.risk_amount is not None:
+        budgets.append(params.risk_amount)
+    if params.risk_pct is not None and net_liquidation:
+        budgets.append(net_liquidation * params.risk_pct / 100)
+    if not budgets:
+        raise ValueError(
+            "no risk budget: set risk_amount, or risk_pct with a known net liquidation"
+        )
+    budget = min(budgets)
+    if params.method == "atr":
+        vol = average_true_range(bars, params.atr_period)
+        what = f"ATR({params.atr_period})"
+    else:
+        vol = returns_volatility(bars) * float(bars["close"].iloc[-1])
+        what = "std of returns x last close"
+    if not math.isfinite(vol) or vol <= 0:
+        raise ValueError(f"volatility is {vol!r}: cannot size")
+    per_unit = params.stop_multiple * vol * (multiplier or 1.0)
+    lot = lot_size or params.lot_size or 1.0
+    qty = math.floor(budget / per_unit / lot + 1e-9) * lot
+    if params.max_quantity is not None:
+        qty = min(qty, math.floor(params.max_quantity / lot) * lot)
+    qty = max(qty, 0.0)
+    return PositionSize(
+        quantity=qty,
+        budget=budget,
+        risk_per_unit=per_unit,
+        volatility=vol,
+        method=params.method,
+        explanation=(
+            f"budget {_num(budget)} / ({params.stop_multiple:g} x {what} {vol:.4g} x "
+            f"multiplier {multiplier:g}) = {budget / per_unit:.2f}, rounded down to "
+            f"lots of {lot:g}: {_num(qty)}"
+        ),
+    )
+
+
+async def volatility_size(
+    market_data: Any,
+    contract: Contract,
+    params: SizingParams,
+    *,
+    net_liquidation: float | None = None,
+    multiplier: float = 1.0,
+    lot_size: float | None = None,
+) -> PositionSize:
+    """Fetch bars with ``market_data.historical_bars`` and :func:`size_by_volatility`."""
+    bars = await market_data.historical_bars(
+        contract,
+        duration=params.duration,
+        bar_size=params.bar_size,
+        what_to_show=params.what_to_show,
+        use_rth=True,
+    )
+    return size_by_volatility(
+        bars,
+        params,
+        net_liquidation=net_liquidation,
+        multiplier=multiplier,
+        lot_size=lot_size,
+    )
