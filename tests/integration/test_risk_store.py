@@ -72,18 +72,15 @@ async def test_restarted_session_reports_halted_by_whom_and_since_when(tmp_path:
     """A new session on the same store shows the HALTED of the last one as recorded."""
     uri = f"lmdb://{tmp_path / 'store'}"
     options = SessionOptions(sim_tick_interval=0.05)
-    first = ConsoleSession(options, store_uri=uri)
-    await first.prepare()
+    first = await ConsoleSession.prepare(options, store_uri=uri)
     try:
-        assert first.risk is not None
         first.risk.set_trading_state(ACCOUNT, TradingState.HALTED, "emergency stop: button", "gui")
         (before,) = [e for e in first.trading_state_events() if e.scope == ACCOUNT]
         await first.risk.flush_state()
     finally:
         await first.stop()
 
-    second = ConsoleSession(options, store_uri=uri)
-    await second.prepare()
+    second = await ConsoleSession.prepare(options, store_uri=uri)
     try:
         (after,) = [e for e in second.trading_state_events() if e.scope == ACCOUNT]
     finally:
