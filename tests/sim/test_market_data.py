@@ -92,7 +92,7 @@ async def test_matching_symbols_when_prefix_then_descriptions(ib):
 
 
 @pytest.mark.asyncio
-async def test_market_data_when_subscribed_then_streams_and_cancel_stops(ib, gateway):
+async def test_market_data_when_subscribed_then_streams_and_cancel_stops(ib, gateway, sim):
     contract = (await ib.qualifyContractsAsync(Stock("AAPL", "SMART", "USD")))[0]
     ticker = ib.reqMktData(contract)
     await wait_for(lambda: not math.isnan(ticker.bid), what="first quote")
@@ -114,11 +114,11 @@ async def test_market_data_when_subscribed_then_streams_and_cancel_stops(ib, gat
     gateway.step_market(20)
     await wait_for(lambda: updates > 0, what="walk ticks")
     ib.cancelMktData(contract)
-    await asyncio.sleep(0.05)
+    await sim.settle(ib)
     updates = 0
     gateway.step_market(20)
     gateway.set_price("AAPL", 260.0)
-    await asyncio.sleep(0.1)
+    await sim.settle(ib)
     assert updates == 0
     assert ticker.last != 260.0
 
