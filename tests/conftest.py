@@ -4,6 +4,9 @@
 malformed message from the simulated gateway shows up only as a log line and a hang.
 Any WARNING or ERROR from an ``ib_async`` logger fails the test unless the test
 declared it expected with ``ib_log_guard.expect(pattern)``.
+
+``no_leaked_windows`` (autouse in tests/gui) fails a test that leaves a top-level Qt
+widget alive; see its docstring.
 """
 
 from __future__ import annotations
@@ -72,6 +75,101 @@ def isolated_home(
     home = tmp_path_factory.mktemp("ibconsole-home")
     monkeypatch.setenv("IBCONSOLE_HOME", str(home))
     return home
+
+
+# -- no leaked windows ----------------------------------------------------------------------
+
+_LEAK_BEFORE = pytest.StashKey[set[int]]()
+_CALL_PASSED = pytest.StashKey[bool]()
+
+
+@pytest.fixture
+def no_leaked_windows(qapp: Any, request: pytest.FixtureRequest) -> Iterator[None]:
+    """Fail the test if it leaves a new top-level widget alive (napari's suite does the
+    same): ``QApplication.topLevelWidgets()`` before the test is compared with after it,
+    once every fixture is torn down, pytest-qt has closed what ``qtbot.addWidget`` was
+    given, the ``deleteLater`` deletions have run and the test's objects are collected.
+
+    A window left alive keeps its timers, models and event subscriptions running into
+    the following tests (which then see signals they never caused, or crash when it
+    touches a closed loop); in the app it is memory that grows per window. Close what
+    a test opens: ``qtbot.addWidget(w)``, or ``w.close(); w.deleteLater()`` in the
+    fixture that made it. Leaked widgets are closed and deleted by the check, so one
+    leak does not spill into the next test; a test that already failed is not failed
+    twice for what it left behind.
+    """
+    request.node.stash[_LEAK_BEFORE] = {id(w) for w in qapp.topLevelWidgets()}
+    yield
+
+
+def _flush_qt_deletions() -> None:
+    """Run pending events and the ``deleteLater`` deletions they post (Qt runs those only
+    from an event loop, so processEvents alone leaves them pending), and collect the
+    Python wrappers that kept widgets alive in reference cycles."""
+    import gc
+
+    from PySide6.QtCore import QCoreApplication, QEvent
+
+    for collect in (False, True, False):
+        QCoreApplication.processEvents()
+        QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+        if collect:
+            gc.collect()
+
+
+def _may_leak(widget: Any) -> bool:
+    """Whether a widget left alive counts as a leak.
+
+    Not a hidden menu: pyqtgraph gives each plot a "Plot Options" menu tree with no Qt
+    parent, which lives as long as Python holds the plot, and pytest's log capture can
+    hold it past teardown (a logged traceback's frames reach the window). Hidden, a menu
+    runs nothing; a menu left open is still caught.
+    """
+    from PySide6.QtWidgets import QMenu
+
+    return widget.isVisible() or not isinstance(widget, QMenu)
+
+
+def _describe(widget: Any) -> str:
+    label = " ".join(p for p in (repr(widget.windowTitle()), widget.objectName()) if p != "''")
+    return f"{type(widget).__name__} {label}".strip()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    report = yield
+    if report.when == "call":
+        item.stash[_CALL_PASSED] = report.passed
+    return report
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Any:
+    result = yield  # every fixture is torn down now
+    before = item.stash.get(_LEAK_BEFORE, None)
+    if before is None:
+        return result
+    from PySide6.QtWidgets import QApplication
+
+    # The fixtures' values (a window, a session) are still held here until pytest drops
+    # them after this hook; drop them now so that what they owned can go.
+    if isinstance(getattr(item, "funcargs", None), dict):
+        item.funcargs.clear()  # type: ignore[attr-defined]
+    _flush_qt_deletions()
+    leaked = [w for w in QApplication.topLevelWidgets() if id(w) not in before and _may_leak(w)]
+    if not leaked:
+        return result
+    names = sorted(_describe(w) for w in leaked)
+    for widget in leaked:
+        widget.close()
+        widget.deleteLater()
+    _flush_qt_deletions()
+    if item.stash.get(_CALL_PASSED, False):
+        pytest.fail(
+            f"the test leaked {len(names)} top-level widget(s): {', '.join(names)}",
+            pytrace=False,
+        )
+    return result
 
 
 # -- the simulated gateway and a connected client, for integration tests ------------------

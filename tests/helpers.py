@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -15,6 +16,29 @@ async def wait_for(predicate: Callable[[], object], timeout: float = 5.0, what: 
         if asyncio.get_running_loop().time() > deadline:
             pytest.fail(f"timed out after {timeout}s waiting for {what or predicate}")
         await asyncio.sleep(0.01)
+
+
+async def settle(ib: Any, turns: int = 3, timeout: float = 5.0) -> None:
+    """Wait one round trip to the gateway, for tests that assert something did NOT happen.
+
+    TWS answers requests in order on one stream and ib_async decodes messages in order,
+    firing their events as it goes: once the reply is in, every message the gateway sent
+    before it has been handled. The few zero-time loop turns after it let the callbacks
+    those events scheduled run. Unlike a sleep, this is never too short on a loaded
+    machine and never longer than needed. Frames the console's wire gate still holds go
+    out before this request (the gate keeps order), so it covers them too.
+
+    The request is reqMatchingSymbols, keyed by its own request id: ib_async keys
+    reqCurrentTime by name, so one in flight with the console's heartbeat would leave
+    one of the two unanswered.
+    """
+    if ib is not None and ib.isConnected():
+        req_id = ib.client.getReqId()
+        answered = ib.wrapper.startReq(req_id)
+        ib.client.reqMatchingSymbols(req_id, "settle")
+        await asyncio.wait_for(answered, timeout)
+    for _ in range(turns):
+        await asyncio.sleep(0)
 
 
 def run_until(

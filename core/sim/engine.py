@@ -6,6 +6,11 @@ the same events. The wire side calls ``place``/``cancel`` on client requests and
 ``on_market`` after every ``Market.step``; every call returns the ``EngineEvent``s to
 send, in order.
 
+Here: order handling, matching and the trading day. The account book and its queries
+are in :mod:`core.sim.engine_book`, the pre-trade checks in :mod:`core.sim.engine_checks`,
+the saved state in :mod:`core.sim.engine_state`, and what they share (records, IB's
+texts, commissions, the fill arithmetic) in :mod:`core.sim.engine_base`.
+
 Matching
     BUY fills at the ask and SELL at the bid, at most the displayed size per matching
     pass: the orders that match in one pass share the displayed size of the current quote
@@ -61,20 +66,40 @@ Daily P&L is NetLiquidation minus the start-of-day NetLiquidation, kept per acco
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import math
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
-from typing import Any
-from zoneinfo import ZoneInfo
+from dataclasses import replace
 
+from core.sim.engine_base import (
+    _EASTERN,
+    _EPS,
+    _STOP_TYPES,
+    _TRANSITIONS,
+    MSG_CANCELLED,
+    MSG_DUPLICATE,
+    MSG_MISSING_PARENT,
+    MSG_MODIFY_FILLED,
+    MSG_MODIFY_MISMATCH,
+    MSG_NO_SECURITY,
+    MSG_REJECTED,
+    MSG_TICK,
+    MSG_UNSUPPORTED_TYPE,
+    MSG_ZERO_SIZE,
+    ORDER_TYPES,
+    TIFS,
+    _Account,
+    _apply_fill,
+    _Pos,
+    commission_for,
+)
+from core.sim.engine_book import EngineBook
+from core.sim.engine_checks import OrderChecks
+from core.sim.engine_state import EngineState
 from core.sim.market import Market, on_tick
 from core.sim.model import (
     DONE_STATES,
-    UNSET_DOUBLE,
-    AccountPnL,
     EngineEvent,
     Execution,
     ExecutionOccurred,
@@ -84,125 +109,30 @@ from core.sim.model import (
     OrderRejected,
     OrderRequest,
     OrderState,
-    PortfolioItem,
-    Position,
     SimOrder,
     WhatIfResult,
 )
 from core.sim.universe import Universe
 
-__all__ = ["Engine"]
-
-_STATE_VERSION = 1
-_EPS = 1e-9
-_EASTERN = ZoneInfo("US/Eastern")
-
-ORDER_TYPES = frozenset({"MKT", "LMT", "STP", "STP LMT", "TRAIL"})
-TIFS = frozenset({"DAY", "GTC", "IOC"})
-_STOP_TYPES = frozenset({"STP", "STP LMT", "TRAIL"})
-
-# IB's texts for the codes the engine raises or emits.
-MSG_NO_SECURITY = "No security definition has been found for the request"
-MSG_REJECTED = "Order rejected - reason:"
-MSG_TICK = "The price does not conform to the minimum price variation for this contract."
-MSG_DUPLICATE = "Duplicate order id"
-MSG_MODIFY_FILLED = "Can't modify a filled order"
-MSG_CANCELLED = "Order Canceled - reason:"
-MSG_UNSUPPORTED_TYPE = "Unsupported order type for this exchange and security type."
-MSG_ZERO_SIZE = "The order size cannot be zero."
-MSG_MISSING_PARENT = "Missing parent order."
-MSG_MODIFY_MISMATCH = "Order being modified does not match original order."
-
-# (initial, maintenance) margin as a fraction of market value / notional.
-_MARGIN_RATES = {"STK": (0.50, 0.25), "FUT": (0.06, 0.05), "CASH": (0.03, 0.03)}
-
-# Allowed order-state transitions. Staying in a state is allowed (a partial fill, a
-# modification); done states are terminal.
-_TRANSITIONS: dict[OrderState, frozenset[OrderState]] = {
-    OrderState.PENDING_SUBMIT: frozenset(
-        {
-            OrderState.PENDING_SUBMIT,
-            OrderState.PRE_SUBMITTED,
-            OrderState.SUBMITTED,
-            OrderState.CANCELLED,
-            OrderState.FILLED,
-        }
-    ),
-    OrderState.PRE_SUBMITTED: frozenset(
-        {
-            OrderState.PRE_SUBMITTED,
-            OrderState.SUBMITTED,
-            OrderState.CANCELLED,
-            OrderState.FILLED,
-        }
-    ),
-    OrderState.SUBMITTED: frozenset(
-        {
-            OrderState.SUBMITTED,
-            OrderState.PRE_SUBMITTED,
-            OrderState.CANCELLED,
-            OrderState.FILLED,
-        }
-    ),
-    OrderState.INACTIVE: frozenset(
-        {OrderState.INACTIVE, OrderState.PRE_SUBMITTED, OrderState.SUBMITTED, OrderState.CANCELLED}
-    ),
-    OrderState.PENDING_CANCEL: frozenset({OrderState.CANCELLED, OrderState.FILLED}),
-    OrderState.CANCELLED: frozenset(),
-    OrderState.FILLED: frozenset(),
-    OrderState.API_CANCELLED: frozenset(),
-}
+__all__ = [
+    "MSG_CANCELLED",
+    "MSG_DUPLICATE",
+    "MSG_MISSING_PARENT",
+    "MSG_MODIFY_FILLED",
+    "MSG_MODIFY_MISMATCH",
+    "MSG_NO_SECURITY",
+    "MSG_REJECTED",
+    "MSG_TICK",
+    "MSG_UNSUPPORTED_TYPE",
+    "MSG_ZERO_SIZE",
+    "ORDER_TYPES",
+    "TIFS",
+    "Engine",
+    "commission_for",
+]
 
 
-def commission_for(inst: Instrument, quantity: float, value: float) -> float:
-    """The commission of a whole order of ``quantity`` worth ``value`` USD (see module doc)."""
-    if quantity <= 0:
-        return 0.0
-    if inst.sec_type == "FUT":
-        fee = 2.25 * quantity
-    elif inst.sec_type == "CASH":
-        fee = max(0.00002 * value, 2.0)
-    else:
-        fee = min(max(0.005 * quantity, 1.0), 0.01 * value)
-    return round(fee, 6)
-
-
-def _price(value: float | None) -> float | None:
-    """A price field as the wire side may pass it: None, UNSET_DOUBLE or NaN mean unset."""
-    if value is None or math.isnan(value) or value >= UNSET_DOUBLE / 2:
-        return None
-    return float(value)
-
-
-def _on_grid(price: float, tick: float) -> bool:
-    n = price / tick
-    return abs(n - round(n)) < 1e-6
-
-
-def _sign(x: float) -> int:
-    return 1 if x > _EPS else -1 if x < -_EPS else 0
-
-
-@dataclass(slots=True)
-class _Pos:
-    """One account's position in one instrument (see the module doc for the conventions)."""
-
-    qty: float = 0.0
-    avg_cost: float = 0.0  # per unit, with multiplier and opening commissions (IB's)
-    avg_price: float = 0.0  # per unit, with multiplier, without commissions
-    realized: float = 0.0  # today's realized P&L, net of commissions
-    sod_value: float = 0.0  # start-of-day market value, for daily P&L
-    day_flow: float = 0.0  # today's cash flow of its trades: -sum(qty*price*mult) - commissions
-
-
-@dataclass(slots=True)
-class _Account:
-    cash: float
-    realized: float = 0.0
-    sod_net_liq: float = 0.0
-
-
-class Engine:
+class Engine(EngineBook, OrderChecks, EngineState):
     """Simulated exchange and broker: matches orders against the market, keeps accounts.
 
     Every command returns the list of ``EngineEvent``s it caused, in the order the wire
@@ -249,8 +179,6 @@ class Engine:
         # (con_id, "bid"/"ask") -> (quote version, quantity already taken from it)
         self._consumed: dict[tuple[int, str], tuple[int, float]] = {}
         self._day = self._today()
-
-    # --- commands -----------------------------------------------------------------------
 
     def reject_next(self, code: int, message: str) -> None:
         """Fault injection: the next ``place`` raises OrderRejected(code, message)."""
@@ -384,293 +312,6 @@ class Engine:
                 self._match(order, events, now)
         return events
 
-    # --- queries ------------------------------------------------------------------------
-
-    def open_orders(self, client_id: int | None = None) -> list[SimOrder]:
-        """Working (not done) orders, oldest first; ``client_id`` None means every client."""
-        out = [
-            o
-            for o in self._orders.values()
-            if o.state not in DONE_STATES
-            and (client_id is None or o.request.client_id == client_id)
-        ]
-        out.sort(key=lambda o: o.perm_id)
-        return out
-
-    def completed_orders(self) -> list[SimOrder]:
-        """Today's filled and cancelled orders, in the order they finished."""
-        return [self._orders[k] for k in self._completed if k in self._orders]
-
-    def order(self, client_id: int, order_id: int) -> SimOrder | None:
-        """The order with this id (working or done today), or None."""
-        return self._orders.get((client_id, order_id))
-
-    def executions(
-        self,
-        *,
-        client_id: int = 0,
-        account: str = "",
-        symbol: str = "",
-        sec_type: str = "",
-        exchange: str = "",
-        side: str = "",
-        since: float | None = None,
-    ) -> list[Execution]:
-        """Today's executions matching an IB ExecutionFilter (0 and "" match anything).
-
-        ``side`` is "BUY"/"SELL" (or "BOT"/"SLD"); ``since`` is epoch seconds, inclusive.
-        """
-        want_side = {"BUY": "BOT", "SELL": "SLD"}.get(side.upper(), side.upper())
-        out = []
-        for ex in self._executions:
-            inst = self.universe.by_con_id(ex.con_id)
-            if client_id and ex.client_id != client_id:
-                continue
-            if account and ex.account != account:
-                continue
-            if inst is not None:
-                if symbol and inst.symbol.upper() != symbol.upper():
-                    continue
-                if sec_type and inst.sec_type != sec_type.upper():
-                    continue
-                exchanges = {inst.exchange.upper(), inst.primary_exchange.upper()}
-                if exchange and exchange.upper() not in exchanges | {ex.exchange.upper()}:
-                    continue
-            if want_side and ex.side != want_side:
-                continue
-            if since is not None and ex.time < since:
-                continue
-            out.append(ex)
-        return out
-
-    def positions(self, account: str | None = None) -> list[Position]:
-        """Non-zero positions of ``account`` (None: every account), by account then con_id."""
-        out = [
-            Position(acct, con_id, p.qty, p.avg_cost)
-            for (acct, con_id), p in sorted(self._positions.items())
-            if abs(p.qty) > _EPS and (account is None or acct == account)
-        ]
-        return out
-
-    def position(self, account: str, con_id: int) -> Position:
-        """One position, zero (avg cost 0) when there is none: what to send after a close."""
-        p = self._positions.get((account, con_id))
-        if p is None or abs(p.qty) <= _EPS:
-            return Position(account, con_id, 0.0, 0.0)
-        return Position(account, con_id, p.qty, p.avg_cost)
-
-    def portfolio(self, account: str) -> list[PortfolioItem]:
-        """updatePortfolio rows: every non-zero position of ``account``, marked to market."""
-        out = []
-        for (acct, con_id), p in sorted(self._positions.items()):
-            if acct != account or abs(p.qty) <= _EPS:
-                continue
-            inst = self._inst(con_id)
-            mark = self.market.mark(con_id)
-            value = p.qty * mark * inst.multiplier
-            out.append(
-                PortfolioItem(
-                    account=acct,
-                    con_id=con_id,
-                    quantity=p.qty,
-                    market_price=mark,
-                    market_value=value,
-                    average_cost=p.avg_cost,
-                    unrealized_pnl=value - p.qty * p.avg_cost,
-                    realized_pnl=p.realized,
-                )
-            )
-        return out
-
-    def account_values(self, account: str) -> list[tuple[str, str, str]]:
-        """updateAccountValue rows (key, value, currency) of ``account``; values are strings.
-
-        Raises KeyError for an unknown account.
-        """
-        acct = self._accounts[account]
-        net_liq = self._net_liq(account)
-        init, maint = self._margins(account)
-        unrealized = sum(item.unrealized_pnl for item in self.portfolio(account))
-        gross = stock = futures_pnl = 0.0
-        for item in self.portfolio(account):
-            inst = self._inst(item.con_id)
-            if inst.sec_type == "FUT":
-                # IB's totals carry no futures notional, only their P&L.
-                futures_pnl += item.unrealized_pnl
-            else:
-                gross += abs(item.market_value)
-                if inst.sec_type == "STK":
-                    stock += item.market_value
-        available = net_liq - init
-        excess = net_liq - maint
-        cushion = excess / net_liq if net_liq > 0 else 0.0
-
-        def usd(key: str, value: float) -> tuple[str, str, str]:
-            return (key, f"{value:.2f}", "USD")
-
-        rows = [
-            ("AccountCode", account, ""),
-            ("AccountType", "INDIVIDUAL", ""),
-            ("AccountReady", "true", ""),
-            ("Currency", "USD", "USD"),
-            usd("NetLiquidation", net_liq),
-            usd("TotalCashValue", acct.cash),
-            usd("SettledCash", acct.cash),
-            usd("CashBalance", acct.cash),
-            ("CashBalance", f"{acct.cash:.2f}", "BASE"),
-            ("TotalCashBalance", f"{acct.cash:.2f}", "BASE"),
-            ("NetLiquidationByCurrency", f"{net_liq:.2f}", "BASE"),
-            usd("BuyingPower", max(available, 0.0) * 4),
-            usd("AvailableFunds", available),
-            usd("ExcessLiquidity", excess),
-            usd("EquityWithLoanValue", net_liq),
-            usd("GrossPositionValue", gross),
-            usd("StockMarketValue", stock),
-            usd("FuturesPNL", futures_pnl),
-            usd("InitMarginReq", init),
-            usd("MaintMarginReq", maint),
-            usd("FullInitMarginReq", init),
-            usd("FullMaintMarginReq", maint),
-            usd("FullAvailableFunds", available),
-            usd("FullExcessLiquidity", excess),
-            usd("UnrealizedPnL", unrealized),
-            usd("RealizedPnL", acct.realized),
-            ("Cushion", f"{cushion:.6f}", ""),
-            ("Leverage-S", f"{(gross / net_liq if net_liq > 0 else 0.0):.4f}", ""),
-            ("DayTradesRemaining", "-1", ""),
-        ]
-        return rows
-
-    def pnl(self, account: str) -> AccountPnL:
-        """reqPnL figures: daily (net liquidation change today), unrealized, realized."""
-        acct = self._accounts[account]
-        unrealized = sum(item.unrealized_pnl for item in self.portfolio(account))
-        return AccountPnL(
-            daily_pnl=self._net_liq(account) - acct.sod_net_liq,
-            unrealized_pnl=unrealized,
-            realized_pnl=acct.realized,
-        )
-
-    def pnl_single(self, account: str, con_id: int) -> AccountPnL:
-        """reqPnLSingle figures for one position (zeros when there is none)."""
-        p = self._positions.get((account, con_id))
-        if p is None:
-            return AccountPnL(0.0, 0.0, 0.0, 0.0, 0.0)
-        inst = self._inst(con_id)
-        value = p.qty * self.market.mark(con_id) * inst.multiplier
-        return AccountPnL(
-            daily_pnl=value - p.sod_value + p.day_flow,
-            unrealized_pnl=value - p.qty * p.avg_cost,
-            realized_pnl=p.realized,
-            position=p.qty,
-            value=value,
-        )
-
-    # --- validation ---------------------------------------------------------------------
-
-    def _validate(self, req: OrderRequest, existing: SimOrder | None) -> Instrument:
-        """Normalise ``req`` in place and check it; returns its instrument."""
-        inst = self.universe.by_con_id(req.con_id)
-        if inst is None:
-            raise OrderRejected(200, MSG_NO_SECURITY)
-        req.action = req.action.upper().strip()
-        req.order_type = " ".join(req.order_type.upper().split())
-        req.tif = (req.tif or "DAY").upper().strip()
-        req.lmt_price = _price(req.lmt_price)
-        req.aux_price = _price(req.aux_price)
-        req.trailing_percent = _price(req.trailing_percent)
-        req.trail_stop_price = _price(req.trail_stop_price)
-        if req.action not in ("BUY", "SELL"):
-            raise OrderRejected(201, MSG_REJECTED + f"Invalid action '{req.action}'")
-        if req.order_type not in ORDER_TYPES:
-            raise OrderRejected(387, MSG_UNSUPPORTED_TYPE + f" ({req.order_type})")
-        if req.tif not in TIFS:
-            raise OrderRejected(201, MSG_REJECTED + f"Invalid time in force '{req.tif}'")
-        if req.account and req.account not in self._accounts:
-            raise OrderRejected(201, MSG_REJECTED + f"Invalid account '{req.account}'")
-        qty = req.total_quantity
-        if qty == 0:
-            raise OrderRejected(434, MSG_ZERO_SIZE)
-        if qty < 0 or math.isnan(qty):
-            raise OrderRejected(201, MSG_REJECTED + "The order quantity must be positive")
-        if qty < inst.min_size - _EPS:
-            raise OrderRejected(
-                388,
-                f"Order size {qty:g} is smaller than the minimum required size of "
-                f"{inst.min_size:g}.",
-            )
-        n = qty / inst.size_increment
-        if abs(n - round(n)) > 1e-6:
-            raise OrderRejected(
-                201,
-                MSG_REJECTED + f"The order size {qty:g} is not a multiple of the size increment "
-                f"{inst.size_increment:g} (minimum {inst.min_size:g})",
-            )
-        if req.order_type in ("LMT", "STP LMT"):
-            if req.lmt_price is None or req.lmt_price <= 0:
-                raise OrderRejected(201, MSG_REJECTED + "A limit order needs a positive price")
-            if not _on_grid(req.lmt_price, inst.min_tick):
-                raise OrderRejected(110, MSG_TICK)
-        else:
-            req.lmt_price = None  # a market order's price field carries nothing
-        if req.order_type in ("STP", "STP LMT"):
-            if req.aux_price is None or req.aux_price <= 0:
-                raise OrderRejected(201, MSG_REJECTED + "A stop order needs a positive stop price")
-            if not _on_grid(req.aux_price, inst.min_tick):
-                raise OrderRejected(110, MSG_TICK)
-        if req.order_type == "TRAIL":
-            amount_ok = req.aux_price is not None and req.aux_price > 0
-            pct_ok = req.trailing_percent is not None and 0 < req.trailing_percent < 100
-            if not (amount_ok or pct_ok):
-                raise OrderRejected(
-                    201, MSG_REJECTED + "A trailing stop needs a trailing amount or percent"
-                )
-            if req.trail_stop_price is not None and not _on_grid(
-                req.trail_stop_price, inst.min_tick
-            ):
-                raise OrderRejected(110, MSG_TICK)
-        if req.parent_id:
-            parent = self._orders.get((req.client_id, req.parent_id))
-            if parent is None or parent.state == OrderState.CANCELLED:
-                raise OrderRejected(10006, MSG_MISSING_PARENT + f" ({req.parent_id})")
-        if existing is not None:
-            old = existing.request
-            if req.con_id != old.con_id or req.action != old.action:
-                raise OrderRejected(105, MSG_MODIFY_MISMATCH)
-            if qty < existing.filled - _EPS:
-                raise OrderRejected(
-                    201,
-                    MSG_REJECTED
-                    + f"The quantity {qty:g} is below the filled quantity {existing.filled:g}",
-                )
-        return inst
-
-    def _check_margin(self, req: OrderRequest, inst: Instrument) -> None:
-        account = req.account or self.accounts[0]
-        signed = req.total_quantity if req.action == "BUY" else -req.total_quantity
-        ref = self._reference_price(req, inst)
-        init_before, _ = self._margins(account)
-        init_after, _ = self._margins(account, extra=(inst.con_id, signed, ref))
-        ewl = self._net_liq(account)
-        if init_after > init_before + _EPS and init_after > ewl:
-            raise OrderRejected(
-                201,
-                MSG_REJECTED + "YOUR ORDER IS NOT ACCEPTED. IN ORDER TO OBTAIN THE DESIRED "
-                f"POSITION YOUR EQUITY WITH LOAN VALUE [{ewl:.2f} USD] MUST EXCEED THE "
-                f"INITIAL MARGIN [{init_after:.2f} USD]",
-            )
-
-    def _reference_price(self, req: OrderRequest, inst: Instrument) -> float:
-        if req.lmt_price is not None:
-            return req.lmt_price
-        if req.order_type in ("STP", "STP LMT") and req.aux_price is not None:
-            return req.aux_price
-        q = self.market.quote(inst.con_id)
-        touch = q.ask if req.action.upper() == "BUY" else q.bid
-        return touch if touch > 0 else self.market.mark(inst.con_id)
-
-    # --- order lifecycle ----------------------------------------------------------------
-
     def _modify(self, order: SimOrder, req: OrderRequest, inst: Instrument) -> None:
         old = order.request
         order.request = req
@@ -793,8 +434,6 @@ class Engine:
         if req.action == "SELL":
             return max(on_tick(last - amount, inst.min_tick, "down"), inst.min_tick)
         return on_tick(last + amount, inst.min_tick, "up")
-
-    # --- matching -----------------------------------------------------------------------
 
     def _match(self, order: SimOrder, events: list[EngineEvent], now: float) -> None:
         """One matching pass for one order: trail, trigger, fill at most once."""
@@ -922,51 +561,6 @@ class Engine:
             for child in self._children(order):
                 self._sync_state(child, events)
 
-    # --- accounting helpers -------------------------------------------------------------
-
-    def _inst(self, con_id: int) -> Instrument:
-        inst = self.universe.by_con_id(con_id)
-        if inst is None:
-            raise KeyError(f"con_id {con_id} is not in the universe")
-        return inst
-
-    def _net_liq(self, account: str) -> float:
-        total = self._accounts[account].cash
-        for (acct, con_id), p in self._positions.items():
-            if acct != account or abs(p.qty) <= _EPS:
-                continue
-            inst = self._inst(con_id)
-            value = p.qty * self.market.mark(con_id) * inst.multiplier
-            total += value - p.qty * p.avg_price if inst.sec_type == "FUT" else value
-        return total
-
-    def _margins(
-        self, account: str, extra: tuple[int, float, float] | None = None
-    ) -> tuple[float, float]:
-        """(initial, maintenance) margin of ``account``; ``extra`` = (con_id, signed qty,
-        price) adds a hypothetical fill, valuing that position at the given price."""
-        qtys: dict[int, float] = {
-            con_id: p.qty for (acct, con_id), p in self._positions.items() if acct == account
-        }
-        prices: dict[int, float] = {}
-        if extra is not None:
-            con_id, signed, price = extra
-            qtys[con_id] = qtys.get(con_id, 0.0) + signed
-            prices[con_id] = price
-        init = maint = 0.0
-        for con_id, qty in qtys.items():
-            if abs(qty) <= _EPS:
-                continue
-            inst = self._inst(con_id)
-            price = prices.get(con_id) or self.market.mark(con_id)
-            notional = abs(qty) * price * inst.multiplier
-            rate_init, rate_maint = _MARGIN_RATES.get(inst.sec_type, (1.0, 1.0))
-            init += notional * rate_init
-            maint += notional * rate_maint
-        return init, maint
-
-    # --- days ---------------------------------------------------------------------------
-
     def _today(self) -> str:
         return dt.datetime.fromtimestamp(self._clock(), _EASTERN).date().isoformat()
 
@@ -995,190 +589,3 @@ class Engine:
             acct.sod_net_liq = self._net_liq(name)
         self._positions = {k: p for k, p in self._positions.items() if abs(p.qty) > _EPS}
         return events
-
-    # --- persistence --------------------------------------------------------------------
-
-    def to_state(self) -> dict[str, Any]:
-        """Everything needed to resume, JSON-serialisable (the market's quotes included)."""
-        return {
-            "version": _STATE_VERSION,
-            "day": self._day,
-            "accounts": list(self.accounts),
-            "initial_cash": self.initial_cash,
-            "fill_delay_s": self.fill_delay_s,
-            "cash": {name: a.cash for name, a in self._accounts.items()},
-            "realized": {name: a.realized for name, a in self._accounts.items()},
-            "sod_net_liq": {name: a.sod_net_liq for name, a in self._accounts.items()},
-            "positions": [
-                {"account": acct, "con_id": con_id, **dataclasses.asdict(p)}
-                for (acct, con_id), p in sorted(self._positions.items())
-            ],
-            "executions": [dataclasses.asdict(e) for e in self._executions],
-            "working_orders": [_order_to_dict(o) for o in self.open_orders()],
-            "completed_orders": [_order_to_dict(o) for o in self.completed_orders()],
-            "held": [list(k) for k in sorted(self._held)],
-            "commission_paid": [
-                [cid, oid, paid] for (cid, oid), paid in sorted(self._commission_paid.items())
-            ],
-            "next_perm_id": self._next_perm_id,
-            "exec_seq": self._exec_seq,
-            "market": self.market.to_state(),
-        }
-
-    @classmethod
-    def from_state(
-        cls,
-        state: dict[str, Any],
-        universe: Universe,
-        market: Market,
-        *,
-        clock: Callable[[], float] = time.time,
-        enforce_trading_hours: bool = False,
-    ) -> Engine:
-        """Rebuild an engine saved by ``to_state``; the market gets its saved quotes back.
-
-        Raises ValueError naming what is wrong when ``state`` is malformed. A state saved
-        on an earlier day is rolled to today (DAY orders expire, executions are dropped).
-        """
-        if not isinstance(state, dict):
-            raise ValueError("engine state must be a JSON object")
-        if state.get("version") != _STATE_VERSION:
-            raise ValueError(
-                f"engine state version {state.get('version')!r} is not {_STATE_VERSION}"
-            )
-        try:
-            engine = cls(
-                universe,
-                market,
-                [str(a) for a in state["accounts"]],
-                initial_cash=float(state["initial_cash"]),
-                clock=clock,
-                enforce_trading_hours=enforce_trading_hours,
-            )
-            engine.fill_delay_s = float(state["fill_delay_s"])
-            for name in engine.accounts:
-                acct = engine._accounts[name]
-                acct.cash = float(state["cash"][name])
-                acct.realized = float(state["realized"][name])
-                acct.sod_net_liq = float(state["sod_net_liq"][name])
-            for raw in state["positions"]:
-                d = dict(raw)
-                account, con_id = str(d.pop("account")), int(d.pop("con_id"))
-                _require_account(engine, account)
-                _require_instrument(universe, con_id)
-                engine._positions[(account, con_id)] = _Pos(**{k: float(v) for k, v in d.items()})
-            for raw in state["executions"]:
-                engine._executions.append(Execution(**raw))
-            for raw in state["working_orders"]:
-                order = _order_from_dict(raw, universe)
-                if order.state in DONE_STATES:
-                    raise ValueError(f"working order {order.key} is in state {order.state}")
-                engine._orders[order.key] = order
-            for raw in state["completed_orders"]:
-                order = _order_from_dict(raw, universe)
-                if order.state not in DONE_STATES:
-                    raise ValueError(f"completed order {order.key} is in state {order.state}")
-                engine._orders[order.key] = order
-                engine._completed.append(order.key)
-            for cid, oid in state["held"]:
-                if (int(cid), int(oid)) not in engine._orders:
-                    raise ValueError(f"held order {(cid, oid)} is not a known order")
-                engine._held.add((int(cid), int(oid)))
-            for cid, oid, paid in state["commission_paid"]:
-                engine._commission_paid[(int(cid), int(oid))] = float(paid)
-            engine._next_perm_id = int(state["next_perm_id"])
-            engine._exec_seq = int(state["exec_seq"])
-            engine._day = str(state["day"])
-            if "market" in state:
-                market.restore(state["market"])
-        except KeyError as exc:
-            raise ValueError(f"malformed engine state: missing {exc}") from exc
-        except (TypeError, AttributeError) as exc:
-            raise ValueError(f"malformed engine state: {exc}") from exc
-        engine._roll_day_if_needed()
-        return engine
-
-
-def _apply_fill(
-    pos: _Pos, signed: float, unit: float, commission: float
-) -> tuple[float | None, float]:
-    """Apply a fill of ``signed`` units at ``unit`` (price * multiplier) to ``pos``.
-
-    Returns (realized P&L net of commission, or None for an opening fill; gross P&L of
-    the closed part against the commission-free average price, for futures cash).
-    """
-    q0 = pos.qty
-    if _sign(q0) == 0 or _sign(q0) == _sign(signed):
-        new = q0 + signed
-        pos.avg_cost = (abs(q0) * pos.avg_cost + abs(signed) * unit + commission) / abs(new)
-        pos.avg_price = (abs(q0) * pos.avg_price + abs(signed) * unit) / abs(new)
-        pos.qty = new
-        return None, 0.0
-    closed = min(abs(signed), abs(q0))
-    direction = _sign(q0)
-    close_commission = commission * closed / abs(signed)
-    realized = closed * (unit - pos.avg_cost) * direction - close_commission
-    settled = closed * (unit - pos.avg_price) * direction
-    new = q0 + signed
-    if abs(new) <= _EPS:
-        pos.qty, pos.avg_cost, pos.avg_price = 0.0, 0.0, 0.0
-    elif _sign(new) == direction:
-        pos.qty = new
-    else:
-        # Flipped: the rest opens at the fill price, carrying its share of the commission.
-        opened = abs(new)
-        pos.qty = new
-        pos.avg_cost = unit + (commission - close_commission) / opened
-        pos.avg_price = unit
-    pos.realized += realized
-    return realized, settled
-
-
-def _order_to_dict(order: SimOrder) -> dict[str, Any]:
-    return {
-        "request": dataclasses.asdict(order.request),
-        "perm_id": order.perm_id,
-        "state": order.state.value,
-        "filled": order.filled,
-        "avg_fill_price": order.avg_fill_price,
-        "last_fill_price": order.last_fill_price,
-        "triggered": order.triggered,
-        "trail_stop_price": order.trail_stop_price,
-        "why_held": order.why_held,
-        "created": order.created,
-    }
-
-
-def _order_from_dict(raw: dict[str, Any], universe: Universe) -> SimOrder:
-    try:
-        req = OrderRequest(**raw["request"])
-        order = SimOrder(
-            request=req,
-            perm_id=int(raw["perm_id"]),
-            state=OrderState(raw["state"]),
-            filled=float(raw["filled"]),
-            avg_fill_price=float(raw["avg_fill_price"]),
-            last_fill_price=float(raw["last_fill_price"]),
-            triggered=bool(raw["triggered"]),
-            trail_stop_price=(
-                None if raw["trail_stop_price"] is None else float(raw["trail_stop_price"])
-            ),
-            why_held=str(raw["why_held"]),
-            created=float(raw["created"]),
-        )
-    except KeyError as exc:
-        raise ValueError(f"malformed order in engine state: missing {exc}") from exc
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"malformed order in engine state: {exc}") from exc
-    _require_instrument(universe, req.con_id)
-    return order
-
-
-def _require_instrument(universe: Universe, con_id: int) -> None:
-    if universe.by_con_id(con_id) is None:
-        raise ValueError(f"engine state refers to con_id {con_id}, which is not in the universe")
-
-
-def _require_account(engine: Engine, account: str) -> None:
-    if account not in engine._accounts:
-        raise ValueError(f"engine state refers to unknown account {account!r}")

@@ -105,6 +105,11 @@ class SignalLog:
         return len(self.calls)
 
 
+@pytest.fixture(autouse=True)
+def _no_leaked_windows(no_leaked_windows):  # type: ignore[no-untyped-def]
+    """Every GUI test fails if it leaves a top-level widget alive (tests/conftest.py)."""
+
+
 @pytest.fixture
 def signal_log():
     """``signal_log(signal)`` -> a :class:`SignalLog` recording that signal."""

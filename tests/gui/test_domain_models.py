@@ -408,7 +408,7 @@ def test_lost_order_stays_in_red_with_its_reason_while_not_sent_lingers(qtbot):
     model.on_order_updated(make_order(order_id=1, status=LOST, message="the gateway lost it"))
     model.on_order_updated(make_order(order_id=2, status=NOT_SENT, message="HALTED"))
     model.flush()
-    qtbot.wait(200)
+    qtbot.wait(200)  # real time: past the 50 ms linger (a Qt timer) of done orders
     model.flush()
     assert [r["order_id"] for r in model.rows()] == [1]
     status = model.index(0, [c.key for c in model.columns].index("status"))

@@ -35,10 +35,10 @@ def test_press_released_before_hold_time_then_not_triggered(qtbot, signal_log):
     button = make_button(qtbot, hold_ms=400)
     fired = signal_log(button.triggered)
     qtbot.mousePress(button, LEFT, pos=center(button))
-    qtbot.wait(150)
+    qtbot.wait(150)  # real time: the hold is a Qt animation of hold_ms
     assert 0 < button.hold_progress() < 1  # the fill is visible while held
     qtbot.mouseRelease(button, LEFT, pos=center(button))
-    qtbot.wait(400)
+    qtbot.wait(400)  # past the hold time had the press not been released
     assert len(fired) == 0
     assert button.hold_progress() == 0
 

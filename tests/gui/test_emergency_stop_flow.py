@@ -27,7 +27,7 @@ from core.orders import create_limit_order, create_market_order
 from core.session import ConsoleSession, SessionOptions
 from gui.mainwindow import MainWindow
 from gui.theme import apply_theme
-from helpers import act, run_until
+from helpers import act, run_until, settle
 
 LEFT = Qt.MouseButton.LeftButton
 #: (symbol, side, quantity) of the positions built before the stop.
@@ -205,7 +205,7 @@ def test_single_brief_click_on_stop_button_then_nothing_happens(console, qloop, 
 
     act(qloop, lambda: qtbot.mouseClick(button, LEFT, pos=stop_button_centre(window)))
     run_until(qloop, lambda: not button.is_armed(), what="the arming to lapse")
-    run_for(qloop, 0.3)
+    qloop.run_until_complete(settle(session.connection.ib))  # anything sent has landed
 
     assert fired == []
     assert len(gw.engine.open_orders()) == 2

@@ -7,7 +7,6 @@ defaults), and drives it the way a trader would: typing into the fields.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,7 @@ from core.session import ConsoleSession, SessionOptions
 from gui.mainwindow import MainWindow
 from gui.theme import apply_theme
 from gui.widgets.order_ticket import OrderTicket
-from helpers import act, run_until
+from helpers import act, run_until, settle
 
 
 @pytest.fixture
@@ -239,7 +238,7 @@ def test_readonly_window_changes_no_order_and_says_why(desk, qloop, qtbot):
         qloop,
         lambda: controller.modify_order(window.orders_model.working_order_ids()[0], "quantity", 5),
     )
-    qloop.run_until_complete(asyncio.sleep(0.5))  # a cancel or modify would be done by now
+    qloop.run_until_complete(settle(session.connection.ib))  # any cancel or modify is in
 
     assert len(gw.engine.open_orders()) == 1
     assert gw.engine.open_orders()[0].request.total_quantity == 10  # not modified

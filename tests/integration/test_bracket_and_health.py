@@ -9,7 +9,7 @@ import pytest
 from core.connection import ConnectionState
 from core.contracts import create_stock_contract
 from core.orders import create_bracket_order
-from helpers import wait_for
+from helpers import settle, wait_for
 
 pytestmark = pytest.mark.asyncio
 
@@ -42,7 +42,7 @@ async def test_bracket_with_a_bad_child_sends_nothing(core):
     with pytest.raises(Exception, match="stop"):
         core.trades.place_bracket(create_stock_contract("AAPL"), *bracket, "swing")
 
-    await asyncio.sleep(0.1)
+    await settle(core.connection.ib)
     assert core.gateway.engine.open_orders() == []
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 
 from core.connection import (
@@ -15,7 +13,7 @@ from core.connection import (
 )
 from core.contracts import create_stock_contract
 from core.orders import create_limit_order
-from helpers import wait_for
+from helpers import settle, wait_for
 
 pytestmark = pytest.mark.asyncio
 
@@ -109,7 +107,8 @@ async def test_fill_while_disconnected_is_delivered_once_after_reconnect(core, i
     gw.set_price("AAPL", price - 0.5)  # the order fills while the console is away
     await wait_for(lambda: core.connection.ib.isConnected(), timeout=10, what="reconnect")
     await wait_for(lambda: len(fills) >= 1, timeout=5, what="the fill after reconnect")
-    await asyncio.sleep(0.5)  # any duplicate would arrive by now
+    await core.trades.resync()  # the reconnect's resync, over (and once more: no duplicate)
+    await settle(core.connection.ib)
     await core.trades.wait_journalled()
 
     assert len(fills) == 1

@@ -17,7 +17,7 @@ from core.events import TradingState
 from core.orders import create_limit_order, create_market_order
 from core.risk import ACCOUNT, EMERGENCY_ACTOR, RiskManager
 from core.trading import OrderRefused
-from helpers import wait_for
+from helpers import settle, wait_for
 
 pytestmark = pytest.mark.asyncio
 
@@ -178,7 +178,7 @@ async def test_emergency_stop_dry_run_sends_nothing(stopper: Stopper):
     positions_before = [(p.con_id, p.quantity) for p in gw.engine.positions()]
 
     preview = await s.risk.emergency_stop("what would happen", dry_run=True)
-    await asyncio.sleep(0.2)
+    await settle(s.core.connection.ib)
 
     assert preview.dry_run
     assert len(preview.orders_cancelled) == 20

@@ -23,7 +23,7 @@ from core.orders import create_limit_order, create_market_order
 from core.risk import ACCOUNT, EMERGENCY_ACTOR, RiskLimits, RiskManager
 from core.strategies import Strategy, StrategyManager, StrategyPermissions
 from core.trading import OrderRefused
-from helpers import wait_for
+from helpers import settle, wait_for
 
 pytestmark = pytest.mark.asyncio
 
@@ -130,7 +130,9 @@ async def test_halt_during_a_paced_burst_then_no_waiting_order_is_written(gate: 
     assert wire.waiting > 0, "the burst should outrun the pacing"
 
     g.risk.set_trading_state(ACCOUNT, TradingState.HALTED, "test halt", "gui")
-    await asyncio.sleep(1.5)  # a pacing period passes: nothing that waited may go out
+    # Every waiting frame is written or dropped as the pacing lets it through.
+    await wait_for(lambda: wire.waiting == 0, 10, "the burst drained")
+    await settle(g.core.connection.ib)
 
     after = [oid for oid, state in g.tap.frames if state is TradingState.HALTED]
     assert after == []
@@ -155,7 +157,7 @@ async def test_emergency_stop_under_a_burst_then_only_flattening_frames_while_ha
     filled = g.core.trades.place_order(contract, create_market_order("BUY", 50), "a")
     await wait_for(lambda: filled.orderStatus.status == "Filled", 10, "a position to flatten")
     await wait_for(lambda: g.risk.position(ACCOUNT, contract.conId) == 50, 5, "risk's position")
-    await asyncio.sleep(1.0)
+    await asyncio.sleep(1.0)  # a clean pacing window (real time: the gate's 1 s window)
     for _ in range(30):
         g.core.trades.place_order(contract, create_market_order("BUY", 1), "a")
 
@@ -250,7 +252,7 @@ async def test_order_lost_in_a_drop_then_reported_lost_and_its_id_never_reused(
     await wait_for(lambda: len(gw.engine.open_orders()) == 1, 5, "beta's order working")
 
     g.core.trades.cancel_order(lost, actor="alpha")  # aims at the lost order: a no-op
-    await asyncio.sleep(0.3)
+    await settle(g.core.connection.ib)
     assert len(gw.engine.open_orders()) == 1, "beta's order must still be working"
     with pytest.raises(OrderRefused):
         g.core.trades.modify_order(lost, create_limit_order("BUY", 3, px))
@@ -431,7 +433,7 @@ async def test_read_only_session_writes_no_order_frame_whatever_calls_it(gateway
         tm.wire.frameDropped += dropped.append
         conn.ib.placeOrder(aapl, create_market_order("BUY", 1))  # around the trade manager
         conn.ib.reqGlobalCancel()
-        await asyncio.sleep(0.2)
+        await settle(conn.ib)
         assert [d.order_id for d in dropped] and not gateway.engine.open_orders()
         assert not gateway.engine.executions()
     finally:

@@ -16,6 +16,7 @@ import pytest_asyncio
 from ib_async import IB
 
 from core.sim import SimGateway
+from helpers import settle
 
 SEED = 1234
 ACCOUNT = "DU0000001"
@@ -48,11 +49,8 @@ class SimTools:
 
     @staticmethod
     async def settle(ib: IB | None = None) -> None:
-        """Let in-flight messages arrive: a reqCurrentTime round trip, then a few loop turns."""
-        if ib is not None and ib.isConnected():
-            await asyncio.wait_for(ib.reqCurrentTimeAsync(), 5)
-        for _ in range(3):
-            await asyncio.sleep(0.005)
+        """Let in-flight messages arrive: one reqCurrentTime round trip (see helpers.settle)."""
+        await settle(ib)
 
     async def close(self) -> None:
         for ib in self.clients:

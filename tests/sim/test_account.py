@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 from ib_async import ExecutionFilter, LimitOrder, MarketOrder, Stock
 
@@ -83,7 +81,7 @@ async def test_executions_when_fill_while_disconnected_then_replayed_on_reconnec
     trade = ib.placeOrder(contract, LimitOrder("BUY", 10, 195.0, orderRef="away"))
     await wait_for(lambda: trade.orderStatus.status == "Submitted", what="working")
     ib.disconnect()
-    await asyncio.sleep(0.05)
+    await wait_for(lambda: gateway.client_ids == [], what="the gateway sees the disconnect")
     gateway.set_price(AAPL, 190.0)
     (ex,) = gateway.engine.executions()
 

@@ -11,6 +11,7 @@ from ib_async.client import Client
 
 from core.sim import MAX_CLIENT_VERSION, MIN_CLIENT_VERSION, SimGateway
 from core.sim import protocol as p
+from helpers import wait_for
 
 
 def test_ib_async_supported_range() -> None:
@@ -28,8 +29,7 @@ async def test_connect_when_default_then_ready_without_timeouts(gateway, ib, ib_
     assert gateway.client_ids == [1]
     assert not [r for r in ib_log_guard.records if "timed out" in r.getMessage()]
     ib.disconnect()
-    await asyncio.sleep(0.05)
-    assert gateway.client_ids == []
+    await wait_for(lambda: gateway.client_ids == [], what="the gateway sees the disconnect")
 
 
 @pytest.mark.asyncio

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from ib_async import IB, LimitOrder, MarketOrder, Stock, Trade
 
 from core.sim import SimGateway
+from helpers import settle
 
 AAPL = 265598
 CASH = 1_000_000.0
@@ -82,8 +83,7 @@ async def run_sequence(sequence: list[tuple[Any, ...]]) -> None:
             elif kind == "price":
                 gw.set_price(AAPL, gw.market.quote(AAPL).last + op[1] / 100)
             await asyncio.sleep(0.002)
-        await ib.reqCurrentTimeAsync()
-        await asyncio.sleep(0.02)
+        await settle(ib)
 
         fills = ib.fills()
         signed = sum(f.execution.shares * (1 if f.execution.side == "BOT" else -1) for f in fills)

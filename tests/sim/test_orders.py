@@ -52,13 +52,13 @@ async def test_market_order_when_placed_then_filled_with_commission(ib, gateway)
 
 
 @pytest.mark.asyncio
-async def test_limit_order_when_not_marketable_then_rests_until_price_crosses(ib, gateway):
+async def test_limit_order_when_not_marketable_then_rests_until_price_crosses(ib, gateway, sim):
     contract = await aapl(ib)
     gateway.set_price(AAPL, 200.0)
     trade = ib.placeOrder(contract, LimitOrder("BUY", 10, 195.0))
     await wait_for(lambda: trade.orderStatus.status == "Submitted", what="submitted")
     gateway.step_market(3)
-    await asyncio.sleep(0.02)
+    await sim.settle(ib)
     assert trade.orderStatus.status == "Submitted"
     gateway.set_price(AAPL, 194.0)
     await wait_for(trade.isDone, what="fill")
@@ -134,7 +134,7 @@ async def test_modify_when_same_order_id_then_price_changes(ib, gateway):
 
 
 @pytest.mark.asyncio
-async def test_cancel_when_working_then_cancelled(ib, gateway, ib_log_guard):
+async def test_cancel_when_working_then_cancelled(ib, gateway, sim, ib_log_guard):
     ib_log_guard.expect("Error 202")
     contract = await aapl(ib)
     gateway.set_price(AAPL, 200.0)
@@ -145,7 +145,7 @@ async def test_cancel_when_working_then_cancelled(ib, gateway, ib_log_guard):
     assert trade.orderStatus.status == "Cancelled"
     assert gateway.engine.open_orders() == []
     gateway.set_price(AAPL, 140.0)
-    await asyncio.sleep(0.05)
+    await sim.settle(ib)
     assert not trade.fills
 
 

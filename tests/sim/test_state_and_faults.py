@@ -90,7 +90,7 @@ async def test_refuse_connections_when_called_then_refused_until_over(
         await sim.connect(gateway, 2)
     assert ib.isConnected()  # open sessions stay
     assert await ib.reqCurrentTimeAsync()
-    await asyncio.sleep(0.4)
+    await wait_for(lambda: gateway.accepting, timeout=5, what="listening again")
     other = await sim.connect(gateway, 2)
     assert other.isConnected()
 
@@ -111,22 +111,29 @@ async def test_reject_next_order_when_set_then_error_with_that_code(ib, gateway,
 
 
 @pytest.mark.asyncio
-async def test_delay_fills_when_set_then_fill_arrives_later(ib, gateway):
+async def test_delay_fills_when_set_then_fill_arrives_later(sim):
+    # The gateway's clock moves only when the test says so: the delay is measured on it,
+    # so the outcome does not depend on how busy the machine is.
+    now = [1_772_463_600.0]  # Monday 2 March 2026, 10:00 in New York: AAPL trades
+    gateway = await sim.gateway(clock=lambda: now[0])
+    ib = await sim.connect(gateway, 1)
     contract = await aapl(ib)
     gateway.market.set_quote(AAPL, bid=199.99, ask=200.01, bid_size=500, ask_size=500)
     gateway.delay_fills(300)
-    loop = asyncio.get_running_loop()
-    start = loop.time()
     trade = ib.placeOrder(contract, MarketOrder("BUY", 10))
     await wait_for(lambda: trade.orderStatus.status == "Submitted", what="ack")
-    assert loop.time() - start < 0.25
+    now[0] += 0.25  # (steps a float at this epoch holds exactly)
+    gateway.step_market()
+    await sim.settle(ib)
+    assert not trade.fills  # 250 ms: short of the delay
+    now[0] += 0.0625  # 312.5 ms: past it
+    gateway.step_market()
     await wait_for(trade.isDone, what="delayed fill")
-    assert loop.time() - start >= 0.3
-    gateway.delay_fills(0)
+    assert trade.orderStatus.status == "Filled"
 
 
 @pytest.mark.asyncio
-async def test_freeze_market_data_when_frozen_then_no_ticks(ib, gateway):
+async def test_freeze_market_data_when_frozen_then_no_ticks(ib, gateway, sim):
     contract = await aapl(ib)
     ticker = ib.reqMktData(contract)
     await wait_for(lambda: ticker.bid > 0, what="first quote")
@@ -139,7 +146,7 @@ async def test_freeze_market_data_when_frozen_then_no_ticks(ib, gateway):
     ticker.updateEvent += count
     gateway.freeze_market_data()
     gateway.step_market(50)
-    await asyncio.sleep(0.1)
+    await sim.settle(ib)
     assert updates == 0
     gateway.freeze_market_data(False)
     gateway.step_market(50)

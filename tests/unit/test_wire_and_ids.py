@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import struct
 from pathlib import Path
@@ -12,6 +11,7 @@ from eventkit import Event
 
 from core.orderids import OrderIdSequence
 from core.wire import FrameDropped, WireGate
+from helpers import wait_for
 
 pytestmark = pytest.mark.filterwarnings("error::pytest.PytestUnraisableExceptionWarning")
 asyncio_test = pytest.mark.asyncio
@@ -167,7 +167,8 @@ async def test_pacing_timer_writes_the_rest_without_a_nudge():
     for oid in range(1, 6):
         gate.expect(oid, lambda: None)
         ib.client.sendMsg(place(oid))
-    await asyncio.sleep(2.2)
+    # Real time: the gate's own timer, two pacing windows of 1 s, writes the rest.
+    await wait_for(lambda: len(kinds(ib)) == 5, timeout=10, what="the paced rest")
     assert [k[1] for k in kinds(ib)] == ["1", "2", "3", "4", "5"]
 
 
