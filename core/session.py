@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, time
 from pathlib import Path
@@ -50,6 +51,7 @@ from core.events import (
     SessionResynchronised,
     StoreHealthChanged,
     TradingStateChanged,
+    now_utc,
 )
 from core.heap import trim_heap_forever
 from core.marketdata import MarketData
@@ -99,6 +101,10 @@ class SessionOptions:
     store_shutdown_timeout: float = 15.0
     #: How often to look for fills other consoles journalled (None: never).
     store_follow_seconds: float | None = 1.0
+    #: The clock the emergency stop reads to tell a contract's regular hours (market
+    #: orders inside them, marketable limits outside); tests pin it to a weekday or a
+    #: weekend so the path they test does not depend on when they run.
+    stop_clock: Callable[[], datetime] = now_utc
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SessionOptions:
@@ -263,6 +269,7 @@ class ConsoleSession:
             authority=risk.flatten_authority,
             account=options.account,
             details_lookup=details_lookup,
+            now=options.stop_clock,
         )
         risk.limitBreached += self.emergency.on_breach
         risk.attach_emergency_stop(self.emergency)

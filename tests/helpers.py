@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from datetime import time as dtime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -72,3 +76,20 @@ def act(loop: asyncio.AbstractEventLoop, action: Callable[[], object]) -> None:
         await asyncio.sleep(0)
 
     loop.run_until_complete(run())
+
+
+def clock_from(start: datetime) -> Callable[[], datetime]:
+    """A clock that reads ``start`` now and runs on at the real pace from there."""
+    origin = time.monotonic()
+    return lambda: start + timedelta(seconds=time.monotonic() - origin)
+
+
+def next_new_york_day(weekend: bool, hour_utc: int = 16) -> datetime:
+    """A moment within the next six days (the simulated gateway lists seven days of hours)
+    on a New York weekday (``weekend=False``, 16:00 UTC: regular hours) or a Saturday."""
+    today = datetime.now(ZoneInfo("America/New_York")).date()
+    for ahead in range(1, 7):
+        day = today + timedelta(days=ahead)
+        if (day.weekday() >= 5) == weekend:
+            return datetime.combine(day, dtime(hour_utc), tzinfo=UTC)
+    raise AssertionError("no such day in the next six")

@@ -27,7 +27,7 @@ from core.orders import create_limit_order, create_market_order
 from core.session import ConsoleSession, SessionOptions
 from gui.mainwindow import MainWindow
 from gui.theme import apply_theme
-from helpers import act, run_until, settle
+from helpers import act, clock_from, next_new_york_day, run_until, settle
 
 LEFT = Qt.MouseButton.LeftButton
 #: (symbol, side, quantity) of the positions built before the stop.
@@ -46,7 +46,12 @@ def console(
     """A started session on its own simulated gateway and the window bound to it."""
     ib_log_guard.expect(r"Error 202, reqId \d+: Order Canceled")
     apply_theme(qapp)
-    options = SessionOptions(sim_state_file=tmp_path / "sim.json", sim_tick_interval=0.05)
+    options = SessionOptions(
+        sim_state_file=tmp_path / "sim.json",
+        sim_tick_interval=0.05,
+        # the stop closes at market in regular hours: the same path whenever this runs
+        stop_clock=clock_from(next_new_york_day(weekend=False)),
+    )
     settings = QSettings(str(tmp_path / "layout.ini"), QSettings.Format.IniFormat)
     window = MainWindow(options, settings=settings)
     qtbot.addWidget(window)

@@ -16,8 +16,9 @@ from core.emergency import EmergencyStop, StopScope
 from core.events import TradingState
 from core.orders import create_limit_order, create_market_order
 from core.risk import ACCOUNT, EMERGENCY_ACTOR, RiskManager
+from core.session import ConsoleSession, SessionOptions
 from core.trading import OrderRefused
-from helpers import settle, wait_for
+from helpers import clock_from, next_new_york_day, settle, wait_for
 
 pytestmark = pytest.mark.asyncio
 
@@ -262,3 +263,41 @@ async def test_daily_loss_breach_from_simulated_prices_takes_the_action(stopper:
         s.core.trades.place_order(
             create_stock_contract("AAPL"), create_market_order("BUY", 1), "book"
         )
+
+
+@pytest.mark.parametrize("weekend", [False, True], ids=["regular-hours", "weekend"])
+async def test_flattening_order_type_follows_the_stop_clock_not_the_wall_clock(
+    weekend: bool, tmp_path: Any, ib_log_guard: Any
+):
+    """In regular hours the stop closes at market; outside them with a marketable limit
+    allowed outside RTH. Which one a test sees is decided by the injected clock."""
+    ib_log_guard.expect(r"Error 202, reqId \d+: Order Canceled")
+    options = SessionOptions(
+        sim_tick_interval=0.05, stop_clock=clock_from(next_new_york_day(weekend))
+    )
+    session = await ConsoleSession.start(options)
+    try:
+        aapl = create_stock_contract("AAPL")
+        session.trades.place_order(aapl, create_market_order("BUY", 10), "book")
+        await wait_for(
+            lambda: any(p.position == 10 for p in session.connection.ib.positions()),
+            5,
+            "the position at the client",
+        )
+        (held,) = [p for p in session.connection.ib.positions() if p.position]
+        await wait_for(
+            lambda: all(session.risk.book.quote(held.contract.conId)[:2]), 5, "bid and ask"
+        )
+        result = await session.emergency.stop("test: clock", flatten=True)
+        assert result.ok, result.describe()
+        (closed,) = result.positions_closed
+        (closing,) = [
+            t.order for t in session.connection.ib.trades() if t.order.orderId == closed.order_id
+        ]
+    finally:
+        await session.stop()
+    if weekend:
+        assert (closing.orderType, closing.outsideRth) == ("LMT", True)
+        assert closing.lmtPrice > 0
+    else:
+        assert (closing.orderType, closing.outsideRth) == ("MKT", False)
