@@ -27,8 +27,7 @@ and subscribes them to the core objects through narrow typed Protocols (``attach
 Risk does not know the emergency stop (:mod:`core.emergency` depends on risk's parts
 through Protocols, never the other way): a breach whose action is the emergency stop
 halts the scope and emits ``limitBreached``; the session connects that event to the
-stop. :meth:`RiskManager.emergency_stop` remains as a convenience for the GUI, running
-whatever stop the session registered with :meth:`RiskManager.attach_emergency_stop`.
+stop (``session.emergency``), which the GUI's button runs too.
 
 Scopes and trading states
 -------------------------
@@ -47,7 +46,7 @@ Events
 from __future__ import annotations
 
 import time as _time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, Protocol
@@ -105,7 +104,6 @@ __all__ = [
     "RiskPolicy",
     "SizingParams",
     "StateStore",
-    "StopCommand",
     "TradingHours",
     "contract_scope",
     "limits_from_settings",
@@ -232,23 +230,6 @@ class PortfolioFeed(Protocol):
     def book(self) -> Iterable[_HasChanged]: ...
 
 
-class StopCommand(Protocol):
-    """The emergency stop as the GUI's convenience runs it (core.emergency.EmergencyStop)."""
-
-    def stop(
-        self,
-        reason: str,
-        flatten: bool = True,
-        *,
-        scope: Any = None,
-        dry_run: bool = False,
-        actor: str = "gui",
-    ) -> Awaitable[Any]: ...
-
-
-# --------------------------------------------------------------------------- manager
-
-
 class RiskManager:
     """The pre-trade gate, the trading state and the limits of one account.
 
@@ -345,8 +326,6 @@ class RiskManager:
         self.tradingStateChanged: Event = self.state_machine.changed
         self.utilizationChanged: Event = self.utilization.utilizationChanged
         self.limitBreached: Event = self.monitor.limitBreached
-        #: The stop :meth:`emergency_stop` runs (the GUI's convenience), if registered.
-        self.emergency: StopCommand | None = None
 
     @classmethod
     def from_settings(cls, risk: Any, **kwargs: Any) -> RiskManager:
@@ -631,29 +610,6 @@ class RiskManager:
     def publish_utilization(self) -> int:
         """Emit the utilizations that changed meaningfully; returns how many."""
         return self.utilization.publish()
-
-    # -- the emergency stop (a convenience: risk never starts it) --------------------------
-
-    def attach_emergency_stop(self, stop: StopCommand) -> None:
-        """Register the stop :meth:`emergency_stop` runs (the GUI's button). Breaches do
-        not use it: the session connects ``limitBreached`` to the stop."""
-        self.emergency = stop
-
-    async def emergency_stop(
-        self,
-        reason: str,
-        flatten: bool = True,
-        *,
-        scope: Any = None,
-        dry_run: bool = False,
-        actor: str = "gui",
-    ) -> Any:
-        """Run the registered :class:`core.emergency.EmergencyStop` (see there)."""
-        if self.emergency is None:
-            raise RuntimeError("no emergency stop attached (core.emergency.EmergencyStop)")
-        return await self.emergency.stop(
-            reason, flatten=flatten, scope=scope, dry_run=dry_run, actor=actor
-        )
 
     # -- adapters to the real core objects ---------------------------------------------------
 

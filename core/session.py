@@ -272,7 +272,6 @@ class ConsoleSession:
             now=options.stop_clock,
         )
         risk.limitBreached += self.emergency.on_breach
-        risk.attach_emergency_stop(self.emergency)
         conn.connected += self._on_connected
         conn.statusChanged += self._on_status
 

@@ -67,7 +67,6 @@ async def stopper(core: Any, ib_log_guard: Any) -> AsyncIterator[Stopper]:
         reconnect_timeout=20,
     )
     risk.limitBreached += stop.on_breach
-    risk.attach_emergency_stop(stop)
     yield Stopper(core, risk, stop, store)
 
 
@@ -127,7 +126,7 @@ async def test_emergency_stop_with_50_orders_and_10_positions_then_flat_order_fr
     gw = s.core.gateway
     await build_book(s.core)
 
-    result = await s.risk.emergency_stop("test: runaway", flatten=True)
+    result = await s.stop.stop("test: runaway", flatten=True)
 
     assert gw.engine.open_orders() == []
     assert gateway_flat(gw)
@@ -161,10 +160,8 @@ async def test_emergency_stop_pressed_twice_does_not_double_the_flattening(stopp
     gw = s.core.gateway
     await build_book(s.core, n_orders=20)
 
-    first, second = await asyncio.gather(
-        s.risk.emergency_stop("first press"), s.risk.emergency_stop("second press")
-    )
-    third = await s.risk.emergency_stop("third press, after it finished")
+    first, second = await asyncio.gather(s.stop.stop("first press"), s.stop.stop("second press"))
+    third = await s.stop.stop("third press, after it finished")
 
     assert first is second
     assert len(flattening_orders(s)) == 10
@@ -178,7 +175,7 @@ async def test_emergency_stop_dry_run_sends_nothing(stopper: Stopper):
     await build_book(s.core, n_orders=20)
     positions_before = [(p.con_id, p.quantity) for p in gw.engine.positions()]
 
-    preview = await s.risk.emergency_stop("what would happen", dry_run=True)
+    preview = await s.stop.stop("what would happen", dry_run=True)
     await settle(s.core.connection.ib)
 
     assert preview.dry_run
@@ -198,7 +195,7 @@ async def test_emergency_stop_for_one_contract_leaves_the_rest(stopper: Stopper)
     await build_book(s.core, n_orders=20)
     aapl = gw.universe.find(symbol="AAPL")[0].con_id
 
-    result = await s.risk.emergency_stop("AAPL only", scope=StopScope.contract(aapl, "AAPL"))
+    result = await s.stop.stop("AAPL only", scope=StopScope.contract(aapl, "AAPL"))
 
     assert result.ok, result.describe()
     assert [o.symbol for o in result.positions_closed] == ["AAPL"]
@@ -223,7 +220,7 @@ async def test_emergency_stop_when_connection_drops_midway_then_completes_after_
     await build_book(s.core, n_orders=20)
     gw.delay_fills(300)  # the flattening orders wait at the gateway: drop the link meanwhile
 
-    task = asyncio.ensure_future(s.risk.emergency_stop("drop test"))
+    task = asyncio.ensure_future(s.stop.stop("drop test"))
     await wait_for(lambda: len(flattening_orders(s)) >= 3, 10, "flattening under way")
     await gw.drop_connections()
     result = await asyncio.wait_for(task, 60)

@@ -91,7 +91,6 @@ async def gate(core: Any, ib_log_guard: Any) -> AsyncIterator[Gate]:
         fill_timeout=10,
         reconnect_timeout=20,
     )
-    risk.attach_emergency_stop(stop)
     tap = WireTap(risk)
     tap.install(core.connection.ib.client)
     updates: list[OrderUpdated] = []
