@@ -618,10 +618,13 @@ class EmergencyStop:
         self._say(
             run, "halted", "HALTED; cancelling orders" + (", then flattening" if flatten else "")
         )
-        self._inflight = asyncio.ensure_future(self._run(run))
+        self._inflight = self._tasks.spawn(self._run(run), "run", awaited=True)
         return await asyncio.shield(self._inflight)
 
     # -- the run ------------------------------------------------------------------------
+
+    async def _save_state(self) -> None:
+        await self.states.flush_state()
 
     async def _run(self, run: _Run) -> EmergencyStopResult:
         loop = asyncio.get_running_loop()
@@ -630,7 +633,7 @@ class EmergencyStop:
             + self.reconnect_timeout
             + self.max_rounds * (self.cancel_timeout + self.fill_timeout + 2 * self.request_timeout)
         )
-        saving = asyncio.ensure_future(self.states.flush_state())
+        saving = self._tasks.spawn(self._save_state(), "save HALTED", awaited=True)
         remaining: list[str] = []
         working: list[str] = []
         try:

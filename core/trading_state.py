@@ -35,6 +35,7 @@ from eventkit import Event
 from core.audit import AuditLog
 from core.connection import ConnectionState, ConnectionStatusChanged
 from core.events import TradingState, TradingStateChanged, now_utc
+from core.tasks import Tasks
 
 log = logging.getLogger(__name__)
 
@@ -146,7 +147,7 @@ class TradingStates:
         self._scopes: dict[str, ScopeState] = {ACCOUNT: self.account}
         # contract scopes by conId too: the check asks per order, without a string
         self._contracts: dict[int, ScopeState] = {}
-        self._save_task: asyncio.Task[None] | None = None
+        self._tasks = Tasks("trading state")
         self._save_again = False
         #: Called when a scope changes because of health (HealthWatch forgets it).
         self.on_manual_change: Callable[[str], None] | None = None
@@ -386,10 +387,8 @@ class TradingStates:
             log.warning("risk: no running loop; trading state not saved until flush()")
             self._save_again = True
             return
-        if self._save_task is not None and not self._save_task.done():
-            self._save_again = True
-            return
-        self._save_task = asyncio.ensure_future(self._save_loop())
+        self._save_again = True  # a running save loop goes round once more
+        self._tasks.ensure("save", self._save_loop)
 
     async def _save_loop(self) -> None:
         assert self.store is not None
@@ -410,11 +409,9 @@ class TradingStates:
         """Wait until the current trading states are saved."""
         if self.store is None:
             return
-        if self._save_task is None or self._save_task.done():
-            if not self._save_again:
-                return
-            self._save_task = asyncio.ensure_future(self._save_loop())
-        await asyncio.shield(self._save_task)
+        if not self._tasks.running("save") and not self._save_again:
+            return
+        await asyncio.shield(self._tasks.ensure("save", self._save_loop))
 
 
 class HealthWatch:
