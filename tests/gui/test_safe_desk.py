@@ -417,3 +417,50 @@ def test_a_burst_of_fills_is_one_toast_and_the_history_is_bounded(qtbot):
     for i in range(HISTORY + 10):
         notifier.notify("rejected", f"REJECTED {i}")
     assert len(notifier.history) == HISTORY
+
+
+# -- 9. the in-place modify editor -------------------------------------------------------------
+
+
+def test_modify_editor_opens_showing_the_current_price_and_the_time_stays(desk, qloop, qtbot):
+    from PySide6.QtGui import QFontMetrics
+    from PySide6.QtWidgets import QDoubleSpinBox
+
+    session, window = desk
+    trades, gw = session.trades, session.gateway
+    assert trades is not None and gw is not None
+    quote = gw.market.quote(gw.universe.find(symbol="AAPL")[0].con_id)
+    price = round(quote.bid * 0.97, 2)  # within the 5 % band, far enough not to fill
+    trades.place_order(
+        create_stock_contract("AAPL"), create_limit_order("BUY", 10, price), "manual", actor="gui"
+    )
+    model, grid = window.orders_model, window.orders_view.view
+    run_until(qloop, lambda: len(model.working_order_ids()) == 1, what="a working order")
+    proxy = window.orders_view.proxy
+    limit = proxy.index(0, model.column_of("limit_price"))
+    time_cell = proxy.index(0, model.column_of("time"))
+    placed_at = time_cell.data()
+
+    act(qloop, lambda: grid.setCurrentIndex(limit))
+    act(qloop, lambda: grid.edit(limit))
+    [editor] = [e for e in grid.findChildren(QDoubleSpinBox) if e.isVisible()]
+    field = editor.lineEdit()
+    assert field.text() == f"{price:,.2f}" == limit.data()
+    # the text is on screen, not in a field too narrow to show it (it looked empty)
+    assert field.width() >= QFontMetrics(field.font()).horizontalAdvance(field.text())
+
+    new_price = round(price - 0.05, 2)
+    act(qloop, field.selectAll)
+    act(qloop, lambda: qtbot.keyClicks(field, f"{new_price:.2f}"))
+    act(qloop, lambda: qtbot.keyClick(field, Qt.Key.Key_Return))
+    run_until(
+        qloop,
+        lambda: gw.engine.open_orders()[0].request.lmt_price == new_price,
+        what="the modification at the gateway",
+    )
+    run_until(
+        qloop,
+        lambda: proxy.index(0, model.column_of("limit_price")).data() == f"{new_price:,.2f}",
+        what="the modification confirmed in the grid",
+    )
+    assert proxy.index(0, model.column_of("time")).data() == placed_at
