@@ -66,6 +66,7 @@ from gui.widgets.orders_view import OrdersView
 from gui.widgets.pnl_chart import PnLChart
 from gui.widgets.positions_view import PositionsView
 from gui.widgets.risk_panel import RiskPanel
+from gui.widgets.table_view import reset_grid_columns, restore_grid_columns, save_grid_columns
 from gui.widgets.store_indicator import StoreIndicator
 
 log = logging.getLogger(__name__)
@@ -877,16 +878,19 @@ class MainWindow(QMainWindow):
         )
         grouped = self._settings.value("positions/grouped", False)
         self.positions_view.set_grouped(grouped in (True, "true"))  # INI stores text
+        restore_grid_columns(self, self._settings)
 
     def save_layout(self) -> None:
         """Remember dock positions, window geometry and the positions grouping."""
         self._settings.setValue("window/geometry", self.saveGeometry())
         self._settings.setValue("window/state", self.saveState())
         self._settings.setValue("positions/grouped", self.positions_view.is_grouped())
+        save_grid_columns(self, self._settings)
         self._settings.sync()
 
     def _reset_layout(self) -> None:
         self.restoreState(self._default_state)
+        reset_grid_columns(self)
 
     def working_orders_at_ib(self) -> int:
         """Orders working at IB that this console sees (0 when not connected)."""
