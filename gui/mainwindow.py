@@ -66,8 +66,8 @@ from gui.widgets.orders_view import OrdersView
 from gui.widgets.pnl_chart import PnLChart
 from gui.widgets.positions_view import PositionsView
 from gui.widgets.risk_panel import RiskPanel
-from gui.widgets.table_view import reset_grid_columns, restore_grid_columns, save_grid_columns
 from gui.widgets.store_indicator import StoreIndicator
+from gui.widgets.table_view import reset_grid_columns, restore_grid_columns, save_grid_columns
 
 log = logging.getLogger(__name__)
 
