@@ -844,13 +844,18 @@ class MainWindow(QMainWindow):
         self.resizeDocks(
             [self.docks["Order ticket"], self.docks["P&L"]], [340, 430], Qt.Orientation.Horizontal
         )
-        ticket = self.docks["Order ticket"]
+        ticket, risk = self.docks["Order ticket"], self.docks["Risk"]
         title = ticket.sizeHint().height() - ticket.widget().sizeHint().height()
-        # Only the ticket: Qt shares out any difference in proportion to the sizes given,
-        # so naming the risk panel too would shave the ticket.
-        self.resizeDocks(
-            [ticket], [self.ticket.sizeHint().height() + max(title, 0)], Qt.Orientation.Vertical
-        )
+        want = self.ticket.sizeHint().height() + max(title, 0)
+        # Both docks, summing to the column they share: given alone, Qt took part of the
+        # ticket's height back for the risk panel (which scrolls) and the ticket's last
+        # rows scrolled out of view at 1366x768.
+        column = ticket.height() + risk.height()
+        give = min(want, column - risk.minimumSizeHint().height())
+        if risk.isVisible() and give > 0 and column - give > 0:
+            self.resizeDocks([ticket, risk], [give, column - give], Qt.Orientation.Vertical)
+        else:  # not laid out yet (applied again once shown), or no risk panel beside it
+            self.resizeDocks([ticket], [want], Qt.Orientation.Vertical)
         self.resizeDocks(
             [self.docks["P&L"], self.docks["Fills"]], [480, 420], Qt.Orientation.Vertical
         )

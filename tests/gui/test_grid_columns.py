@@ -7,11 +7,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from PySide6.QtCore import QSettings
-from PySide6.QtWidgets import QAbstractItemView
+from PySide6.QtCore import QRect, QSettings
+from PySide6.QtWidgets import QAbstractItemView, QApplication
 
 from core.session import ConsoleSession, SessionOptions
 from gui.mainwindow import MainWindow
+from gui.theme import apply_theme
 from gui.widgets.table_view import ColumnLayout
 
 #: Every grid of the window, by the object name its columns are kept under.
@@ -108,3 +109,30 @@ def test_damaged_or_outdated_saved_columns_leave_the_grid_usable(qapp, qtbot, se
     shown = fills.visible_column_keys()
     assert shown[:2] == ["symbol", "time"]
     assert sorted(shown) == sorted(fills.column_keys())
+
+
+def test_every_ticket_row_is_in_view_on_a_1366_by_768_screen(qapp, qtbot, session, tmp_path):
+    apply_theme(qapp)
+    window = window_on(session, tmp_path / "l.ini", qtbot)
+    window.resize(1366, 768 - 40)  # the screen less a task bar
+    window.show()
+    qtbot.waitExposed(window)
+    QApplication.processEvents()
+    ticket = window.ticket
+
+    area = ticket.fields_area
+    assert area.verticalScrollBar().maximum() == 0, "the ticket's fields scroll"
+    viewport = QRect(
+        area.viewport().mapTo(ticket, area.viewport().rect().topLeft()), area.viewport().size()
+    )
+    for field in (
+        ticket.quantity,
+        ticket.order_type,
+        ticket.limit_price,
+        ticket.stop_price,
+        ticket.tif,
+        ticket.strategy,
+    ):
+        rect = QRect(field.mapTo(ticket, field.rect().topLeft()), field.size())
+        assert viewport.contains(rect), field.objectName()
+    assert ticket.send_button.visibleRegion().boundingRect().height() == ticket.send_button.height()

@@ -172,7 +172,7 @@ def test_grouped_quantity_is_sent_exactly_as_shown(desk, qloop, qtbot):
     type_into(qloop, qtbot, ticket.quantity, "125,000")
 
     assert ticket.quantity.value() == 125_000
-    assert ticket.build_order().totalQuantity == 125_000
+    assert ticket.order_spec().quantity == 125_000
     assert ticket.send_button.text() == "BUY 125,000 EUR.USD MKT"
     assert ticket.send_button.isEnabled(), ticket.problems.text()
 
@@ -464,3 +464,32 @@ def test_modify_editor_opens_showing_the_current_price_and_the_time_stays(desk, 
         what="the modification confirmed in the grid",
     )
     assert proxy.index(0, model.column_of("time")).data() == placed_at
+
+
+# -- the ticket follows its order through core's events (issue 12, 4) -------------------------
+
+
+def test_ticket_shows_its_orders_fill_and_an_ib_rejection_from_cores_events(
+    desk, qloop, qtbot, ib_log_guard
+):
+    ib_log_guard.expect(r"Error 201, reqId \d+: Order rejected - reason:no trading permissions")
+    session, window = desk
+    gw = session.gateway
+    assert gw is not None
+    ticket = window.ticket
+    refused: list[str] = []
+    ticket.orderRefused.connect(refused.append)
+    choose(qloop, qtbot, ticket, "AAPL")
+    act(qloop, lambda: ticket.order_type.setCurrentText("MKT"))
+    type_into(qloop, qtbot, ticket.quantity, "10")
+
+    act(qloop, ticket.submit)
+    run_until(qloop, lambda: "Filled" in ticket.status.text(), what="the fill in the ticket")
+    assert ticket.status.text().startswith("#")
+    assert " Filled 10/10 @ " in ticket.status.text()
+
+    gw.reject_next_order(201, "Order rejected - reason:no trading permissions")
+    act(qloop, ticket.submit)
+    run_until(qloop, lambda: "REJECTED" in ticket.status.text(), what="the rejection")
+    assert "error 201: Order rejected - reason:no trading permissions" in ticket.status.text()
+    assert refused and "error 201" in refused[-1]

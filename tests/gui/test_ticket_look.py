@@ -7,6 +7,7 @@ see what the console shows without restyling every other test's widgets.
 from __future__ import annotations
 
 import pytest
+from eventkit import Event
 from ib_async import Contract, ContractDetails
 from PySide6.QtCore import QPoint
 from PySide6.QtGui import QColor, QImage, QPalette
@@ -48,9 +49,11 @@ class FakeEntry:
 
     def __init__(self, problems: tuple[str, ...] = ()) -> None:
         self.problems = problems
+        self.orderUpdated = Event("orderUpdated")
+        self.orderRejected = Event("orderRejected")
 
     def preview(self, info, order, strategy) -> OrderPreview:  # type: ignore[no-untyped-def]
-        return OrderPreview(order.totalQuantity * 190.0, 1.0, 190.0, self.problems)
+        return OrderPreview(order.quantity * 190.0, 1.0, 190.0, self.problems)
 
     def watch(self, info):  # type: ignore[no-untyped-def]
         return None
