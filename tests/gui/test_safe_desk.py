@@ -493,3 +493,41 @@ def test_ticket_shows_its_orders_fill_and_an_ib_rejection_from_cores_events(
     run_until(qloop, lambda: "REJECTED" in ticket.status.text(), what="the rejection")
     assert "error 201: Order rejected - reason:no trading permissions" in ticket.status.text()
     assert refused and "error 201" in refused[-1]
+
+
+# -- 9. one last price: the positions grid and the ticket ------------------------------------
+
+
+def test_positions_last_is_the_tickets_last_on_the_es_tick(desk, qloop, qtbot):
+    session, window = desk
+    gw, trades = session.gateway, session.trades
+    assert gw is not None and trades is not None
+    ticket = window.ticket
+    ticket.confirm_above_notional = None  # no modal confirmation in a test
+    choose(qloop, qtbot, ticket, "ES")
+    act(qloop, lambda: ticket.order_type.setCurrentText("MKT"))
+    act(qloop, ticket.submit)
+    es = ticket.info
+    assert es is not None and es.min_tick == 0.25
+    model = window.positions_model
+    run_until(
+        qloop,
+        lambda: any(r.get("con_id") == es.con_id and r.get("quantity") == 1 for r in model.rows()),
+        what="the ES position",
+    )
+    # The last trade printed below the quote (the book moved up since): the mid of the
+    # bid and ask, 5,906.625, is off ES's 0.25 grid and is not the last.
+    gw.market.frozen = True  # the walk stands still; only this quote moves
+    gw.market.set_quote(es.con_id, bid=5906.50, ask=5906.75, last=5906.00)
+    gw._after_quotes([es.con_id], match_all=False)  # pushed to subscribers as a step is
+    run_until(qloop, lambda: ticket.last_label.text() == "5,906.00", what="the ticket's last")
+    last = model.column_specs[model.column_of("last")]
+
+    def shown() -> str:
+        model.flush()
+        row = next(r for r in model.rows() if r.get("con_id") == es.con_id)
+        return model.cell_text(row, last)
+
+    run_until(qloop, lambda: shown() != "", what="the position's last")
+    run_until(qloop, lambda: shown() == "5,906.00", timeout=5, what=f"5,906.00, not {shown()}")
+    assert shown() == ticket.last_label.text()
