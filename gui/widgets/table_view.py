@@ -101,6 +101,8 @@ class ColumnLayout:
     def init_columns(self, specs: Sequence[Column]) -> None:
         """Set up the header menu (call from ``__init__`` once the header exists)."""
         self.column_specs = tuple(specs)
+        #: Default widths wider than the spec's, by column key (kept by a reset).
+        self.default_widths: dict[str, int] = {}
         header = self.header_view()
         header.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         header.customContextMenuRequested.connect(self._show_header_menu)
@@ -178,6 +180,9 @@ class ColumnLayout:
             header.moveSection(header.visualIndex(i), i)
         view: Any = self
         apply_column_widths(view, self.column_specs)
+        keys = self.column_keys()
+        for key, width in self.default_widths.items():
+            header.resizeSection(keys.index(key), max(header.sectionSize(keys.index(key)), width))
 
     def _header_menu(self) -> QMenu:
         header = self.header_view()

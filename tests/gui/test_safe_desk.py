@@ -355,7 +355,16 @@ def test_every_trader_control_has_an_object_and_an_accessible_name(desk):
     _session, window = desk
     kinds = (QAbstractButton, QLineEdit, QComboBox, QAbstractItemView)
     missing = []
-    for area in (window.ticket, window.risk_panel, window.orders_view, window.positions_view):
+    areas = (
+        window.ticket,
+        window.risk_panel,
+        window.orders_view,
+        window.positions_view,
+        window.fills_view,
+        window.log_view,
+        window.audit_view,
+    )
+    for area in areas:
         for w in area.findChildren(QWidget):
             if not isinstance(w, kinds) or isinstance(w.parent(), QComboBox | QLineEdit):
                 continue  # a combo's own line edit and list are named through the combo
