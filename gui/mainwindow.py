@@ -44,7 +44,7 @@ from core.events import (
     TradingState,
 )
 from core.marketdata import Quote
-from core.orders import create_market_order
+from core.order_entry import OrderSpec
 from core.session import ConsoleSession
 from core.trading import OrderRefused
 from gui import shortcuts, theme
@@ -695,7 +695,7 @@ class MainWindow(QMainWindow):
         assert entry is not None
         info = await entry.instrument(symbol)
         try:
-            entry.place(info, create_market_order(side, qty), strategy)
+            entry.place(info, OrderSpec(side, qty, "MKT"), strategy)
         except OrderRefused as exc:
             QMessageBox.warning(self, "Order refused", "\n".join(exc.reasons))
 

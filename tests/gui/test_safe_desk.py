@@ -540,3 +540,34 @@ def test_positions_last_is_the_tickets_last_on_the_es_tick(desk, qloop, qtbot):
     run_until(qloop, lambda: shown() != "", what="the position's last")
     run_until(qloop, lambda: shown() == "5,906.00", timeout=5, what=f"5,906.00, not {shown()}")
     assert shown() == ticket.last_label.text()
+
+
+def test_closing_a_position_from_the_grid_sends_the_market_order_through_core(
+    desk, qloop, qtbot, monkeypatch
+):
+    from PySide6.QtWidgets import QMessageBox
+
+    session, window = desk
+    gw = session.gateway
+    assert gw is not None
+    ticket = window.ticket
+    choose(qloop, qtbot, ticket, "AAPL")
+    act(qloop, lambda: ticket.order_type.setCurrentText("MKT"))
+    type_into(qloop, qtbot, ticket.quantity, "10")
+    act(qloop, ticket.submit)
+    model = window.positions_model
+    run_until(
+        qloop,
+        lambda: any(r.get("symbol") == "AAPL" and r.get("quantity") == 10 for r in model.rows()),
+        what="10 AAPL held",
+    )
+    event = next(model.event_at(i) for i, r in enumerate(model.rows()) if r.get("symbol") == "AAPL")
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Yes)
+
+    act(qloop, lambda: window.positions_view.closeRequested.emit(event))
+
+    run_until(
+        qloop,
+        lambda: any(r.get("symbol") == "AAPL" and r.get("quantity") == 0 for r in model.rows()),
+        what="the position closed",
+    )
