@@ -383,7 +383,10 @@ class OrderTicket(TicketForm):
             (self.stop_price, self.stop_error),
         ):
             problem = entry_problems[field]
-            label.setText(problem.split(": ", 1)[1] if problem else "")
+            # Limit and Stop share a row: their reasons name the field; the quantity's
+            # sits under it alone.
+            shown = problem.split(": ", 1)[1] if problem and field is self.quantity else problem
+            label.setText(shown or "")
             label.setVisible(problem is not None)
         field_problems = [p for p in entry_problems.values() if p]
         preview: OrderPreview | None = None

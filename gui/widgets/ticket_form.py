@@ -480,10 +480,14 @@ class TicketForm(QFrame):
             if state is TradingState.HALTED
             else "only orders that reduce a position pass"
         )
-        self.state_label.setText(f"{state.value}: {what}. {reason}".strip())
+        # One line (the pinned area's height is taken from the fields above it); what
+        # the state means is in the tooltip, and the reasons list says what it refuses.
+        self.state_label.setText(f"{state.value}: {reason}" if reason else state.value)
+        self.state_label.setToolTip(f"{state.value}: {what}.")
+        self.state_label.setAccessibleDescription(f"{state.value}: {what}.")
         self.state_label.setStyleSheet(
             f"color: {colour}; font-weight: 700; border: 1px solid {colour};"
-            " border-radius: 4px; padding: 4px 6px;"
+            " border-radius: 4px; padding: 2px 6px;"
         )
         self.state_label.show()
 

@@ -334,3 +334,26 @@ def test_send_button_stays_in_view_when_the_ticket_is_short(qtbot):
     assert ticket.send_button.isVisible()
     assert top >= 0 and top + ticket.send_button.height() <= ticket.height()
     assert ticket.fields_area.verticalScrollBar().maximum() > 0  # the fields scroll instead
+
+
+def test_a_price_reason_names_its_field_limit_and_stop_share_a_row(make_ticket):
+    ticket = make_ticket(FakeEntry(), info=True)
+    ticket.order_type.setCurrentText("STP LMT")
+    ticket.limit_price.setText("230.00")
+    ticket._refresh()
+    assert ticket.stop_error.isVisibleTo(ticket)
+    assert ticket.stop_error.text() == "Stop price: type a number"
+    assert not ticket.limit_error.isVisibleTo(ticket)
+
+
+def test_the_trading_state_takes_one_line_and_explains_itself_in_the_tooltip(make_ticket):
+    from core.events import TradingState, TradingStateChanged
+
+    ticket = make_ticket(FakeEntry(), info=True)
+    ticket.on_trading_state_changed(
+        TradingStateChanged(
+            "account", TradingState.HALTED, TradingState.ACTIVE, "emergency stop", "gui"
+        )
+    )
+    assert ticket.state_label.text() == "HALTED: emergency stop"
+    assert "cancels still go through" in ticket.state_label.toolTip()
