@@ -6,9 +6,10 @@ form what to show.
 Layout, top to bottom: the symbol and what it resolved to; bid, last and ask (click a
 price to use it as the limit); BUY / SELL; the fields in a grid two pairs wide where
 they are short (Type and TIF, Limit and Stop), so the whole form fits the ticket's
-height on a 1366x768 screen; the preview (notional, commission, margin). Pinned under
-the fields, always in view: the trading state when not ACTIVE, the risk verdict, the
-reasons the order cannot go, the send button and the last order's status.
+height on a 1366x768 screen; the commission estimate and margin impact. Pinned under
+the fields, always in view: the trading state when not ACTIVE, the notional and the
+risk verdict, the reasons the order cannot go, the send button and the last order's
+status.
 
 Tab runs symbol -> quantity -> type -> prices -> TIF -> strategy -> send; the quote and
 side buttons are clicked, not tabbed through.
@@ -305,12 +306,9 @@ class TicketForm(QFrame):
         self.notional_label = QLabel(PLACEHOLDER)
         self.commission_label = QLabel(PLACEHOLDER)
         self.margin_label = QLabel(PLACEHOLDER)
+        self.notional_label.setStyleSheet(number_style())
         for r, (title, w) in enumerate(
-            (
-                ("Notional", self.notional_label),
-                ("Est. commission", self.commission_label),
-                ("Margin impact", self.margin_label),
-            )
+            (("Est. commission", self.commission_label), ("Margin impact", self.margin_label))
         ):
             w.setStyleSheet(number_style())
             preview.addWidget(_caption(title), r, 0)
@@ -347,13 +345,21 @@ class TicketForm(QFrame):
         pinned = QVBoxLayout()
         pinned.setContentsMargins(10, 4, 10, 6)
         pinned.setSpacing(4)
-        verdict_row = QHBoxLayout()
-        verdict_caption = QLabel("Risk check")
-        verdict_caption.setStyleSheet(f"color: {theme.TEXT_DIM};")
-        verdict_row.addWidget(verdict_caption)
-        verdict_row.addWidget(self.verdict_label, 1)
+        # The notional is pinned with the verdict: an order far over a limit is read by
+        # its size first, and a long list of reasons must not scroll it away.
+        figures = QGridLayout()
+        figures.setHorizontalSpacing(8)
+        figures.setVerticalSpacing(2)
+        for r, (title, w) in enumerate(
+            (("Notional", self.notional_label), ("Risk check", self.verdict_label))
+        ):
+            caption = QLabel(title)
+            caption.setStyleSheet(f"color: {theme.TEXT_DIM};")
+            figures.addWidget(caption, r, 0)
+            figures.addWidget(w, r, 1)
+        figures.setColumnStretch(1, 1)
         pinned.addWidget(self.state_label)
-        pinned.addLayout(verdict_row)
+        pinned.addLayout(figures)
         pinned.addWidget(self.problems)
         pinned.addWidget(self.send_button)
         pinned.addWidget(self.status)

@@ -135,4 +135,5 @@ def test_every_ticket_row_is_in_view_on_a_1366_by_768_screen(qapp, qtbot, sessio
     ):
         rect = QRect(field.mapTo(ticket, field.rect().topLeft()), field.size())
         assert viewport.contains(rect), field.objectName()
-    assert ticket.send_button.visibleRegion().boundingRect().height() == ticket.send_button.height()
+    for pinned in (ticket.notional_label, ticket.verdict_label, ticket.send_button):
+        assert pinned.visibleRegion().boundingRect().height() == pinned.height()
