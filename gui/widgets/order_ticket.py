@@ -27,7 +27,7 @@ from typing import Any
 import shiboken6
 from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QHideEvent, QKeyEvent
-from PySide6.QtWidgets import QMessageBox, QWidget
+from PySide6.QtWidgets import QWidget
 
 from core.events import MANUAL, OrderRejected, OrderUpdated, TradingState, TradingStateChanged
 from core.marketdata import Quote
@@ -36,7 +36,6 @@ from core.trading import OrderRefused
 from gui import theme
 from gui.models.formatting import PLACEHOLDER
 from gui.tasks import spawn
-from gui.widgets.number_field import NumberField
 from gui.widgets.ticket_form import (
     MAX_QUANTITY,
     ORDER_TYPES,
@@ -319,61 +318,26 @@ class OrderTicket(TicketForm):
             outside_rth=self.outside_rth.isChecked(),
         )
 
-    def _entry_problem(self, field: NumberField, title: str, applies: bool) -> str | None:
-        """Why a field's entry cannot be sent, in place; None when it can.
-
-        A bad entry (letters, "-5", "1e12") is flagged at once; an empty or zero field
-        only once there is an instrument to trade (an empty ticket is not an error).
-        """
-        if not applies:
-            return None
-        error = field.error()
-        chosen = self.info is not None
-        if error == "empty":
-            return f"{title}: type a number" if chosen else None
-        if error is not None:
-            return f"{title}: {error}"
-        if field.value() <= 0:
-            return f"{title}: must be above 0" if chosen else None
-        return None
-
-    def _order_text(self, kind: str) -> str:
-        """The order in words, as it would be sent ("BUY 100 AAPL STP 185.00 LMT 185.50");
-        "?" stands for a field whose entry is not a number."""
-
-        def shown(field: NumberField) -> str:
-            if field.error() == "empty":
-                return ""
-            return "?" if field.error() else field.textFromValue(field.value())
-
-        stop = shown(self.stop_price) if kind in ("STP", "STP LMT") else ""
-        limit = shown(self.limit_price) if kind in ("LMT", "STP LMT") else ""
-        if kind == "STP LMT":
-            words: tuple[str, ...] = ("STP", stop, "LMT" if limit else "", limit)
-        else:
-            words = (kind, stop or limit)
-        qty = shown(self.quantity) or "?"
-        symbol = self.info.symbol if self.info else ""
-        # Only non-empty parts: no symbol yet must not leave a double space.
-        return " ".join(p for p in (self._side, qty, symbol, *words) if p)
-
     def _refresh(self) -> None:
         """Recompute the preview, the inline flags and what the send button says."""
         spec = self.order_spec()
         kind = spec.order_type
+        chosen = self.info is not None
         entry_problems = {
             field: problem
             for field, problem in (
-                (self.quantity, self._entry_problem(self.quantity, "Quantity", True)),
+                (self.quantity, self.entry_problem(self.quantity, "Quantity", True, chosen)),
                 (
                     self.limit_price,
-                    self._entry_problem(
-                        self.limit_price, "Limit price", kind in ("LMT", "STP LMT")
+                    self.entry_problem(
+                        self.limit_price, "Limit price", kind in ("LMT", "STP LMT"), chosen
                     ),
                 ),
                 (
                     self.stop_price,
-                    self._entry_problem(self.stop_price, "Stop price", kind in ("STP", "STP LMT")),
+                    self.entry_problem(
+                        self.stop_price, "Stop price", kind in ("STP", "STP LMT"), chosen
+                    ),
                 ),
             )
         }
@@ -394,7 +358,7 @@ class OrderTicket(TicketForm):
             preview = self.entry.preview(self.info, spec, self._strategy())
         self._preview = preview
         risk_problems = list(preview.problems) if preview is not None else []
-        self._mark_fields(tuple(risk_problems), entry_problems)
+        self.mark_fields(tuple(risk_problems), entry_problems)
         cur = self.info.currency if self.info else "USD"
         self.notional_label.setText(money(preview.notional if preview else None, cur))
         self.commission_label.setText(money(preview.est_commission if preview else None, cur))
@@ -415,7 +379,7 @@ class OrderTicket(TicketForm):
         # HALTED is said once, first; risk's own wording of it would only repeat it.
         blocked += [p for p in risk_problems if not (halted and "HALTED" in p)]
         self.problems.setText("\n".join(f"• {p}" for p in blocked if p != "choose a symbol"))
-        order_text = self._order_text(kind)
+        order_text = self.order_words(self._side, kind, self.info.symbol if self.info else "")
         sendable = not blocked and preview is not None and preview.approved
         if sendable:
             self.send_button.set_lines(order_text)
@@ -428,28 +392,6 @@ class OrderTicket(TicketForm):
         self.send_button.setEnabled(sendable)
         if sendable:
             self._margin_timer.start()
-
-    def _mark_fields(
-        self,
-        problems: tuple[str, ...],
-        entry_problems: Mapping[NumberField, str | None] | None = None,
-    ) -> None:
-        entry_problems = entry_problems or {}
-        text = " ".join(problems).lower()
-        self.flag(self.quantity, bool(entry_problems.get(self.quantity)) or "quantity" in text)
-        # A field that does not apply is never flagged.
-        # Core names the field ("limit price 0.00 ...", "stop price ..."): a bare "limit"
-        # is also every risk limit's reason, and "stop" a HALTED one's.
-        self.flag(
-            self.limit_price,
-            self.limit_price.applies()
-            and (bool(entry_problems.get(self.limit_price)) or "limit price" in text),
-        )
-        self.flag(
-            self.stop_price,
-            self.stop_price.applies()
-            and (bool(entry_problems.get(self.stop_price)) or "stop price" in text),
-        )
 
     # -- sending ------------------------------------------------------------------------
 
@@ -466,7 +408,10 @@ class OrderTicket(TicketForm):
             self.confirm_above_notional is not None
             and preview.notional is not None
             and preview.notional > self.confirm_above_notional
-            and not self._confirm(preview)
+            and not self.confirm_large(
+                f"Notional {money(preview.notional, self.info.currency)} is above "
+                f"{money(self.confirm_above_notional, self.info.currency)}."
+            )
         ):
             self.show_status("not sent: cancelled at confirmation")
             return
@@ -481,19 +426,6 @@ class OrderTicket(TicketForm):
         self._rejected = None
         self.show_status(f"sent #{order_id}: {self.send_button.text()}")
         self.orderSent.emit(order_id)
-
-    def _confirm(self, preview: OrderPreview) -> bool:
-        assert self.info is not None
-        box = QMessageBox(self)
-        box.setIcon(QMessageBox.Icon.Warning)
-        box.setWindowTitle("Confirm large order")
-        box.setText(
-            f"{self.send_button.text()}\n\nNotional {money(preview.notional, self.info.currency)} "
-            f"is above {money(self.confirm_above_notional, self.info.currency)}."
-        )
-        box.setStandardButtons(QMessageBox.StandardButton.Ok | QMessageBox.StandardButton.Cancel)
-        box.setDefaultButton(QMessageBox.StandardButton.Cancel)
-        return box.exec() == QMessageBox.StandardButton.Ok
 
     def _is_mine(self, order_id: int) -> bool:
         # The ticket's own orders only: the latest one's line is what it shows.

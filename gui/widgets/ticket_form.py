@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Mapping
 
 from PySide6.QtCore import QStringListModel, Qt
 from PySide6.QtGui import QFontMetrics, QResizeEvent
@@ -32,6 +33,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
+    QMessageBox,
     QPushButton,
     QSizePolicy,
     QVBoxLayout,
@@ -415,6 +417,79 @@ class TicketForm(QFrame):
         )
         for a, b in itertools.pairwise(chain):
             QWidget.setTabOrder(a, b)
+
+    # -- what the fields say ------------------------------------------------------------
+
+    @staticmethod
+    def entry_problem(field: NumberField, title: str, applies: bool, chosen: bool) -> str | None:
+        """Why a field's entry cannot be sent, in place; None when it can.
+
+        A bad entry (letters, "-5", "1e12") is flagged at once; an empty or zero field
+        only once an instrument is ``chosen`` (an empty ticket is not an error).
+        """
+        if not applies:
+            return None
+        error = field.error()
+        if error == "empty":
+            return f"{title}: type a number" if chosen else None
+        if error is not None:
+            return f"{title}: {error}"
+        if field.value() <= 0:
+            return f"{title}: must be above 0" if chosen else None
+        return None
+
+    def order_words(self, side: str, kind: str, symbol: str) -> str:
+        """The order in words, as it would be sent ("BUY 100 AAPL STP 185.00 LMT 185.50");
+        "?" stands for a field whose entry is not a number."""
+
+        def shown(field: NumberField) -> str:
+            if field.error() == "empty":
+                return ""
+            return "?" if field.error() else field.textFromValue(field.value())
+
+        stop = shown(self.stop_price) if kind in ("STP", "STP LMT") else ""
+        limit = shown(self.limit_price) if kind in ("LMT", "STP LMT") else ""
+        if kind == "STP LMT":
+            words: tuple[str, ...] = ("STP", stop, "LMT" if limit else "", limit)
+        else:
+            words = (kind, stop or limit)
+        qty = shown(self.quantity) or "?"
+        # Only non-empty parts: no symbol yet must not leave a double space.
+        return " ".join(p for p in (side, qty, symbol, *words) if p)
+
+    def mark_fields(
+        self,
+        problems: tuple[str, ...],
+        entry_problems: Mapping[NumberField, str | None] | None = None,
+    ) -> None:
+        """Outline the fields a refusal (``problems``) or a bad entry is about."""
+        entry_problems = entry_problems or {}
+        text = " ".join(problems).lower()
+        self.flag(self.quantity, bool(entry_problems.get(self.quantity)) or "quantity" in text)
+        # A field that does not apply is never flagged.
+        # Core names the field ("limit price 0.00 ...", "stop price ..."): a bare "limit"
+        # is also every risk limit's reason, and "stop" a HALTED one's.
+        self.flag(
+            self.limit_price,
+            self.limit_price.applies()
+            and (bool(entry_problems.get(self.limit_price)) or "limit price" in text),
+        )
+        self.flag(
+            self.stop_price,
+            self.stop_price.applies()
+            and (bool(entry_problems.get(self.stop_price)) or "stop price" in text),
+        )
+
+    def confirm_large(self, why: str) -> bool:
+        """Ask before sending the order the send button reads; ``why`` says what is
+        large about it. Cancel is the default."""
+        box = QMessageBox(self)
+        box.setIcon(QMessageBox.Icon.Warning)
+        box.setWindowTitle("Confirm large order")
+        box.setText(f"{self.send_button.text()}\n\n{why}")
+        box.setStandardButtons(QMessageBox.StandardButton.Ok | QMessageBox.StandardButton.Cancel)
+        box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+        return box.exec() == QMessageBox.StandardButton.Ok
 
     # -- how states are drawn -----------------------------------------------------------
 

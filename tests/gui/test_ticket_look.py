@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
     QLineEdit,
+    QMessageBox,
     QPushButton,
     QStyle,
     QStyleOptionSpinBox,
@@ -357,3 +358,24 @@ def test_the_trading_state_takes_one_line_and_explains_itself_in_the_tooltip(mak
     )
     assert ticket.state_label.text() == "HALTED: emergency stop"
     assert "cancels still go through" in ticket.state_label.toolTip()
+
+
+def test_a_large_order_is_confirmed_first_and_cancel_sends_nothing(make_ticket, monkeypatch):
+    asked: list[str] = []
+
+    def answer(box: QMessageBox) -> QMessageBox.StandardButton:
+        asked.append(box.text())
+        return QMessageBox.StandardButton.Cancel
+
+    monkeypatch.setattr(QMessageBox, "exec", answer)
+    entry = FakeEntry()
+    entry.send = lambda *a: pytest.fail("sent after Cancel")  # type: ignore[attr-defined]
+    ticket = make_ticket(entry, info=True)
+    ticket.confirm_above_notional = 1_000.0
+    ticket.order_type.setCurrentText("MKT")
+    ticket._refresh()
+
+    ticket.submit()
+
+    assert asked == ["BUY 100 AAPL MKT\n\nNotional 19,000.00 USD is above 1,000.00 USD."]
+    assert ticket.status.text() == "not sent: cancelled at confirmation"
