@@ -9,7 +9,12 @@ tested without Qt and a strategy could use it too:
   reason the order would be refused (validation, strategy permissions, risk), before
   anything is sent;
 * :meth:`OrderEntry.margin_impact` asks the gateway for a whatIf order;
-* :meth:`OrderEntry.place` sends through the TradeManager (``actor="gui"``).
+* :meth:`OrderEntry.place` sends through the TradeManager (``actor="gui"``);
+  :meth:`OrderEntry.send` does the same for the GUI and answers the order id to follow
+  in :attr:`OrderEntry.orderUpdated` / :attr:`OrderEntry.orderRejected`.
+
+The GUI describes an order as an :class:`OrderSpec` (plain values); core alone builds
+the ``ib_async`` order from it, so the GUI never imports ``ib_async``.
 
 Commission estimates follow IB's fixed pricing for US stocks (0.005 USD a share,
 1 USD minimum, at most 1% of the trade value), 2.25 USD a futures contract with fees,
@@ -25,6 +30,7 @@ import logging
 import math
 from dataclasses import dataclass
 
+from eventkit import Event
 from ib_async import Contract, ContractDetails, Order, Trade
 
 from core.contracts import (
@@ -36,7 +42,14 @@ from core.contracts import (
 )
 from core.events import MANUAL
 from core.marketdata import MarketData, Quote
-from core.orders import canonicalize_order, price_or_none
+from core.orders import (
+    canonicalize_order,
+    create_limit_order,
+    create_market_order,
+    create_stop_limit_order,
+    create_stop_order,
+    price_or_none,
+)
 from core.trading import TradeManager
 
 log = logging.getLogger(__name__)
@@ -61,6 +74,58 @@ class InstrumentInfo:
     def con_id(self) -> int:
         """IB's contract id."""
         return self.contract.conId
+
+
+@dataclass(frozen=True, slots=True)
+class OrderSpec:
+    """An order as a person describes it (the ticket): side, size, type, prices, TIF.
+
+    Not validated: what the fields hold, a zero or negative included, so the preview
+    can say what is wrong with it. ``limit_price`` / ``stop_price`` are None where the
+    order type has none.
+    """
+
+    action: str  # BUY / SELL
+    quantity: float
+    order_type: str = "MKT"  # MKT, LMT, STP, STP LMT
+    limit_price: float | None = None
+    stop_price: float | None = None
+    tif: str = "DAY"
+    outside_rth: bool = False
+
+    def to_order(self) -> Order:
+        """The ``ib_async`` order (the canonical constructors when the values allow)."""
+        side, qty, kind = self.action, self.quantity, self.order_type
+        lmt = self.limit_price if self.limit_price is not None else 0.0
+        stp = self.stop_price if self.stop_price is not None else 0.0
+        order: Order
+        if kind == "MKT":
+            order = (
+                create_market_order(side, qty)
+                if qty > 0
+                else Order(action=side, orderType="MKT", totalQuantity=qty)
+            )
+        elif kind == "LMT":
+            order = Order(action=side, orderType="LMT", totalQuantity=qty, lmtPrice=lmt)
+            if qty > 0 and lmt > 0:
+                order = create_limit_order(side, qty, lmt)
+        elif kind == "STP":
+            order = Order(action=side, orderType="STP", totalQuantity=qty, auxPrice=stp)
+            if qty > 0 and stp > 0:
+                order = create_stop_order(side, qty, stp)
+        else:
+            order = Order(
+                action=side, orderType=kind, totalQuantity=qty, lmtPrice=lmt, auxPrice=stp
+            )
+            if kind == "STP LMT" and qty > 0 and lmt > 0 and stp > 0:
+                order = create_stop_limit_order(side, qty, stp, lmt)
+        order.tif = self.tif
+        order.outsideRth = self.outside_rth
+        return order
+
+
+def _as_order(order: OrderSpec | Order) -> Order:
+    return order.to_order() if isinstance(order, OrderSpec) else order
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +194,16 @@ class OrderEntry:
         self.market = market
         self.trades = trades
         self._by_text: dict[str, InstrumentInfo] = {}
+
+    @property
+    def orderUpdated(self) -> Event:
+        """Every order's :class:`core.events.OrderUpdated` (the ticket follows its own)."""
+        return self.trades.orderUpdated
+
+    @property
+    def orderRejected(self) -> Event:
+        """Every refusal, :class:`core.events.OrderRejected` (IB's or the console's)."""
+        return self.trades.orderRejected
 
     # -- instruments --------------------------------------------------------------------
 
@@ -246,12 +321,14 @@ class OrderEntry:
 
     # -- before sending -----------------------------------------------------------------
 
-    def preview(self, info: InstrumentInfo, order: Order, strategy: str = MANUAL) -> OrderPreview:
+    def preview(
+        self, info: InstrumentInfo, order: OrderSpec | Order, strategy: str = MANUAL
+    ) -> OrderPreview:
         """Notional, commission estimate and every reason for refusal, without sending.
 
         Judged on a copy in the canonical form the trade manager would send.
         """
-        order = copy.copy(order)
+        order = copy.copy(_as_order(order))
         malformed = canonicalize_order(order)
         quote = self.market.quote(info.con_id)
         price = price_or_none(order.lmtPrice)
@@ -272,8 +349,11 @@ class OrderEntry:
         )
         return OrderPreview(notional, commission, price, tuple(problems))
 
-    async def margin_impact(self, info: InstrumentInfo, order: Order) -> MarginImpact | None:
+    async def margin_impact(
+        self, info: InstrumentInfo, order: OrderSpec | Order
+    ) -> MarginImpact | None:
         """The gateway's whatIf estimate, or None if it does not answer in time."""
+        order = _as_order(order)
         probe = Order(**{k: v for k, v in vars(order).items() if k != "orderId"})
         probe.orderId = 0
         try:
@@ -291,6 +371,15 @@ class OrderEntry:
 
     # -- sending ------------------------------------------------------------------------
 
-    def place(self, info: InstrumentInfo, order: Order, strategy: str = MANUAL) -> Trade:
+    def place(
+        self, info: InstrumentInfo, order: OrderSpec | Order, strategy: str = MANUAL
+    ) -> Trade:
         """Send through the TradeManager as the GUI; raises ``OrderRefused`` with reasons."""
-        return self.trades.place_order(info.contract, order, strategy or MANUAL, actor="gui")
+        return self.trades.place_order(
+            info.contract, _as_order(order), strategy or MANUAL, actor="gui"
+        )
+
+    def send(self, info: InstrumentInfo, spec: OrderSpec, strategy: str = MANUAL) -> int:
+        """:meth:`place` for the GUI: the order id, whose progress comes as
+        :attr:`orderUpdated` and :attr:`orderRejected` events; raises ``OrderRefused``."""
+        return int(self.place(info, spec, strategy).order.orderId)

@@ -65,7 +65,7 @@ from core.events import (
     ReconciliationBreakFound,
     now_utc,
 )
-from core.marketdata import clean_price
+from core.marketdata import clean_price, quote_from_ticker
 from core.reconciliation import Reconciliation
 from core.tasks import Tasks
 from core.trading import fill_record
@@ -941,12 +941,13 @@ class PortfolioManager:
 
 
 def _ticker_mark(ticker: Ticker) -> float | None:
-    last = clean_price(ticker.last)
-    bid, ask = clean_price(ticker.bid), clean_price(ticker.ask)
-    if bid is not None and ask is not None and bid > 0 and ask > 0:
-        if last is not None and bid <= last <= ask:
-            return last
-        return (bid + ask) / 2
-    if last is not None:
-        return last
-    return clean_price(ticker.close)
+    """A position's mark: the same price the ticket and the market data show
+    (:attr:`core.marketdata.Quote.mark`: last, else mid, else the previous close).
+
+    One definition: preferring the mid whenever the last trade was outside the current
+    spread showed ES at 5,906.62 (half a tick) in the positions grid while the ticket
+    said 5,906.00.
+    """
+    if ticker.contract is None:
+        return None
+    return quote_from_ticker(ticker).mark

@@ -63,6 +63,7 @@ from gui.widgets.positions_view import PositionsView
 from gui.widgets.risk_panel import RiskPanel, exposures_by_strategy
 from gui.widgets.status_labels import AccountStrip, ConnectionIndicator
 from gui.widgets.store_indicator import StoreIndicator
+from gui.widgets.table_view import reset_grid_columns, restore_grid_columns, save_grid_columns
 
 log = logging.getLogger(__name__)
 
@@ -515,13 +516,18 @@ class MainWindow(QMainWindow):
         self.resizeDocks(
             [self.docks["Order ticket"], self.docks["P&L"]], [340, 430], Qt.Orientation.Horizontal
         )
-        ticket = self.docks["Order ticket"]
+        ticket, risk = self.docks["Order ticket"], self.docks["Risk"]
         title = ticket.sizeHint().height() - ticket.widget().sizeHint().height()
-        # Only the ticket: Qt shares out any difference in proportion to the sizes given,
-        # so naming the risk panel too would shave the ticket.
-        self.resizeDocks(
-            [ticket], [self.ticket.sizeHint().height() + max(title, 0)], Qt.Orientation.Vertical
-        )
+        want = self.ticket.sizeHint().height() + max(title, 0)
+        # Both docks, summing to the column they share: given alone, Qt took part of the
+        # ticket's height back for the risk panel (which scrolls) and the ticket's last
+        # rows scrolled out of view at 1366x768.
+        column = ticket.height() + risk.height()
+        give = min(want, column - risk.minimumSizeHint().height())
+        if risk.isVisible() and give > 0 and column - give > 0:
+            self.resizeDocks([ticket, risk], [give, column - give], Qt.Orientation.Vertical)
+        else:  # not laid out yet (applied again once shown), or no risk panel beside it
+            self.resizeDocks([ticket], [want], Qt.Orientation.Vertical)
         self.resizeDocks(
             [self.docks["P&L"], self.docks["Fills"]], [480, 420], Qt.Orientation.Vertical
         )
@@ -549,16 +555,19 @@ class MainWindow(QMainWindow):
         )
         grouped = self._settings.value("positions/grouped", False)
         self.positions_view.set_grouped(grouped in (True, "true"))  # INI stores text
+        restore_grid_columns(self, self._settings)
 
     def save_layout(self) -> None:
         """Remember dock positions, window geometry and the positions grouping."""
         self._settings.setValue("window/geometry", self.saveGeometry())
         self._settings.setValue("window/state", self.saveState())
         self._settings.setValue("positions/grouped", self.positions_view.is_grouped())
+        save_grid_columns(self, self._settings)
         self._settings.sync()
 
     def _reset_layout(self) -> None:
         self.restoreState(self._default_state)
+        reset_grid_columns(self)
 
     def close_by_user(self) -> None:
         """Close as a person asked (File > Quit): working orders are asked about first."""

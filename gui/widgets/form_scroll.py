@@ -5,6 +5,9 @@ from __future__ import annotations
 from PySide6.QtCore import QEvent, QObject, QSize, Qt
 from PySide6.QtWidgets import QFrame, QScrollArea, QWidget
 
+#: Pixels of height asked beyond the form's own hint (see :meth:`VerticalScrollArea.sizeHint`).
+SLACK = 6
+
 
 class VerticalScrollArea(QScrollArea):
     """Holds a form that scrolls up and down only.
@@ -43,4 +46,6 @@ class VerticalScrollArea(QScrollArea):
         if form is None:
             return super().sizeHint()
         hint = form.sizeHint().expandedTo(form.minimumSizeHint())
-        return QSize(hint.width() + self._bar_width(), hint.height())
+        # A little slack: a label re-polished by a later style sheet (a colour change)
+        # can grow by a pixel, which in a dock sized to the hint brought up a scroll bar.
+        return QSize(hint.width() + self._bar_width(), hint.height() + SLACK)

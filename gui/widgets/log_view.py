@@ -178,6 +178,9 @@ class LogView(FilteredTable):
             model.setParent(self)
         self.handler: QtLogHandler | None = None
         self.level_combo = QComboBox(self)
+        self.level_combo.setObjectName("logLevel")
+        self.level_combo.setAccessibleName("Minimum log level shown")
+        self.level_combo.setToolTip("Show log records at this level and above")
         for name, level in LEVELS:
             self.level_combo.addItem(name, level)
         self.level_combo.currentIndexChanged.connect(self._on_level_selected)

@@ -1,14 +1,15 @@
-"""The order ticket: symbol, side, size, type, prices, TIF; a preview before sending.
+"""The order ticket's logic: what the trader typed becomes an order core judges and sends.
 
-Everything the ticket decides comes from :class:`core.order_entry.OrderEntry`:
-instrument lookup, the preview (notional, commission estimate, every reason the order
-would be refused, risk's verdict included), the gateway's whatIf margin impact, and
-sending. The widget only collects input, shows answers and flags bad input in place.
+The layout and how each state is drawn are :class:`gui.widgets.ticket_form.TicketForm`;
+this class is that form plus the decisions, and every decision comes from
+:class:`core.order_entry.OrderEntry`: instrument lookup, the preview (notional,
+commission estimate, every reason the order would be refused, risk's verdict included),
+the gateway's whatIf margin impact, and sending. The order is described to core as an
+:class:`core.order_entry.OrderSpec` (plain values); the ticket follows the order it sent
+through core's ``OrderUpdated`` / ``OrderRejected`` events, never an ``ib_async`` object.
 
 Keyboard: the window binds F2 (buy), F3 (sell) and Ctrl+L (focus the symbol); Enter in
-the ticket sends, after the confirmation when the notional is above the threshold. Tab
-runs symbol -> quantity -> type -> prices -> TIF -> send; the quote and side buttons
-are clicked, not tabbed through.
+the ticket sends, after the confirmation when the notional is above the threshold.
 
 Honest input: the number fields hold exactly what they show or say why the entry is
 not a number (:mod:`gui.widgets.number_field`); the send button reads the order it
@@ -20,192 +21,47 @@ changes (:meth:`OrderTicket.on_trading_state_changed`, :meth:`OrderTicket.reeval
 from __future__ import annotations
 
 import asyncio
-import itertools
-import logging
-import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import shiboken6
-from ib_async import Order
-from PySide6.QtCore import QEvent, QObject, QStringListModel, Qt, QTimer, Signal
-from PySide6.QtGui import QFontMetrics, QHideEvent, QKeyEvent, QResizeEvent
-from PySide6.QtWidgets import (
-    QButtonGroup,
-    QCheckBox,
-    QComboBox,
-    QCompleter,
-    QFormLayout,
-    QFrame,
-    QGridLayout,
-    QHBoxLayout,
-    QLabel,
-    QLineEdit,
-    QMessageBox,
-    QPushButton,
-    QSizePolicy,
-    QVBoxLayout,
-    QWidget,
-)
+from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
+from PySide6.QtGui import QHideEvent, QKeyEvent
+from PySide6.QtWidgets import QWidget
 
-from core.events import MANUAL, TradingState, TradingStateChanged
+from core.events import MANUAL, OrderRejected, OrderUpdated, TradingState, TradingStateChanged
 from core.marketdata import Quote
-from core.order_entry import InstrumentInfo, OrderEntry, OrderPreview
-from core.orders import (
-    create_limit_order,
-    create_market_order,
-    create_stop_limit_order,
-    create_stop_order,
-)
+from core.order_entry import InstrumentInfo, OrderEntry, OrderPreview, OrderSpec
 from core.trading import OrderRefused
 from gui import theme
 from gui.models.formatting import PLACEHOLDER
 from gui.tasks import spawn
-from gui.widgets.form_scroll import VerticalScrollArea
-from gui.widgets.number_field import NumberField
+from gui.widgets.ticket_form import (
+    MAX_QUANTITY,
+    ORDER_TYPES,
+    TIFS,
+    PriceBox,
+    TicketForm,
+    decimals_of,
+    money,
+)
 
-log = logging.getLogger(__name__)
+__all__ = ["DEFAULT_QUANTITY", "MAX_QUANTITY", "ORDER_TYPES", "TIFS", "OrderTicket", "PriceBox"]
 
-ORDER_TYPES = ("LMT", "MKT", "STP", "STP LMT")
-TIFS = ("DAY", "GTC", "IOC")
 #: The ticket's quantity for a newly chosen instrument when no preset is given.
 DEFAULT_QUANTITY: Mapping[str, float] = {"STK": 100.0, "FUT": 1.0, "CASH": 20_000.0, "OPT": 1.0}
-#: The largest quantity the ticket will send (above it the entry is flagged).
-MAX_QUANTITY = 1e9
 
 
-def _decimals(min_tick: float) -> int:
-    text = f"{min_tick:.10f}".rstrip("0")
-    return max(0, len(text.split(".")[1])) if "." in text else 0
-
-
-def _money(value: float | None, currency: str = "USD") -> str:
-    if value is None or not math.isfinite(value):
-        return PLACEHOLDER
-    return f"{value:,.2f} {currency}"
-
-
-class QuoteButton(QPushButton):
-    """A price you can click: sets the ticket's limit price."""
-
-    def __init__(self, caption: str, colour: str) -> None:
-        super().__init__(PLACEHOLDER)
-        self.caption = caption
-        self.price: float | None = None
-        self.setFlat(True)
-        self.setCursor(Qt.CursorShape.PointingHandCursor)
-        self.setToolTip(f"{caption}: click to use as the limit price")
-        # Transparent: a price, not a button, until hovered (the global QPushButton
-        # background would otherwise box it).
-        self.setStyleSheet(
-            f"QPushButton {{ color: {colour}; font-family: '{theme.mono_family()}';"
-            " font-size: 13pt; font-weight: 600; background: transparent; border: none;"
-            " border-radius: 4px; padding: 2px 6px; }"
-            f"QPushButton:hover {{ background: {theme.HOVER}; }}"
-            f"QPushButton:pressed {{ background: {theme.SELECTION}; }}"
-        )
-
-    def set_price(self, price: float | None, decimals: int) -> None:
-        """Show a price, or the placeholder when there is none."""
-        self.price = price
-        self.setText(PLACEHOLDER if price is None else f"{price:,.{decimals}f}")
-
-
-class PriceBox(NumberField):
-    """A price field that shows nothing while it does not apply to the order type.
-
-    What was typed is kept, so switching back (LMT -> STP LMT) restores it; a disabled
-    "0.00" looked exactly like a price that will be sent.
-    """
-
-    def __init__(self) -> None:
-        super().__init__(decimals=2, maximum=1e9, step=0.01, negative_hint="a price is above 0")
-        self._applies = True
-        self._kept = ""
-
-    def applies(self) -> bool:
-        """Whether the field is part of the current order type."""
-        return self._applies
-
-    def set_applies(self, applies: bool) -> None:
-        """Enable the field and show its entry, or disable it and show it blank."""
-        if applies == self._applies:
-            return
-        self._applies = applies
-        if applies:
-            self.setEnabled(True)
-            self.setText(self._kept)
-        else:
-            self._kept = self.text()
-            kept = (self._value, self._error)
-            self.setText("")
-            self._value, self._error = kept  # the value stays, only hidden
-            self.setEnabled(False)
-
-    def clear_entry(self) -> None:
-        """Blank, whether shown or hidden (a new instrument's price is not the last one's)."""
-        self._kept = ""
-        if self._applies:
-            self.setText("")
-        else:
-            self._value, self._error = None, "empty"
-
-    def setValue(self, value: float) -> None:
-        if self._applies:
-            super().setValue(value)
-        else:
-            self._kept = self.textFromValue(value)
-            self._value, self._error = value, None
-
-
-class SendButton(QPushButton):
-    """The send button: the order on the first line; why it cannot go on the second,
-    elided to the button's width (never cut at both ends, never widening the ticket)."""
-
-    def __init__(self) -> None:
-        super().__init__("")
-        self._lines: tuple[str, str] = ("", "")
-
-    def set_lines(self, order: str, reason: str = "") -> None:
-        """Show ``order`` and, under it, ``reason`` (empty: the order alone)."""
-        self._lines = (order, reason)
-        self._apply()
-
-    def lines(self) -> tuple[str, str]:
-        """The order and the reason, whole (the text may be elided)."""
-        return self._lines
-
-    def _apply(self) -> None:
-        order, reason = self._lines
-        if not reason:
-            self.setText(order)
-            return
-        room = max(60, self.width() - 20)
-        metrics = QFontMetrics(self.font())
-        elided = metrics.elidedText(reason, Qt.TextElideMode.ElideRight, room)
-        self.setText(f"{metrics.elidedText(order, Qt.TextElideMode.ElideRight, room)}\n{elided}")
-
-    def resizeEvent(self, event: QResizeEvent) -> None:
-        super().resizeEvent(event)
-        self._apply()
-
-
-def _number_style(extra: str = "") -> str:
-    """A label style sheet in the number font; a later setStyleSheet replaces the whole
-    sheet, so every style of a number label goes through here to keep the font."""
-    return f"font-family: '{theme.mono_family()}'; {extra}".strip()
-
-
-class OrderTicket(QFrame):
+class OrderTicket(TicketForm):
     """Order entry.
 
     Signals
     -------
-    orderSent(object): the ib_async Trade of an order that was sent.
+    orderSent(int): the id of an order that was sent (its progress: core's events).
     orderRefused(str): why an order was refused (already shown in the ticket).
     """
 
-    orderSent = Signal(object)
+    orderSent = Signal(int)
     orderRefused = Signal(str)
 
     def __init__(
@@ -218,10 +74,8 @@ class OrderTicket(QFrame):
         default_quantity: Mapping[str, float] | None = None,
         parent: QWidget | None = None,
     ) -> None:
-        super().__init__(parent)
-        self.setObjectName("orderTicket")
-        self.setAccessibleName("Order ticket")
-        self.entry = entry
+        super().__init__(strategies, parent)
+        self._entry: OrderEntry | None = None
         self.confirm_above_notional = confirm_above_notional
         self.size_by_risk = size_by_risk
         self.default_quantity: Mapping[str, float] = dict(default_quantity or DEFAULT_QUANTITY)
@@ -236,15 +90,38 @@ class OrderTicket(QFrame):
         self._pending_quantity: float | None = None
         self._pending_price: float | None = None
         self._prefill_limit = False
-        self._build(strategies or [MANUAL])
+        #: The orders sent from this ticket whose status it shows (the latest last).
+        self._sent: list[int] = []
+        self._rejected: int | None = None
         # Debounces (single-shot, restarted on input): not polling.
         self._search_timer = self._single_shot(250, self._search)
         self._margin_timer = self._single_shot(600, self._check_margin)
         self._quote_timer = self._single_shot(16, self._apply_quote)
         self._pending_quote: Quote | None = None
+        self._connect()
+        self.size_button.setEnabled(self.size_by_risk is not None)
+        self.entry = entry
         self._set_side("BUY")
         self._on_type_changed()
         self._refresh()
+
+    @property
+    def entry(self) -> OrderEntry | None:
+        """Core's order entry (None until the session runs); the ticket follows the
+        orders it sends through its events."""
+        return self._entry
+
+    @entry.setter
+    def entry(self, entry: OrderEntry | None) -> None:
+        if entry is self._entry:
+            return
+        if self._entry is not None:
+            self._entry.orderUpdated.disconnect(self._on_order_updated)
+            self._entry.orderRejected.disconnect(self._on_order_rejected)
+        self._entry = entry
+        if entry is not None:
+            entry.orderUpdated.connect(self._on_order_updated)
+            entry.orderRejected.connect(self._on_order_rejected)
 
     def hideEvent(self, event: QHideEvent) -> None:
         # A closed ticket (its dock or the window) looks nothing up: a debounced margin
@@ -262,177 +139,19 @@ class OrderTicket(QFrame):
         timer.timeout.connect(slot)
         return timer
 
-    def _build(self, strategies: list[str]) -> None:
-        # The fields scroll on a short screen; the verdict, the reasons, the send button
-        # and the last order's status stay pinned below them, always in view.
-        body = QWidget(self)
-        outer = QVBoxLayout(body)
-        outer.setContentsMargins(10, 8, 10, 4)
-        outer.setSpacing(8)
-
-        # symbol + description
-        self.symbol_edit = QLineEdit()
-        self.symbol_edit.setPlaceholderText("Symbol (AAPL, ES, EUR.USD)")
-        self.symbol_edit.setClearButtonEnabled(True)
-        f = self.symbol_edit.font()
-        f.setPointSize(f.pointSize() + 3)
-        f.setBold(True)
-        self.symbol_edit.setFont(f)
-        self._completions = QStringListModel(self)
-        completer = QCompleter(self._completions, self)
-        completer.setCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
-        completer.activated.connect(self._on_completion)
-        self.symbol_edit.setCompleter(completer)
+    def _connect(self) -> None:
+        self.symbol_edit.completer().activated.connect(self._on_completion)
         self.symbol_edit.textEdited.connect(lambda _t: self._search_timer.start())
         self.symbol_edit.editingFinished.connect(self._resolve_symbol)
         # Enter in the symbol looks it up and moves on to the quantity; it never sends
         # (the order on the ticket is still the previous instrument's until resolved).
         self.symbol_edit.installEventFilter(self)
-        outer.addWidget(self.symbol_edit)
-        self.description = QLabel("")
-        self.description.setStyleSheet(f"color: {theme.TEXT_DIM};")
-        self.description.setWordWrap(True)
-        # A long error ("unknown contract ZZZZ ...") wraps; it never widens the dock.
-        self.description.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
-        outer.addWidget(self.description)
-
-        # quotes
-        quotes = QGridLayout()
-        quotes.setHorizontalSpacing(4)
-        self.bid_button = QuoteButton("Bid", theme.SELL)
-        self.ask_button = QuoteButton("Ask", theme.BUY)
-        self.last_label = QLabel(PLACEHOLDER)
-        self.last_label.setStyleSheet(f"font-family: '{theme.mono_family()}'; font-size: 11pt;")
-        for col, (title, w) in enumerate(
-            (("BID", self.bid_button), ("LAST", self.last_label), ("ASK", self.ask_button))
-        ):
-            cap = QLabel(title)
-            cap.setAlignment(Qt.AlignmentFlag.AlignCenter)
-            cap.setStyleSheet(f"color: {theme.TEXT_FAINT}; font-size: 8pt; letter-spacing: 1px;")
-            quotes.addWidget(cap, 0, col)
-            quotes.addWidget(w, 1, col, alignment=Qt.AlignmentFlag.AlignCenter)
         self.bid_button.clicked.connect(lambda: self._use_price(self.bid_button.price))
         self.ask_button.clicked.connect(lambda: self._use_price(self.ask_button.price))
-        outer.addLayout(quotes)
-
-        # side
-        sides = QHBoxLayout()
-        self.buy_button = QPushButton("BUY")
-        self.sell_button = QPushButton("SELL")
-        self._side_group = QButtonGroup(self)
-        for b in (self.buy_button, self.sell_button):
-            b.setCheckable(True)
-            b.setMinimumHeight(30)
-            self._side_group.addButton(b)
-            sides.addWidget(b)
         self.buy_button.clicked.connect(lambda: self._set_side("BUY"))
         self.sell_button.clicked.connect(lambda: self._set_side("SELL"))
-        outer.addLayout(sides)
-
-        # fields, each with its reason under it when the entry is not usable
-        form = QFormLayout()
-        form.setLabelAlignment(Qt.AlignmentFlag.AlignRight)
-        form.setHorizontalSpacing(10)
-        form.setVerticalSpacing(6)
-        qty_row = QHBoxLayout()
-        self.quantity = NumberField(
-            decimals=0,
-            maximum=MAX_QUANTITY,
-            step=100,
-            negative_hint="the side (BUY / SELL) gives the direction",
-        )
-        self.quantity.setValue(100)
-        qty_row.addWidget(self.quantity, 1)
-        self.size_button = QPushButton("Size by risk")
-        self.size_button.setToolTip("Quantity from the contract's volatility and the risk budget")
         self.size_button.clicked.connect(self._size_by_risk)
-        self.size_button.setEnabled(self.size_by_risk is not None)
-        qty_row.addWidget(self.size_button)
-        form.addRow("Quantity", qty_row)
-        self.quantity_error = self._error_label(form)
-        self.order_type = QComboBox()
-        self.order_type.addItems(ORDER_TYPES)
-        form.addRow("Type", self.order_type)
-        self.limit_price = self._price_box()
-        form.addRow("Limit", self.limit_price)
-        self.limit_error = self._error_label(form)
-        self.stop_price = self._price_box()
-        form.addRow("Stop", self.stop_price)
-        self.stop_error = self._error_label(form)
-        tif_row = QHBoxLayout()
-        self.tif = QComboBox()
-        self.tif.addItems(TIFS)
-        tif_row.addWidget(self.tif, 1)
-        self.outside_rth = QCheckBox("Outside RTH")
-        tif_row.addWidget(self.outside_rth)
-        form.addRow("TIF", tif_row)
-        self.strategy = QComboBox()
-        self.strategy.setEditable(True)
-        self.strategy.addItems(strategies)
-        self.strategy.setCurrentText(MANUAL)
-        form.addRow("Strategy", self.strategy)
-        outer.addLayout(form)
-
-        preview = QFormLayout()
-        preview.setLabelAlignment(Qt.AlignmentFlag.AlignRight)
-        self.notional_label = QLabel(PLACEHOLDER)
-        self.commission_label = QLabel(PLACEHOLDER)
-        self.margin_label = QLabel(PLACEHOLDER)
-        for title, w in (
-            ("Notional", self.notional_label),
-            ("Est. commission", self.commission_label),
-            ("Margin impact", self.margin_label),
-        ):
-            w.setStyleSheet(_number_style())
-            preview.addRow(title, w)
-        outer.addLayout(preview)
-        outer.addStretch(1)
-
-        # pinned: trading state, verdict and reasons, send button, last order's status
-        self.state_label = QLabel("")
-        self.state_label.setObjectName("ticketTradingState")
-        self.state_label.setAccessibleName("Trading state")
-        self.state_label.setWordWrap(True)
-        self.state_label.hide()
-        self.verdict_label = QLabel(PLACEHOLDER)
-        self.verdict_label.setWordWrap(True)
-        self.verdict_label.setStyleSheet(_number_style())
-        self.problems = QLabel("")
-        self.problems.setWordWrap(True)
-        self.problems.setObjectName("ticketProblems")
-        self.problems.setAccessibleName("Why the order cannot be sent")
-        self.problems.setStyleSheet(f"color: {theme.LOSS};")
-        self.problems.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
-        self.send_button = SendButton()
-        # Two lines: the order, and under it why it cannot go (when it cannot). Its
-        # width follows the ticket's, never the text's: a long reason must not widen it.
-        self.send_button.setMinimumHeight(46)
-        self.send_button.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
         self.send_button.clicked.connect(self.submit)
-        self.status = QLabel("")
-        self.status.setWordWrap(True)
-        self.status.setStyleSheet(f"color: {theme.TEXT_DIM};")
-        self.status.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
-        root = QVBoxLayout(self)
-        root.setContentsMargins(0, 0, 0, 0)
-        root.setSpacing(0)
-        self.fields_area = VerticalScrollArea(body, self)
-        root.addWidget(self.fields_area, 1)
-        pinned = QVBoxLayout()
-        pinned.setContentsMargins(10, 4, 10, 8)
-        pinned.setSpacing(4)
-        verdict_row = QHBoxLayout()
-        verdict_caption = QLabel("Risk check")
-        verdict_caption.setStyleSheet(f"color: {theme.TEXT_DIM};")
-        verdict_row.addWidget(verdict_caption)
-        verdict_row.addWidget(self.verdict_label, 1)
-        pinned.addWidget(self.state_label)
-        pinned.addLayout(verdict_row)
-        pinned.addWidget(self.problems)
-        pinned.addWidget(self.send_button)
-        pinned.addWidget(self.status)
-        root.addLayout(pinned)
-
         for sig in (
             self.quantity.valueChanged,
             self.limit_price.valueChanged,
@@ -443,69 +162,6 @@ class OrderTicket(QFrame):
         ):
             sig.connect(self._refresh)
         self.order_type.currentIndexChanged.connect(self._on_type_changed)
-        self._name_controls()
-
-    def _error_label(self, form: QFormLayout) -> QLabel:
-        """A red line under a field, shown only while its entry cannot be used."""
-        label = QLabel("")
-        label.setWordWrap(True)
-        label.setStyleSheet(f"color: {theme.LOSS}; font-size: 9pt;")
-        label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
-        label.hide()
-        form.addRow("", label)
-        return label
-
-    def _name_controls(self) -> None:
-        """Object and accessible names (tests, screen readers); the tab chain a trader
-        types through: symbol -> quantity -> type -> prices -> TIF -> send."""
-        for w, name, text in (
-            (self.symbol_edit, "ticketSymbol", "Symbol"),
-            (self.description, "ticketDescription", "Instrument"),
-            (self.bid_button, "ticketBid", "Bid price: click to use as limit"),
-            (self.ask_button, "ticketAsk", "Ask price: click to use as limit"),
-            (self.last_label, "ticketLast", "Last price"),
-            (self.buy_button, "ticketBuy", "Buy side"),
-            (self.sell_button, "ticketSell", "Sell side"),
-            (self.quantity, "ticketQuantity", "Quantity"),
-            (self.quantity_error, "ticketQuantityError", "Quantity problem"),
-            (self.size_button, "ticketSizeByRisk", "Size by risk"),
-            (self.order_type, "ticketOrderType", "Order type"),
-            (self.limit_price, "ticketLimitPrice", "Limit price"),
-            (self.limit_error, "ticketLimitError", "Limit price problem"),
-            (self.stop_price, "ticketStopPrice", "Stop price"),
-            (self.stop_error, "ticketStopError", "Stop price problem"),
-            (self.tif, "ticketTif", "Time in force"),
-            (self.outside_rth, "ticketOutsideRth", "Outside regular trading hours"),
-            (self.strategy, "ticketStrategy", "Strategy"),
-            (self.notional_label, "ticketNotional", "Notional"),
-            (self.commission_label, "ticketCommission", "Estimated commission"),
-            (self.margin_label, "ticketMargin", "Margin impact"),
-            (self.verdict_label, "ticketVerdict", "Risk check"),
-            (self.send_button, "ticketSend", "Send order"),
-            (self.status, "ticketStatus", "Last order status"),
-        ):
-            w.setObjectName(name)
-            w.setAccessibleName(text)
-        # Clicked, not tabbed through: four presses from Symbol to Quantity lost a size.
-        for b in (self.bid_button, self.ask_button, self.buy_button, self.sell_button):
-            b.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
-        self.size_button.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
-        chain = (
-            self.symbol_edit,
-            self.quantity,
-            self.order_type,
-            self.limit_price,
-            self.stop_price,
-            self.tif,
-            self.outside_rth,
-            self.strategy,
-            self.send_button,
-        )
-        for a, b in itertools.pairwise(chain):
-            QWidget.setTabOrder(a, b)
-
-    def _price_box(self) -> PriceBox:
-        return PriceBox()
 
     # -- public slots -------------------------------------------------------------------
 
@@ -553,7 +209,7 @@ class OrderTicket(QFrame):
             return
         self._state = TradingState(event.state)
         self._state_reason = event.reason
-        self._show_state()
+        self.show_state(self._state, self._state_reason)
         self._refresh()
 
     def reevaluate(self, *_args: object) -> None:
@@ -592,10 +248,8 @@ class OrderTicket(QFrame):
             # symbol read as this symbol's prices.
             self.info = None
             self._pending_quote = None
-            for button in (self.bid_button, self.ask_button):
-                button.set_price(None, 2)
-            self.last_label.setText(PLACEHOLDER)
-            self._flag(self.symbol_edit, True)
+            self.show_quotes(None, None, None, 2)
+            self.flag(self.symbol_edit, True)
             why = str(exc) or type(exc).__name__
             if self.offline_reason:
                 why = f"{self.offline_reason}: cannot look up {text.strip().upper()} ({why})"
@@ -603,16 +257,18 @@ class OrderTicket(QFrame):
             self.description.setStyleSheet(f"color: {theme.LOSS};")
             self._refresh()
             return None
-        self._flag(self.symbol_edit, False)
+        self.flag(self.symbol_edit, False)
         previous = self.info
         self.info = info
         self.description.setText(f"{info.description} · {info.sec_type} · {info.currency}")
         self.description.setStyleSheet(f"color: {theme.TEXT_DIM};")
-        decimals = _decimals(info.min_tick)
+        decimals = decimals_of(info.min_tick)
         for box in (self.limit_price, self.stop_price):
             box.setDecimals(decimals)
             box.setSingleStep(info.min_tick)
-        self.quantity.setDecimals(0 if info.size_increment >= 1 else _decimals(info.size_increment))
+        self.quantity.setDecimals(
+            0 if info.size_increment >= 1 else decimals_of(info.size_increment)
+        )
         self.quantity.setSingleStep(100 if info.sec_type == "STK" else max(info.size_increment, 1))
         if previous is None or previous.con_id != info.con_id:
             # A size or a price is never carried from one instrument to another: 100
@@ -649,90 +305,39 @@ class OrderTicket(QFrame):
 
     # -- building the order -------------------------------------------------------------
 
-    def build_order(self) -> Order:
-        """The order the ticket describes now (not validated)."""
-        side, qty = self._side, self.quantity.value()
+    def order_spec(self) -> OrderSpec:
+        """The order the ticket describes now (not validated), as core takes it."""
         kind = self.order_type.currentText()
-        lmt, stp = self.limit_price.value(), self.stop_price.value()
-        if kind == "MKT":
-            order = (
-                create_market_order(side, qty)
-                if qty > 0
-                else Order(action=side, orderType="MKT", totalQuantity=qty)
-            )
-        elif kind == "LMT":
-            order = Order(action=side, orderType="LMT", totalQuantity=qty, lmtPrice=lmt)
-            if qty > 0 and lmt > 0:
-                order = create_limit_order(side, qty, lmt)
-        elif kind == "STP":
-            order = Order(action=side, orderType="STP", totalQuantity=qty, auxPrice=stp)
-            if qty > 0 and stp > 0:
-                order = create_stop_order(side, qty, stp)
-        else:
-            order = Order(
-                action=side, orderType="STP LMT", totalQuantity=qty, lmtPrice=lmt, auxPrice=stp
-            )
-            if qty > 0 and lmt > 0 and stp > 0:
-                order = create_stop_limit_order(side, qty, stp, lmt)
-        order.tif = self.tif.currentText()
-        order.outsideRth = self.outside_rth.isChecked()
-        return order
-
-    def _entry_problem(self, field: NumberField, title: str, applies: bool) -> str | None:
-        """Why a field's entry cannot be sent, in place; None when it can.
-
-        A bad entry (letters, "-5", "1e12") is flagged at once; an empty or zero field
-        only once there is an instrument to trade (an empty ticket is not an error).
-        """
-        if not applies:
-            return None
-        error = field.error()
-        chosen = self.info is not None
-        if error == "empty":
-            return f"{title}: type a number" if chosen else None
-        if error is not None:
-            return f"{title}: {error}"
-        if field.value() <= 0:
-            return f"{title}: must be above 0" if chosen else None
-        return None
-
-    def _order_text(self, kind: str) -> str:
-        """The order in words, as it would be sent ("BUY 100 AAPL STP 185.00 LMT 185.50");
-        "?" stands for a field whose entry is not a number."""
-
-        def shown(field: NumberField) -> str:
-            if field.error() == "empty":
-                return ""
-            return "?" if field.error() else field.textFromValue(field.value())
-
-        stop = shown(self.stop_price) if kind in ("STP", "STP LMT") else ""
-        limit = shown(self.limit_price) if kind in ("LMT", "STP LMT") else ""
-        if kind == "STP LMT":
-            words: tuple[str, ...] = ("STP", stop, "LMT" if limit else "", limit)
-        else:
-            words = (kind, stop or limit)
-        qty = shown(self.quantity) or "?"
-        symbol = self.info.symbol if self.info else ""
-        # Only non-empty parts: no symbol yet must not leave a double space.
-        return " ".join(p for p in (self._side, qty, symbol, *words) if p)
+        return OrderSpec(
+            action=self._side,
+            quantity=self.quantity.value(),
+            order_type=kind,
+            limit_price=self.limit_price.value() if kind in ("LMT", "STP LMT") else None,
+            stop_price=self.stop_price.value() if kind in ("STP", "STP LMT") else None,
+            tif=self.tif.currentText(),
+            outside_rth=self.outside_rth.isChecked(),
+        )
 
     def _refresh(self) -> None:
         """Recompute the preview, the inline flags and what the send button says."""
-        order = self.build_order()
-        kind = order.orderType
+        spec = self.order_spec()
+        kind = spec.order_type
+        chosen = self.info is not None
         entry_problems = {
             field: problem
             for field, problem in (
-                (self.quantity, self._entry_problem(self.quantity, "Quantity", True)),
+                (self.quantity, self.entry_problem(self.quantity, "Quantity", True, chosen)),
                 (
                     self.limit_price,
-                    self._entry_problem(
-                        self.limit_price, "Limit price", kind in ("LMT", "STP LMT")
+                    self.entry_problem(
+                        self.limit_price, "Limit price", kind in ("LMT", "STP LMT"), chosen
                     ),
                 ),
                 (
                     self.stop_price,
-                    self._entry_problem(self.stop_price, "Stop price", kind in ("STP", "STP LMT")),
+                    self.entry_problem(
+                        self.stop_price, "Stop price", kind in ("STP", "STP LMT"), chosen
+                    ),
                 ),
             )
         }
@@ -742,19 +347,22 @@ class OrderTicket(QFrame):
             (self.stop_price, self.stop_error),
         ):
             problem = entry_problems[field]
-            label.setText(problem.split(": ", 1)[1] if problem else "")
+            # Limit and Stop share a row: their reasons name the field; the quantity's
+            # sits under it alone.
+            shown = problem.split(": ", 1)[1] if problem and field is self.quantity else problem
+            label.setText(shown or "")
             label.setVisible(problem is not None)
         field_problems = [p for p in entry_problems.values() if p]
         preview: OrderPreview | None = None
         if self.entry is not None and self.info is not None and not field_problems:
-            preview = self.entry.preview(self.info, order, self._strategy())
+            preview = self.entry.preview(self.info, spec, self._strategy())
         self._preview = preview
         risk_problems = list(preview.problems) if preview is not None else []
-        self._mark_fields(tuple(risk_problems), entry_problems)
+        self.mark_fields(tuple(risk_problems), entry_problems)
         cur = self.info.currency if self.info else "USD"
-        self.notional_label.setText(_money(preview.notional if preview else None, cur))
-        self.commission_label.setText(_money(preview.est_commission if preview else None, cur))
-        self._show_verdict(preview, field_problems)
+        self.notional_label.setText(money(preview.notional if preview else None, cur))
+        self.commission_label.setText(money(preview.est_commission if preview else None, cur))
+        self.show_verdict(preview, field_problems if self.info is not None else [])
 
         # Why it cannot be sent, most fundamental first.
         blocked: list[str] = []
@@ -771,7 +379,7 @@ class OrderTicket(QFrame):
         # HALTED is said once, first; risk's own wording of it would only repeat it.
         blocked += [p for p in risk_problems if not (halted and "HALTED" in p)]
         self.problems.setText("\n".join(f"• {p}" for p in blocked if p != "choose a symbol"))
-        order_text = self._order_text(kind)
+        order_text = self.order_words(self._side, kind, self.info.symbol if self.info else "")
         sendable = not blocked and preview is not None and preview.approved
         if sendable:
             self.send_button.set_lines(order_text)
@@ -785,78 +393,6 @@ class OrderTicket(QFrame):
         if sendable:
             self._margin_timer.start()
 
-    def _show_verdict(self, preview: OrderPreview | None, field_problems: list[str]) -> None:
-        if field_problems and self.info is not None:
-            self.verdict_label.setText("not checked: fix the fields")
-            self.verdict_label.setToolTip("\n".join(field_problems))
-            self.verdict_label.setStyleSheet(_number_style(f"color: {theme.LOSS};"))
-            self.margin_label.setText(PLACEHOLDER)
-        elif preview is None:
-            self.verdict_label.setText(PLACEHOLDER)
-            self.verdict_label.setToolTip("")
-            self.verdict_label.setStyleSheet(_number_style(f"color: {theme.TEXT_DIM};"))
-        elif preview.approved:
-            self.verdict_label.setText("OK: within limits")
-            self.verdict_label.setToolTip("")
-            self.verdict_label.setStyleSheet(
-                _number_style(f"color: {theme.GAIN}; font-weight: 600;")
-            )
-        else:
-            n = len(preview.problems)
-            self.verdict_label.setText(f"REFUSED ({n} reason{'s' if n > 1 else ''} below)")
-            self.verdict_label.setToolTip("\n".join(preview.problems))
-            self.verdict_label.setStyleSheet(
-                _number_style(f"color: {theme.LOSS}; font-weight: 600;")
-            )
-            self.margin_label.setText(PLACEHOLDER)  # a whatIf of an order that cannot be sent
-
-    def _show_state(self) -> None:
-        state = self._state
-        if state is None or state is TradingState.ACTIVE:
-            self.state_label.hide()
-            return
-        colour = theme.LOSS if state is TradingState.HALTED else theme.AMBER
-        what = (
-            "no new orders; cancels still go through"
-            if state is TradingState.HALTED
-            else "only orders that reduce a position pass"
-        )
-        self.state_label.setText(f"{state.value}: {what}. {self._state_reason}".strip())
-        self.state_label.setStyleSheet(
-            f"color: {colour}; font-weight: 700; border: 1px solid {colour};"
-            " border-radius: 4px; padding: 4px 6px;"
-        )
-        self.state_label.show()
-
-    def _mark_fields(
-        self,
-        problems: tuple[str, ...],
-        entry_problems: Mapping[NumberField, str | None] | None = None,
-    ) -> None:
-        entry_problems = entry_problems or {}
-        text = " ".join(problems).lower()
-        self._flag(self.quantity, bool(entry_problems.get(self.quantity)) or "quantity" in text)
-        # A field that does not apply is never flagged.
-        # Core names the field ("limit price 0.00 ...", "stop price ..."): a bare "limit"
-        # is also every risk limit's reason, and "stop" a HALTED one's.
-        self._flag(
-            self.limit_price,
-            self.limit_price.applies()
-            and (bool(entry_problems.get(self.limit_price)) or "limit price" in text),
-        )
-        self._flag(
-            self.stop_price,
-            self.stop_price.applies()
-            and (bool(entry_problems.get(self.stop_price)) or "stop price" in text),
-        )
-
-    @staticmethod
-    def _flag(widget: QWidget, invalid: bool) -> None:
-        if widget.property("invalid") == invalid:
-            return
-        widget.setProperty("invalid", invalid)
-        widget.setStyleSheet(f"border: 1px solid {theme.LOSS};" if invalid else "")
-
     # -- sending ------------------------------------------------------------------------
 
     def submit(self) -> None:
@@ -867,51 +403,60 @@ class OrderTicket(QFrame):
         preview = self._preview
         if preview is None or not preview.approved or not self.send_button.isEnabled():
             return  # the button says why
-        order = self.build_order()
+        spec = self.order_spec()
         if (
             self.confirm_above_notional is not None
             and preview.notional is not None
             and preview.notional > self.confirm_above_notional
-            and not self._confirm(order, preview)
+            and not self.confirm_large(
+                f"Notional {money(preview.notional, self.info.currency)} is above "
+                f"{money(self.confirm_above_notional, self.info.currency)}."
+            )
         ):
-            self.status.setText("not sent: cancelled at confirmation")
+            self.show_status("not sent: cancelled at confirmation")
             return
         try:
-            trade = self.entry.place(self.info, order, self._strategy())
+            order_id = self.entry.send(self.info, spec, self._strategy())
         except OrderRefused as exc:
             text = "; ".join(exc.reasons)
-            self.status.setText(f"REFUSED: {text}")
-            self.status.setStyleSheet(f"color: {theme.LOSS};")
+            self.show_status(f"REFUSED: {text}", error=True)
             self.orderRefused.emit(text)
             return
-        self.status.setText(f"sent #{trade.order.orderId}: {self.send_button.text()}")
-        self.status.setStyleSheet(f"color: {theme.TEXT_DIM};")
-        trade.statusEvent += self._on_trade_status
-        self.orderSent.emit(trade)
+        self._sent = [*self._sent[-9:], order_id]
+        self._rejected = None
+        self.show_status(f"sent #{order_id}: {self.send_button.text()}")
+        self.orderSent.emit(order_id)
 
-    def _confirm(self, order: Order, preview: OrderPreview) -> bool:
-        assert self.info is not None
-        box = QMessageBox(self)
-        box.setIcon(QMessageBox.Icon.Warning)
-        box.setWindowTitle("Confirm large order")
-        box.setText(
-            f"{self.send_button.text()}\n\nNotional {_money(preview.notional, self.info.currency)} "
-            f"is above {_money(self.confirm_above_notional, self.info.currency)}."
+    def _is_mine(self, order_id: int) -> bool:
+        # The ticket's own orders only: the latest one's line is what it shows.
+        return bool(self._sent) and order_id == self._sent[-1]
+
+    def _on_order_updated(self, event: OrderUpdated) -> None:
+        """The last order sent from here moved (core's event): show its status."""
+        if not self._is_mine(event.order_id) or not shiboken6.isValid(self):
+            return
+        text = f"#{event.order_id} {event.status}"
+        if event.filled:
+            text += f" {event.filled:,g}/{event.quantity:,g}"
+            if event.avg_fill_price is not None:
+                text += f" @ {event.avg_fill_price:,.{self._price_decimals()}f}"
+        if event.order_id == self._rejected:
+            return  # the rejection's reason stays in view; the grid has the status
+        self.show_status(text)
+
+    def _on_order_rejected(self, event: OrderRejected) -> None:
+        """IB (or the console) refused the last order sent from here: said in red."""
+        if not self._is_mine(event.order_id) or not shiboken6.isValid(self):
+            return
+        text = f"#{event.order_id} REJECTED: " + (
+            f"error {event.code}: {event.message}" if event.code else event.message
         )
-        box.setStandardButtons(QMessageBox.StandardButton.Ok | QMessageBox.StandardButton.Cancel)
-        box.setDefaultButton(QMessageBox.StandardButton.Cancel)
-        return box.exec() == QMessageBox.StandardButton.Ok
+        self._rejected = event.order_id
+        self.show_status(text, error=True)
+        self.orderRefused.emit(text)
 
-    def _on_trade_status(self, trade: Any) -> None:
-        status = trade.orderStatus.status
-        last = trade.log[-1] if trade.log else None
-        text = f"#{trade.order.orderId} {status}"
-        if last is not None and last.errorCode:
-            # IB rejections are shown, not only logged.
-            text += f": error {last.errorCode}: {last.message}"
-            self.status.setStyleSheet(f"color: {theme.LOSS};")
-            self.orderRefused.emit(text)
-        self.status.setText(text)
+    def _price_decimals(self) -> int:
+        return decimals_of(self.info.min_tick) if self.info is not None else 2
 
     # -- helpers ------------------------------------------------------------------------
 
@@ -920,25 +465,7 @@ class OrderTicket(QFrame):
 
     def _set_side(self, side: str) -> None:
         self._side = "SELL" if side.upper() == "SELL" else "BUY"
-        (self.sell_button if self._side == "SELL" else self.buy_button).setChecked(True)
-        colour = theme.SELL if self._side == "SELL" else theme.BUY
-        for b, c, on in (
-            (self.buy_button, theme.BUY, self._side == "BUY"),
-            (self.sell_button, theme.SELL, self._side == "SELL"),
-        ):
-            # The widget's own sheet outranks dark.qss's :disabled rule, so read-only
-            # needs its own (the chosen side keeps only its border colour).
-            b.setStyleSheet(
-                f"QPushButton {{ background: {c if on else theme.RAISED}; color: "
-                f"{'#ffffff' if on else c}; font-weight: 700; border: 1px solid {c}; }}"
-                f"QPushButton:disabled {{ background: {theme.SURFACE}; color: {theme.TEXT_FAINT};"
-                f" border-color: {c if on else theme.BORDER}; }}"
-            )
-        self.send_button.setStyleSheet(
-            f"QPushButton {{ background: {colour}; color: #ffffff; font-weight: 700;"
-            " font-size: 11pt; border: none; border-radius: 4px; }"
-            f"QPushButton:disabled {{ background: {theme.RAISED}; color: {theme.TEXT_FAINT}; }}"
-        )
+        self.show_side(self._side)
         self._refresh()
 
     def _on_type_changed(self) -> None:
@@ -958,10 +485,8 @@ class OrderTicket(QFrame):
         q = self._pending_quote
         if q is None or self.info is None:
             return
-        d = _decimals(self.info.min_tick)
-        self.bid_button.set_price(q.bid, d)
-        self.ask_button.set_price(q.ask, d)
-        self.last_label.setText(PLACEHOLDER if q.last is None else f"{q.last:,.{d}f}")
+        d = decimals_of(self.info.min_tick)
+        self.show_quotes(q.bid, q.ask, q.last, d)
         if self._prefill_limit and self.limit_price.error() != "empty":
             self._prefill_limit = False  # the trader typed a price first: it stays
         if self._prefill_limit:
@@ -998,9 +523,9 @@ class OrderTicket(QFrame):
     async def _do_search(self, text: str) -> None:
         assert self.entry is not None
         matches = await self.entry.search(text)
-        if not shiboken6.isValid(self._completions):
+        if not shiboken6.isValid(self.completions):
             return  # the ticket closed while the search ran
-        self._completions.setStringList([f"{m.symbol}  {m.description}" for m in matches])
+        self.completions.setStringList([f"{m.symbol}  {m.description}" for m in matches])
 
     def _check_margin(self) -> None:
         if (
@@ -1010,9 +535,9 @@ class OrderTicket(QFrame):
             or not self._preview.approved
         ):
             return
-        spawn(self._do_margin(self.info, self.build_order()), what="margin check")
+        spawn(self._do_margin(self.info, self.order_spec()), what="margin check")
 
-    async def _do_margin(self, info: InstrumentInfo, order: Order) -> None:
+    async def _do_margin(self, info: InstrumentInfo, order: OrderSpec) -> None:
         assert self.entry is not None
         impact = await self.entry.margin_impact(info, order)
         if impact is None:

@@ -8,7 +8,6 @@ from PySide6.QtCore import QModelIndex, QPersistentModelIndex, Qt, Signal
 from PySide6.QtGui import QAction, QKeyEvent, QShortcut
 from PySide6.QtWidgets import (
     QAbstractItemView,
-    QAbstractSpinBox,
     QDoubleSpinBox,
     QPushButton,
     QStyledItemDelegate,
@@ -24,6 +23,12 @@ from gui.widgets.table_view import FilteredTable
 
 AnyIndex = QModelIndex | QPersistentModelIndex
 
+EDITOR_SHEET = (
+    "QAbstractSpinBox::up-button, QAbstractSpinBox::down-button"
+    " { width: 0px; border: none; }"
+    "QAbstractSpinBox::up-arrow, QAbstractSpinBox::down-arrow { width: 0px; border: none; }"
+)
+
 
 class OrderEditDelegate(QStyledItemDelegate):
     """Edits prices on the contract's tick grid and quantities in whole units (stocks)."""
@@ -33,7 +38,10 @@ class OrderEditDelegate(QStyledItemDelegate):
     ) -> QWidget:
         row = cell_data(index, ROW_ROLE) or {}
         editor = QDoubleSpinBox(parent)
-        editor.setButtonSymbols(QAbstractSpinBox.ButtonSymbols.NoButtons)
+        # No steppers (the arrow keys step a tick), hidden by width, not NoButtons: under
+        # the dark style sheet a spin box without buttons lays its text field out 1 px
+        # wide, so the editor opened looking empty although it held the current value.
+        editor.setStyleSheet(EDITOR_SHEET)
         editor.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         editor.setFont(theme.number_font())
         editor.setGroupSeparatorShown(True)

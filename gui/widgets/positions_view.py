@@ -72,6 +72,7 @@ class PositionsView(FilteredTable):
         # A strategy row says "12 positions" where its positions show a symbol.
         symbol_col = model.column_of("symbol")
         needed = QFontMetrics(theme.ui_font()).horizontalAdvance("00 positions") + 28
+        self.tree.default_widths["symbol"] = needed
         self.tree.setColumnWidth(symbol_col, max(self.tree.columnWidth(symbol_col), needed))
         self.tree.doubleClicked.connect(self._on_tree_double_clicked)
         self.tree.customContextMenuRequested.connect(self._show_tree_context_menu)

@@ -14,8 +14,10 @@ get a turn between bands; the grid is still complete within a few milliseconds.
 
 from __future__ import annotations
 
+import json
+import logging
 import time
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Iterator, Sequence
 from typing import Any
 
 from PySide6.QtCore import (
@@ -24,6 +26,7 @@ from PySide6.QtCore import (
     QPersistentModelIndex,
     QPoint,
     QRect,
+    QSettings,
     Qt,
     QTimer,
 )
@@ -43,6 +46,8 @@ from PySide6.QtWidgets import (
 
 from gui import theme
 from gui.models.base import KEY_ROLE, Column, KeyedTableModel, TableProxy
+
+log = logging.getLogger(__name__)
 
 
 def apply_column_widths(view: QTableView | QTreeView, specs: Sequence[Column]) -> None:
@@ -73,6 +78,171 @@ def configure_grid(view: QAbstractItemView, stretch_last: bool) -> None:
     header.setSectionsMovable(True)
     header.setStretchLastSection(stretch_last)
     header.setDefaultAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
+
+
+#: Where a grid's columns are kept in the window's settings: ``columns/<objectName>``.
+COLUMNS_SETTINGS_GROUP = "columns"
+
+
+class ColumnLayout:
+    """Columns a person shows, hides, reorders and resizes; kept by column key.
+
+    Mixed into the grid views before their Qt class. The header's context menu has a
+    checkable entry per column (the last shown one cannot be hidden) and "Reset
+    columns"; sections are dragged to reorder them (:func:`configure_grid`). The state
+    is saved by column *key*, not position, so a column added in a later version
+    appears instead of shifting every saved one (Qt's ``QHeaderView.saveState`` is
+    positional). :func:`save_grid_columns` / :func:`restore_grid_columns` keep every
+    named grid of a window in its settings.
+    """
+
+    column_specs: Sequence[Column]
+
+    def init_columns(self, specs: Sequence[Column]) -> None:
+        """Set up the header menu (call from ``__init__`` once the header exists)."""
+        self.column_specs = tuple(specs)
+        #: Default widths wider than the spec's, by column key (kept by a reset).
+        self.default_widths: dict[str, int] = {}
+        header = self.header_view()
+        header.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        header.customContextMenuRequested.connect(self._show_header_menu)
+
+    def header_view(self) -> QHeaderView:
+        """The horizontal header."""
+        view: Any = self
+        return view.horizontalHeader() if isinstance(view, QTableView) else view.header()
+
+    def column_keys(self) -> list[str]:
+        """Column keys in model (logical) order."""
+        return [c.key for c in self.column_specs]
+
+    def visible_column_keys(self) -> list[str]:
+        """The shown columns' keys, left to right as on screen."""
+        header = self.header_view()
+        keys = self.column_keys()
+        return [
+            keys[header.logicalIndex(v)]
+            for v in range(header.count())
+            if not header.isSectionHidden(header.logicalIndex(v))
+        ]
+
+    def set_column_visible(self, key: str, visible: bool) -> None:
+        """Show or hide a column (the last shown column stays)."""
+        keys = self.column_keys()
+        if key not in keys:
+            raise KeyError(f"no column {key!r}")
+        if not visible and self.visible_column_keys() == [key]:
+            return  # a grid with no column cannot be got back from its header
+        self.header_view().setSectionHidden(keys.index(key), not visible)
+
+    def move_column(self, key: str, to: int) -> None:
+        """Put a column at visual position ``to`` (as dragging its header does)."""
+        header = self.header_view()
+        logical = self.column_keys().index(key)
+        header.moveSection(header.visualIndex(logical), max(0, min(to, header.count() - 1)))
+
+    def column_state(self) -> dict[str, Any]:
+        """Order (keys, left to right), hidden keys and widths: JSON-serialisable."""
+        header = self.header_view()
+        keys = self.column_keys()
+        return {
+            "order": [keys[header.logicalIndex(v)] for v in range(header.count())],
+            "hidden": [k for i, k in enumerate(keys) if header.isSectionHidden(i)],
+            "widths": {
+                k: header.sectionSize(i)
+                for i, k in enumerate(keys)
+                if not header.isSectionHidden(i)
+            },
+        }
+
+    def restore_column_state(self, state: dict[str, Any]) -> None:
+        """Apply a :meth:`column_state`; unknown keys are ignored, new columns keep
+        their default place and width."""
+        header = self.header_view()
+        keys = self.column_keys()
+        known = [k for k in state.get("order", []) if k in keys]
+        for target, key in enumerate(known):
+            self.move_column(key, target)
+        hidden = set(state.get("hidden", []))
+        for i, key in enumerate(keys):
+            header.setSectionHidden(i, key in hidden)
+        if header.hiddenSectionCount() >= header.count():
+            header.setSectionHidden(0, False)  # never a grid without a column
+        for key, width in dict(state.get("widths", {})).items():
+            if key in keys and isinstance(width, int) and width > 0:
+                header.resizeSection(keys.index(key), width)
+
+    def reset_columns(self) -> None:
+        """Every column shown, in the model's order, at its default width."""
+        header = self.header_view()
+        for i in range(header.count()):
+            header.setSectionHidden(i, False)
+            header.moveSection(header.visualIndex(i), i)
+        view: Any = self
+        apply_column_widths(view, self.column_specs)
+        keys = self.column_keys()
+        for key, width in self.default_widths.items():
+            header.resizeSection(keys.index(key), max(header.sectionSize(keys.index(key)), width))
+
+    def _header_menu(self) -> QMenu:
+        header = self.header_view()
+        menu = QMenu(header)
+        menu.setObjectName("columnsMenu")
+        shown = self.visible_column_keys()
+        for i in range(header.count()):  # in the order they are shown
+            logical = header.logicalIndex(i)
+            spec = self.column_specs[logical]
+            action = menu.addAction(spec.title)
+            action.setCheckable(True)
+            action.setChecked(not header.isSectionHidden(logical))
+            action.setData(spec.key)
+            # The last shown column cannot go: the header (and this menu) would go with it.
+            action.setEnabled(shown != [spec.key])
+            action.toggled.connect(lambda on, key=spec.key: self.set_column_visible(key, on))
+        menu.addSeparator()
+        reset = menu.addAction("Reset columns")
+        reset.setToolTip("Every column shown, in the default order and widths")
+        reset.triggered.connect(self.reset_columns)
+        return menu
+
+    def _show_header_menu(self, pos: QPoint) -> None:
+        header = self.header_view()
+        self._header_menu().exec(header.viewport().mapToGlobal(pos))
+
+
+def _column_layouts(root: QWidget) -> Iterator[tuple[str, ColumnLayout]]:
+    for view in root.findChildren(QAbstractItemView):
+        if isinstance(view, ColumnLayout) and view.objectName():
+            yield view.objectName(), view
+
+
+def save_grid_columns(root: QWidget, settings: QSettings) -> None:
+    """Keep the columns of every named grid under ``root`` in ``settings``."""
+    for name, view in _column_layouts(root):
+        settings.setValue(f"{COLUMNS_SETTINGS_GROUP}/{name}", json.dumps(view.column_state()))
+
+
+def restore_grid_columns(root: QWidget, settings: QSettings) -> None:
+    """Apply the columns kept by :func:`save_grid_columns`; a damaged entry is logged
+    and leaves that grid at its defaults."""
+    for name, view in _column_layouts(root):
+        text = settings.value(f"{COLUMNS_SETTINGS_GROUP}/{name}")
+        if not text:
+            continue
+        try:
+            state = json.loads(str(text))
+            if not isinstance(state, dict):
+                raise ValueError("not a mapping")
+            view.restore_column_state(state)
+        except (ValueError, TypeError) as exc:
+            log.warning("the saved columns of %s are unreadable (%s): defaults kept", name, exc)
+            view.reset_columns()
+
+
+def reset_grid_columns(root: QWidget) -> None:
+    """Every named grid under ``root`` back to its default columns."""
+    for _name, view in _column_layouts(root):
+        view.reset_columns()
 
 
 #: Target cost of one repaint of changed rows (ms); a frame is 16 ms.
@@ -178,7 +348,7 @@ class BandedRepaint:
             self._dirty = (end + offset, bottom + offset)
 
 
-class DataTableView(BandedRepaint, QTableView):
+class DataTableView(BandedRepaint, ColumnLayout, QTableView):
     """A compact, sortable grid over a keyed model (wrapped in a :class:`TableProxy`).
 
     Changes spanning several rows are repainted in bands (:class:`BandedRepaint`).
@@ -200,6 +370,7 @@ class DataTableView(BandedRepaint, QTableView):
         vheader.setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
         vheader.setDefaultSectionSize(row_height())
         self.apply_column_widths()
+        self.init_columns(specs)
 
     def apply_column_widths(self) -> None:
         """Size columns from their specs (see :func:`apply_column_widths`)."""
@@ -253,7 +424,7 @@ def row_height() -> int:
     return QFontMetrics(theme.number_font()).height() + 8
 
 
-class DataTreeView(BandedRepaint, QTreeView):
+class DataTreeView(BandedRepaint, ColumnLayout, QTreeView):
     """A grouped grid, the same look as :class:`DataTableView`, over a tree model whose
     leaves are keyed rows (e.g. :class:`gui.models.positions_tree.PositionsTreeModel`),
     wrapped in a :class:`TableProxy` (sorting within each group, filters on the leaves).
@@ -279,6 +450,7 @@ class DataTreeView(BandedRepaint, QTreeView):
         self.setAllColumnsShowFocus(True)
         configure_grid(self, False)
         apply_column_widths(self, specs)
+        self.init_columns(specs)
         self._collapsed_keys: set[Any] = set()
         self.collapsed.connect(lambda index: self._collapsed_keys.add(self._key(index)))
         self.expanded.connect(lambda index: self._collapsed_keys.discard(self._key(index)))

@@ -170,7 +170,7 @@ def test_grouped_quantity_is_sent_exactly_as_shown(desk, qloop, qtbot):
     type_into(qloop, qtbot, ticket.quantity, "125,000")
 
     assert ticket.quantity.value() == 125_000
-    assert ticket.build_order().totalQuantity == 125_000
+    assert ticket.order_spec().quantity == 125_000
     assert ticket.send_button.text() == "BUY 125,000 EUR.USD MKT"
     assert ticket.send_button.isEnabled(), ticket.problems.text()
 
@@ -354,7 +354,16 @@ def test_every_trader_control_has_an_object_and_an_accessible_name(desk):
     _session, window = desk
     kinds = (QAbstractButton, QLineEdit, QComboBox, QAbstractItemView)
     missing = []
-    for area in (window.ticket, window.risk_panel, window.orders_view, window.positions_view):
+    areas = (
+        window.ticket,
+        window.risk_panel,
+        window.orders_view,
+        window.positions_view,
+        window.fills_view,
+        window.log_view,
+        window.audit_view,
+    )
+    for area in areas:
         for w in area.findChildren(QWidget):
             if not isinstance(w, kinds) or isinstance(w.parent(), QComboBox | QLineEdit):
                 continue  # a combo's own line edit and list are named through the combo
@@ -415,3 +424,148 @@ def test_a_burst_of_fills_is_one_toast_and_the_history_is_bounded(qtbot):
     for i in range(HISTORY + 10):
         notifier.notify("rejected", f"REJECTED {i}")
     assert len(notifier.history) == HISTORY
+
+
+# -- 9. the in-place modify editor -------------------------------------------------------------
+
+
+def test_modify_editor_opens_showing_the_current_price_and_the_time_stays(desk, qloop, qtbot):
+    from PySide6.QtGui import QFontMetrics
+    from PySide6.QtWidgets import QDoubleSpinBox
+
+    session, window = desk
+    trades, gw = session.trades, session.gateway
+    assert trades is not None and gw is not None
+    quote = gw.market.quote(gw.universe.find(symbol="AAPL")[0].con_id)
+    price = round(quote.bid * 0.97, 2)  # within the 5 % band, far enough not to fill
+    trades.place_order(
+        create_stock_contract("AAPL"), create_limit_order("BUY", 10, price), "manual", actor="gui"
+    )
+    model, grid = window.orders_model, window.orders_view.view
+    run_until(qloop, lambda: len(model.working_order_ids()) == 1, what="a working order")
+    proxy = window.orders_view.proxy
+    limit = proxy.index(0, model.column_of("limit_price"))
+    time_cell = proxy.index(0, model.column_of("time"))
+    placed_at = time_cell.data()
+
+    act(qloop, lambda: grid.setCurrentIndex(limit))
+    act(qloop, lambda: grid.edit(limit))
+    [editor] = [e for e in grid.findChildren(QDoubleSpinBox) if e.isVisible()]
+    field = editor.lineEdit()
+    assert field.text() == f"{price:,.2f}" == limit.data()
+    # the text is on screen, not in a field too narrow to show it (it looked empty)
+    assert field.width() >= QFontMetrics(field.font()).horizontalAdvance(field.text())
+
+    new_price = round(price - 0.05, 2)
+    act(qloop, field.selectAll)
+    act(qloop, lambda: qtbot.keyClicks(field, f"{new_price:.2f}"))
+    act(qloop, lambda: qtbot.keyClick(field, Qt.Key.Key_Return))
+    run_until(
+        qloop,
+        lambda: gw.engine.open_orders()[0].request.lmt_price == new_price,
+        what="the modification at the gateway",
+    )
+    run_until(
+        qloop,
+        lambda: proxy.index(0, model.column_of("limit_price")).data() == f"{new_price:,.2f}",
+        what="the modification confirmed in the grid",
+    )
+    assert proxy.index(0, model.column_of("time")).data() == placed_at
+
+
+# -- the ticket follows its order through core's events (issue 12, 4) -------------------------
+
+
+def test_ticket_shows_its_orders_fill_and_an_ib_rejection_from_cores_events(
+    desk, qloop, qtbot, ib_log_guard
+):
+    ib_log_guard.expect(r"Error 201, reqId \d+: Order rejected - reason:no trading permissions")
+    session, window = desk
+    gw = session.gateway
+    assert gw is not None
+    ticket = window.ticket
+    refused: list[str] = []
+    ticket.orderRefused.connect(refused.append)
+    choose(qloop, qtbot, ticket, "AAPL")
+    act(qloop, lambda: ticket.order_type.setCurrentText("MKT"))
+    type_into(qloop, qtbot, ticket.quantity, "10")
+
+    act(qloop, ticket.submit)
+    run_until(qloop, lambda: "Filled" in ticket.status.text(), what="the fill in the ticket")
+    assert ticket.status.text().startswith("#")
+    assert " Filled 10/10 @ " in ticket.status.text()
+
+    gw.reject_next_order(201, "Order rejected - reason:no trading permissions")
+    act(qloop, ticket.submit)
+    run_until(qloop, lambda: "REJECTED" in ticket.status.text(), what="the rejection")
+    assert "error 201: Order rejected - reason:no trading permissions" in ticket.status.text()
+    assert refused and "error 201" in refused[-1]
+
+
+# -- 9. one last price: the positions grid and the ticket ------------------------------------
+
+
+def test_positions_last_is_the_tickets_last_on_the_es_tick(desk, qloop, qtbot):
+    session, window = desk
+    gw, trades = session.gateway, session.trades
+    assert gw is not None and trades is not None
+    ticket = window.ticket
+    ticket.confirm_above_notional = None  # no modal confirmation in a test
+    choose(qloop, qtbot, ticket, "ES")
+    act(qloop, lambda: ticket.order_type.setCurrentText("MKT"))
+    act(qloop, ticket.submit)
+    es = ticket.info
+    assert es is not None and es.min_tick == 0.25
+    model = window.positions_model
+    run_until(
+        qloop,
+        lambda: any(r.get("con_id") == es.con_id and r.get("quantity") == 1 for r in model.rows()),
+        what="the ES position",
+    )
+    # The last trade printed below the quote (the book moved up since): the mid of the
+    # bid and ask, 5,906.625, is off ES's 0.25 grid and is not the last.
+    gw.market.frozen = True  # the walk stands still; only this quote moves
+    gw.market.set_quote(es.con_id, bid=5906.50, ask=5906.75, last=5906.00)
+    gw._after_quotes([es.con_id], match_all=False)  # pushed to subscribers as a step is
+    run_until(qloop, lambda: ticket.last_label.text() == "5,906.00", what="the ticket's last")
+    last = model.column_specs[model.column_of("last")]
+
+    def shown() -> str:
+        model.flush()
+        row = next(r for r in model.rows() if r.get("con_id") == es.con_id)
+        return model.cell_text(row, last)
+
+    run_until(qloop, lambda: shown() != "", what="the position's last")
+    run_until(qloop, lambda: shown() == "5,906.00", timeout=5, what=f"5,906.00, not {shown()}")
+    assert shown() == ticket.last_label.text()
+
+
+def test_closing_a_position_from_the_grid_sends_the_market_order_through_core(
+    desk, qloop, qtbot, monkeypatch
+):
+    from PySide6.QtWidgets import QMessageBox
+
+    session, window = desk
+    gw = session.gateway
+    assert gw is not None
+    ticket = window.ticket
+    choose(qloop, qtbot, ticket, "AAPL")
+    act(qloop, lambda: ticket.order_type.setCurrentText("MKT"))
+    type_into(qloop, qtbot, ticket.quantity, "10")
+    act(qloop, ticket.submit)
+    model = window.positions_model
+    run_until(
+        qloop,
+        lambda: any(r.get("symbol") == "AAPL" and r.get("quantity") == 10 for r in model.rows()),
+        what="10 AAPL held",
+    )
+    event = next(model.event_at(i) for i, r in enumerate(model.rows()) if r.get("symbol") == "AAPL")
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Yes)
+
+    act(qloop, lambda: window.positions_view.closeRequested.emit(event))
+
+    run_until(
+        qloop,
+        lambda: any(r.get("symbol") == "AAPL" and r.get("quantity") == 0 for r in model.rows()),
+        what="the position closed",
+    )

@@ -7,6 +7,7 @@ see what the console shows without restyling every other test's widgets.
 from __future__ import annotations
 
 import pytest
+from eventkit import Event
 from ib_async import Contract, ContractDetails
 from PySide6.QtCore import QPoint
 from PySide6.QtGui import QColor, QImage, QPalette
@@ -15,6 +16,7 @@ from PySide6.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
     QLineEdit,
+    QMessageBox,
     QPushButton,
     QStyle,
     QStyleOptionSpinBox,
@@ -48,9 +50,11 @@ class FakeEntry:
 
     def __init__(self, problems: tuple[str, ...] = ()) -> None:
         self.problems = problems
+        self.orderUpdated = Event("orderUpdated")
+        self.orderRejected = Event("orderRejected")
 
     def preview(self, info, order, strategy) -> OrderPreview:  # type: ignore[no-untyped-def]
-        return OrderPreview(order.totalQuantity * 190.0, 1.0, 190.0, self.problems)
+        return OrderPreview(order.quantity * 190.0, 1.0, 190.0, self.problems)
 
     def watch(self, info):  # type: ignore[no-untyped-def]
         return None
@@ -331,3 +335,47 @@ def test_send_button_stays_in_view_when_the_ticket_is_short(qtbot):
     assert ticket.send_button.isVisible()
     assert top >= 0 and top + ticket.send_button.height() <= ticket.height()
     assert ticket.fields_area.verticalScrollBar().maximum() > 0  # the fields scroll instead
+
+
+def test_a_price_reason_names_its_field_limit_and_stop_share_a_row(make_ticket):
+    ticket = make_ticket(FakeEntry(), info=True)
+    ticket.order_type.setCurrentText("STP LMT")
+    ticket.limit_price.setText("230.00")
+    ticket._refresh()
+    assert ticket.stop_error.isVisibleTo(ticket)
+    assert ticket.stop_error.text() == "Stop price: type a number"
+    assert not ticket.limit_error.isVisibleTo(ticket)
+
+
+def test_the_trading_state_takes_one_line_and_explains_itself_in_the_tooltip(make_ticket):
+    from core.events import TradingState, TradingStateChanged
+
+    ticket = make_ticket(FakeEntry(), info=True)
+    ticket.on_trading_state_changed(
+        TradingStateChanged(
+            "account", TradingState.HALTED, TradingState.ACTIVE, "emergency stop", "gui"
+        )
+    )
+    assert ticket.state_label.text() == "HALTED: emergency stop"
+    assert "cancels still go through" in ticket.state_label.toolTip()
+
+
+def test_a_large_order_is_confirmed_first_and_cancel_sends_nothing(make_ticket, monkeypatch):
+    asked: list[str] = []
+
+    def answer(box: QMessageBox) -> QMessageBox.StandardButton:
+        asked.append(box.text())
+        return QMessageBox.StandardButton.Cancel
+
+    monkeypatch.setattr(QMessageBox, "exec", answer)
+    entry = FakeEntry()
+    entry.send = lambda *a: pytest.fail("sent after Cancel")  # type: ignore[attr-defined]
+    ticket = make_ticket(entry, info=True)
+    ticket.confirm_above_notional = 1_000.0
+    ticket.order_type.setCurrentText("MKT")
+    ticket._refresh()
+
+    ticket.submit()
+
+    assert asked == ["BUY 100 AAPL MKT\n\nNotional 19,000.00 USD is above 1,000.00 USD."]
+    assert ticket.status.text() == "not sent: cancelled at confirmation"
