@@ -10,7 +10,7 @@ import pytest
 from PySide6.QtCore import QRect, QSettings
 from PySide6.QtWidgets import QAbstractItemView, QApplication
 
-from core.session import ConsoleSession, SessionOptions
+from core.session import SessionOptions
 from gui.mainwindow import MainWindow
 from gui.theme import apply_theme
 from gui.widgets.table_view import ColumnLayout
@@ -19,8 +19,8 @@ from gui.widgets.table_view import ColumnLayout
 GRIDS = ("positionsTable", "positionsTree", "ordersTable", "fillsTable", "logTable", "auditTable")
 
 
-def window_on(session: ConsoleSession, settings_file: Path, qtbot: Any) -> MainWindow:
-    window = MainWindow(session, settings=QSettings(str(settings_file), QSettings.Format.IniFormat))
+def window_on(options: SessionOptions, settings_file: Path, qtbot: Any) -> MainWindow:
+    window = MainWindow(options, settings=QSettings(str(settings_file), QSettings.Format.IniFormat))
     qtbot.addWidget(window)
     return window
 
@@ -32,12 +32,12 @@ def grid(window: MainWindow, name: str) -> ColumnLayout:
 
 
 @pytest.fixture
-def session(tmp_path: Path) -> ConsoleSession:
-    return ConsoleSession(SessionOptions(sim_state_file=tmp_path / "sim.json"))
+def options(tmp_path: Path) -> SessionOptions:
+    return SessionOptions(sim_state_file=tmp_path / "sim.json")
 
 
-def test_the_header_menu_hides_and_shows_each_column(qapp, qtbot, session, tmp_path):
-    window = window_on(session, tmp_path / "l.ini", qtbot)
+def test_the_header_menu_hides_and_shows_each_column(qapp, qtbot, options, tmp_path):
+    window = window_on(options, tmp_path / "l.ini", qtbot)
     for name in GRIDS:
         view = grid(window, name)
         menu = view._header_menu()
@@ -54,8 +54,8 @@ def test_the_header_menu_hides_and_shows_each_column(qapp, qtbot, session, tmp_p
         assert view.header_view().sectionsMovable()  # dragged to reorder
 
 
-def test_the_last_shown_column_cannot_be_hidden(qapp, qtbot, session, tmp_path):
-    window = window_on(session, tmp_path / "l.ini", qtbot)
+def test_the_last_shown_column_cannot_be_hidden(qapp, qtbot, options, tmp_path):
+    window = window_on(options, tmp_path / "l.ini", qtbot)
     view = grid(window, "fillsTable")
     keys = view.column_keys()
     for key in keys[1:]:
@@ -66,8 +66,8 @@ def test_the_last_shown_column_cannot_be_hidden(qapp, qtbot, session, tmp_path):
     assert not only.isEnabled()
 
 
-def test_hidden_and_moved_columns_come_back_after_a_restart(qapp, qtbot, session, tmp_path):
-    first = window_on(session, tmp_path / "l.ini", qtbot)
+def test_hidden_and_moved_columns_come_back_after_a_restart(qapp, qtbot, options, tmp_path):
+    first = window_on(options, tmp_path / "l.ini", qtbot)
     expected = {}
     for name in GRIDS:
         view = grid(first, name)
@@ -80,7 +80,7 @@ def test_hidden_and_moved_columns_come_back_after_a_restart(qapp, qtbot, session
     first.save_layout()
     first.close()
 
-    second = window_on(session, tmp_path / "l.ini", qtbot)
+    second = window_on(options, tmp_path / "l.ini", qtbot)
     for name in GRIDS:
         view = grid(second, name)
         assert (view.visible_column_keys(), view.header_view().sectionSize(3)) == expected[name]
@@ -92,7 +92,7 @@ def test_hidden_and_moved_columns_come_back_after_a_restart(qapp, qtbot, session
         assert view.visible_column_keys() == view.column_keys()
 
 
-def test_damaged_or_outdated_saved_columns_leave_the_grid_usable(qapp, qtbot, session, tmp_path):
+def test_damaged_or_outdated_saved_columns_leave_the_grid_usable(qapp, qtbot, options, tmp_path):
     settings = QSettings(str(tmp_path / "l.ini"), QSettings.Format.IniFormat)
     settings.setValue("columns/ordersTable", "{not json")
     # a column this version does not have, and one it has that was not saved
@@ -101,7 +101,7 @@ def test_damaged_or_outdated_saved_columns_leave_the_grid_usable(qapp, qtbot, se
     )
     settings.sync()
 
-    window = window_on(session, tmp_path / "l.ini", qtbot)
+    window = window_on(options, tmp_path / "l.ini", qtbot)
 
     orders = grid(window, "ordersTable")
     assert orders.visible_column_keys() == orders.column_keys()
@@ -111,9 +111,9 @@ def test_damaged_or_outdated_saved_columns_leave_the_grid_usable(qapp, qtbot, se
     assert sorted(shown) == sorted(fills.column_keys())
 
 
-def test_every_ticket_row_is_in_view_on_a_1366_by_768_screen(qapp, qtbot, session, tmp_path):
+def test_every_ticket_row_is_in_view_on_a_1366_by_768_screen(qapp, qtbot, options, tmp_path):
     apply_theme(qapp)
-    window = window_on(session, tmp_path / "l.ini", qtbot)
+    window = window_on(options, tmp_path / "l.ini", qtbot)
     window.resize(1366, 768 - 40)  # the screen less a task bar
     window.show()
     qtbot.waitExposed(window)
