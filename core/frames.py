@@ -28,8 +28,9 @@ T = TypeVar("T")
     _KIND_STR,
     _KIND_OPT_STR,
     _KIND_TIME,
+    _KIND_OPT_TIME,
     _KIND_BOOL,
-) = range(8)
+) = range(9)
 
 
 def _kind(hint: Any) -> int:
@@ -37,7 +38,7 @@ def _kind(hint: Any) -> int:
     optional = type(None) in args
     base = next((a for a in args if a is not type(None)), hint) if args else hint
     if base is datetime:
-        return _KIND_TIME
+        return _KIND_OPT_TIME if optional else _KIND_TIME
     if base is bool:
         return _KIND_BOOL
     if base is float:
@@ -76,6 +77,10 @@ def records_to_frame(records: Sequence[Any], cls: type) -> pd.DataFrame:
         values = [getattr(r, name) for r in records]
         if kind == _KIND_TIME:
             cols[name] = pd.DatetimeIndex([to_utc(v) for v in values], tz=UTC)
+        elif kind == _KIND_OPT_TIME:  # None is NaT
+            cols[name] = pd.DatetimeIndex(
+                [pd.NaT if v is None else to_utc(v) for v in values], tz=UTC
+            )
         elif kind in (_KIND_FLOAT, _KIND_OPT_FLOAT, _KIND_OPT_INT):
             cols[name] = np.array(
                 [math.nan if v is None else float(v) for v in values], dtype=np.float64
@@ -107,6 +112,8 @@ def frame_to_records(df: pd.DataFrame, cls: type[T]) -> list[T]:
             continue
         if kind == _KIND_TIME:
             columns[name] = [ts.to_pydatetime() for ts in utc_index(raw)]
+        elif kind == _KIND_OPT_TIME:
+            columns[name] = [None if ts is pd.NaT else ts.to_pydatetime() for ts in utc_index(raw)]
         elif kind == _KIND_FLOAT:
             columns[name] = [float(v) for v in raw]
         elif kind == _KIND_OPT_FLOAT:

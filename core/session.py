@@ -234,6 +234,8 @@ class ConsoleSession:
             connection=conn,
             order_ids=OrderIdSequence(opts.order_ids_file),
         )
+        # Before connecting: IB's openOrder carries no placement time.
+        await self.trades.restore()
         self.order_entry = OrderEntry(self.contracts, self.market, self.trades)
         self.portfolio = PortfolioManager(
             ib,

@@ -1200,6 +1200,42 @@ class Store:
         """Audit records in a time range, indexed by time."""
         return await self._read("audit", self._read_journal, AUDIT, start, end, AuditRecorded)
 
+    async def last_order_updates(self, days: int = 3) -> list[OrderUpdated]:
+        """The orders still working at this console's last run, as last journalled.
+
+        Reads this console's newest ``days`` days of order journals (each run journals
+        every working order as it connects, so they hold every order that can still be
+        working at IB) and returns each order's last update whose status was working,
+        with ``placed`` filled in: as recorded, or for a journal written before it was,
+        the order's first update read.
+        """
+        return await self._read("last_order_updates", self._last_order_updates_sync, days)
+
+    def _last_order_updates_sync(self, days: int) -> list[OrderUpdated]:
+        own = [
+            (day, symbol)
+            for day, symbol in self._journal_symbols(ORDERS, None, None)
+            if self.is_own(symbol.split(".", 1)[1])
+        ]
+        newest = sorted({day for day, _ in own})[-days:]
+        symbols = [(day, symbol) for day, symbol in own if day in newest]
+        if not symbols:
+            return []
+        frames = _with_retry(self._read_batch, self._lib(ORDERS), symbols)
+        df = pd.concat(frames) if len(frames) > 1 else frames[0]
+        df = df.sort_values("time", kind="stable")
+        first: dict[tuple[int, int], datetime] = {}
+        last: dict[tuple[int, int], OrderUpdated] = {}
+        for update in frame_to_records(df, OrderUpdated):
+            key = (update.client_id, update.order_id) if update.order_id else (0, -update.perm_id)
+            first.setdefault(key, update.placed or update.time)
+            last[key] = update
+        return [
+            dataclasses.replace(u, placed=u.placed or first[key])
+            for key, u in last.items()
+            if u.is_working
+        ]
+
     # -- journal reads (reader thread) -----------------------------------------------------
 
     def _journal_symbols(
