@@ -6,8 +6,8 @@ One :class:`Store` wraps one ArcticDB instance given by a URI:
   user's data directory);
 * ``s3://host:bucket?port=9000&access=KEY&secret=SECRET&region=...`` (``s3s://`` for
   TLS): MinIO, AWS or any S3 endpoint, for several consoles sharing one bucket. The
-  bucket must exist. The URI's credentials never reach a log line or a ``repr``
-  (:func:`redact_uri`).
+  bucket must exist. The URI's credentials (keys, ``user:password@``) never reach a log
+  line or a ``repr`` (:func:`core.config.redact_uri`).
 
 Threads, ordering and health
 ----------------------------
@@ -151,6 +151,7 @@ from eventkit import Event
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_fixed
 
 from core.compat import forget_cached_versions
+from core.config import redact_uri, secrets_in
 from core.events import (
     AuditRecorded,
     FillRecorded,
@@ -176,7 +177,6 @@ __all__ = [
     "foreign_strategy",
     "frame_to_records",
     "records_to_frame",
-    "redact_uri",
     "writer_name",
 ]
 
@@ -205,20 +205,9 @@ CREATE_SETTLE_S = 1.0
 #: The writer every console used before writers were named (see :meth:`Store.is_own`).
 LEGACY_WRITER = "console"
 
-_SECRET_KEYS = ("secret", "access", "AccountKey", "SharedAccessSignature", "password")
-_SECRET_RE = re.compile(r"(?i)\b(" + "|".join(_SECRET_KEYS) + r")=([^&;]*)")
 _NAME_RE = re.compile(r"[^A-Za-z0-9_\-]")
 
 T = TypeVar("T")
-
-
-def redact_uri(uri: str) -> str:
-    """``uri`` with every credential value replaced by ``***`` (for logs and ``repr``)."""
-    return _SECRET_RE.sub(lambda m: f"{m.group(1)}=***", uri)
-
-
-def _secrets(uri: str) -> list[str]:
-    return [m.group(2) for m in _SECRET_RE.finditer(uri) if m.group(2)]
 
 
 class StoreError(RuntimeError):
@@ -405,7 +394,7 @@ class Store:
         self.errorEvent: Event = Event("errorEvent")
         self.healthEvent: Event = Event("healthEvent")
         self.foreignFillsEvent: Event = Event("foreignFillsEvent")
-        self._secrets = _secrets(uri)
+        self._secrets = secrets_in(uri)
         # Fills have a thread of their own, so a fill never waits behind a flush of
         # buffered series or a batch of order updates; the lease has one so it is
         # renewed while a write hangs.
@@ -686,7 +675,7 @@ class Store:
     def _failure(self, operation: str, exc: BaseException, *, health: bool = True) -> StoreError:
         if isinstance(exc, StoreError):
             return exc
-        message = f"{type(exc).__name__}: {exc}"
+        message = redact_uri(f"{type(exc).__name__}: {exc}")
         for secret in self._secrets:
             message = message.replace(secret, "***")
         error = StoreError(operation, message)
