@@ -88,11 +88,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.screenshot is not None:
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-    # Imported here so that `--help` answers without loading Qt.
-    from PySide6.QtWidgets import QApplication
+    # Imported here so that `--help` answers without loading Qt. Qt-free modules first:
+    # once PySide6 is imported, shiboken reads the source of every module imported
+    # after it (looking for `from __feature__`), ~0.3 s of CPU for pandas, ib_async,
+    # pydantic and ArcticDB at each start (benchmarks/bench_startup.py).
+    import arcticdb  # noqa: F401  (the store imports it on first use: here, before Qt)
 
     from core.config import ConfigError, default_config_path, load_settings, setup_logging
     from core.session import ConsoleSession, SessionOptions
+
+    from PySide6.QtWidgets import QApplication  # isort: skip
+
     from gui.app import run_console
     from gui.desktop import APP_ID
     from gui.help import ErrorReporter

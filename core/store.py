@@ -1142,7 +1142,10 @@ class Store:
             except Exception as exc:
                 # ArcticDB refuses a write racing another process's to the same symbol.
                 log.info("store roster busy (%s); trying again", exc)
-            time.sleep(random.uniform(0.02, 0.1) * (attempt + 1))
+            # A local store's writes land at once: only a short pause (start-up waits
+            # for this); S3 needs time for a racing write to show.
+            pause = 0.01 if self.is_local else 0.1
+            time.sleep(random.uniform(pause / 5, pause) * (attempt + 1))
         log.warning("store roster: %s not registered yet; again at the next renewal", self.writer)
 
     def _writers(self) -> list[str]:
