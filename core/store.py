@@ -43,7 +43,7 @@ each renewal; what runs periodically or on the write path finds the other writer
 journals through it, because ArcticDB's ``list_symbols``, ``has_symbol`` and
 ``get_description`` hold Python's GIL while S3 is silent and would freeze the console on
 an outage (reads and writes release it). History reads and opening list symbols from
-storage (:func:`_symbols`).
+storage (:func:`core.arctic_io.list_symbols`).
 
 Several processes opening a new store at once create its libraries once: "already
 exists" means another one won, and its library is used.
@@ -148,8 +148,16 @@ from typing import Any, TypeVar
 import numpy as np
 import pandas as pd
 from eventkit import Event
-from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_fixed
 
+from core.arctic_io import (
+    get_or_create_library,
+    list_symbols,
+    missing,
+    read_batch,
+    read_many,
+    read_or_none,
+    with_retry,
+)
 from core.compat import forget_cached_versions
 from core.config import redact_uri, secrets_in
 from core.events import (
@@ -161,7 +169,18 @@ from core.events import (
     StoreErrorOccurred,
     StoreHealthChanged,
 )
-from core.frames import empty_frame, frame_to_records, records_to_frame, to_utc, utc_index
+from core.frames import (
+    ACCOUNT_TOTAL,
+    DailySummary,
+    PnLRow,
+    daily_frame,
+    empty_frame,
+    frame_to_records,
+    one_row_per_execution,
+    records_to_frame,
+    to_utc,
+    utc_index,
+)
 from core.lease import LEASES, LeaseHeld, WriterLease
 from core.tasks import Tasks
 
@@ -181,9 +200,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-#: The ``strategy`` value of the account's own P&L series.
-ACCOUNT_TOTAL = "*"
 
 FILLS, ORDERS, AUDIT, POSITIONS, PNL, DAILY, STATE = (
     "fills",
@@ -232,119 +248,6 @@ _DEFAULT = _Default()
 def writer_name(name: str) -> str:
     """``name`` as a writer name: letters, digits, ``_`` and ``-`` (others become ``_``)."""
     return _NAME_RE.sub("_", name.strip()) or LEGACY_WRITER
-
-
-def _vanished(exc: BaseException) -> bool:
-    """A read raced a prune of the version it had resolved (the writer appended)."""
-    from arcticdb.exceptions import KeyNotFoundException
-
-    return isinstance(exc, KeyNotFoundException)
-
-
-def _with_retry(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """Read another writer's symbol: a read that lost its version to that writer's
-    prune (it appended meanwhile) is simply read again."""
-    retrying = Retrying(
-        retry=retry_if_exception(_vanished),
-        stop=stop_after_attempt(5),
-        wait=wait_fixed(0.05),
-        reraise=True,
-    )
-    return retrying(fn, *args, **kwargs)
-
-
-def _missing(exc: BaseException) -> bool:
-    """ArcticDB's "no such symbol" (a read of a symbol never written)."""
-    from arcticdb.exceptions import NoSuchVersionException
-
-    return isinstance(exc, NoSuchVersionException)
-
-
-def _read_or_none(lib: Any, symbol: str, **kwargs: Any) -> pd.DataFrame | None:
-    """``lib.read(symbol).data``, or None when there is no such symbol.
-
-    The store asks this way, never with ``has_symbol``: ArcticDB's ``has_symbol``,
-    ``get_description`` and ``list_symbols`` hold Python's GIL while they wait for S3,
-    so on an outage they would freeze every thread of the console, the window too;
-    reads and writes let go of it.
-    """
-    try:
-        return _with_retry(lib.read, symbol, **kwargs).data
-    except Exception as exc:
-        if _missing(exc):
-            return None
-        raise
-
-
-def _read_many(lib: Any, requests: list[Any]) -> dict[str, pd.DataFrame]:
-    """Several reads in one call (``arcticdb.ReadRequest``s); symbols that do not
-    exist are left out."""
-
-    def batch() -> dict[str, pd.DataFrame]:
-        out = {}
-        for request, item in zip(requests, lib.read_batch(requests), strict=True):
-            data = getattr(item, "data", None)
-            if data is not None:
-                out[request.symbol] = data
-            elif "NO_SUCH_VERSION" not in str(getattr(item, "error_code", "")):
-                # Raise ArcticDB's own exception, so a vanished version is read again.
-                exc = getattr(item, "exception_type", None)
-                if isinstance(exc, type) and issubclass(exc, Exception):
-                    raise exc(f"{item}")
-                raise RuntimeError(f"reading {request.symbol}: {item}")
-        return out
-
-    return _with_retry(batch)
-
-
-def _symbols(lib: Any) -> list[str]:
-    """Every live symbol of ``lib``, listed from the storage itself.
-
-    Not ArcticDB's symbol list (its cached, compacted index of symbols): compactions by
-    several processes at once, guarded by a lock that only waits a while for a
-    contender, can leave out a symbol another process has just created, and a journal
-    missing from the list is fills missing from the book. Listing the version keys is
-    one LIST request per thousand symbols (a journal has one symbol per day and writer).
-    Like ``list_symbols`` it holds the GIL while S3 answers: only history reads and
-    opening use it; what runs periodically or on the write path knows its symbols from
-    the desk's roster (:meth:`Store._writers`).
-    """
-    nvs = getattr(lib, "_nvs", None)  # the public list_symbols has no switch for it
-    if nvs is None:
-        return list(lib.list_symbols())
-    return list(nvs.list_symbols(use_symbol_list=False))
-
-
-def _get_or_create_library(arctic: Any, name: str, options: Any) -> Any:
-    """The library ``name``, created if missing; safe when several processes open a new
-    store at once (one of them creates it, the others find it: no error)."""
-    for attempt in range(10):
-        try:
-            return arctic.get_library(name, create_if_missing=True, library_options=options)
-        except ValueError as exc:
-            if "already exists" not in str(exc):
-                raise
-            # Another process created it between our look and our create.
-            try:
-                return arctic.get_library(name)
-            except Exception:
-                if attempt == 9:
-                    raise
-                time.sleep(0.05 * (attempt + 1))  # its config is being written
-    raise AssertionError("unreachable")
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class DailySummary:
-    """One strategy's (or the account's, :data:`ACCOUNT_TOTAL`) figures for one day."""
-
-    day: date
-    strategy: str
-    realized: float
-    unrealized: float
-    daily: float
-    commissions: float
-    fills: int
 
 
 # -- the store -----------------------------------------------------------------------------
@@ -569,7 +472,7 @@ class Store:
             options = arcticdb.LibraryOptions(dynamic_schema=True, prune_previous_versions=True)
             new = not self.is_local and not all(arctic.has_library(n) for n in LIBRARIES)
             for name in LIBRARIES:
-                self._libs[name] = _get_or_create_library(arctic, name, options)
+                self._libs[name] = get_or_create_library(arctic, name, options)
             if new:
                 # Consoles opening a new bucket at the same instant can each create a
                 # library: ArcticDB gives every creation its own storage prefix and the
@@ -752,7 +655,7 @@ class Store:
             try:
                 tail = lib.tail(symbol, 1).data
             except Exception as exc:
-                if not _missing(exc):
+                if not missing(exc):
                     raise
                 tail = None  # its first append
             if tail is not None and len(tail):
@@ -785,7 +688,7 @@ class Store:
                 ReadRequest(self._symbol(day, w), columns=["exec_id", "commission"])
                 for w in self._writers()
             ]
-            for df in _read_many(self._lib(FILLS), requests).values():
+            for df in read_many(self._lib(FILLS), requests).values():
                 known.update(df["exec_id"])
                 if "commission" in df.columns:
                     with_commission.update(df["exec_id"][df["commission"].notna()])
@@ -809,7 +712,7 @@ class Store:
 
     def _journalled_copies(self, day: date) -> dict[str, bool]:
         """This writer's journal for ``day``: exec id -> whether a copy has a commission."""
-        df = _read_or_none(self._lib(FILLS), self._symbol(day), columns=["exec_id", "commission"])
+        df = read_or_none(self._lib(FILLS), self._symbol(day), columns=["exec_id", "commission"])
         if df is None:
             return {}
         out: dict[str, bool] = {}
@@ -1015,7 +918,7 @@ class Store:
         """
         df = await self._read("fills", self._read_journal, FILLS, start, end, FillRecorded)
         if len(df):
-            df = _one_row_per_execution(df)
+            df = one_row_per_execution(df)
         if strategy is not None:
             df = df[df["strategy"] == strategy]
         if account is not None:
@@ -1106,7 +1009,7 @@ class Store:
             for symbol in theirs
         ]
         out = []
-        for symbol, df in _read_many(self._lib(FILLS), requests).items():
+        for symbol, df in read_many(self._lib(FILLS), requests).items():
             if not len(df):
                 continue
             self._followed_rows[symbol] = self._followed_rows.get(symbol, 0) + len(df)
@@ -1120,7 +1023,7 @@ class Store:
         """The writers registered in this store (any thread)."""
         lib = self._lib(LEASES)
         forget_cached_versions(lib)  # a lost concurrent first write stays cached otherwise
-        df = _read_or_none(lib, ROSTER)
+        df = read_or_none(lib, ROSTER)
         return [] if df is None else [str(w) for w in df["writer"]]
 
     def _register_sync(self, attempts: int = 3) -> None:
@@ -1213,7 +1116,7 @@ class Store:
         symbols = [(day, symbol) for day, symbol in own if day in newest]
         if not symbols:
             return []
-        frames = _with_retry(self._read_batch, self._lib(ORDERS), symbols)
+        frames = with_retry(read_batch, self._lib(ORDERS), symbols)
         df = pd.concat(frames) if len(frames) > 1 else frames[0]
         df = df.sort_values("time", kind="stable")
         first: dict[tuple[int, int], datetime] = {}
@@ -1234,7 +1137,7 @@ class Store:
         self, library: str, first: date | None, last: date | None
     ) -> list[tuple[date, str]]:
         out = []
-        for symbol in _symbols(self._lib(library)):
+        for symbol in list_symbols(self._lib(library)):
             try:
                 day = date.fromisoformat(symbol.split(".", 1)[0])
             except ValueError:
@@ -1242,20 +1145,6 @@ class Store:
             if (first is None or day >= first) and (last is None or day <= last):
                 out.append((day, symbol))
         return sorted(out)
-
-    @staticmethod
-    def _read_batch(lib: Any, symbols: list[tuple[date, str]]) -> list[pd.DataFrame]:
-        out = []
-        for item in lib.read_batch([s for _, s in symbols]):
-            data = getattr(item, "data", None)
-            if data is None:
-                # A DataError: raise ArcticDB's own exception, so a vanished version retries.
-                exc = getattr(item, "exception_type", None)
-                if isinstance(exc, type) and issubclass(exc, Exception):
-                    raise exc(f"{item}")
-                raise RuntimeError(f"reading {item}")
-            out.append(data)
-        return out
 
     def _read_journal(
         self, library: str, start: datetime | None, end: datetime | None, cls: type
@@ -1269,9 +1158,7 @@ class Store:
             return empty_frame(cls)
         lib = self._lib(library)
         frames = []
-        for (_, symbol), item in zip(
-            symbols, _with_retry(self._read_batch, lib, symbols), strict=True
-        ):
+        for (_, symbol), item in zip(symbols, with_retry(read_batch, lib, symbols), strict=True):
             frames.append(item.assign(writer=symbol.split(".", 1)[1]))
         df = pd.concat(frames) if len(frames) > 1 else frames[0]
         times = utc_index(df["time"])
@@ -1352,8 +1239,8 @@ class Store:
 
     def _flush_sync(self, pnl: list[PnLChanged], positions: list[PositionChanged]) -> None:
         if pnl:
-            rows = [_PnLRow.of(p) for p in pnl]
-            self._append_records(PNL, rows, _PnLRow)
+            rows = [PnLRow.of(p) for p in pnl]
+            self._append_records(PNL, rows, PnLRow)
             pnl.clear()  # written: a failure below must not write them twice
         if positions:
             self._write_positions(positions)
@@ -1367,7 +1254,7 @@ class Store:
         for day, rows in sorted(by_day.items()):
             lib = self._lib(POSITIONS)
             new_day = self._positions_day != day
-            if new_day and _read_or_none(lib, self._symbol(day), row_range=(0, 1)) is None:
+            if new_day and read_or_none(lib, self._symbol(day), row_range=(0, 1)) is None:
                 # The day's first snapshot carries every open position forward.
                 t0 = rows[0].time
                 carried = [
@@ -1437,15 +1324,15 @@ class Store:
         unrealized, total. ``strategy`` filters one series (:data:`ACCOUNT_TOTAL` for the
         account); points still buffered are included."""
         async with self._pnl_lock:
-            df = await self._read("pnl", self._read_journal, PNL, start, end, _PnLRow)
+            df = await self._read("pnl", self._read_journal, PNL, start, end, PnLRow)
         buffered = [
             p
             for p in self._pnl_buffer
             if (start is None or p.time >= start) and (end is None or p.time <= end)
         ]
         if buffered:
-            rows = [_PnLRow.of(p) for p in buffered]
-            extra = records_to_frame(rows, _PnLRow).set_index("time")
+            rows = [PnLRow.of(p) for p in buffered]
+            extra = records_to_frame(rows, PnLRow).set_index("time")
             df = pd.concat([df, extra]).sort_index(kind="stable") if len(df) else extra
         if strategy is not None:
             df = df[df["strategy"] == strategy]
@@ -1467,18 +1354,8 @@ class Store:
         self._check_lease()
         lib = self._lib(DAILY)
         symbol = f"summary.{self.writer}"
-        df = pd.DataFrame(
-            {
-                "strategy": np.array([s.strategy for s in summaries], dtype=object),
-                "realized": np.array([s.realized for s in summaries], dtype=np.float64),
-                "unrealized": np.array([s.unrealized for s in summaries], dtype=np.float64),
-                "daily": np.array([s.daily for s in summaries], dtype=np.float64),
-                "commissions": np.array([s.commissions for s in summaries], dtype=np.float64),
-                "fills": np.array([s.fills for s in summaries], dtype=np.int64),
-            },
-            index=pd.DatetimeIndex([pd.Timestamp(s.day, tz=UTC) for s in summaries], name="day"),
-        ).sort_index(kind="stable")
-        old = _read_or_none(lib, symbol)
+        df = daily_frame(summaries)
+        old = read_or_none(lib, symbol)
         if old is None:
             lib.write(symbol, df)
             return
@@ -1493,7 +1370,7 @@ class Store:
     def _daily_sync(self, start: date | None, end: date | None) -> pd.DataFrame:
         lib = self._lib(DAILY)
         frames = []
-        for symbol in _symbols(lib):
+        for symbol in list_symbols(lib):
             if symbol.startswith("summary."):
                 df = lib.read(symbol).data
                 df["writer"] = symbol.split(".", 1)[1]
@@ -1532,7 +1409,7 @@ class Store:
         lib = self._lib(STATE)
         # This writer's value; before writers were named, one value for every console.
         for symbol in (_state_symbol(key, self.writer), _state_symbol(key)):
-            df = _read_or_none(lib, symbol)
+            df = read_or_none(lib, symbol)
             if df is not None:
                 return json.loads(df["json"].iloc[0])
         return default
@@ -1551,39 +1428,8 @@ def foreign_fill(fill: FillRecorded, writer: str) -> FillRecorded:
     return dataclasses.replace(fill, strategy=foreign_strategy(fill.strategy, writer))
 
 
-def _one_row_per_execution(df: pd.DataFrame) -> pd.DataFrame:
-    """Per ``exec_id``, the last row with a commission, else the first row."""
-    ids = df["exec_id"]
-    if not ids.duplicated().any():
-        return df
-    n = len(df)
-    position = np.arange(n)
-    has = df["commission"].notna().to_numpy()
-    # Higher is better: rows with a commission beat those without, later ones first;
-    # without one, the first copy wins.
-    score = np.where(has, n + position, -position)
-    best = pd.Series(score).groupby(ids.to_numpy()).transform("max").to_numpy()
-    return df[score == best]
-
-
 def _state_symbol(key: str, writer: str | None = None) -> str:
     """A state key's symbol: each writer has its own (writing one symbol from two
     processes is what ArcticDB does not support); without a writer, the old shared one."""
     name = _NAME_RE.sub("_", key)
     return f"state.{writer}.{name}" if writer else f"state.{name}"
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class _PnLRow:
-    strategy: str
-    daily: float
-    realized: float
-    unrealized: float
-    total: float
-    time: datetime
-
-    @classmethod
-    def of(cls, p: PnLChanged) -> _PnLRow:
-        """A P&L event as its stored row (the account's series is named ``*``)."""
-        strategy = p.strategy if p.strategy is not None else ACCOUNT_TOTAL
-        return cls(strategy, p.daily, p.realized, p.unrealized, p.total, p.time)
