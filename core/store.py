@@ -1,5 +1,10 @@
 """The console's ArcticDB store: fills journal, orders, audit, positions, P&L, daily, state.
 
+Where the parts are: this module is the store (threads, health, leases, the journals'
+reads and writes); :mod:`core.fills_ledger` decides what of a batch of fills to write
+and to report new; :mod:`core.arctic_io` makes ArcticDB's calls safe on a shared store;
+:mod:`core.frames` converts records to frames and back.
+
 One :class:`Store` wraps one ArcticDB instance given by a URI:
 
 * ``lmdb:///path/to/arctic``: local disk (the default; the config module puts it in the
@@ -169,6 +174,7 @@ from core.events import (
     StoreErrorOccurred,
     StoreHealthChanged,
 )
+from core.fills_ledger import FillsLedger
 from core.frames import (
     ACCOUNT_TOTAL,
     DailySummary,
@@ -314,15 +320,14 @@ class Store:
         self._tasks = Tasks("store")
         self._lost: str | None = None  # why the lease was lost, once it is
         # Owned by the fills thread.
-        self._known: dict[date, set[str]] = {}
-        # Known exec ids whose journalled copies all lack the commission.
-        self._uncommissioned: set[str] = set()
-        # Pending fills that are commission updates of a journalled execution.
-        self._updates: set[str] = set()
-        self._pending_fills: dict[str, FillRecorded] = {}
-        self._unreported: set[str] = set()
-        # Days whose last append failed: what landed is re-read before writing again.
-        self._recheck: set[date] = set()
+        self._ledger = FillsLedger(
+            library=lambda: self._lib(FILLS),
+            symbol_of=self._symbol,
+            writers=self._writers,
+            append=lambda day, df: self._append_journal(FILLS, day, df),
+            report_durable=self._report_durable,
+            client_id=client_id,
+        )
         # Owned by whichever thread writes the library (fills or the other journals).
         self._last_index: dict[tuple[str, str], np.int64] = {}
         self._open_positions: dict[tuple[str, int], PositionChanged] | None = None
@@ -388,7 +393,9 @@ class Store:
             self._tasks.spawn(self._keep_lease(), "lease")
         today = datetime.now(UTC).date()
         for day in (today, date.fromordinal(today.toordinal() - 1)):
-            await self._call(self._fill_pool, "open", self._known_day, day, timeout=open_timeout)
+            await self._call(
+                self._fill_pool, "open", self._ledger.known_day, day, timeout=open_timeout
+            )
         return self
 
     async def __aenter__(self) -> Store:
@@ -415,7 +422,7 @@ class Store:
                     with contextlib.suppress(Exception):
                         await asyncio.shield(fill_task)
                 await self.flush()
-                if self._pending_fills:
+                if self._ledger.pending:
                     await self.append_fills([])
         except StoreError as exc:
             problem = exc
@@ -428,7 +435,7 @@ class Store:
             if lease is not None and self._lost is None and problem is None:
                 with contextlib.suppress(Exception):
                     await self._call(self._lease_pool, "close", lease.release, timeout=timeout)
-            pending = sorted(self._not_durable | set(self._pending_fills))
+            pending = sorted(self._not_durable | set(self._ledger.pending))
             if pending:
                 log.error(
                     "store closed with %d fills not durable (IB replays them at the next "
@@ -677,154 +684,6 @@ class Store:
             self._append_journal(library, day, df[days == day])
         return len(records)
 
-    def _known_day(self, day: date) -> set[str]:
-        known = self._known.get(day)
-        if known is None:
-            from arcticdb import ReadRequest
-
-            known = set()
-            with_commission: set[str] = set()
-            requests = [
-                ReadRequest(self._symbol(day, w), columns=["exec_id", "commission"])
-                for w in self._writers()
-            ]
-            for df in read_many(self._lib(FILLS), requests).values():
-                known.update(df["exec_id"])
-                if "commission" in df.columns:
-                    with_commission.update(df["exec_id"][df["commission"].notna()])
-            self._uncommissioned |= known - with_commission
-            self._known[day] = known
-        return known
-
-    def _maybe_theirs(self, fill: FillRecorded) -> bool:
-        """An execution of another IB client (a replay after a reconnect shows them):
-        another console of the desk may have journalled it already."""
-        return self.client_id is not None and fill.client_id != self.client_id
-
-    def _refresh_known(self, day: date) -> None:
-        """Load the day's exec ids again, every writer's (fills thread)."""
-        self._known.pop(day, None)
-        self._known_day(day)
-
-    @staticmethod
-    def _fill_day(fill: FillRecorded) -> date:
-        return to_utc(fill.time).date()
-
-    def _journalled_copies(self, day: date) -> dict[str, bool]:
-        """This writer's journal for ``day``: exec id -> whether a copy has a commission."""
-        df = read_or_none(self._lib(FILLS), self._symbol(day), columns=["exec_id", "commission"])
-        if df is None:
-            return {}
-        out: dict[str, bool] = {}
-        for exec_id, commission in zip(df["exec_id"], df["commission"], strict=True):
-            out[exec_id] = out.get(exec_id, False) or commission == commission
-        return out
-
-    def _settle_rechecks(self, written: set[str]) -> None:
-        """After a failed append: pending fills that landed anyway are written, not
-        written again (a timeout or a lost reply can hide a successful append)."""
-        for day in sorted(self._recheck):
-            pending = [f for f in self._pending_fills.values() if self._fill_day(f) == day]
-            if pending:
-                copies = self._journalled_copies(day)
-                for f in pending:
-                    if f.exec_id in copies and (f.commission is None or copies[f.exec_id]):
-                        self._landed(day, [f])
-                        if f.exec_id not in self._updates:  # an update is not a new fill
-                            written.add(f.exec_id)
-                        self._updates.discard(f.exec_id)
-            self._recheck.discard(day)
-
-    def _landed(self, day: date, fills: list[FillRecorded]) -> None:
-        """Bookkeeping for fills now in the journal."""
-        self._known_day(day).update(f.exec_id for f in fills)
-        for f in fills:
-            if f.commission is None:
-                self._uncommissioned.add(f.exec_id)
-            else:
-                self._uncommissioned.discard(f.exec_id)
-            self._pending_fills.pop(f.exec_id, None)
-
-    def _verify(self, day: date, ids: set[str]) -> None:
-        """Read the rows back: an append counts only once a read returns them."""
-        lib = self._lib(FILLS)
-        symbol = self._symbol(day)
-        try:
-            tail = lib.tail(symbol, len(ids), columns=["exec_id"]).data
-        except Exception as exc:
-            raise RuntimeError(f"fills appended to {symbol} do not read back: {exc}") from exc
-        missing = ids - set(tail["exec_id"])
-        if missing:
-            raise RuntimeError(
-                f"{len(missing)} fills appended to {self._symbol(day)} do not read back"
-            )
-
-    def _write_fills_sync(self, fills: list[FillRecorded]) -> tuple[set[str], set[str]]:
-        """Write the fills the journal does not hold.
-
-        Returns the ids to report new to this batch's callers, and every id now durable.
-        """
-        batch_ids = {f.exec_id for f in fills}
-        written: set[str] = set()
-        durable: set[str] = set()
-        self._settle_rechecks(written)
-        incoming: dict[str, FillRecorded] = {}
-        refreshed: set[date] = set()
-        for fill in fills:
-            if fill.exec_id in incoming:
-                continue
-            if fill.exec_id in self._pending_fills:
-                if self._pending_fills[fill.exec_id].commission is None:
-                    self._pending_fills[fill.exec_id] = fill  # a later one may know more
-                continue
-            day = self._fill_day(fill)
-            unknown = fill.exec_id not in self._known_day(day)
-            if unknown and self._maybe_theirs(fill) and day not in refreshed:
-                refreshed.add(day)
-                self._refresh_known(day)  # another console may have journalled it since
-            if fill.exec_id in self._known_day(day):
-                if fill.commission is None or fill.exec_id not in self._uncommissioned:
-                    durable.add(fill.exec_id)
-                    continue
-                # Journalled without its commission: write it again, now with it.
-                self._updates.add(fill.exec_id)
-            incoming[fill.exec_id] = fill
-        self._pending_fills = {**self._pending_fills, **incoming}
-        by_day: dict[date, list[FillRecorded]] = {}
-        for fill in self._pending_fills.values():
-            by_day.setdefault(self._fill_day(fill), []).append(fill)
-        try:
-            for day, day_fills in sorted(by_day.items()):
-                ids = {f.exec_id for f in day_fills}
-                try:
-                    self._append_journal(FILLS, day, records_to_frame(day_fills, FillRecorded))
-                    self._verify(day, ids)
-                except BaseException:
-                    self._recheck.add(day)
-                    raise
-                self._landed(day, day_fills)
-                written |= ids - self._updates  # a commission update is not a new fill
-                durable |= ids
-                self._updates -= ids
-        except BaseException:
-            # Durable but not acknowledged to the caller: count them new next time.
-            self._unreported |= written
-            self._report_durable(written)
-            raise
-        return self._report(batch_ids, written), durable | written
-
-    def _report(self, batch_ids: set[str], written: set[str]) -> set[str]:
-        """The ids to report new to this batch's callers.
-
-        A fill written by another call than the one that brought it (a pending fill
-        written by a later call) is reported new to the first caller that presents it
-        again, so the caller that got the error still gets to handle it.
-        """
-        self._unreported |= written - batch_ids
-        reported = (written & batch_ids) | (batch_ids & self._unreported)
-        self._unreported -= reported
-        return reported
-
     def _report_durable(self, ids: set[str]) -> None:
         """From a store thread: these fills are durable (for :attr:`pending_fills`)."""
         if ids and self._loop is not None:
@@ -834,13 +693,6 @@ class Store:
     def _now_durable(self, ids: set[str]) -> None:
         self._not_durable -= ids
         self._set_health()
-
-    def _abandoned_fills(self, result: tuple[set[str], set[str]]) -> None:
-        """A fills write that timed out finished after all (on the fills thread): its
-        callers were told it failed, so they get the new fills reported when they retry."""
-        reported, durable = result
-        self._unreported |= reported
-        self._report_durable(durable)
 
     # -- fills -----------------------------------------------------------------------------
 
@@ -871,9 +723,9 @@ class Store:
                 new_ids, durable = await self._call(
                     self._fill_pool,
                     "append_fills",
-                    self._write_fills_sync,
+                    self._ledger.write,
                     everything,
-                    abandoned=self._abandoned_fills,
+                    abandoned=self._ledger.abandoned,
                 )
             except Exception as exc:
                 error = exc if isinstance(exc, StoreError) else self._failure("append_fills", exc)
