@@ -727,8 +727,13 @@ class TradeManager:
             del self._strategy_of_order[key]
             self._final.pop(key, None)
         self._shown = {k: v for k, v in self._shown.items() if k in keep}
-        self._placed = {k: v for k, v in self._placed.items() if k in keep}
-        perms = {t.order.permId for t in self._live.values() if t.order.permId}
+        # Placement times: kept for every order still open at IB (a GTC order restored
+        # after a restart is not among ours in _live).
+        open_trades = [t for t in self.ib.openTrades() if not t.isDone()]
+        perms = {t.order.permId or t.orderStatus.permId for t in open_trades}
+        placed_keys = keep | {(t.order.clientId, t.order.orderId) for t in open_trades}
+        placed_keys |= {(0, -p) for p in perms}  # orders known by permId only
+        self._placed = {k: v for k, v in self._placed.items() if k in placed_keys}
         self._placed_by_perm = {p: v for p, v in self._placed_by_perm.items() if p in perms}
         self.wire.keep_written({order_id for _, order_id in keep})
         if self.journal is not None and not self._pending and not self._writing:

@@ -309,5 +309,10 @@ async def test_restart_on_same_gateway_then_working_order_keeps_its_time_and_pri
         assert {u.min_tick for u in again} == {0.00005}
         [fill] = [f for f in await session.store.load_fills() if f.con_id == eurusd.conId]
         assert (fill.price, fill.min_tick) == (price, 0.00005)
+        # A new trading day forgets finished orders, not when a working one was placed.
+        session.trades.start_day()
+        updates.clear()
+        session.trades.republish_orders()
+        assert {u.placed for u in updates if u.order_id == working.order.orderId} == {placed}
     finally:
         await session.stop()
