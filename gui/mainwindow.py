@@ -457,6 +457,12 @@ class MainWindow(QMainWindow):
             return
         fills = await s.todays_fills()
         self.fills_model.load(fills)
+        # The ticks the fills were recorded with: positions show their instrument's
+        # decimals at once after a restart, before any quote teaches them (_on_quotes).
+        recorded = {f.con_id: f.min_tick for f in fills if f.min_tick}
+        for con_id, tick in recorded.items():
+            if con_id not in self._ticks_known:
+                self.positions_model.set_tick(con_id, tick)
         pnl = await s.todays_pnl()
         if pnl is not None and len(pnl):
             self.pnl_chart.load_history(pnl)

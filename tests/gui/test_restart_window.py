@@ -25,8 +25,6 @@ from gui.mainwindow import MainWindow
 from gui.models.formatting import fmt_time
 from helpers import act, run_until, wait_for
 
-pytestmark = pytest.mark.slow
-
 
 @pytest.fixture
 def sim(qloop: qasync.QEventLoop) -> Iterator[SimGateway]:
@@ -99,5 +97,42 @@ def test_restart_then_fx_prices_keep_their_decimals_and_orders_their_time(
         assert texts(orders, "limit_price") == ["1.00005"]
         assert orders.rows()[0]["time"] == placed  # not the restart's time
         assert texts(orders, "time") == [fmt_time(placed)]
+    finally:
+        qloop.run_until_complete(session.stop())
+
+
+def test_restart_then_an_fx_position_shows_its_decimals_before_any_quote(
+    qloop: qasync.QEventLoop, qapp: QApplication, qtbot: Any, tmp_path: Path, sim: SimGateway
+) -> None:
+    session, window = start_console(qloop, qtbot, tmp_path, sim.port)
+    try:
+
+        async def buy() -> float:
+            assert session.contracts is not None and session.trades is not None
+            eurusd = await session.contracts.qualify(create_forex_contract("EURUSD"))
+            t = session.trades.place_order(eurusd, create_market_order("BUY", 20000), "manual")
+            await wait_for(lambda: t.fills, what="the buy filled")
+            await session.trades.wait_journalled()
+            return float(t.fills[0].execution.price)
+
+        price = qloop.run_until_complete(buy())
+    finally:
+        qloop.run_until_complete(session.stop())
+        window.close()
+
+    # Started again, not connected: the book and the day's fills come from the journal,
+    # and no quote can have arrived.
+    options = SessionOptions(port=sim.port)
+    session = ConsoleSession(options, store_uri=f"lmdb://{tmp_path / 'arctic'}")
+    settings = QSettings(str(tmp_path / "layout.ini"), QSettings.Format.IniFormat)
+    window = MainWindow(session, settings=settings)
+    qtbot.addWidget(window)
+    try:
+        qloop.run_until_complete(session.prepare())
+        act(qloop, lambda: window.attach(session))
+        assert window._history_task is not None
+        qloop.run_until_complete(window._history_task)
+
+        assert texts(window.positions_model, "avg_cost") == [f"{price:,.5f}"]
     finally:
         qloop.run_until_complete(session.stop())
