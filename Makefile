@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PIP_QUIET := --quiet --disable-pip-version-check
 
-.PHONY: venv run test test-fast lint format bench bench-memory sim screenshot clean
+.PHONY: venv run test test-fast lint format bench bench-startup bench-memory sim screenshot clean
 
 venv: $(STAMP)
 
@@ -41,6 +41,10 @@ test-fast: venv
 bench: venv
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 	@$(MAKE) --no-print-directory bench-memory
+
+# Start-up on a fresh profile only (make bench runs it too): window shown, usable, loaded.
+bench-startup: venv
+	$(BIN)/python benchmarks/bench_startup.py $(ARGS)
 
 # Resident memory through long storms: IB-like (5,000 ticks/s: a few updates a second
 # for each of 500 symbols) and the 20,000 ticks/s stress rate; MB/min after warm-up.

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -88,15 +89,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.screenshot is not None:
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-    # Imported here so that `--help` answers without loading Qt.
-    from PySide6.QtWidgets import QApplication
+    # Imported here so that `--help` answers without loading Qt. The imports make a
+    # quarter of a million long-lived objects (modules, classes): without the collector
+    # passing over them ~350 times meanwhile (~0.3 s of CPU), then frozen out of its
+    # way for good (see gui.app.freeze_startup_heap). Qt-free modules first: once
+    # PySide6 is imported, shiboken reads the source of every module imported after it
+    # (looking for `from __feature__`), ~0.2 s of CPU for pandas, ib_async, pydantic
+    # and ArcticDB. benchmarks/bench_startup.py measures start-up.
+    gc.disable()
+    try:
+        import arcticdb  # noqa: F401  (the store imports it on first use: here, before Qt)
 
-    from core.config import ConfigError, default_config_path, load_settings, setup_logging
-    from core.session import SessionOptions
-    from gui.app import run_console
-    from gui.desktop import APP_ID
-    from gui.help import ErrorReporter
-    from gui.loop import ConsoleEventLoop
+        from core.config import ConfigError, default_config_path, load_settings, setup_logging
+        from core.session import SessionOptions
+
+        from PySide6.QtWidgets import QApplication  # isort: skip
+
+        from gui.app import run_console
+        from gui.desktop import APP_ID
+        from gui.help import ErrorReporter
+        from gui.loop import ConsoleEventLoop
+    finally:
+        gc.freeze()
+        gc.enable()
 
     try:
         settings = load_settings(

@@ -80,6 +80,7 @@ __all__ = [
     "load_settings",
     "redact_text",
     "redact_uri",
+    "secrets_in",
     "setup_logging",
     "user_config_dir",
     "user_data_dir",
@@ -174,6 +175,14 @@ def redact_text(text: str) -> str:
     """Replace the values of secret-looking ``name=value`` pairs and URI passwords."""
     text = _USERINFO.sub(rf"\g<1>{REDACTED}\g<3>", text)
     return _SECRET_PAIR.sub(rf"\g<1>\g<2>{REDACTED}", text)
+
+
+def secrets_in(text: str) -> list[str]:
+    """The secret values :func:`redact_text` hides in ``text`` (e.g. a URI's keys and
+    password), so a message that repeats one bare can be scrubbed too."""
+    found = [m.group(2) for m in _USERINFO.finditer(text)]
+    found += [m.group(3) for m in _SECRET_PAIR.finditer(text)]
+    return [value for value in found if value]
 
 
 def _is_secret_field(name: str) -> bool:

@@ -129,6 +129,11 @@ class OrderUpdated:
     avg_fill_price: float | None
     message: str = ""  # the last log line IB attached (reject reason, warning)
     time: datetime = field(default_factory=now_utc)
+    #: When the order was placed (first seen, for an order placed elsewhere): kept
+    #: across restarts from the orders journal, as IB's openOrder carries no time.
+    placed: datetime | None = None
+    #: The contract's minimum price increment, when known: prices show its decimals.
+    min_tick: float | None = None
 
     @property
     def is_working(self) -> bool:
@@ -159,6 +164,9 @@ class FillRecorded:
     realized_pnl: float | None  # IB's realized P&L of this fill, when it closed something
     order_ref: str
     time: datetime
+    #: The contract's minimum price increment when the fill was recorded (None: not
+    #: known then): the price shows with its decimals, after a restart too.
+    min_tick: float | None = None
 
     @property
     def signed_quantity(self) -> float:

@@ -336,6 +336,8 @@ class ConsoleSession:
         return session
 
     async def _restore(self) -> None:
+        # Before connecting: IB's openOrder carries no placement time.
+        await self.trades.restore()
         await self.portfolio.restore()
         if self.store is not None and self.options.store_follow_seconds is not None:
             self.store.follow(self.options.store_follow_seconds)

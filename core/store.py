@@ -1,13 +1,18 @@
 """The console's ArcticDB store: fills journal, orders, audit, positions, P&L, daily, state.
 
+Where the parts are: this module is the store (threads, health, leases, the journals'
+reads and writes); :mod:`core.fills_ledger` decides what of a batch of fills to write
+and to report new; :mod:`core.arctic_io` makes ArcticDB's calls safe on a shared store;
+:mod:`core.frames` converts records to frames and back.
+
 One :class:`Store` wraps one ArcticDB instance given by a URI:
 
 * ``lmdb:///path/to/arctic``: local disk (the default; the config module puts it in the
   user's data directory);
 * ``s3://host:bucket?port=9000&access=KEY&secret=SECRET&region=...`` (``s3s://`` for
   TLS): MinIO, AWS or any S3 endpoint, for several consoles sharing one bucket. The
-  bucket must exist. The URI's credentials never reach a log line or a ``repr``
-  (:func:`redact_uri`).
+  bucket must exist. The URI's credentials (keys, ``user:password@``) never reach a log
+  line or a ``repr`` (:func:`core.config.redact_uri`).
 
 Threads, ordering and health
 ----------------------------
@@ -43,7 +48,7 @@ each renewal; what runs periodically or on the write path finds the other writer
 journals through it, because ArcticDB's ``list_symbols``, ``has_symbol`` and
 ``get_description`` hold Python's GIL while S3 is silent and would freeze the console on
 an outage (reads and writes release it). History reads and opening list symbols from
-storage (:func:`_symbols`).
+storage (:func:`core.arctic_io.list_symbols`).
 
 Several processes opening a new store at once create its libraries once: "already
 exists" means another one won, and its library is used.
@@ -148,9 +153,18 @@ from typing import Any, TypeVar
 import numpy as np
 import pandas as pd
 from eventkit import Event
-from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_fixed
 
+from core.arctic_io import (
+    get_or_create_library,
+    list_symbols,
+    missing,
+    read_batch,
+    read_many,
+    read_or_none,
+    with_retry,
+)
 from core.compat import forget_cached_versions
+from core.config import redact_uri, secrets_in
 from core.events import (
     AuditRecorded,
     FillRecorded,
@@ -160,7 +174,19 @@ from core.events import (
     StoreErrorOccurred,
     StoreHealthChanged,
 )
-from core.frames import empty_frame, frame_to_records, records_to_frame, to_utc, utc_index
+from core.fills_ledger import FillsLedger
+from core.frames import (
+    ACCOUNT_TOTAL,
+    DailySummary,
+    PnLRow,
+    daily_frame,
+    empty_frame,
+    frame_to_records,
+    one_row_per_execution,
+    records_to_frame,
+    to_utc,
+    utc_index,
+)
 from core.lease import LEASES, LeaseHeld, WriterLease
 from core.tasks import Tasks
 
@@ -176,14 +202,10 @@ __all__ = [
     "foreign_strategy",
     "frame_to_records",
     "records_to_frame",
-    "redact_uri",
     "writer_name",
 ]
 
 log = logging.getLogger(__name__)
-
-#: The ``strategy`` value of the account's own P&L series.
-ACCOUNT_TOTAL = "*"
 
 FILLS, ORDERS, AUDIT, POSITIONS, PNL, DAILY, STATE = (
     "fills",
@@ -205,20 +227,9 @@ CREATE_SETTLE_S = 1.0
 #: The writer every console used before writers were named (see :meth:`Store.is_own`).
 LEGACY_WRITER = "console"
 
-_SECRET_KEYS = ("secret", "access", "AccountKey", "SharedAccessSignature", "password")
-_SECRET_RE = re.compile(r"(?i)\b(" + "|".join(_SECRET_KEYS) + r")=([^&;]*)")
 _NAME_RE = re.compile(r"[^A-Za-z0-9_\-]")
 
 T = TypeVar("T")
-
-
-def redact_uri(uri: str) -> str:
-    """``uri`` with every credential value replaced by ``***`` (for logs and ``repr``)."""
-    return _SECRET_RE.sub(lambda m: f"{m.group(1)}=***", uri)
-
-
-def _secrets(uri: str) -> list[str]:
-    return [m.group(2) for m in _SECRET_RE.finditer(uri) if m.group(2)]
 
 
 class StoreError(RuntimeError):
@@ -243,119 +254,6 @@ _DEFAULT = _Default()
 def writer_name(name: str) -> str:
     """``name`` as a writer name: letters, digits, ``_`` and ``-`` (others become ``_``)."""
     return _NAME_RE.sub("_", name.strip()) or LEGACY_WRITER
-
-
-def _vanished(exc: BaseException) -> bool:
-    """A read raced a prune of the version it had resolved (the writer appended)."""
-    from arcticdb.exceptions import KeyNotFoundException
-
-    return isinstance(exc, KeyNotFoundException)
-
-
-def _with_retry(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """Read another writer's symbol: a read that lost its version to that writer's
-    prune (it appended meanwhile) is simply read again."""
-    retrying = Retrying(
-        retry=retry_if_exception(_vanished),
-        stop=stop_after_attempt(5),
-        wait=wait_fixed(0.05),
-        reraise=True,
-    )
-    return retrying(fn, *args, **kwargs)
-
-
-def _missing(exc: BaseException) -> bool:
-    """ArcticDB's "no such symbol" (a read of a symbol never written)."""
-    from arcticdb.exceptions import NoSuchVersionException
-
-    return isinstance(exc, NoSuchVersionException)
-
-
-def _read_or_none(lib: Any, symbol: str, **kwargs: Any) -> pd.DataFrame | None:
-    """``lib.read(symbol).data``, or None when there is no such symbol.
-
-    The store asks this way, never with ``has_symbol``: ArcticDB's ``has_symbol``,
-    ``get_description`` and ``list_symbols`` hold Python's GIL while they wait for S3,
-    so on an outage they would freeze every thread of the console, the window too;
-    reads and writes let go of it.
-    """
-    try:
-        return _with_retry(lib.read, symbol, **kwargs).data
-    except Exception as exc:
-        if _missing(exc):
-            return None
-        raise
-
-
-def _read_many(lib: Any, requests: list[Any]) -> dict[str, pd.DataFrame]:
-    """Several reads in one call (``arcticdb.ReadRequest``s); symbols that do not
-    exist are left out."""
-
-    def batch() -> dict[str, pd.DataFrame]:
-        out = {}
-        for request, item in zip(requests, lib.read_batch(requests), strict=True):
-            data = getattr(item, "data", None)
-            if data is not None:
-                out[request.symbol] = data
-            elif "NO_SUCH_VERSION" not in str(getattr(item, "error_code", "")):
-                # Raise ArcticDB's own exception, so a vanished version is read again.
-                exc = getattr(item, "exception_type", None)
-                if isinstance(exc, type) and issubclass(exc, Exception):
-                    raise exc(f"{item}")
-                raise RuntimeError(f"reading {request.symbol}: {item}")
-        return out
-
-    return _with_retry(batch)
-
-
-def _symbols(lib: Any) -> list[str]:
-    """Every live symbol of ``lib``, listed from the storage itself.
-
-    Not ArcticDB's symbol list (its cached, compacted index of symbols): compactions by
-    several processes at once, guarded by a lock that only waits a while for a
-    contender, can leave out a symbol another process has just created, and a journal
-    missing from the list is fills missing from the book. Listing the version keys is
-    one LIST request per thousand symbols (a journal has one symbol per day and writer).
-    Like ``list_symbols`` it holds the GIL while S3 answers: only history reads and
-    opening use it; what runs periodically or on the write path knows its symbols from
-    the desk's roster (:meth:`Store._writers`).
-    """
-    nvs = getattr(lib, "_nvs", None)  # the public list_symbols has no switch for it
-    if nvs is None:
-        return list(lib.list_symbols())
-    return list(nvs.list_symbols(use_symbol_list=False))
-
-
-def _get_or_create_library(arctic: Any, name: str, options: Any) -> Any:
-    """The library ``name``, created if missing; safe when several processes open a new
-    store at once (one of them creates it, the others find it: no error)."""
-    for attempt in range(10):
-        try:
-            return arctic.get_library(name, create_if_missing=True, library_options=options)
-        except ValueError as exc:
-            if "already exists" not in str(exc):
-                raise
-            # Another process created it between our look and our create.
-            try:
-                return arctic.get_library(name)
-            except Exception:
-                if attempt == 9:
-                    raise
-                time.sleep(0.05 * (attempt + 1))  # its config is being written
-    raise AssertionError("unreachable")
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class DailySummary:
-    """One strategy's (or the account's, :data:`ACCOUNT_TOTAL`) figures for one day."""
-
-    day: date
-    strategy: str
-    realized: float
-    unrealized: float
-    daily: float
-    commissions: float
-    fills: int
 
 
 # -- the store -----------------------------------------------------------------------------
@@ -405,7 +303,7 @@ class Store:
         self.errorEvent: Event = Event("errorEvent")
         self.healthEvent: Event = Event("healthEvent")
         self.foreignFillsEvent: Event = Event("foreignFillsEvent")
-        self._secrets = _secrets(uri)
+        self._secrets = secrets_in(uri)
         # Fills have a thread of their own, so a fill never waits behind a flush of
         # buffered series or a batch of order updates; the lease has one so it is
         # renewed while a write hangs.
@@ -422,15 +320,14 @@ class Store:
         self._tasks = Tasks("store")
         self._lost: str | None = None  # why the lease was lost, once it is
         # Owned by the fills thread.
-        self._known: dict[date, set[str]] = {}
-        # Known exec ids whose journalled copies all lack the commission.
-        self._uncommissioned: set[str] = set()
-        # Pending fills that are commission updates of a journalled execution.
-        self._updates: set[str] = set()
-        self._pending_fills: dict[str, FillRecorded] = {}
-        self._unreported: set[str] = set()
-        # Days whose last append failed: what landed is re-read before writing again.
-        self._recheck: set[date] = set()
+        self._ledger = FillsLedger(
+            library=lambda: self._lib(FILLS),
+            symbol_of=self._symbol,
+            writers=self._writers,
+            append=lambda day, df: self._append_journal(FILLS, day, df),
+            report_durable=self._report_durable,
+            client_id=client_id,
+        )
         # Owned by whichever thread writes the library (fills or the other journals).
         self._last_index: dict[tuple[str, str], np.int64] = {}
         self._open_positions: dict[tuple[str, int], PositionChanged] | None = None
@@ -496,7 +393,9 @@ class Store:
             self._tasks.spawn(self._keep_lease(), "lease")
         today = datetime.now(UTC).date()
         for day in (today, date.fromordinal(today.toordinal() - 1)):
-            await self._call(self._fill_pool, "open", self._known_day, day, timeout=open_timeout)
+            await self._call(
+                self._fill_pool, "open", self._ledger.known_day, day, timeout=open_timeout
+            )
         return self
 
     async def __aenter__(self) -> Store:
@@ -523,7 +422,7 @@ class Store:
                     with contextlib.suppress(Exception):
                         await asyncio.shield(fill_task)
                 await self.flush()
-                if self._pending_fills:
+                if self._ledger.pending:
                     await self.append_fills([])
         except StoreError as exc:
             problem = exc
@@ -536,7 +435,7 @@ class Store:
             if lease is not None and self._lost is None and problem is None:
                 with contextlib.suppress(Exception):
                     await self._call(self._lease_pool, "close", lease.release, timeout=timeout)
-            pending = sorted(self._not_durable | set(self._pending_fills))
+            pending = sorted(self._not_durable | set(self._ledger.pending))
             if pending:
                 log.error(
                     "store closed with %d fills not durable (IB replays them at the next "
@@ -580,7 +479,7 @@ class Store:
             options = arcticdb.LibraryOptions(dynamic_schema=True, prune_previous_versions=True)
             new = not self.is_local and not all(arctic.has_library(n) for n in LIBRARIES)
             for name in LIBRARIES:
-                self._libs[name] = _get_or_create_library(arctic, name, options)
+                self._libs[name] = get_or_create_library(arctic, name, options)
             if new:
                 # Consoles opening a new bucket at the same instant can each create a
                 # library: ArcticDB gives every creation its own storage prefix and the
@@ -686,7 +585,7 @@ class Store:
     def _failure(self, operation: str, exc: BaseException, *, health: bool = True) -> StoreError:
         if isinstance(exc, StoreError):
             return exc
-        message = f"{type(exc).__name__}: {exc}"
+        message = redact_uri(f"{type(exc).__name__}: {exc}")
         for secret in self._secrets:
             message = message.replace(secret, "***")
         error = StoreError(operation, message)
@@ -763,7 +662,7 @@ class Store:
             try:
                 tail = lib.tail(symbol, 1).data
             except Exception as exc:
-                if not _missing(exc):
+                if not missing(exc):
                     raise
                 tail = None  # its first append
             if tail is not None and len(tail):
@@ -785,154 +684,6 @@ class Store:
             self._append_journal(library, day, df[days == day])
         return len(records)
 
-    def _known_day(self, day: date) -> set[str]:
-        known = self._known.get(day)
-        if known is None:
-            from arcticdb import ReadRequest
-
-            known = set()
-            with_commission: set[str] = set()
-            requests = [
-                ReadRequest(self._symbol(day, w), columns=["exec_id", "commission"])
-                for w in self._writers()
-            ]
-            for df in _read_many(self._lib(FILLS), requests).values():
-                known.update(df["exec_id"])
-                if "commission" in df.columns:
-                    with_commission.update(df["exec_id"][df["commission"].notna()])
-            self._uncommissioned |= known - with_commission
-            self._known[day] = known
-        return known
-
-    def _maybe_theirs(self, fill: FillRecorded) -> bool:
-        """An execution of another IB client (a replay after a reconnect shows them):
-        another console of the desk may have journalled it already."""
-        return self.client_id is not None and fill.client_id != self.client_id
-
-    def _refresh_known(self, day: date) -> None:
-        """Load the day's exec ids again, every writer's (fills thread)."""
-        self._known.pop(day, None)
-        self._known_day(day)
-
-    @staticmethod
-    def _fill_day(fill: FillRecorded) -> date:
-        return to_utc(fill.time).date()
-
-    def _journalled_copies(self, day: date) -> dict[str, bool]:
-        """This writer's journal for ``day``: exec id -> whether a copy has a commission."""
-        df = _read_or_none(self._lib(FILLS), self._symbol(day), columns=["exec_id", "commission"])
-        if df is None:
-            return {}
-        out: dict[str, bool] = {}
-        for exec_id, commission in zip(df["exec_id"], df["commission"], strict=True):
-            out[exec_id] = out.get(exec_id, False) or commission == commission
-        return out
-
-    def _settle_rechecks(self, written: set[str]) -> None:
-        """After a failed append: pending fills that landed anyway are written, not
-        written again (a timeout or a lost reply can hide a successful append)."""
-        for day in sorted(self._recheck):
-            pending = [f for f in self._pending_fills.values() if self._fill_day(f) == day]
-            if pending:
-                copies = self._journalled_copies(day)
-                for f in pending:
-                    if f.exec_id in copies and (f.commission is None or copies[f.exec_id]):
-                        self._landed(day, [f])
-                        if f.exec_id not in self._updates:  # an update is not a new fill
-                            written.add(f.exec_id)
-                        self._updates.discard(f.exec_id)
-            self._recheck.discard(day)
-
-    def _landed(self, day: date, fills: list[FillRecorded]) -> None:
-        """Bookkeeping for fills now in the journal."""
-        self._known_day(day).update(f.exec_id for f in fills)
-        for f in fills:
-            if f.commission is None:
-                self._uncommissioned.add(f.exec_id)
-            else:
-                self._uncommissioned.discard(f.exec_id)
-            self._pending_fills.pop(f.exec_id, None)
-
-    def _verify(self, day: date, ids: set[str]) -> None:
-        """Read the rows back: an append counts only once a read returns them."""
-        lib = self._lib(FILLS)
-        symbol = self._symbol(day)
-        try:
-            tail = lib.tail(symbol, len(ids), columns=["exec_id"]).data
-        except Exception as exc:
-            raise RuntimeError(f"fills appended to {symbol} do not read back: {exc}") from exc
-        missing = ids - set(tail["exec_id"])
-        if missing:
-            raise RuntimeError(
-                f"{len(missing)} fills appended to {self._symbol(day)} do not read back"
-            )
-
-    def _write_fills_sync(self, fills: list[FillRecorded]) -> tuple[set[str], set[str]]:
-        """Write the fills the journal does not hold.
-
-        Returns the ids to report new to this batch's callers, and every id now durable.
-        """
-        batch_ids = {f.exec_id for f in fills}
-        written: set[str] = set()
-        durable: set[str] = set()
-        self._settle_rechecks(written)
-        incoming: dict[str, FillRecorded] = {}
-        refreshed: set[date] = set()
-        for fill in fills:
-            if fill.exec_id in incoming:
-                continue
-            if fill.exec_id in self._pending_fills:
-                if self._pending_fills[fill.exec_id].commission is None:
-                    self._pending_fills[fill.exec_id] = fill  # a later one may know more
-                continue
-            day = self._fill_day(fill)
-            unknown = fill.exec_id not in self._known_day(day)
-            if unknown and self._maybe_theirs(fill) and day not in refreshed:
-                refreshed.add(day)
-                self._refresh_known(day)  # another console may have journalled it since
-            if fill.exec_id in self._known_day(day):
-                if fill.commission is None or fill.exec_id not in self._uncommissioned:
-                    durable.add(fill.exec_id)
-                    continue
-                # Journalled without its commission: write it again, now with it.
-                self._updates.add(fill.exec_id)
-            incoming[fill.exec_id] = fill
-        self._pending_fills = {**self._pending_fills, **incoming}
-        by_day: dict[date, list[FillRecorded]] = {}
-        for fill in self._pending_fills.values():
-            by_day.setdefault(self._fill_day(fill), []).append(fill)
-        try:
-            for day, day_fills in sorted(by_day.items()):
-                ids = {f.exec_id for f in day_fills}
-                try:
-                    self._append_journal(FILLS, day, records_to_frame(day_fills, FillRecorded))
-                    self._verify(day, ids)
-                except BaseException:
-                    self._recheck.add(day)
-                    raise
-                self._landed(day, day_fills)
-                written |= ids - self._updates  # a commission update is not a new fill
-                durable |= ids
-                self._updates -= ids
-        except BaseException:
-            # Durable but not acknowledged to the caller: count them new next time.
-            self._unreported |= written
-            self._report_durable(written)
-            raise
-        return self._report(batch_ids, written), durable | written
-
-    def _report(self, batch_ids: set[str], written: set[str]) -> set[str]:
-        """The ids to report new to this batch's callers.
-
-        A fill written by another call than the one that brought it (a pending fill
-        written by a later call) is reported new to the first caller that presents it
-        again, so the caller that got the error still gets to handle it.
-        """
-        self._unreported |= written - batch_ids
-        reported = (written & batch_ids) | (batch_ids & self._unreported)
-        self._unreported -= reported
-        return reported
-
     def _report_durable(self, ids: set[str]) -> None:
         """From a store thread: these fills are durable (for :attr:`pending_fills`)."""
         if ids and self._loop is not None:
@@ -942,13 +693,6 @@ class Store:
     def _now_durable(self, ids: set[str]) -> None:
         self._not_durable -= ids
         self._set_health()
-
-    def _abandoned_fills(self, result: tuple[set[str], set[str]]) -> None:
-        """A fills write that timed out finished after all (on the fills thread): its
-        callers were told it failed, so they get the new fills reported when they retry."""
-        reported, durable = result
-        self._unreported |= reported
-        self._report_durable(durable)
 
     # -- fills -----------------------------------------------------------------------------
 
@@ -979,9 +723,9 @@ class Store:
                 new_ids, durable = await self._call(
                     self._fill_pool,
                     "append_fills",
-                    self._write_fills_sync,
+                    self._ledger.write,
                     everything,
-                    abandoned=self._abandoned_fills,
+                    abandoned=self._ledger.abandoned,
                 )
             except Exception as exc:
                 error = exc if isinstance(exc, StoreError) else self._failure("append_fills", exc)
@@ -1026,7 +770,7 @@ class Store:
         """
         df = await self._read("fills", self._read_journal, FILLS, start, end, FillRecorded)
         if len(df):
-            df = _one_row_per_execution(df)
+            df = one_row_per_execution(df)
         if strategy is not None:
             df = df[df["strategy"] == strategy]
         if account is not None:
@@ -1117,7 +861,7 @@ class Store:
             for symbol in theirs
         ]
         out = []
-        for symbol, df in _read_many(self._lib(FILLS), requests).items():
+        for symbol, df in read_many(self._lib(FILLS), requests).items():
             if not len(df):
                 continue
             self._followed_rows[symbol] = self._followed_rows.get(symbol, 0) + len(df)
@@ -1131,7 +875,7 @@ class Store:
         """The writers registered in this store (any thread)."""
         lib = self._lib(LEASES)
         forget_cached_versions(lib)  # a lost concurrent first write stays cached otherwise
-        df = _read_or_none(lib, ROSTER)
+        df = read_or_none(lib, ROSTER)
         return [] if df is None else [str(w) for w in df["writer"]]
 
     def _register_sync(self, attempts: int = 3) -> None:
@@ -1153,7 +897,10 @@ class Store:
             except Exception as exc:
                 # ArcticDB refuses a write racing another process's to the same symbol.
                 log.info("store roster busy (%s); trying again", exc)
-            time.sleep(random.uniform(0.02, 0.1) * (attempt + 1))
+            # A local store's writes land at once: only a short pause (start-up waits
+            # for this); S3 needs time for a racing write to show.
+            pause = 0.01 if self.is_local else 0.1
+            time.sleep(random.uniform(pause / 5, pause) * (attempt + 1))
         log.warning("store roster: %s not registered yet; again at the next renewal", self.writer)
 
     def _writers(self) -> list[str]:
@@ -1200,13 +947,49 @@ class Store:
         """Audit records in a time range, indexed by time."""
         return await self._read("audit", self._read_journal, AUDIT, start, end, AuditRecorded)
 
+    async def last_order_updates(self, days: int = 3) -> list[OrderUpdated]:
+        """The orders still working at this console's last run, as last journalled.
+
+        Reads this console's newest ``days`` days of order journals (each run journals
+        every working order as it connects, so they hold every order that can still be
+        working at IB) and returns each order's last update whose status was working,
+        with ``placed`` filled in: as recorded, or for a journal written before it was,
+        the order's first update read.
+        """
+        return await self._read("last_order_updates", self._last_order_updates_sync, days)
+
+    def _last_order_updates_sync(self, days: int) -> list[OrderUpdated]:
+        own = [
+            (day, symbol)
+            for day, symbol in self._journal_symbols(ORDERS, None, None)
+            if self.is_own(symbol.split(".", 1)[1])
+        ]
+        newest = sorted({day for day, _ in own})[-days:]
+        symbols = [(day, symbol) for day, symbol in own if day in newest]
+        if not symbols:
+            return []
+        frames = with_retry(read_batch, self._lib(ORDERS), symbols)
+        df = pd.concat(frames) if len(frames) > 1 else frames[0]
+        df = df.sort_values("time", kind="stable")
+        first: dict[tuple[int, int], datetime] = {}
+        last: dict[tuple[int, int], OrderUpdated] = {}
+        for update in frame_to_records(df, OrderUpdated):
+            key = (update.client_id, update.order_id) if update.order_id else (0, -update.perm_id)
+            first.setdefault(key, update.placed or update.time)
+            last[key] = update
+        return [
+            dataclasses.replace(u, placed=u.placed or first[key])
+            for key, u in last.items()
+            if u.is_working
+        ]
+
     # -- journal reads (reader thread) -----------------------------------------------------
 
     def _journal_symbols(
         self, library: str, first: date | None, last: date | None
     ) -> list[tuple[date, str]]:
         out = []
-        for symbol in _symbols(self._lib(library)):
+        for symbol in list_symbols(self._lib(library)):
             try:
                 day = date.fromisoformat(symbol.split(".", 1)[0])
             except ValueError:
@@ -1214,20 +997,6 @@ class Store:
             if (first is None or day >= first) and (last is None or day <= last):
                 out.append((day, symbol))
         return sorted(out)
-
-    @staticmethod
-    def _read_batch(lib: Any, symbols: list[tuple[date, str]]) -> list[pd.DataFrame]:
-        out = []
-        for item in lib.read_batch([s for _, s in symbols]):
-            data = getattr(item, "data", None)
-            if data is None:
-                # A DataError: raise ArcticDB's own exception, so a vanished version retries.
-                exc = getattr(item, "exception_type", None)
-                if isinstance(exc, type) and issubclass(exc, Exception):
-                    raise exc(f"{item}")
-                raise RuntimeError(f"reading {item}")
-            out.append(data)
-        return out
 
     def _read_journal(
         self, library: str, start: datetime | None, end: datetime | None, cls: type
@@ -1241,9 +1010,7 @@ class Store:
             return empty_frame(cls)
         lib = self._lib(library)
         frames = []
-        for (_, symbol), item in zip(
-            symbols, _with_retry(self._read_batch, lib, symbols), strict=True
-        ):
+        for (_, symbol), item in zip(symbols, with_retry(read_batch, lib, symbols), strict=True):
             frames.append(item.assign(writer=symbol.split(".", 1)[1]))
         df = pd.concat(frames) if len(frames) > 1 else frames[0]
         times = utc_index(df["time"])
@@ -1324,8 +1091,8 @@ class Store:
 
     def _flush_sync(self, pnl: list[PnLChanged], positions: list[PositionChanged]) -> None:
         if pnl:
-            rows = [_PnLRow.of(p) for p in pnl]
-            self._append_records(PNL, rows, _PnLRow)
+            rows = [PnLRow.of(p) for p in pnl]
+            self._append_records(PNL, rows, PnLRow)
             pnl.clear()  # written: a failure below must not write them twice
         if positions:
             self._write_positions(positions)
@@ -1339,7 +1106,7 @@ class Store:
         for day, rows in sorted(by_day.items()):
             lib = self._lib(POSITIONS)
             new_day = self._positions_day != day
-            if new_day and _read_or_none(lib, self._symbol(day), row_range=(0, 1)) is None:
+            if new_day and read_or_none(lib, self._symbol(day), row_range=(0, 1)) is None:
                 # The day's first snapshot carries every open position forward.
                 t0 = rows[0].time
                 carried = [
@@ -1409,15 +1176,15 @@ class Store:
         unrealized, total. ``strategy`` filters one series (:data:`ACCOUNT_TOTAL` for the
         account); points still buffered are included."""
         async with self._pnl_lock:
-            df = await self._read("pnl", self._read_journal, PNL, start, end, _PnLRow)
+            df = await self._read("pnl", self._read_journal, PNL, start, end, PnLRow)
         buffered = [
             p
             for p in self._pnl_buffer
             if (start is None or p.time >= start) and (end is None or p.time <= end)
         ]
         if buffered:
-            rows = [_PnLRow.of(p) for p in buffered]
-            extra = records_to_frame(rows, _PnLRow).set_index("time")
+            rows = [PnLRow.of(p) for p in buffered]
+            extra = records_to_frame(rows, PnLRow).set_index("time")
             df = pd.concat([df, extra]).sort_index(kind="stable") if len(df) else extra
         if strategy is not None:
             df = df[df["strategy"] == strategy]
@@ -1439,18 +1206,8 @@ class Store:
         self._check_lease()
         lib = self._lib(DAILY)
         symbol = f"summary.{self.writer}"
-        df = pd.DataFrame(
-            {
-                "strategy": np.array([s.strategy for s in summaries], dtype=object),
-                "realized": np.array([s.realized for s in summaries], dtype=np.float64),
-                "unrealized": np.array([s.unrealized for s in summaries], dtype=np.float64),
-                "daily": np.array([s.daily for s in summaries], dtype=np.float64),
-                "commissions": np.array([s.commissions for s in summaries], dtype=np.float64),
-                "fills": np.array([s.fills for s in summaries], dtype=np.int64),
-            },
-            index=pd.DatetimeIndex([pd.Timestamp(s.day, tz=UTC) for s in summaries], name="day"),
-        ).sort_index(kind="stable")
-        old = _read_or_none(lib, symbol)
+        df = daily_frame(summaries)
+        old = read_or_none(lib, symbol)
         if old is None:
             lib.write(symbol, df)
             return
@@ -1465,7 +1222,7 @@ class Store:
     def _daily_sync(self, start: date | None, end: date | None) -> pd.DataFrame:
         lib = self._lib(DAILY)
         frames = []
-        for symbol in _symbols(lib):
+        for symbol in list_symbols(lib):
             if symbol.startswith("summary."):
                 df = lib.read(symbol).data
                 df["writer"] = symbol.split(".", 1)[1]
@@ -1504,7 +1261,7 @@ class Store:
         lib = self._lib(STATE)
         # This writer's value; before writers were named, one value for every console.
         for symbol in (_state_symbol(key, self.writer), _state_symbol(key)):
-            df = _read_or_none(lib, symbol)
+            df = read_or_none(lib, symbol)
             if df is not None:
                 return json.loads(df["json"].iloc[0])
         return default
@@ -1523,39 +1280,8 @@ def foreign_fill(fill: FillRecorded, writer: str) -> FillRecorded:
     return dataclasses.replace(fill, strategy=foreign_strategy(fill.strategy, writer))
 
 
-def _one_row_per_execution(df: pd.DataFrame) -> pd.DataFrame:
-    """Per ``exec_id``, the last row with a commission, else the first row."""
-    ids = df["exec_id"]
-    if not ids.duplicated().any():
-        return df
-    n = len(df)
-    position = np.arange(n)
-    has = df["commission"].notna().to_numpy()
-    # Higher is better: rows with a commission beat those without, later ones first;
-    # without one, the first copy wins.
-    score = np.where(has, n + position, -position)
-    best = pd.Series(score).groupby(ids.to_numpy()).transform("max").to_numpy()
-    return df[score == best]
-
-
 def _state_symbol(key: str, writer: str | None = None) -> str:
     """A state key's symbol: each writer has its own (writing one symbol from two
     processes is what ArcticDB does not support); without a writer, the old shared one."""
     name = _NAME_RE.sub("_", key)
     return f"state.{writer}.{name}" if writer else f"state.{name}"
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class _PnLRow:
-    strategy: str
-    daily: float
-    realized: float
-    unrealized: float
-    total: float
-    time: datetime
-
-    @classmethod
-    def of(cls, p: PnLChanged) -> _PnLRow:
-        """A P&L event as its stored row (the account's series is named ``*``)."""
-        strategy = p.strategy if p.strategy is not None else ACCOUNT_TOTAL
-        return cls(strategy, p.daily, p.realized, p.unrealized, p.total, p.time)

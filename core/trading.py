@@ -159,7 +159,9 @@ class FillJournal(Protocol):
     """Where fills become durable (the ArcticDB store).
 
     It may also have ``append_orders(updates: Sequence[OrderUpdated]) -> Awaitable[int]``
-    (the store does): order updates are then journalled too.
+    (the store does): order updates are then journalled too; and
+    ``last_order_updates() -> Awaitable[list[OrderUpdated]]``, the last journalled update
+    of each order still working then, which :meth:`TradeManager.restore` reads.
     """
 
     def append_fills(self, fills: Sequence[FillRecorded]) -> Awaitable[int]:
@@ -188,10 +190,12 @@ DetailsLookup = Callable[[Contract], ContractDetails | None]
 _clean = price_or_none  # IB placeholders (UNSET_DOUBLE, NaN) become None
 
 
-def fill_record(strategy: str, fill: Fill) -> FillRecorded:
+def fill_record(strategy: str, fill: Fill, min_tick: float | None = None) -> FillRecorded:
     """An ib_async ``Fill`` as a :class:`core.events.FillRecorded` for ``strategy``.
 
     IB's placeholders become None; a commission of None means the report has not come.
+    ``min_tick`` is the contract's price increment, recorded so the price keeps its
+    decimals wherever the fill is shown later (IB's execution does not carry it).
     """
     ex, c, cr = fill.execution, fill.contract, fill.commissionReport
     has_commission = bool(cr.execId) or bool(cr.commission)
@@ -217,6 +221,7 @@ def fill_record(strategy: str, fill: Fill) -> FillRecorded:
         realized_pnl=realized or None,
         order_ref=ex.orderRef,
         time=t.astimezone(UTC),
+        min_tick=min_tick,
     )
 
 
@@ -276,6 +281,13 @@ class TradeManager:
         self._uncommissioned: dict[str, tuple[Trade | None, Fill]] = {}
         self._writing: set[str] = set()  # exec ids whose first write is in flight
         self._strategy_of_order: dict[tuple[int, int], str] = {}
+        # When each order was placed (IB's openOrder carries no time): by order key and
+        # by permId, restored from the orders journal at start (restore()).
+        self._placed: dict[tuple[int, int], datetime] = {}
+        self._placed_by_perm: dict[int, datetime] = {}
+        # Contracts' price increments (con_id -> min tick): from contract details, else
+        # as the orders journal recorded them (details are not cached after a restart).
+        self._min_ticks: dict[int, float] = {}
         append_orders = getattr(journal, "append_orders", None)
         self._order_journal: OrderJournal | None = (
             append_orders if callable(append_orders) else None
@@ -739,6 +751,14 @@ class TradeManager:
             del self._strategy_of_order[key]
             self._final.pop(key, None)
         self._shown = {k: v for k, v in self._shown.items() if k in keep}
+        # Placement times: kept for every order still open at IB (a GTC order restored
+        # after a restart is not among ours in _live).
+        open_trades = [t for t in self.ib.openTrades() if not t.isDone()]
+        perms = {t.order.permId or t.orderStatus.permId for t in open_trades}
+        placed_keys = keep | {(t.order.clientId, t.order.orderId) for t in open_trades}
+        placed_keys |= {(0, -p) for p in perms}  # orders known by permId only
+        self._placed = {k: v for k, v in self._placed.items() if k in placed_keys}
+        self._placed_by_perm = {p: v for p, v in self._placed_by_perm.items() if p in perms}
         self.wire.keep_written({order_id for _, order_id in keep})
         if self.journal is not None and not self._pending and not self._writing:
             self._handled.clear()
@@ -1083,7 +1103,64 @@ class TradeManager:
             self._uncommissioned[exec_id] = (trade, fill)
 
     def _fill_record(self, trade: Trade | None, fill: Fill) -> FillRecorded:
-        return fill_record(self._strategy_of_execution(trade, fill), fill)
+        strategy = self._strategy_of_execution(trade, fill)
+        return fill_record(strategy, fill, self._min_tick(fill.contract))
+
+    def _min_tick(self, contract: Contract) -> float | None:
+        """The contract's price increment: its details, else what the journal recorded."""
+        tick = self._min_ticks.get(contract.conId)
+        if tick is None and self.details_lookup is not None:
+            details = self.details_lookup(contract)
+            if details is not None and details.minTick and details.minTick > 0:
+                tick = self._min_ticks[contract.conId] = float(details.minTick)
+        return tick
+
+    # -- restoring after a restart -----------------------------------------------------
+
+    async def restore(self) -> int:
+        """Before connecting: learn from the orders journal when each order still
+        working at the last run was placed, and its contract's price increment.
+
+        IB's openOrder carries no time and ib_async builds a new ``Trade`` after a
+        restart, so without this a working order would show the restart as its time.
+        Returns how many orders were restored; a journal that cannot be read is logged
+        and the orders then show the time they are first seen.
+        """
+        load = getattr(self.journal, "last_order_updates", None)
+        if not callable(load):
+            return 0
+        try:
+            updates: Sequence[OrderUpdated] = await load()
+        except Exception as exc:
+            log.error("orders journal not read (%s): working orders show when first seen", exc)
+            return 0
+        for u in updates:
+            placed = u.placed or u.time
+            key = (u.client_id, u.order_id) if u.order_id else (0, -u.perm_id)
+            self._placed.setdefault(key, placed)
+            if u.perm_id:
+                self._placed_by_perm.setdefault(u.perm_id, placed)
+            if u.min_tick:
+                self._min_ticks.setdefault(u.con_id, u.min_tick)
+        log.info("orders journal: %d working orders' placement times restored", len(updates))
+        return len(updates)
+
+    def _placed_at(self, key: tuple[int, int], perm_id: int, trade: Trade) -> datetime:
+        """When the order was placed: as known (this run, or restored), else its first
+        log entry (ib_async writes one as it sends an order), else now (first seen)."""
+        placed = self._placed_by_perm.get(perm_id) if perm_id else None
+        if placed is None:
+            placed = self._placed.get(key)
+        if placed is None:
+            first = trade.log[0].time if trade.log else None
+            if first is None:
+                placed = datetime.now(UTC)
+            else:
+                placed = (first if first.tzinfo else first.replace(tzinfo=UTC)).astimezone(UTC)
+        self._placed[key] = placed
+        if perm_id:
+            self._placed_by_perm[perm_id] = placed
+        return placed
 
     # -- attribution -------------------------------------------------------------------
 
@@ -1225,9 +1302,10 @@ class TradeManager:
             )
             return False
         self._shown[key] = status
+        perm_id = o.permId or s.permId
         update = OrderUpdated(
             order_id=o.orderId,
-            perm_id=o.permId or s.permId,
+            perm_id=perm_id,
             client_id=o.clientId,
             strategy=self.strategy_of(trade),
             account=o.account,
@@ -1245,6 +1323,8 @@ class TradeManager:
             remaining=float(s.remaining) if s.status else float(o.totalQuantity),
             avg_fill_price=_clean(s.avgFillPrice) or None,
             message=message,
+            placed=self._placed_at(key, perm_id, trade),
+            min_tick=self._min_tick(c),
         )
         self.orderUpdated.emit(update)
         self._journal_order(update)

@@ -45,6 +45,7 @@ async def run_console(
     if config_path is not None:
         window.help_menu.config_path = config_path
     window.show()
+    log.info("startup: window shown")  # benchmarks/bench_startup.py reads these lines
     quit_requested = asyncio.Event()
     app.aboutToQuit.connect(quit_requested.set)
     window.closing.connect(quit_requested.set)
@@ -82,6 +83,7 @@ async def run_console(
                 return 1
         else:
             if connected:
+                log.info("startup: connected, the window is usable")
                 ready.set()
             freeze_startup_heap()
             if demo and session.embedded:
@@ -89,6 +91,7 @@ async def run_console(
         if screenshot is not None:
             await asyncio.wait_for(ready.wait(), 30)
             await window.wait_loaded()
+            log.info("startup: loaded")
             return 0 if save_screenshot(window, screenshot) else 1
         await quit_requested.wait()
         return 0

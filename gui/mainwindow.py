@@ -398,16 +398,54 @@ class MainWindow(QMainWindow):
 
     async def _load_history(self, session: ConsoleSession) -> None:
         """The day so far from the journal: fills, and the P&L chart's points."""
-        self.fills_model.load(await session.todays_fills())
+        fills = await session.todays_fills()
+        self.fills_model.load(fills)
+        # The ticks the fills were recorded with: positions show their instrument's
+        # decimals at once after a restart, before any quote teaches them (_learn_ticks).
+        recorded = {f.con_id: f.min_tick for f in fills if f.min_tick}
+        for con_id, tick in recorded.items():
+            if con_id not in self._ticks_known:
+                self.positions_model.set_tick(con_id, tick)
         pnl = await session.todays_pnl()
         if len(pnl):
             self.pnl_chart.load_history(pnl)
 
     async def wait_loaded(self, timeout: float = 10.0) -> None:
-        """Wait until history is loaded and quotes have painted (for screenshots)."""
+        """Wait until the window shows the session whole (for screenshots), then paint
+        what is coalesced now.
+
+        Whole means: the day's history loaded, a price for every open position and a
+        quote for the ticket's instrument. Waits for exactly that (no fixed sleep), at
+        most ``timeout`` seconds; what is still missing then is logged and the window
+        is taken as it is.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
         if self._history_task is not None:
             await asyncio.wait_for(asyncio.shield(self._history_task), timeout)
-        await asyncio.sleep(1.0)  # a few ticks and one coalesced repaint
+        while missing := self._not_loaded():
+            if loop.time() >= deadline:
+                log.warning("window not fully loaded after %g s: %s", timeout, missing)
+                break
+            await asyncio.sleep(0.02)
+        for model in (self.positions_model, self.orders_model, self.fills_model):
+            model.flush()
+        self.pnl_chart.flush()
+
+    def _not_loaded(self) -> str:
+        """What the window is still waiting for ("" when nothing)."""
+        self.positions_model.flush()  # rows() is what has been taken in so far
+        unpriced = [
+            str(row.get("symbol"))
+            for row in self.positions_model.rows()
+            if row.get("quantity") and row.get("last") is None and not row.get("stale")
+        ]
+        if unpriced:
+            return "no price yet for " + ", ".join(unpriced)
+        ticket = self.ticket
+        if ticket.info is not None and None in (ticket.bid_button.price, ticket.ask_button.price):
+            return f"no quote yet for {ticket.info.symbol}"
+        return ""
 
     def show_startup_error(self, message: str) -> None:
         """Say why the session could not start."""

@@ -103,6 +103,7 @@ class FillsModel(KeyedTableModel):
         before the trading day (a replay after a reconnect) belongs to history only."""
         if self._day_start is not None and event.time < self._day_start:
             return
+        self._learn_tick(event)
         self.upsert(event.exec_id, self.row_from_event(event))
 
     def start_day(self, start: datetime) -> None:
@@ -113,7 +114,16 @@ class FillsModel(KeyedTableModel):
 
     def load(self, fills: Iterable[FillRecorded]) -> None:
         """Replace every row with ``fills`` (the day's journal), in one reset."""
+        fills = list(fills)
+        for f in fills:
+            self._learn_tick(f)
         self.reset((f.exec_id, self.row_from_event(f)) for f in fills)
+
+    def _learn_tick(self, fill: FillRecorded) -> None:
+        """The tick recorded with the fill, for a contract whose tick is not known here
+        yet: after a restart a price shows as it did (1.08005, not 1.08)."""
+        if fill.min_tick and fill.con_id not in self._ticks:
+            self._ticks[fill.con_id] = decimals_for_tick(fill.min_tick)
 
     def set_tick(self, con_id: int, tick: float | None) -> None:
         """Show the contract's prices with the decimals of its minimum tick."""

@@ -155,10 +155,11 @@ class OrdersModel(KeyedTableModel):
             if not event.is_working or _equal(row.get(name), requested[name]):
                 del requested[name]
         row["_requested"] = requested or None
-        if previous.get("time") is not None:
+        if event.placed is None and previous.get("time") is not None:
             # The order's time is when it was placed (first seen), not its last status:
             # a modify or a partial fill must not make it look like a new order.
             row["time"] = previous["time"]
+        self._learn_tick(event.con_id, event.min_tick)
         self.upsert(key, row)
         if not event.is_working:
             if event.status == LOST:
@@ -188,6 +189,12 @@ class OrdersModel(KeyedTableModel):
             if row.get("con_id") == con_id:
                 self.patch(key)
 
+    def _learn_tick(self, con_id: int, tick: float | None) -> None:
+        """A tick recorded with an event (e.g. restored from the journal after a
+        restart), for a contract whose tick is not known here yet."""
+        if tick and con_id not in self._ticks:
+            self._ticks[con_id] = decimals_for_tick(tick)
+
     def tick_decimals(self, con_id: int) -> int:
         """Price decimals for a contract (2 when its tick is unknown)."""
         return self._ticks.get(con_id, 2)
@@ -205,7 +212,8 @@ class OrdersModel(KeyedTableModel):
     def row_from_event(event: OrderUpdated) -> dict[str, Any]:
         """The row dict for an event."""
         return {
-            "time": event.time,
+            # When it was placed (core keeps it across restarts), not its last update.
+            "time": event.placed or event.time,
             "order_id": event.order_id,
             "perm_id": event.perm_id,
             "strategy": event.strategy,

@@ -38,6 +38,8 @@ def test_main_screenshot_writes_the_loaded_window(tmp_path: Path) -> None:
     assert not image.isNull()
     assert image.width() >= 1200 and image.height() >= 700
     assert "demo: 10 orders sent" in proc.stderr
+    # taken once every position had its price, not after a fixed sleep
+    assert "startup: loaded" in proc.stderr and "not fully loaded" not in proc.stderr
     # the console's own state landed where IBCONSOLE_HOME points, not in the user's home
     assert (tmp_path / "home" / "sim-gateway.json").exists()
     assert (tmp_path / "home" / "arctic").exists()

@@ -15,6 +15,7 @@ earlier trading day), keeping the position it made.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 from collections.abc import AsyncIterator
@@ -25,9 +26,9 @@ import pytest
 import pytest_asyncio
 from ib_async import IB, Contract, Trade
 
-from core.contracts import create_stock_contract
-from core.events import EXTERNAL, ReconciliationBreakFound
-from core.orders import create_market_order
+from core.contracts import create_forex_contract, create_stock_contract
+from core.events import EXTERNAL, OrderUpdated, ReconciliationBreakFound
+from core.orders import create_limit_order, create_market_order
 from core.portfolio import PositionBook
 from core.session import ConsoleSession, SessionOptions
 from core.sim import SimGateway
@@ -264,3 +265,48 @@ async def test_restart_when_other_client_traded_meanwhile_then_exactly_unreplaye
     await ib_positions_settled(session)
     assert session.portfolio.match_ib_positions_with_arcticdb() == []
     assert book_state(session)[(EXTERNAL, AAPL)][0] == 25
+
+
+async def test_restart_on_same_gateway_then_working_order_keeps_its_time_and_prices_their_tick(
+    gateway: SimGateway, tmp_path: Path
+):
+    # Issue 11 point 8: the console restarts, IB (the same gateway) stays up.
+    options = SessionOptions(port=gateway.port, sim_tick_interval=0.05)
+    store_uri = f"lmdb://{tmp_path / 'arctic'}"
+    session = ConsoleSession(options, store_uri=store_uri)
+    await session.start()
+    assert session.contracts is not None and session.trades is not None
+    eurusd = await session.contracts.qualify(create_forex_contract("EURUSD"))
+    bought = session.trades.place_order(eurusd, create_market_order("BUY", 20000), "alpha")
+    await wait_for(bought.isDone, what="the EUR.USD buy filled")
+    working = session.trades.place_order(eurusd, create_limit_order("BUY", 20000, 1.00005), "alpha")
+    await wait_for(lambda: working.orderStatus.status == "Submitted", what="working at IB")
+    placed = working.log[0].time
+    await session.trades.wait_journalled()
+    price = bought.fills[0].execution.price
+    await session.stop()
+
+    await asyncio.sleep(0.05)  # the restart is later than the placement
+    session = ConsoleSession(options, store_uri=store_uri)
+    updates: list[OrderUpdated] = []
+    await session.prepare()
+    assert session.trades is not None and session.store is not None
+    session.trades.orderUpdated += updates.append
+    await session.connect()
+    try:
+        await wait_for(
+            lambda: any(u.order_id == working.order.orderId for u in updates),
+            what="the working order after the restart",
+        )
+        again = [u for u in updates if u.order_id == working.order.orderId]
+        assert {u.placed for u in again} == {placed}  # not the restart's time
+        assert {u.min_tick for u in again} == {0.00005}
+        [fill] = [f for f in await session.store.load_fills() if f.con_id == eurusd.conId]
+        assert (fill.price, fill.min_tick) == (price, 0.00005)
+        # A new trading day forgets finished orders, not when a working one was placed.
+        session.trades.start_day()
+        updates.clear()
+        session.trades.republish_orders()
+        assert {u.placed for u in updates if u.order_id == working.order.orderId} == {placed}
+    finally:
+        await session.stop()

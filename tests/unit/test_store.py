@@ -18,6 +18,7 @@ import pytest
 import pytest_asyncio
 from store_records import T0, make_fill, make_position
 
+from core.config import redact_uri
 from core.events import (
     AuditRecorded,
     FillRecorded,
@@ -25,7 +26,7 @@ from core.events import (
     PnLChanged,
     StoreErrorOccurred,
 )
-from core.store import ACCOUNT_TOTAL, DailySummary, Store, StoreError, redact_uri
+from core.store import ACCOUNT_TOTAL, DailySummary, Store, StoreError
 
 
 @pytest.fixture(autouse=True)
@@ -314,6 +315,18 @@ def test_redact_uri_when_credentials_then_hidden() -> None:
     assert "s3cr3t" not in repr(store) and "s3cr3t" not in store.uri
     error = store._failure("open", RuntimeError(f"cannot reach {uri}"))
     assert "s3cr3t" not in str(error)
+
+
+def test_store_when_uri_has_user_and_password_then_neither_repr_nor_errors_show_it() -> None:
+    # The store's own redaction used to leave ``user:password@`` visible.
+    uri = "s3s://trader:hunter2@minio.local:bucket?port=9000"
+    store = Store(uri)
+
+    error = store._failure("open", RuntimeError(f"cannot reach {uri}; password hunter2"))
+
+    assert "hunter2" not in repr(store) and "hunter2" not in store.uri
+    assert store.uri == "s3s://trader:***@minio.local:bucket?port=9000"
+    assert "hunter2" not in str(error)
 
 
 @pytest.mark.asyncio

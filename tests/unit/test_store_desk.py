@@ -18,11 +18,12 @@ import pytest_asyncio
 from arcticdb.exceptions import NoSuchVersionException
 from store_records import make_fill, make_position
 
+from core.arctic_io import get_or_create_library
 from core.config import Settings, default_writer
 from core.events import FillRecorded, PnLChanged, StoreHealthChanged
 from core.frames import records_to_frame
 from core.lease import LeaseHeld, WriterLease
-from core.store import FILLS, DailySummary, Store, StoreError, _get_or_create_library
+from core.store import FILLS, DailySummary, Store, StoreError
 from helpers import wait_for
 
 pytestmark = pytest.mark.asyncio
@@ -172,8 +173,32 @@ async def test_open_when_another_process_creates_the_library_first_then_no_error
 
     arctic = RacingArctic()
 
-    assert _get_or_create_library(arctic, "orders", None) == "lib:orders"
+    assert get_or_create_library(arctic, "orders", None) == "lib:orders"
     assert arctic.calls == ["create", "get"]
+
+
+async def test_open_when_the_other_process_has_not_written_the_library_yet_then_looks_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    class SlowCreator:
+        """The other process's library config lands only at the third look."""
+
+        def __init__(self) -> None:
+            self.calls: list[str] = []
+
+        def get_library(self, name: str, **kw: Any) -> str:
+            self.calls.append("create" if kw.get("create_if_missing") else "get")
+            if kw.get("create_if_missing"):
+                raise ValueError(f"Library [{name}] already exists.")
+            if self.calls.count("get") < 3:
+                raise KeyError(f"{name}: config not written yet")
+            return f"lib:{name}"
+
+    arctic = SlowCreator()
+    monkeypatch.setattr("tenacity.nap.time.sleep", lambda _s: None)
+
+    assert get_or_create_library(arctic, "orders", None) == "lib:orders"
+    assert arctic.calls == ["create", "get", "get", "get"]
 
 
 # -- durable means durable -----------------------------------------------------------------
