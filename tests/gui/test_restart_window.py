@@ -41,13 +41,12 @@ def start_console(
     qloop: qasync.QEventLoop, qtbot: Any, tmp_path: Path, port: int
 ) -> tuple[ConsoleSession, MainWindow]:
     """A console as the app starts it: window, session on the store, attached."""
-    options = SessionOptions(port=port)
-    session = ConsoleSession(options, store_uri=f"lmdb://{tmp_path / 'arctic'}")
+    options = SessionOptions(port=port, store_uri=f"lmdb://{tmp_path / 'arctic'}")
     settings = QSettings(str(tmp_path / "layout.ini"), QSettings.Format.IniFormat)
-    window = MainWindow(session, settings=settings)
+    window = MainWindow(options, settings=settings)
     qtbot.addWidget(window)
-    qloop.run_until_complete(session.prepare())
-    act(qloop, lambda: window.attach(session))
+    session = qloop.run_until_complete(ConsoleSession.prepare(options))
+    act(qloop, lambda: window.bind(session))
     qloop.run_until_complete(session.connect())
     return session, window
 
@@ -65,7 +64,6 @@ def test_restart_then_fx_prices_keep_their_decimals_and_orders_their_time(
     try:
 
         async def trade() -> tuple[float, float, Any]:
-            assert session.contracts is not None and session.trades is not None
             eurusd = await session.contracts.qualify(create_forex_contract("EURUSD"))
             trades = session.trades
             # Bought and sold: no position, so nothing subscribes EUR.USD's quotes
@@ -108,7 +106,6 @@ def test_restart_then_an_fx_position_shows_its_decimals_before_any_quote(
     try:
 
         async def buy() -> float:
-            assert session.contracts is not None and session.trades is not None
             eurusd = await session.contracts.qualify(create_forex_contract("EURUSD"))
             t = session.trades.place_order(eurusd, create_market_order("BUY", 20000), "manual")
             await wait_for(lambda: t.fills, what="the buy filled")
@@ -122,14 +119,13 @@ def test_restart_then_an_fx_position_shows_its_decimals_before_any_quote(
 
     # Started again, not connected: the book and the day's fills come from the journal,
     # and no quote can have arrived.
-    options = SessionOptions(port=sim.port)
-    session = ConsoleSession(options, store_uri=f"lmdb://{tmp_path / 'arctic'}")
+    options = SessionOptions(port=sim.port, store_uri=f"lmdb://{tmp_path / 'arctic'}")
     settings = QSettings(str(tmp_path / "layout.ini"), QSettings.Format.IniFormat)
-    window = MainWindow(session, settings=settings)
+    window = MainWindow(options, settings=settings)
     qtbot.addWidget(window)
+    session = qloop.run_until_complete(ConsoleSession.prepare(options))
     try:
-        qloop.run_until_complete(session.prepare())
-        act(qloop, lambda: window.attach(session))
+        act(qloop, lambda: window.bind(session))
         assert window._history_task is not None
         qloop.run_until_complete(window._history_task)
 

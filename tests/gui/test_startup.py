@@ -11,16 +11,16 @@ import pytest
 import qasync
 from PySide6.QtCore import QSettings
 
-from core.session import ConsoleSession, SessionOptions
+from core.session import SessionOptions
 from gui.mainwindow import MainWindow
 from tests.gui.conftest import make_position
 
 
 @pytest.fixture
 def window(qloop: qasync.QEventLoop, qtbot: Any, tmp_path: Path) -> MainWindow:
-    """A window on a session that is never started: the test feeds its models."""
+    """A window bound to no session: the test feeds its models."""
     settings = QSettings(str(tmp_path / "layout.ini"), QSettings.Format.IniFormat)
-    w = MainWindow(ConsoleSession(SessionOptions()), settings=settings)
+    w = MainWindow(SessionOptions(), settings=settings)
     qtbot.addWidget(w)
     return w
 
