@@ -44,6 +44,8 @@ log = logging.getLogger(__name__)
 
 #: A difference with IB must still be there this much later to be reported as a break.
 RECONCILE_CONFIRM_S = 1.0
+#: How many times a moving difference is looked at again before it is reported anyway.
+MAX_CONFIRM_LOOKS = 5
 #: The order_ref of adjustment fills written by :meth:`Reconciliation.resolve_break`.
 RECONCILIATION_REF = "reconciliation"
 
@@ -180,15 +182,26 @@ class Reconciliation:
         """Reconcile after ``settle`` seconds (after a reconnect, let the replayed
         executions be journalled first); emits ``reconciled`` with the breaks.
 
-        A difference seen at the first look is looked at again ``confirm`` seconds
-        later and reported only if it is still there: IB's position update and the
-        execution behind it arrive separately, and an order filling at that moment
-        would otherwise show as a break that heals itself a moment later.
+        A difference is reported only once it has held still: seen the same at two
+        looks ``confirm`` seconds apart with no fill waiting for the journal. IB's
+        position update and the execution behind it arrive separately, so an order
+        filling at that moment (the demo's, a strategy's) would otherwise show as a
+        break that heals itself a moment later. A difference still moving after
+        ``MAX_CONFIRM_LOOKS`` looks is reported as it stands.
         """
         if settle:
             await asyncio.sleep(settle)
-        if confirm > 0 and self.find_breaks():
-            await asyncio.sleep(confirm)
+        if confirm > 0:
+            seen = _shape(self.find_breaks())
+            for _ in range(MAX_CONFIRM_LOOKS):
+                if not seen:
+                    break
+                await asyncio.sleep(confirm)
+                now = _shape(self.find_breaks())
+                pending = self.store.pending_fills if self.store is not None else 0
+                if now == seen and not pending:
+                    break
+                seen = now
         breaks = self.report()
         self.reconciled.emit(breaks)
         return breaks
@@ -291,6 +304,11 @@ class Reconciliation:
 
 def _positions(book: Book) -> Iterable[BookPosition]:
     return iter(book)
+
+
+def _shape(breaks: list[ReconciliationBreakFound]) -> set[tuple[int, float, float]]:
+    """What makes two looks at the breaks the same: contract and both quantities."""
+    return {(b.con_id, b.ib_quantity, b.stored_quantity) for b in breaks}
 
 
 def likely_cause(ib_qty: float, stored: float, pending: int) -> str:

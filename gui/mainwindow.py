@@ -21,6 +21,7 @@ from collections.abc import Callable
 from PySide6.QtCore import QSettings, QSize, Qt, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QGuiApplication, QShowEvent
 from PySide6.QtWidgets import (
+    QAbstractItemView,
     QDockWidget,
     QLabel,
     QMainWindow,
@@ -46,6 +47,7 @@ from gui import shortcuts, theme
 from gui.controller import READONLY_REASON, ConsoleController
 from gui.help import HelpMenu
 from gui.models.audit import AuditModel
+from gui.models.base import TableProxy
 from gui.models.fills import FillsModel
 from gui.models.orders import OrdersModel
 from gui.models.positions import PositionsModel
@@ -430,6 +432,12 @@ class MainWindow(QMainWindow):
             await asyncio.sleep(0.02)
         for model in (self.positions_model, self.orders_model, self.fills_model):
             model.flush()
+        # Sorting is throttled (a full sort per change would cost a storm its frames):
+        # what is on screen now is also in its order now.
+        for view in self.findChildren(QAbstractItemView):
+            proxy = view.model()
+            if isinstance(proxy, TableProxy):
+                proxy.resort()
         self.pnl_chart.flush()
 
     def _not_loaded(self) -> str:

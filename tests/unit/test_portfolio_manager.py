@@ -257,6 +257,38 @@ async def test_reconcile_reports_a_difference_only_if_it_is_still_there_a_moment
 
 
 @pytest.mark.asyncio
+async def test_reconcile_when_a_new_difference_appears_at_the_second_look_then_it_waits_for_it(
+    ib: FakeIB,
+) -> None:
+    """The demo's case: the second look caught another order filling (IB's position
+    first, its execution 20 ms later) and reported a break that healed at once."""
+    pm = PortfolioManager(ib, account=ACCOUNT_ID)  # type: ignore[arg-type]
+    pm.on_fill(record(AAPL, "BOT", 100, 190.0, exec_id="1"))
+    looks = 0
+
+    def positions(account: str = "") -> list[Position]:
+        # What IB and the console hold at each look, as the fills arrive in between.
+        nonlocal looks
+        looks += 1
+        if looks == 1:  # AAPL's second fill: IB counts it, its execution is on its way
+            return [Position(ACCOUNT_ID, AAPL, 150.0, 190.0)]
+        if looks == 2:  # it arrived; now an MSFT order fills the same way
+            pm.on_fill(record(AAPL, "BOT", 50, 190.0, exec_id="2"))
+            return [
+                Position(ACCOUNT_ID, AAPL, 150.0, 190.0),
+                Position(ACCOUNT_ID, MSFT, 30.0, 410.5),
+            ]
+        if looks == 3:
+            pm.on_fill(record(MSFT, "BOT", 30, 410.5, exec_id="3"))
+        return [Position(ACCOUNT_ID, AAPL, 150.0, 190.0), Position(ACCOUNT_ID, MSFT, 30.0, 410.5)]
+
+    ib.positions = positions  # type: ignore[method-assign]
+    breaks = await pm.reconciliation.reconcile(confirm=0.01)
+
+    assert breaks == []
+
+
+@pytest.mark.asyncio
 async def test_reconcile_when_unseen_position_then_break_resolved_to_external_and_audited(
     ib: FakeIB, store: Store
 ) -> None:
