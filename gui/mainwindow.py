@@ -439,6 +439,9 @@ class MainWindow(QMainWindow):
             if isinstance(proxy, TableProxy):
                 proxy.resort()
         self.pnl_chart.flush()
+        # A turn of Qt's event loop: the layouts follow the texts just set (a row count
+        # otherwise shows "10 row", sized for the text before).
+        await asyncio.sleep(0.05)
 
     def _not_loaded(self) -> str:
         """What the window is still waiting for ("" when nothing)."""

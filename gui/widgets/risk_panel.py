@@ -278,7 +278,9 @@ class RiskPanel(QWidget):
             self.badge.setProperty("state", state.value)
             _repolish(self.badge)
             reason = event.reason or "no reason given"
-            self.reason_label.setText(f"{reason} · {event.changed_by} at {fmt_time(event.time)}")
+            self.reason_label.setText(
+                f"{reason} · since {fmt_time(event.time)} · by {event.changed_by}"
+            )
             self._update_controls()
             return
         chip = self._chips.get(event.scope)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 
 from core.events import LimitUtilizationChanged, TradingState, TradingStateChanged
 from gui import theme
+from gui.models.formatting import fmt_time
 from gui.widgets.halted_banner import HaltedBanner
 from gui.widgets.risk_panel import RiskPanel
 
@@ -140,3 +143,14 @@ def test_halted_banner_ignores_strategy_scopes(qtbot):
         TradingStateChanged("trend", TradingState.HALTED, TradingState.ACTIVE, "x", "risk")
     )
     assert banner.isHidden()
+
+
+def test_trading_state_line_says_since_when_and_by_whom(qtbot):
+    panel = make_panel(qtbot)
+    halted_at = datetime(2026, 11, 25, 18, 14, 0, tzinfo=UTC)
+    panel.on_trading_state_changed(
+        TradingStateChanged(
+            "account", TradingState.HALTED, TradingState.ACTIVE, "emergency stop", "gui", halted_at
+        )
+    )
+    assert panel.reason_label.text() == (f"emergency stop · since {fmt_time(halted_at)} · by gui")
