@@ -17,16 +17,45 @@ import collections
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from ib_async import Contract, Order
+from ib_async import Contract, Order, Trade
 
 from core.tasks import Tasks
 
-if TYPE_CHECKING:
-    from core.trading import TradeManager
-
 log = logging.getLogger(__name__)
+
+
+class OrderRouter(Protocol):
+    """What a strategy sends its orders through: the TradeManager's commands.
+
+    A Protocol rather than the class itself, so that strategies sit below trading (the
+    TradeManager feeds their message queue) without importing it back.
+    """
+
+    def place_order(
+        self, contract: Contract, order: Order, strategy_symbol: str, *, actor: str | None = None
+    ) -> Trade: ...
+
+    def place_bracket(
+        self,
+        contract: Contract,
+        parent: Order,
+        take_profit: Order,
+        stop_loss: Order,
+        strategy_symbol: str,
+        *,
+        actor: str | None = None,
+    ) -> list[Trade]: ...
+
+    def modify_order(
+        self, trade: Trade, new_order: Order, *, actor: str | None = None
+    ) -> Trade: ...
+
+    def cancel_order(self, trade: Trade, *, actor: str | None = None) -> Trade | None: ...
+
+    def cancel_all(self, *, actor: str = "gui", strategy: str | None = None) -> int: ...
+
 
 Message = Mapping[str, Any]
 
@@ -116,7 +145,7 @@ class Strategy:
             raise ValueError(f"strategy name {name!r} is reserved or empty")
         self.name = name
         self.permissions = permissions or StrategyPermissions()
-        self.trade_manager: TradeManager | None = None
+        self.trade_manager: OrderRouter | None = None
         self.running = False
 
     async def on_start(self) -> None:
@@ -198,7 +227,7 @@ class StrategyManager:
 
     # -- lifecycle ---------------------------------------------------------------------
 
-    async def start(self, trade_manager: TradeManager | None = None) -> None:
+    async def start(self, trade_manager: OrderRouter | None = None) -> None:
         """Start consuming the queue, then start every registered strategy."""
         self._tasks.ensure("queue", self._consume)
         for strategy in self._strategies.values():
