@@ -368,8 +368,9 @@ class OrderTicket(TicketForm):
         blocked: list[str] = []
         if self.readonly:
             blocked.append("read-only mode: this console sends no orders")
+        halted_text = f"HALTED: {self._state_reason or 'trading is stopped'}"
         if self._state is TradingState.HALTED:
-            blocked.append(f"HALTED: {self._state_reason or 'trading is stopped'}")
+            blocked.append(halted_text)
         if self.offline_reason:
             blocked.append(self.offline_reason)
         if self.info is None:
@@ -378,7 +379,15 @@ class OrderTicket(TicketForm):
         halted = self._state is TradingState.HALTED
         # HALTED is said once, first; risk's own wording of it would only repeat it.
         blocked += [p for p in risk_problems if not (halted and "HALTED" in p)]
-        self.problems.setText("\n".join(f"• {p}" for p in blocked if p != "choose a symbol"))
+        # The list under the verdict leaves out what the ticket says elsewhere already:
+        # the trading state has its own line, no symbol is the button's, and being
+        # offline is said under the symbol field while no instrument is shown there.
+        said = {"choose a symbol"}
+        if halted and self.state_label.isVisibleTo(self):
+            said.add(halted_text)
+        if self.offline_reason and self.description.text().startswith(self.offline_reason):
+            said.add(self.offline_reason)
+        self.problems.setText("\n".join(f"• {p}" for p in blocked if p not in said))
         order_text = self.order_words(self._side, kind, self.info.symbol if self.info else "")
         sendable = not blocked and preview is not None and preview.approved
         if sendable:

@@ -162,7 +162,9 @@ def assert_ticket_refuses_opening_order(
     assert not ticket.send_button.isEnabled()
     assert ticket.verdict_label.text().startswith("REFUSED")
     assert "HALTED" in ticket.verdict_label.toolTip()
-    assert "HALTED" in ticket.problems.text()
+    assert ticket.state_label.text().startswith("HALTED")  # said once, on its own line
+    assert "HALTED" not in ticket.problems.text()
+    assert "HALTED" in ticket.send_button.toolTip()
 
 
 def test_two_presses_on_stop_button_then_flat_order_free_halted_and_ticket_refuses(
