@@ -273,8 +273,7 @@ async def test_restart_on_same_gateway_then_working_order_keeps_its_time_and_pri
     # Issue 11 point 8: the console restarts, IB (the same gateway) stays up.
     options = SessionOptions(port=gateway.port, sim_tick_interval=0.05)
     store_uri = f"lmdb://{tmp_path / 'arctic'}"
-    session = ConsoleSession(options, store_uri=store_uri)
-    await session.start()
+    session = await ConsoleSession.start(options, store_uri=store_uri)
     assert session.contracts is not None and session.trades is not None
     eurusd = await session.contracts.qualify(create_forex_contract("EURUSD"))
     bought = session.trades.place_order(eurusd, create_market_order("BUY", 20000), "alpha")
@@ -287,9 +286,8 @@ async def test_restart_on_same_gateway_then_working_order_keeps_its_time_and_pri
     await session.stop()
 
     await asyncio.sleep(0.05)  # the restart is later than the placement
-    session = ConsoleSession(options, store_uri=store_uri)
+    session = await ConsoleSession.prepare(options, store_uri=store_uri)
     updates: list[OrderUpdated] = []
-    await session.prepare()
     assert session.trades is not None and session.store is not None
     session.trades.orderUpdated += updates.append
     await session.connect()
