@@ -275,9 +275,7 @@ class Store:
         self._journals = Journals(
             self._lib, self.writer, check=self._registry.check, is_own=self._registry.is_own
         )
-        self._foreign = ForeignFills(
-            self._journals, self._registry, self._threads, closed=lambda: self._threads.closed
-        )
+        self._foreign = ForeignFills(self._journals, self._registry, self._threads)
         self._series = SeriesBuffer(
             self._journals,
             self._threads,
@@ -379,8 +377,9 @@ class Store:
             error = RuntimeError(f"still writing after {timeout:g} s")
             problem = self._health.failure("close", error)
         finally:
-            for task in self._tasks.of("lease") + self._foreign.tasks.of("follow"):
+            for task in self._tasks.of("lease"):
                 task.cancel()
+            self._foreign.stop()
             if self._registry.lease is not None and self._registry.lost is None and not problem:
                 with contextlib.suppress(Exception):
                     await self._threads.call(

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-from collections.abc import Callable
 from datetime import UTC, datetime
 
 from eventkit import Event
@@ -56,15 +55,12 @@ class ForeignFills:
         journals: Journals,
         registry: WriterRegistry,
         threads: StoreThreads,
-        *,
-        closed: Callable[[], bool],
     ) -> None:
         self._journals = journals
         self._registry = registry
         self._threads = threads
-        self._closed = closed
         self.event: Event = Event("foreignFillsEvent")
-        self.tasks = Tasks("store")
+        self._tasks = Tasks("store")
         # Other consoles' strategies as marked in this console's book (loop thread).
         self.strategies: set[str] = set()
         # Rows of each followed symbol seen so far (reader thread).
@@ -85,10 +81,15 @@ class ForeignFills:
 
     def follow(self, interval: float = 1.0) -> None:
         """Start looking every ``interval`` seconds (see :meth:`core.store.Store.follow`)."""
-        self.tasks.ensure("follow", lambda: self._follow(interval))
+        self._tasks.ensure("follow", lambda: self._follow(interval))
+
+    def stop(self) -> None:
+        """Stop following (the store is closing)."""
+        for task in self._tasks.of("follow"):
+            task.cancel()
 
     async def _follow(self, interval: float) -> None:
-        while not self._closed():
+        while not self._threads.closed:
             try:
                 found = await self._threads.read("follow", self._new_rows)
                 # The roster has no compare-and-swap: another console registering at
