@@ -99,7 +99,9 @@ async def journal(uri: str) -> Any:
     async with Store(uri, writer="reader", lease_seconds=None) as reader:
         from core.events import FillRecorded
 
-        raw = await reader._read("raw", reader._read_journal, "fills", None, None, FillRecorded)
+        raw = await reader._threads.read(
+            "raw", reader._journals.read, "fills", None, None, FillRecorded
+        )
         book = await reader.fills()
     return raw, book
 

@@ -27,6 +27,7 @@ from core.events import (
     StoreErrorOccurred,
 )
 from core.store import ACCOUNT_TOTAL, DailySummary, Store, StoreError
+from core.store_journals import Journals
 
 
 @pytest.fixture(autouse=True)
@@ -160,13 +161,13 @@ async def test_io_when_called_then_runs_off_the_loop_thread(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     threads: list[str] = []
-    real = Store._append_journal
+    real = Journals.append
 
-    def spy(self: Store, *args: Any) -> None:
+    def spy(self: Journals, *args: Any) -> None:
         threads.append(threading.current_thread().name)
         real(self, *args)
 
-    monkeypatch.setattr(Store, "_append_journal", spy)
+    monkeypatch.setattr(Journals, "append", spy)
 
     await store.append_fills([make_fill(1)])
 
@@ -238,9 +239,9 @@ async def test_pnl_when_flush_points_reached_then_written_in_background(store_ur
             s.record_pnl(PnLChanged(None, float(i), 0.0, 0.0, T0 + timedelta(seconds=i)))
         for _ in range(100):
             await asyncio.sleep(0.01)
-            if not s._pnl_buffer:
+            if not s._series.pnl_buffer:
                 break
-        assert not s._pnl_buffer
+        assert not s._series.pnl_buffer
         assert len(await s.pnl()) == 10
 
 
@@ -313,7 +314,7 @@ def test_redact_uri_when_credentials_then_hidden() -> None:
     assert "s3cr3t" not in redacted and "AKIAXYZ" not in redacted
     assert "port=9000" in redacted and "region=eu" in redacted
     assert "s3cr3t" not in repr(store) and "s3cr3t" not in store.uri
-    error = store._failure("open", RuntimeError(f"cannot reach {uri}"))
+    error = store._health.failure("open", RuntimeError(f"cannot reach {uri}"))
     assert "s3cr3t" not in str(error)
 
 
@@ -322,7 +323,7 @@ def test_store_when_uri_has_user_and_password_then_neither_repr_nor_errors_show_
     uri = "s3s://trader:hunter2@minio.local:bucket?port=9000"
     store = Store(uri)
 
-    error = store._failure("open", RuntimeError(f"cannot reach {uri}; password hunter2"))
+    error = store._health.failure("open", RuntimeError(f"cannot reach {uri}; password hunter2"))
 
     assert "hunter2" not in repr(store) and "hunter2" not in store.uri
     assert store.uri == "s3s://trader:***@minio.local:bucket?port=9000"
@@ -347,6 +348,8 @@ async def test_append_fills_when_commission_comes_later_then_kept_and_not_counte
     async with Store(store_uri) as store:  # what lacks a commission is known after reopen
         assert await store.append_fills([make_fill(2, commission=0.5), later]) == 0
         loaded = {f.exec_id: f.commission for f in await store.load_fills()}
-        raw = await store._read("raw", store._read_journal, "fills", None, None, FillRecorded)
+        raw = await store._threads.read(
+            "raw", store._journals.read, "fills", None, None, FillRecorded
+        )
     assert loaded == {first.exec_id: 1.5, make_fill(2).exec_id: 0.5}
     assert len(raw) == 4  # two executions, each written twice: never a third time

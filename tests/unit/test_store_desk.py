@@ -24,6 +24,7 @@ from core.events import FillRecorded, PnLChanged, StoreHealthChanged
 from core.frames import records_to_frame
 from core.lease import LeaseHeld, WriterLease
 from core.store import FILLS, DailySummary, Store, StoreError
+from core.store_series import SeriesBuffer
 from helpers import wait_for
 
 pytestmark = pytest.mark.asyncio
@@ -241,7 +242,7 @@ async def test_append_fills_when_write_lands_but_reply_lost_then_retry_writes_no
 
     assert await store.append_fills([fill]) == 1  # the retrying caller still handles it
     assert await store.append_fills([today_fill(2)]) == 1  # and later appends work
-    raw = await store._read("raw", store._read_journal, FILLS, None, None, FillRecorded)
+    raw = await store._threads.read("raw", store._journals.read, FILLS, None, None, FillRecorded)
     assert sorted(raw["exec_id"]) == sorted(today_fill(i).exec_id for i in range(3))
 
 
@@ -279,7 +280,7 @@ async def test_append_fills_when_store_hangs_then_timeout_reported_and_nothing_l
     assert counts == [1, 0]
     assert store.pending_fills == 0 and store.state == "ok"
     assert health[-1].state == "ok" and health[-1].pending_fills == 0
-    raw = await store._read("raw", store._read_journal, FILLS, None, None, FillRecorded)
+    raw = await store._threads.read("raw", store._journals.read, FILLS, None, None, FillRecorded)
     assert sorted(raw["exec_id"]) == sorted([first.exec_id, second.exec_id])
 
 
@@ -287,13 +288,13 @@ async def test_fills_when_a_flush_hangs_then_not_delayed(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     release = threading.Event()
-    real_flush = Store._flush_sync
+    real_flush = SeriesBuffer._flush_sync
 
-    def slow_flush(self: Store, *args: Any) -> None:
+    def slow_flush(self: SeriesBuffer, *args: Any) -> None:
         release.wait(10)
         real_flush(self, *args)
 
-    monkeypatch.setattr(Store, "_flush_sync", slow_flush)
+    monkeypatch.setattr(SeriesBuffer, "_flush_sync", slow_flush)
     store.record_pnl(PnLChanged(None, 1.0, 0.0, 1.0, datetime.now(UTC)))
     flushing = asyncio.ensure_future(store.flush())
     await asyncio.sleep(0.05)
@@ -334,7 +335,7 @@ async def test_load_book_fills_when_another_writer_then_its_strategies_marked(
         a.record_positions([make_position("alpha", 1, 100, datetime.now(UTC))])
 
         assert [f.strategy for f in book] == ["alpha@desk-b", "alpha"]
-        assert [p.strategy for p in a._pos_buffer] == ["alpha"]  # theirs: their console's
+        assert [p.strategy for p in a._series.pos_buffer] == ["alpha"]  # theirs: their console's
 
 
 async def test_follow_when_another_writer_appends_then_its_fills_emitted_once(
@@ -349,8 +350,8 @@ async def test_follow_when_another_writer_appends_then_its_fills_emitted_once(
     # desk-b's console registered at its open; desk-a's registration was lost to the
     # same instant (each overwrote the other's): desk-a adds itself again on renewal.
     store._lib("leases").write("roster", pd.DataFrame({"writer": ["desk-b"]}))
-    store._renew_sync()
-    assert sorted(store._roster_sync()) == ["desk-a", "desk-b"]
+    store._registry.renew()
+    assert sorted(store._registry.roster()) == ["desk-a", "desk-b"]
     before, after = today_fill(1), today_fill(3)
     theirs(before)
     seen: list[tuple[str, list[FillRecorded]]] = []
@@ -368,7 +369,7 @@ async def test_follow_when_another_writer_appends_then_its_fills_emitted_once(
 
 async def test_daily_when_another_consoles_strategy_then_not_saved_here(store: Store) -> None:
     await store.load_book_fills()
-    store._foreign_strategies.add("beta@desk-b")  # as load_book_fills marks them
+    store._foreign.strategies.add("beta@desk-b")  # as load_book_fills marks them
     day = datetime.now(UTC).date()
     await store.save_daily(
         [DailySummary(day, "alpha", 1, 0, 1, 0, 1), DailySummary(day, "beta@desk-b", 2, 0, 2, 0, 1)]
@@ -380,11 +381,11 @@ async def test_daily_when_another_consoles_strategy_then_not_saved_here(store: S
 async def test_append_when_lease_taken_over_then_nothing_written_and_state_says_so(
     store: Store,
 ) -> None:
-    assert store._lease is not None
+    assert store._registry.lease is not None
     # Another console took the name (this one was cut off longer than the lease).
     usurper = WriterLease(store._lib("leases"), store.writer, settle=0, description="client 9")
     usurper._write(time.time() + 30, prune=False)
-    store._lease.valid_until = 0  # due for renewal: the next write checks first
+    store._registry.lease.valid_until = 0  # due for renewal: the next write checks first
 
     with pytest.raises(StoreError, match="in use by client 9"):
         await store.append_fills([today_fill(1)])
@@ -459,8 +460,65 @@ async def test_roster_when_another_console_overwrites_our_entry_then_we_add_ours
 
     lib.write = racing_write  # type: ignore[method-assign]
     try:
-        store._register_sync()
+        store._registry.register()
     finally:
         lib.write = real_write  # type: ignore[method-assign]
     assert clobbered
-    assert set(store._roster_sync()) == {"other", "third", store.writer}
+    assert set(store._registry.roster()) == {"other", "third", store.writer}
+
+
+def _refusing_roster_writes(lib: Any, refusals: int) -> tuple[list[float], Any]:
+    """Make ``lib`` refuse the first ``refusals`` roster writes, as ArcticDB refuses one
+    racing another process's; returns the times of every roster write and the real write."""
+    from core.store import ROSTER
+
+    real_write = lib.write
+    tried: list[float] = []
+
+    def refusing_write(symbol: str, df: pd.DataFrame, **kw: Any) -> Any:
+        if symbol == ROSTER:
+            tried.append(time.monotonic())
+            if len(tried) <= refusals:
+                raise RuntimeError("storage lock held by another writer")
+        return real_write(symbol, df, **kw)
+
+    lib.write = refusing_write
+    return tried, real_write
+
+
+async def test_roster_registration_retries_a_refused_write_until_it_is_read_back(
+    store: Store,
+) -> None:
+    from core.lease import LEASES
+    from core.store import ROSTER
+
+    lib = store._lib(LEASES)
+    lib.write(ROSTER, pd.DataFrame({"writer": ["other"]}))  # we are not on it
+    tried, real_write = _refusing_roster_writes(lib, refusals=1)
+    try:
+        registered = store._registry.register()
+    finally:
+        lib.write = real_write
+    # Refused, paused, written again, and only then seen on the roster (a third look).
+    assert registered
+    assert len(tried) == 2 and tried[1] > tried[0]
+    assert set(store._registry.roster()) == {"other", store.writer}
+
+
+async def test_roster_registration_gives_up_after_its_attempts_and_says_so(
+    store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    from core.lease import LEASES
+    from core.store import ROSTER
+
+    lib = store._lib(LEASES)
+    lib.write(ROSTER, pd.DataFrame({"writer": ["other"]}))
+    tried, real_write = _refusing_roster_writes(lib, refusals=10)
+    try:
+        registered = store._registry.register(attempts=3)
+    finally:
+        lib.write = real_write
+    assert not registered
+    assert len(tried) == 3  # one write per attempt, no more
+    assert store._registry.roster() == ["other"]  # the other console's entry kept
+    assert "not registered yet; again at the next renewal" in caplog.text
