@@ -18,8 +18,8 @@ import asyncio
 import logging
 from collections.abc import Callable
 
-from PySide6.QtCore import QSettings, QSize, Qt, Signal
-from PySide6.QtGui import QAction, QCloseEvent, QGuiApplication, QShowEvent
+from PySide6.QtCore import QSettings, Qt, Signal
+from PySide6.QtGui import QAction, QCloseEvent, QShowEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QDockWidget,
@@ -65,7 +65,7 @@ from gui.widgets.positions_view import PositionsView
 from gui.widgets.risk_panel import RiskPanel, exposures_by_strategy
 from gui.widgets.status_labels import AccountStrip, ConnectionIndicator
 from gui.widgets.store_indicator import StoreIndicator
-from gui.widgets.table_view import reset_grid_columns, restore_grid_columns, save_grid_columns
+from gui.window_layout import WindowLayout, fit_to_screen
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +91,7 @@ class MainWindow(QMainWindow):
         self.controller: ConsoleController | None = None
         self.setWindowTitle("IB Console")
         self.setWindowIcon(theme.icon("app"))
-        self._fit_to_screen()
+        fit_to_screen(self)
         self.setDockOptions(
             QMainWindow.DockOption.AnimatedDocks
             | QMainWindow.DockOption.AllowTabbedDocks
@@ -173,27 +173,26 @@ class MainWindow(QMainWindow):
         self.tabifyDockWidget(self.docks["Fills"], self.docks["Audit"])
         self.tabifyDockWidget(self.docks["Audit"], self.docks["Log"])
         self.docks["Fills"].raise_()
-        self._size_docks()
 
         self.notifier = Notifier(self)
         self._build_toolbar()
         self._build_status_bar()
         self._build_menus()
         self._connect_widgets()
-        self._restore_layout()
+        self.window_layout = WindowLayout(
+            self,
+            self._settings,
+            docks=self.docks,
+            ticket=self.ticket,
+            positions_view=self.positions_view,
+            sound_action=self.sound_action,
+        )
+        self.window_layout.size_docks()
+        self.window_layout.restore()
         if options.readonly:
             self.set_readonly(True)
 
     # -- construction -------------------------------------------------------------------
-
-    def _fit_to_screen(self) -> None:
-        """1600x960 where it fits, else the screen's available area (a 1366x768 laptop
-        must see the emergency button and the status bar without moving the window)."""
-        size = QSize(1600, 960)
-        screen = self.screen() or QGuiApplication.primaryScreen()
-        if screen is not None:
-            size = size.boundedTo(screen.availableGeometry().size())
-        self.resize(size)
 
     def _dock(
         self, title: str, widget: QWidget, area: Qt.DockWidgetArea, *, scroll: bool = False
@@ -311,7 +310,7 @@ class MainWindow(QMainWindow):
         view.addAction(self.sound_action)
         view.addSeparator()
         reset_layout = QAction("Reset layout", self)
-        reset_layout.triggered.connect(self._reset_layout)
+        reset_layout.triggered.connect(self.reset_layout_to_default)
         view.addAction(reset_layout)
         shortcuts.tag(self.ticket, "send_order")  # Enter: the ticket handles it
         self.help_menu = HelpMenu(self, self.options, self.config)
@@ -559,64 +558,17 @@ class MainWindow(QMainWindow):
 
     # -- layout -------------------------------------------------------------------------
 
-    def _size_docks(self) -> None:
-        """The default split: the ticket whole (its send button in view), the risk panel
-        below it, the chart over the fills, working orders under the positions."""
-        self.resizeDocks(
-            [self.docks["Order ticket"], self.docks["P&L"]], [340, 430], Qt.Orientation.Horizontal
-        )
-        ticket, risk = self.docks["Order ticket"], self.docks["Risk"]
-        title = ticket.sizeHint().height() - ticket.widget().sizeHint().height()
-        want = self.ticket.sizeHint().height() + max(title, 0)
-        # Both docks, summing to the column they share: given alone, Qt took part of the
-        # ticket's height back for the risk panel (which scrolls) and the ticket's last
-        # rows scrolled out of view at 1366x768.
-        column = ticket.height() + risk.height()
-        give = min(want, column - risk.minimumSizeHint().height())
-        if risk.isVisible() and give > 0 and column - give > 0:
-            self.resizeDocks([ticket, risk], [give, column - give], Qt.Orientation.Vertical)
-        else:  # not laid out yet (applied again once shown), or no risk panel beside it
-            self.resizeDocks([ticket], [want], Qt.Orientation.Vertical)
-        self.resizeDocks(
-            [self.docks["P&L"], self.docks["Fills"]], [480, 420], Qt.Orientation.Vertical
-        )
-        self.resizeDocks([self.docks["Working orders"]], [330], Qt.Orientation.Vertical)
-
     def showEvent(self, event: QShowEvent) -> None:
         super().showEvent(event)
-        if self._size_docks_when_shown:
-            # Sizes given before the first layout are scaled to the window's final size,
-            # which left the ticket's send button below the fold: apply them again now.
-            self._size_docks_when_shown = False
-            self._size_docks()
+        self.window_layout.shown()
 
-    def _restore_layout(self) -> None:
-        self._default_state = self.saveState()
-        geometry = self._settings.value("window/geometry")
-        state = self._settings.value("window/state")
-        if geometry is not None:
-            self.restoreGeometry(geometry)
-        if state is not None:
-            self.restoreState(state)
-        self._size_docks_when_shown = state is None  # a person's own layout wins
-        self.sound_action.setChecked(
-            self._settings.value("notifications/sound", False) in (True, "true")
-        )
-        grouped = self._settings.value("positions/grouped", False)
-        self.positions_view.set_grouped(grouped in (True, "true"))  # INI stores text
-        restore_grid_columns(self, self._settings)
+    def reset_layout_to_default(self) -> None:
+        """View > Reset layout: the default split and columns."""
+        self.window_layout.reset()
 
     def save_layout(self) -> None:
-        """Remember dock positions, window geometry and the positions grouping."""
-        self._settings.setValue("window/geometry", self.saveGeometry())
-        self._settings.setValue("window/state", self.saveState())
-        self._settings.setValue("positions/grouped", self.positions_view.is_grouped())
-        save_grid_columns(self, self._settings)
-        self._settings.sync()
-
-    def _reset_layout(self) -> None:
-        self.restoreState(self._default_state)
-        reset_grid_columns(self)
+        """Remember dock positions, window geometry, the positions grouping and columns."""
+        self.window_layout.save()
 
     def close_by_user(self) -> None:
         """Close as a person asked (File > Quit): working orders are asked about first."""

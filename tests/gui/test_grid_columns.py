@@ -86,7 +86,7 @@ def test_hidden_and_moved_columns_come_back_after_a_restart(qapp, qtbot, options
         assert (view.visible_column_keys(), view.header_view().sectionSize(3)) == expected[name]
 
     # View > Reset layout: the columns too
-    second._reset_layout()
+    second.reset_layout_to_default()
     for name in GRIDS:
         view = grid(second, name)
         assert view.visible_column_keys() == view.column_keys()
