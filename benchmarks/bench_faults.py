@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import random
 import sys
@@ -168,6 +169,31 @@ async def connected(s: Soak, timeout: float = 20) -> None:
     await s.trades.resync()
 
 
+def pending_orders(s: Soak) -> list[Any]:
+    """Placed orders neither acknowledged nor ended (yet)."""
+    return [t for t in s.placed if t.orderStatus.status in ("PendingSubmit", "ApiPending")]
+
+
+async def settled(s: Soak, timeout: float) -> None:
+    """Wait until no placed order is pending, at most ``timeout`` seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    changed = asyncio.Event()
+
+    def on_update(_update: Any) -> None:
+        changed.set()
+
+    s.trades.orderUpdated += on_update
+    try:
+        await asyncio.sleep(0.5)  # the last bursts' answers, at the least
+        while pending_orders(s) and (left := deadline - loop.time()) > 0:
+            changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(changed.wait(), left)
+    finally:
+        s.trades.orderUpdated -= on_update
+
+
 async def faults(s: Soak, until: float, seed: int) -> None:
     rng = random.Random(seed)
     kinds = ["drop", "drop-mid-order", "restart", "nightly", "stop"]
@@ -259,7 +285,10 @@ async def soak(seconds: float, seed: int) -> dict[str, int]:
         faults(s, until, seed),
     )
     await connected(s)
-    await asyncio.sleep(1.0)
+    # Every order written answers within a round trip or two; on a loaded machine that
+    # can take longer than a fixed second, so wait for the answers (bounded): an order
+    # still pending after that is reported as stuck, not one still on its way.
+    await settled(s, timeout=15.0)
     await trades.resync()
     await trades.wait_journalled()
     figures = report(s)
@@ -282,7 +311,7 @@ def report(s: Soak) -> dict[str, int]:
     actually_lost = {t.order.orderId for t in written if engine.order(cid, t.order.orderId) is None}
     reported_lost = {t.order.orderId for t in s.placed if t.log and t.log[-1].status == LOST}
     not_sent = {t.order.orderId for t in s.placed if t.log and t.log[-1].status == NOT_SENT}
-    pending = [t for t in s.placed if t.orderStatus.status in ("PendingSubmit", "ApiPending")]
+    pending = pending_orders(s)
     for t in pending:
         oid = t.order.orderId
         logging.getLogger("soak").error(
