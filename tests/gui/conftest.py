@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from core.config import Settings
 from core.events import FillRecorded, OrderUpdated, PositionChanged
+from core.session import ConsoleSession, SessionOptions
+
+if TYPE_CHECKING:
+    from gui.mainwindow import MainWindow
 
 T0 = datetime(2026, 3, 2, 14, 30, tzinfo=UTC)
 
@@ -142,3 +151,39 @@ def qloop(qapp, monkeypatch):  # type: ignore[no-untyped-def]
     finally:
         loop.close()
         asyncio.set_event_loop(None)
+
+
+# -- a whole console: the window, then the session built whole and bound to it ---------
+
+
+@contextlib.contextmanager
+def open_console(
+    qloop: Any,
+    qtbot: Any,
+    tmp_path: Path,
+    options: SessionOptions,
+    config: Settings | None = None,
+) -> Iterator[tuple[ConsoleSession, MainWindow]]:
+    """A console as ``gui.app`` opens one: the themed window on screen first, then the
+    session started (built whole, connected) and bound to it; the session is stopped
+    afterwards and qtbot closes the window. The window's layout is kept in ``tmp_path``."""
+    from PySide6.QtCore import QSettings
+    from PySide6.QtWidgets import QApplication
+
+    from gui.mainwindow import MainWindow
+    from gui.theme import apply_theme
+    from helpers import act
+
+    app = QApplication.instance()
+    assert isinstance(app, QApplication)
+    apply_theme(app)
+    layout = QSettings(str(tmp_path / "layout.ini"), QSettings.Format.IniFormat)
+    window = MainWindow(options, config, settings=layout)
+    qtbot.addWidget(window)
+    act(qloop, window.show)
+    session = qloop.run_until_complete(ConsoleSession.start(options, config))
+    act(qloop, lambda: window.bind(session))
+    try:
+        yield session, window
+    finally:
+        qloop.run_until_complete(session.stop())

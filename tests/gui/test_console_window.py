@@ -27,6 +27,7 @@ from gui.mainwindow import MainWindow
 from gui.theme import apply_theme
 from gui.widgets.pnl_chart import TOTAL
 from helpers import act, run_until
+from tests.gui.conftest import open_console
 
 
 @pytest.fixture
@@ -34,19 +35,13 @@ def console(
     qloop: qasync.QEventLoop, qapp: QApplication, qtbot: Any, tmp_path: Path
 ) -> Iterator[tuple[ConsoleSession, MainWindow]]:
     """A started session on its own simulated gateway and the window bound to it."""
-    apply_theme(qapp)
-    options = SessionOptions(sim_state_file=tmp_path / "sim.json", sim_tick_interval=0.05)
-    settings = QSettings(str(tmp_path / "layout.ini"), QSettings.Format.IniFormat)
-    window = MainWindow(options, settings=settings)
-    qtbot.addWidget(window)
-    act(qloop, window.show)
-    store = f"lmdb://{tmp_path / 'arctic'}"
-    session = qloop.run_until_complete(ConsoleSession.start(options, store_uri=store))
-    act(qloop, lambda: window.bind(session))
-    try:
-        yield session, window
-    finally:
-        qloop.run_until_complete(session.stop())  # qtbot closes the window
+    options = SessionOptions(
+        sim_state_file=tmp_path / "sim.json",
+        sim_tick_interval=0.05,
+        store_uri=f"lmdb://{tmp_path / 'arctic'}",
+    )
+    with open_console(qloop, qtbot, tmp_path, options) as console:
+        yield console
 
 
 def test_order_typed_into_ticket_fills_and_shows_everywhere(console, qloop, qtbot):

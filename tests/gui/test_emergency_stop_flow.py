@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 import qasync
-from PySide6.QtCore import QPoint, QSettings, Qt
+from PySide6.QtCore import QPoint, Qt
 from PySide6.QtWidgets import QApplication
 
 from core.contracts import create_stock_contract
@@ -26,8 +26,8 @@ from core.events import TradingState
 from core.orders import create_limit_order, create_market_order
 from core.session import ConsoleSession, SessionOptions
 from gui.mainwindow import MainWindow
-from gui.theme import apply_theme
 from helpers import act, clock_from, next_new_york_day, run_until, settle
+from tests.gui.conftest import open_console
 
 LEFT = Qt.MouseButton.LeftButton
 #: (symbol, side, quantity) of the positions built before the stop.
@@ -45,24 +45,15 @@ def console(
 ) -> Iterator[tuple[ConsoleSession, MainWindow]]:
     """A started session on its own simulated gateway and the window bound to it."""
     ib_log_guard.expect(r"Error 202, reqId \d+: Order Canceled")
-    apply_theme(qapp)
     options = SessionOptions(
         sim_state_file=tmp_path / "sim.json",
         sim_tick_interval=0.05,
+        store_uri=f"lmdb://{tmp_path / 'arctic'}",
         # the stop closes at market in regular hours: the same path whenever this runs
         stop_clock=clock_from(next_new_york_day(weekend=False)),
     )
-    settings = QSettings(str(tmp_path / "layout.ini"), QSettings.Format.IniFormat)
-    window = MainWindow(options, settings=settings)
-    qtbot.addWidget(window)
-    act(qloop, window.show)
-    store = f"lmdb://{tmp_path / 'arctic'}"
-    session = qloop.run_until_complete(ConsoleSession.start(options, store_uri=store))
-    act(qloop, lambda: window.bind(session))
-    try:
-        yield session, window
-    finally:
-        qloop.run_until_complete(session.stop())  # qtbot closes the window
+    with open_console(qloop, qtbot, tmp_path, options) as console:
+        yield console
 
 
 def gateway_positions(session: ConsoleSession) -> dict[str, float]:

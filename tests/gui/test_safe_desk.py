@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 import qasync
-from PySide6.QtCore import QSettings, Qt
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication, QWidget
 
 from core.config import load_settings
@@ -22,9 +22,9 @@ from core.events import TradingState
 from core.orders import create_limit_order
 from core.session import ConsoleSession, SessionOptions
 from gui.mainwindow import MainWindow
-from gui.theme import apply_theme
 from gui.widgets.order_ticket import OrderTicket
 from helpers import act, run_until, settle
+from tests.gui.conftest import open_console
 
 
 @pytest.fixture
@@ -32,19 +32,10 @@ def desk(
     qloop: qasync.QEventLoop, qapp: QApplication, qtbot: Any, tmp_path: Path
 ) -> Iterator[tuple[ConsoleSession, MainWindow]]:
     """The window on a session started with the shipped default settings."""
-    apply_theme(qapp)
     settings = load_settings(env={"IBCONSOLE_HOME": str(tmp_path)})
     options = SessionOptions(sim_state_file=tmp_path / "sim.json", sim_tick_interval=0.05)
-    layout = QSettings(str(tmp_path / "layout.ini"), QSettings.Format.IniFormat)
-    window = MainWindow(options, settings, settings=layout)
-    qtbot.addWidget(window)
-    act(qloop, window.show)
-    session = qloop.run_until_complete(ConsoleSession.start(options, settings))
-    act(qloop, lambda: window.bind(session))
-    try:
-        yield session, window
-    finally:
-        qloop.run_until_complete(session.stop())
+    with open_console(qloop, qtbot, tmp_path, options, settings) as console:
+        yield console
 
 
 def choose(qloop: qasync.QEventLoop, qtbot: Any, ticket: OrderTicket, symbol: str) -> None:

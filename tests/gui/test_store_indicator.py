@@ -15,38 +15,28 @@ from typing import Any
 
 import pytest
 import qasync
-from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QApplication
 from store_records import make_fill
 
 from core.session import ConsoleSession, SessionOptions
 from gui import theme
 from gui.mainwindow import MainWindow
-from gui.theme import apply_theme
-from helpers import act, run_until
+from helpers import run_until
+from tests.gui.conftest import open_console
 
 
 @pytest.fixture
 def console(
     qloop: qasync.QEventLoop, qapp: QApplication, qtbot: Any, tmp_path: Path
 ) -> Iterator[tuple[ConsoleSession, MainWindow]]:
-    apply_theme(qapp)
     options = SessionOptions(
         sim_state_file=tmp_path / "sim.json",
         sim_tick_interval=0.05,
         store_uri=f"lmdb://{tmp_path / 'arctic'}",
         store_call_timeout=0.3,
     )
-    settings = QSettings(str(tmp_path / "layout.ini"), QSettings.Format.IniFormat)
-    window = MainWindow(options, settings=settings)
-    qtbot.addWidget(window)
-    act(qloop, window.show)
-    session = qloop.run_until_complete(ConsoleSession.start(options))
-    act(qloop, lambda: window.bind(session))
-    try:
-        yield session, window
-    finally:
-        qloop.run_until_complete(session.stop())
+    with open_console(qloop, qtbot, tmp_path, options) as console:
+        yield console
 
 
 def test_store_outage_shows_in_status_bar_with_pending_fills_then_clears(
