@@ -30,7 +30,6 @@ The names importers use stay importable from here.
 from __future__ import annotations
 
 import asyncio
-import copy
 import logging
 from collections.abc import Awaitable
 from datetime import UTC, datetime
@@ -57,6 +56,7 @@ from core.events import MANUAL, NOT_SENT, OrderRejected
 from core.fill_handling import FillHandler, FillJournal, fill_record
 from core.flatten import FlattenIntent
 from core.inflight import InFlightOrders
+from core.order_changes import OrderChanges
 from core.order_records import OrderRecords
 from core.orderids import OrderIdSequence
 from core.orders import describe_order
@@ -143,6 +143,14 @@ class TradeManager:
             rejected=self.orderRejected,
             tell=self._queue,
             on_status=self._on_order_status,
+            ended=ended,
+        )
+        self.changes = OrderChanges(
+            ib_client,
+            wire=self.wire,
+            audit=self.audit,
+            admission=self.admission,
+            records=self.records,
             ended=ended,
         )
         self.fills = FillHandler(
@@ -312,86 +320,12 @@ class TradeManager:
         ]
 
     def modify_order(self, trade: Trade, new_order: Order, *, actor: str | None = None) -> Trade:
-        """Send ``new_order`` as a modification of the working ``trade``.
-
-        The new order keeps the working order's id, client id and strategy. A
-        modification passes validation and the gate like a new order (and the gate's
-        last word at the wire); a done, lost or never-sent order cannot be modified, nor
-        one placed under another client id (IB would apply it to this client's order of
-        that id).
-        """
-        self.admission.check_trade(trade, "modify", new_order)
-        strategy = self.strategy_of(trade)
-        actor = actor if isinstance(actor, str) and actor else strategy
-        subject = f"modify #{trade.order.orderId}"
-        if not isinstance(new_order, Order):
-            self.admission.refuse(
-                new_order,
-                trade.contract,
-                strategy,
-                actor,
-                "modify",
-                subject,
-                [f"not an order: {type(new_order).__name__}"],
-            )
-        reason = self._unchangeable(trade)
-        if reason:
-            self.admission.refuse(
-                new_order, trade.contract, strategy, actor, "modify", subject, [reason]
-            )
-        new_order.orderId = trade.order.orderId
-        new_order.clientId = trade.order.clientId
-        new_order.permId = trade.order.permId
-        new_order.parentId = trade.order.parentId
-        contract, decision, _ = self.admission.admit(
-            trade.contract, new_order, strategy, actor, "modify", trade.order, subject
-        )
-        subject += " to " + describe_order(contract, new_order)
-        if not self.ib.isConnected():
-            self.admission.refuse(
-                new_order, contract, strategy, actor, "modify", subject, ["not connected"]
-            )
-        new_order.orderRef = strategy
-        intent = OrderIntent(strategy, actor, contract, new_order, trade.order)
-        self.wire.expect(new_order.orderId, lambda: self.admission.at_wire(intent, decision))
-        result = self.ib.placeOrder(trade.contract, new_order)
-        self.audit.record(
-            actor, "modify", subject, "sent", order_id=new_order.orderId, strategy=strategy
-        )
-        return result
-
-    def _unchangeable(self, trade: Trade) -> str:
-        """Why ``trade`` can no longer be modified or cancelled here ("" when it can)."""
-        key = (trade.order.clientId, trade.order.orderId)
-        final = self.in_flight.ended.get(key)
-        if final is not None:
-            return f"order {trade.order.orderId} is {final[0]} ({final[1]}): it is not at IB"
-        if trade.isDone():
-            return f"order {trade.order.orderId} is {trade.orderStatus.status} and cannot change"
-        cid = self.ib.client.clientId
-        if self.ib.isConnected() and trade.order.clientId not in (cid, 0):
-            return (
-                f"order {trade.order.orderId} was placed as client {trade.order.clientId} and "
-                f"this console is client {cid} now: IB would apply this to client {cid}'s "
-                "order of that id. Use Cancel all (global cancel) or TWS"
-            )
-        return ""
-
-    def republish_orders(self) -> int:
-        """Publish every order this session knows as ``orderUpdated`` (for a view that
-        binds late); returns how many."""
-        trades = self.ib.trades()
-        for trade in trades:
-            self.records.publish(trade)
-        return len(trades)
-
-    def trade_for_order_id(self, order_id: int, client_id: int | None = None) -> Trade | None:
-        """This session's live trade for an order id (of our client id unless given)."""
-        cid = self.ib.client.clientId if client_id is None else client_id
-        for trade in self.ib.trades():
-            if trade.order.orderId == order_id and trade.order.clientId == cid:
-                return trade
-        return None
+        """Send ``new_order`` as a modification of the working ``trade``; it keeps the
+        working order's id, client id and strategy and passes the checks and the gate
+        like a new order. Raises :class:`OrderRefused` (nothing sent) when refused, or
+        when the order is done, lost, never sent or another client id's
+        (:mod:`core.order_changes`)."""
+        return self.changes.modify_order(trade, new_order, actor=actor)
 
     def modify_order_fields(
         self,
@@ -405,102 +339,33 @@ class TradeManager:
         """Modify a working order's quantity or prices in place (the grid's edit).
 
         Raises ``LookupError`` for an unknown order and :class:`OrderRefused` when the
-        new order is refused (a value that is not a number included); the working
-        order is then unchanged.
+        new order is refused; the working order is then unchanged.
         """
-        trade = self.trade_for_order_id(order_id)
-        if trade is None:
-            raise LookupError(f"order {order_id} is not an order of this session")
-        new = copy.copy(trade.order)
-        if quantity is not None:
-            new.totalQuantity = quantity
-        if limit_price is not None:
-            new.lmtPrice = limit_price
-        if stop_price is not None:
-            new.auxPrice = stop_price
-        return self.modify_order(trade, new, actor=actor)
+        return self.changes.modify_order_fields(
+            order_id, quantity=quantity, limit_price=limit_price, stop_price=stop_price, actor=actor
+        )
+
+    def trade_for_order_id(self, order_id: int, client_id: int | None = None) -> Trade | None:
+        """This session's live trade for an order id (of our client id unless given)."""
+        return self.changes.trade_for_order_id(order_id, client_id)
 
     def cancel_order(self, trade: Trade, *, actor: str | None = None) -> Trade | None:
         """Request a cancel; never refused by risk (a trader must always be able to get
-        out). The cancel is confirmed by the order's status, not by this call.
-
-        An order still waiting for the message pacing is dropped before it is ever
-        written (it ends as ``NotSent``). Refused (:class:`OrderRefused`) only when it
-        cannot reach the order meant: not connected, or the order was placed under
-        another client id.
-        """
-        self.admission.check_trade(trade, "cancel")
-        if self.readonly:
-            subject = f"cancel #{trade.order.orderId}"
-            self.admission.refuse(
-                trade.order, trade.contract, MANUAL, "api", "cancel", subject, [READONLY_REASON]
-            )
-        strategy = self.strategy_of(trade)
-        actor = actor if isinstance(actor, str) and actor else strategy
-        subject = f"cancel #{trade.order.orderId} " + describe_order(trade.contract, trade.order)
-        key = (trade.order.clientId, trade.order.orderId)
-        if key in self.in_flight.ended or trade.isDone():
-            status = (
-                self.in_flight.ended[key][0]
-                if key in self.in_flight.ended
-                else trade.orderStatus.status
-            )
-            self.audit.record(actor, "cancel", subject, f"not sent: already {status}")
-            return trade
-        reason = self._unchangeable(trade)
-        if not self.ib.isConnected():
-            reason = "not connected: the cancel cannot be sent until the connection is back"
-        if reason:
-            self.admission.refuse(
-                trade.order, trade.contract, strategy, actor, "cancel", subject, [reason]
-            )
-        result = self.ib.cancelOrder(trade.order)
-        self.audit.record(
-            actor, "cancel", subject, "sent", order_id=trade.order.orderId, strategy=strategy
-        )
-        return result
+        out), only when it cannot reach the order meant (:mod:`core.order_changes`).
+        The cancel is confirmed by the order's status, not by this call."""
+        return self.changes.cancel_order(trade, actor=actor)
 
     def cancel_all(self, *, actor: str = "gui", strategy: str | None = None) -> int:
-        """Cancel every working order (of one strategy if given); returns how many.
+        """Cancel every working order (of one strategy if given); returns how many. For
+        the whole account this also sends reqGlobalCancel (orders placed elsewhere)."""
+        return self.changes.cancel_all(actor=actor, strategy=strategy)
 
-        For the whole account this also sends reqGlobalCancel, which reaches orders
-        placed elsewhere (TWS, other client ids). Refused when not connected.
-        """
-        if self.readonly:
-            self.admission.refuse(
-                None,
-                None,
-                strategy or MANUAL,
-                actor,
-                "cancel_all",
-                "every working order",
-                [READONLY_REASON],
-            )
-        if not self.ib.isConnected():
-            self.admission.refuse(
-                None,
-                None,
-                strategy or MANUAL,
-                actor,
-                "cancel_all",
-                "every working order",
-                ["not connected: the cancels cannot be sent until the connection is back"],
-            )
-        trades = [
-            t for t in self.ib.openTrades() if strategy is None or self.strategy_of(t) == strategy
-        ]
+    def republish_orders(self) -> int:
+        """Publish every order this session knows as ``orderUpdated`` (for a view that
+        binds late); returns how many."""
+        trades = self.ib.trades()
         for trade in trades:
-            if trade.order.clientId == self.ib.client.clientId:
-                self.cancel_order(trade, actor=actor)
-        if strategy is None:
-            self.ib.reqGlobalCancel()
-        self.audit.record(
-            actor,
-            "cancel_all",
-            f"{len(trades)} working orders" + (f" of {strategy}" if strategy else ""),
-            "sent" + (" with reqGlobalCancel" if strategy is None else ""),
-            strategy=strategy,
-        )
+            self.records.publish(trade)
         return len(trades)
 
     def start_day(self) -> int:
@@ -602,8 +467,6 @@ class TradeManager:
         if await self.fills.wait(left):
             await self.records.flush(left)
         return self.fills.not_journalled()
-
-    # -- ib_async events ---------------------------------------------------------------
 
     # -- ib_async events ---------------------------------------------------------------
 
