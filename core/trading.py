@@ -57,7 +57,7 @@ from core.fill_handling import FillHandler, FillJournal, fill_record
 from core.flatten import FlattenIntent
 from core.inflight import InFlightOrders
 from core.order_changes import OrderChanges
-from core.order_records import OrderRecords
+from core.order_records import OrderKey, OrderRecords
 from core.orderids import OrderIdSequence
 from core.orders import describe_order
 from core.strategies import StrategyManager
@@ -130,7 +130,9 @@ class TradeManager:
             tell=self._queue,
             details_lookup=details_lookup,
         )
-        ended: dict[tuple[int, int], tuple[str, str]] = {}
+        # Orders ended here, not at IB (NotSent, Lost): the in-flight part writes it, the
+        # records (the status shown) and the changes (nothing ended can change) read it.
+        ended: dict[OrderKey, tuple[str, str]] = {}
         self.records = OrderRecords(
             journal=journal, tasks=self._tasks, ended=ended, details_lookup=details_lookup
         )
