@@ -319,7 +319,7 @@ def report(s: Soak) -> dict[str, int]:
             oid,
             s.trades.wire.was_written(oid),
             engine.order(cid, oid) is not None,
-            s.trades._in_flight.get((cid, oid)),
+            s.trades.in_flight.get((cid, oid)),
             [(e.status, e.message) for e in t.log],
         )
     figures = {

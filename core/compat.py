@@ -4,7 +4,7 @@ The console reaches below ib_async's public API in a few places, each for a reas
 given where it is used: it feeds the decoder in slices (:class:`core.connection.
 SlicedReader`), owns the pacing of outgoing frames (:class:`core.wire.WireGate`),
 keeps the ``Trade`` objects its callers hold current across reconnects
-(:meth:`core.trading.TradeManager._relink`), re-reads a symbol ArcticDB has cached
+(:meth:`core.inflight.InFlightOrders.relink`), re-reads a symbol ArcticDB has cached
 wrongly (:func:`forget_cached_versions`), and runs asyncio inside Qt's loop
 (``gui/loop.py``). An ib_async upgrade that renames one of these must fail loudly in
 ``tests/unit/test_compat.py``, not quietly in production: so nothing outside this module

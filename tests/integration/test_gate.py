@@ -394,11 +394,11 @@ async def test_new_trading_day_forgets_finished_orders_and_keeps_working_ones(ga
     assert tm.start_day() == 1
 
     key = (working.order.clientId, working.order.orderId)
-    assert list(tm._strategy_of_order) == [key]
+    assert list(tm.records.strategy_of_order) == [key]
     assert tm.strategy_of(done) == "alpha"  # from its orderRef
     assert tm.wire.was_written(working.order.orderId)
     assert not tm.wire.was_written(done.order.orderId)
-    assert tm._handled, "without a journal, exec ids are the only guard against replays"
+    assert tm.fills.handled, "without a journal, exec ids are the only guard against replays"
     g.core.trades.cancel_order(working, actor="beta")
     await wait_for(lambda: working.orderStatus.status == "Cancelled", 5, "still cancellable")
 

@@ -15,7 +15,8 @@ from datetime import UTC, datetime
 import pytest
 from ib_async import IB, CommissionReport, Contract, Execution, Fill, Order, OrderStatus, Trade
 
-import core.trading
+import core.fill_handling
+import core.order_records
 from core.events import FillRecorded, OrderUpdated
 from core.portfolio import PositionBook
 from core.trading import TradeManager
@@ -110,7 +111,7 @@ def ib() -> IB:
 
 @pytest.fixture
 def fast_commission_wait(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(core.trading, "COMMISSION_WAIT_S", 0.01)
+    monkeypatch.setattr(core.fill_handling, "COMMISSION_WAIT_S", 0.01)
 
 
 async def until(predicate: object, timeout: float = 2.0) -> None:
@@ -165,7 +166,7 @@ async def test_order_updates_when_write_fails_then_logged_and_kept_for_next_atte
     tm = TradeManager(ib, journal=journal)
     trade = make_trade()
 
-    with caplog.at_level(logging.ERROR, logger="core.trading"):
+    with caplog.at_level(logging.ERROR, logger="core.order_records"):
         ib.orderStatusEvent.emit(trade)
         await tm.wait_journalled()  # the failed write leaves the update in the backlog,
         # and wait_journalled's own attempt succeeds
@@ -178,13 +179,13 @@ async def test_order_updates_when_write_fails_then_logged_and_kept_for_next_atte
 
 
 async def test_order_updates_when_backlog_overflows_then_oldest_dropped(ib, monkeypatch, caplog):
-    monkeypatch.setattr(core.trading, "MAX_ORDER_BACKLOG", 3)
+    monkeypatch.setattr(core.order_records, "MAX_ORDER_BACKLOG", 3)
     journal = FakeJournal()
     journal.fail_orders = 10**6
     tm = TradeManager(ib, journal=journal)
     trade = make_trade()
 
-    with caplog.at_level(logging.ERROR, logger="core.trading"):
+    with caplog.at_level(logging.ERROR, logger="core.order_records"):
         for i in range(5):
             trade.orderStatus.filled = i
             ib.orderStatusEvent.emit(trade)
@@ -307,7 +308,7 @@ async def test_fill_when_journal_fails_then_retried_and_published_once(
     received: list[FillRecorded] = []
     tm.fillReceived += received.append
 
-    with caplog.at_level(logging.ERROR, logger="core.trading"):
+    with caplog.at_level(logging.ERROR, logger="core.fill_handling"):
         ib.execDetailsEvent.emit(make_trade(), make_fill(commission=1.0))
         await until(lambda: len(received) == 1)
         await tm.wait_journalled()

@@ -1,0 +1,193 @@
+"""The trade manager's parts on their own, through their narrow constructor arguments:
+the checks (core.admission), the order records (core.order_records) and the fill handler
+(core.fill_handling). TradeManager's behaviour as a whole is tested in
+test_trading_journal.py and tests/integration."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from eventkit import Event
+from ib_async import IB, CommissionReport, Contract, Execution, Fill, Order, OrderStatus, Trade
+
+from core.admission import (
+    READONLY_REASON,
+    ApproveAll,
+    OrderAdmission,
+    OrderIntent,
+    OrderRefused,
+    PreTradeDecision,
+)
+from core.audit import AuditLog
+from core.events import NOT_SENT, FillRecorded, OrderRejected, OrderUpdated
+from core.fill_handling import FillHandler
+from core.order_records import OrderRecords
+from core.tasks import Tasks
+from core.trading import TradeManager
+
+T0 = datetime(2024, 5, 1, 13, 30, tzinfo=UTC)
+AAPL = Contract(conId=265598, symbol="AAPL", secType="STK", currency="USD", exchange="SMART")
+
+
+def limit_order(quantity: float = 100, price: float = 190.0) -> Order:
+    return Order(action="BUY", totalQuantity=quantity, orderType="lmt", lmtPrice=price, tif="DAY")
+
+
+def admission(told: list[dict[str, Any]], rejected: list[OrderRejected], **kw: Any):
+    event = Event("orderRejected")
+    event += rejected.append
+    audit = AuditLog()
+    part = OrderAdmission(
+        readonly=kw.pop("readonly", False),
+        pre_trade=kw.pop("pre_trade", ApproveAll()),
+        permissions=kw.pop("permissions", lambda strategy, contract, order: []),
+        audit=audit,
+        rejected=event,
+        tell=told.append,
+    )
+    return part, audit
+
+
+class RecordingGate:
+    """A gate that refuses everything and remembers what it was asked."""
+
+    def __init__(self) -> None:
+        self.asked: list[OrderIntent] = []
+
+    def check(self, intent: OrderIntent) -> PreTradeDecision:
+        self.asked.append(intent)
+        return PreTradeDecision(False, ("over the position limit",))
+
+    def at_wire(self, intent: OrderIntent, decision: PreTradeDecision) -> str | None:
+        return None
+
+
+def test_admission_refusal_is_audited_published_told_and_raised_with_every_reason():
+    told: list[dict[str, Any]] = []
+    rejected: list[OrderRejected] = []
+    part, audit = admission(told, rejected, readonly=True)
+
+    with pytest.raises(OrderRefused) as refused:
+        part.admit("AAPL", limit_order(), "alpha", "gui", "place", None)  # not a contract
+
+    reasons = refused.value.reasons
+    assert reasons[0] == READONLY_REASON and len(reasons) > 1  # every problem, read-only first
+    assert [r.reasons for r in rejected] == [reasons]
+    assert [(m["type"], m["strategy"]) for m in told] == [("error", "alpha")]
+    assert [(r.actor, r.action) for r in audit.records] == [("gui", "place")]
+    assert audit.records[0].result.startswith("refused: ")
+
+
+def test_admission_verdict_asks_the_gate_as_a_preview_and_records_nothing():
+    told: list[dict[str, Any]] = []
+    rejected: list[OrderRejected] = []
+    gate = RecordingGate()
+    part, audit = admission(told, rejected, pre_trade=gate)
+    order = limit_order()
+
+    assert part.verdict(AAPL, order, "alpha", "gui") == ["over the position limit"]
+
+    assert [i.preview for i in gate.asked] == [True]
+    assert gate.asked[0].order is not order and gate.asked[0].order.orderType == "LMT"
+    assert order.orderType == "lmt"  # judged on a canonical copy: the caller's is untouched
+    assert not told and not rejected and not audit.records
+
+
+def test_trade_manager_pre_trade_when_replaced_then_its_checks_use_the_new_gate():
+    # The RiskManager installs itself as the gate after the trade manager is built.
+    tm = TradeManager(IB())
+    gate = RecordingGate()
+    tm.pre_trade = gate
+
+    assert tm.pre_trade is gate
+    assert tm.verdict(AAPL, limit_order(), "alpha") == ["over the position limit"]
+    assert len(gate.asked) == 1
+
+
+def submitted_trade(status: str = "Submitted") -> Trade:
+    order = Order(
+        orderId=7, clientId=1, permId=1007, action="BUY", totalQuantity=100, orderType="MKT"
+    )
+    return Trade(contract=AAPL, order=order, orderStatus=OrderStatus(orderId=7, status=status))
+
+
+def test_order_records_show_the_status_ended_here_and_refuse_one_that_cannot_follow():
+    ended: dict[tuple[int, int], tuple[str, str]] = {}
+    records = OrderRecords(journal=None, tasks=Tasks("test"), ended=ended)
+    shown: list[OrderUpdated] = []
+    records.orderUpdated += shown.append
+    records.strategy_of_order[(1, 7)] = "alpha"
+    trade = submitted_trade("PendingSubmit")
+
+    assert records.publish(trade)
+    ended[(1, 7)] = (NOT_SENT, "paced out")
+    trade.orderStatus.status = "Inactive"
+    assert records.publish(trade)
+    trade.orderStatus.status = "Submitted"
+    del ended[(1, 7)]
+    assert not records.publish(trade)  # Submitted cannot follow NotSent: not shown
+
+    assert [(u.status, u.strategy) for u in shown] == [
+        ("PendingSubmit", "alpha"),
+        (NOT_SENT, "alpha"),
+    ]
+
+
+class FlakyJournal:
+    """Fails the first ``failures`` writes, then keeps what it is given."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.fills: list[FillRecorded] = []
+
+    async def append_fills(self, fills: Sequence[FillRecorded]) -> int:
+        if self.failures:
+            self.failures -= 1
+            raise OSError("store unreachable")
+        self.fills.extend(fills)
+        return len(fills)
+
+
+def commissioned_fill(exec_id: str = "e1") -> Fill:
+    execution = Execution(
+        execId=exec_id,
+        time=T0,
+        acctNumber="DU0000001",
+        exchange="SMART",
+        side="BOT",
+        shares=100,
+        price=190.0,
+        permId=1007,
+        clientId=1,
+        orderId=7,
+        orderRef="alpha",
+    )
+    report = CommissionReport(execId=exec_id, commission=1.0, currency="USD")
+    return Fill(contract=AAPL, execution=execution, commissionReport=report, time=T0)
+
+
+@pytest.mark.asyncio
+async def test_fill_handler_when_the_journal_fails_then_retries_and_publishes_once():
+    journal = FlakyJournal(failures=1)
+    told: list[dict[str, Any]] = []
+    records = OrderRecords(journal=None, tasks=Tasks("test"), ended={})
+    fills = FillHandler(journal=journal, records=records, tasks=Tasks("test"), tell=told.append)
+    published: list[FillRecorded] = []
+    errors: list[Exception] = []
+    fills.fillReceived += published.append
+    fills.journalError += errors.append
+    fill = commissioned_fill()
+
+    fills.handle(None, fill)
+    fills.handle(None, fill)  # a replay of the same execution: no effect
+    assert await asyncio.wait_for(fills.wait(lambda: None), 10)
+
+    assert [type(e) for e in errors] == [OSError]
+    assert [f.exec_id for f in journal.fills] == ["e1"]
+    assert [(f.exec_id, f.strategy, f.commission) for f in published] == [("e1", "alpha", 1.0)]
+    assert [m["type"] for m in told] == ["fill"]
+    assert fills.handled == {"e1"} and fills.not_journalled() == []
