@@ -8,16 +8,15 @@ use it directly; ``row`` gives access to context such as the contract's tick siz
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from core.orders import is_unset
+
 #: What a missing value looks like in a cell.
 PLACEHOLDER = "\N{EN DASH}"
-#: IB sends values at or above this (UNSET_DOUBLE = 1.7976931348623157e308) as "not set".
-IB_UNSET_THRESHOLD = 1e300
 #: Security types whose quantities are whole numbers.
 WHOLE_QUANTITY_TYPES = frozenset({"STK", "OPT", "FUT", "FOP", "WAR", "IND", "BOND", "CFD"})
 
@@ -25,11 +24,12 @@ Row = Mapping[str, Any]
 
 
 def is_missing(value: Any) -> bool:
-    """True for None, NaN, infinities and IB's unset-double placeholder."""
+    """True for None, NaN, infinities and IB's unset-double placeholder (core's one
+    definition of "not set", :func:`core.orders.is_unset`)."""
     if value is None:
         return True
     if isinstance(value, float):
-        return not math.isfinite(value) or abs(value) >= IB_UNSET_THRESHOLD
+        return is_unset(value)
     return False
 
 
