@@ -29,7 +29,7 @@ Measured:
   frame (16 ms) late.
 * **Grid current**: after the storm stops, the time from the gateway's last tick being
   written to the moment every row of the positions model shows the gateway's final
-  mark (ib_async's rule: last inside the spread, else mid), checked on each of the
+  mark (core.marketdata.Quote.mark: last, else mid), checked on each of the
   model's coalesced flushes.
 
     .venv/bin/python benchmarks/bench_gui.py [--symbols 500] [--rate 20000] [--seconds 15]
@@ -96,10 +96,11 @@ def _seed_state(symbols: int, path: Path) -> None:
 
 
 def _mark(bid: float, ask: float, last: float) -> float:
-    """The mark the console shows (core.portfolio's rule: last inside the spread, else mid)."""
+    """The mark the console shows (core.marketdata.Quote.mark, which the positions grid
+    and the ticket share: last, else mid)."""
+    if last > 0:
+        return last
     if bid > 0 and ask > 0:
-        if last > 0 and bid <= last <= ask:
-            return last
         return (bid + ask) / 2
     return last
 
