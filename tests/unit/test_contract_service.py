@@ -17,6 +17,7 @@ from core.contracts import (
     ContractService,
     create_stock_contract,
 )
+from helpers import wait_for
 
 
 def aapl_details(exchange: str = "NASDAQ") -> ContractDetails:
@@ -172,7 +173,7 @@ async def test_details_when_one_caller_cancelled_then_others_still_answered(ib: 
     service = ContractService(ib)
     first = asyncio.ensure_future(service.details(create_stock_contract("AAPL")))
     second = asyncio.ensure_future(service.details(create_stock_contract("AAPL")))
-    await asyncio.sleep(0.01)
+    await wait_for(lambda: ib.calls, what="the one request sent for both")
 
     first.cancel()
     details = await second

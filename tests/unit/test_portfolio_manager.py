@@ -36,6 +36,7 @@ from core.events import (
 from core.portfolio import PortfolioManager
 from core.reconciliation import RECONCILIATION_REF
 from core.store import Store
+from helpers import wait_for
 
 ACCOUNT_ID = "DU0000001"
 UNSET = 1.7976931348623157e308
@@ -364,9 +365,9 @@ async def test_pnl_when_emitted_then_recorded_in_store(ib: FakeIB, store: Store)
     pm.pnlChanged += events.append
     pm.on_fill(record(AAPL, "BOT", 100, 190.0, exec_id="1", commission=0.0))
     pm.mark(AAPL.conId, 191.0)
-    import asyncio
-
-    await asyncio.sleep(0.05)
+    await wait_for(
+        lambda: any(e.strategy is None and e.unrealized for e in events), what="the P&L emitted"
+    )
     await store.flush()
 
     start = datetime.now(UTC) - timedelta(minutes=1)

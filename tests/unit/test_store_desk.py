@@ -265,7 +265,7 @@ async def test_append_fills_when_store_hangs_then_timeout_reported_and_nothing_l
     with pytest.raises(StoreError, match=r"no answer from the store after 0\.5 s"):
         await store.append_fills([first])
     queued = asyncio.ensure_future(store.append_fills([second]))
-    await asyncio.sleep(0.05)
+    await wait_for(lambda: store.pending_fills == 2, what="the second fill queued")
     assert store.state == "failing"
     assert store.pending_fills == 2  # the one that timed out and the one queued behind it
     assert health[-1].state == "failing" and health[-1].pending_fills == 2
@@ -287,17 +287,18 @@ async def test_append_fills_when_store_hangs_then_timeout_reported_and_nothing_l
 async def test_fills_when_a_flush_hangs_then_not_delayed(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    release = threading.Event()
+    release, entered = threading.Event(), threading.Event()
     real_flush = SeriesBuffer._flush_sync
 
     def slow_flush(self: SeriesBuffer, *args: Any) -> None:
+        entered.set()
         release.wait(10)
         real_flush(self, *args)
 
     monkeypatch.setattr(SeriesBuffer, "_flush_sync", slow_flush)
     store.record_pnl(PnLChanged(None, 1.0, 0.0, 1.0, datetime.now(UTC)))
     flushing = asyncio.ensure_future(store.flush())
-    await asyncio.sleep(0.05)
+    await wait_for(entered.is_set, what="the flush hung in its write")
 
     started = time.monotonic()
     assert await store.append_fills([today_fill(1)]) == 1

@@ -8,6 +8,7 @@ import pytest
 from ib_async import Order, Stock
 
 from core.strategies import MessageQueue, Strategy, StrategyManager, StrategyPermissions
+from helpers import wait_for
 
 
 class Recorder(Strategy):
@@ -40,7 +41,7 @@ async def test_each_strategy_receives_only_its_own_messages_in_order():
     for n in range(5):
         sm.message_queue.put({"type": "status", "strategy": "a" if n % 2 else "b", "n": n})
     sm.message_queue.put({"type": "fill", "strategy": "manual", "n": 99})
-    await asyncio.sleep(0.01)
+    await wait_for(lambda: sm.unrouted, what="the last message handled")
     await sm.stop()
 
     assert a.seen == [("status", 1), ("status", 3)]

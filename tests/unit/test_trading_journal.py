@@ -36,25 +36,33 @@ class FakeJournal:
         self.known: set[str] = set()
         self.fail_orders = 0  # how many append_orders calls fail next
         self.gate: asyncio.Event | None = None
+        self.waiting = 0  # writes held at the gate now
         if not orders:
             self.append_orders = None  # type: ignore[assignment]
 
     async def append_fills(self, fills: Sequence[FillRecorded]) -> int:
-        if self.gate is not None:
-            await self.gate.wait()
+        await self._pass_gate()
         self.fills.extend(fills)
         new = {f.exec_id for f in fills} - self.known
         self.known |= new
         return len(new)
 
     async def append_orders(self, updates: Sequence[OrderUpdated]) -> int:
-        if self.gate is not None:
-            await self.gate.wait()
+        await self._pass_gate()
         if self.fail_orders:
             self.fail_orders -= 1
             raise RuntimeError("disk full")
         self.order_batches.append(list(updates))
         return len(updates)
+
+    async def _pass_gate(self) -> None:
+        if self.gate is None:
+            return
+        self.waiting += 1
+        try:
+            await self.gate.wait()
+        finally:
+            self.waiting -= 1
 
 
 def make_trade(order_id: int = 7, status: str = "Submitted", filled: float = 0) -> Trade:
@@ -150,7 +158,7 @@ async def test_order_updates_when_writer_is_slow_then_loop_not_blocked_and_next_
     trade = make_trade()
 
     ib.orderStatusEvent.emit(trade)
-    await asyncio.sleep(0.01)  # the writer is now stuck in append_orders
+    await until(lambda: journal.waiting == 1)  # the writer is now stuck in append_orders
     ib.orderStatusEvent.emit(trade)
     ib.orderStatusEvent.emit(trade)
 
@@ -264,7 +272,7 @@ async def test_fill_when_commission_arrives_during_first_write_then_journalled_a
     trade, fill = make_trade(status="Filled", filled=100), make_fill()
 
     ib.execDetailsEvent.emit(trade, fill)
-    await asyncio.sleep(0.05)  # the commission-less write is now in flight, held
+    await until(lambda: journal.waiting == 1)  # the commission-less write is in flight, held
     report_commission(ib, trade, fill, 2.0)
     journal.gate.set()
     await tm.wait_journalled()
