@@ -177,7 +177,7 @@ class OrderTicket(TicketForm):
     def set_readonly(self, readonly: bool) -> None:
         """Disable every order control (``--readonly`` or a read-only connection)."""
         self.readonly = readonly
-        why = "read-only mode: this console sends no orders" if readonly else ""
+        why = "read-only mode: sends no orders" if readonly else ""
         for w in (self.buy_button, self.sell_button, self.send_button, self.size_button):
             w.setEnabled(not readonly)
             w.setToolTip(why or w.toolTip())
@@ -367,7 +367,7 @@ class OrderTicket(TicketForm):
         # Why it cannot be sent, most fundamental first.
         blocked: list[str] = []
         if self.readonly:
-            blocked.append("read-only mode: this console sends no orders")
+            blocked.append("read-only mode: sends no orders")
         halted_text = f"HALTED: {self._state_reason or 'trading is stopped'}"
         if self._state is TradingState.HALTED:
             blocked.append(halted_text)
