@@ -314,12 +314,24 @@ def report(s: Soak) -> dict[str, int]:
     pending = pending_orders(s)
     for t in pending:
         oid = t.order.orderId
+        gw_order = engine.order(cid, oid)
+        perm = getattr(gw_order, "perm_id", None)
+        ib_trades = [
+            (x.order.orderId, x.orderStatus.status, x.order.permId, x is t)
+            for x in s.conn.ib.trades()
+            if x.order.orderId == oid or (perm and x.order.permId == perm)
+        ]
         logging.getLogger("soak").error(
-            "left pending: #%d written=%s at gateway=%s in flight=%s log=%s",
+            "left pending: #%d written=%s at gateway=%s (%s, perm %s) in flight=%s live=%s "
+            "ib_async knows=%s log=%s",
             oid,
             s.trades.wire.was_written(oid),
-            engine.order(cid, oid) is not None,
+            gw_order is not None,
+            getattr(gw_order, "state", None),
+            perm,
             s.trades.in_flight.get((cid, oid)),
+            (cid, oid) in s.trades.in_flight.live,
+            ib_trades,
             [(e.status, e.message) for e in t.log],
         )
     figures = {

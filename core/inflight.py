@@ -212,8 +212,17 @@ class InFlightOrders:
             for t in list(trades.values())
             if t.order.orderId > 0
         }
+        # An order answered only after the link dropped never told us its perm id, and
+        # IB lists a finished one among completed orders by perm id alone (order id 0
+        # once the gateway restarted); its executions carry both ids.
+        perm_of = {
+            (f.execution.clientId, f.execution.orderId): f.execution.permId
+            for f in self._ib.fills()
+            if f.execution.permId
+        }
         for key, ours in list(self.live.items()):
-            fresh = by_id.get(key) or by_perm.get(ours.order.permId)
+            perm = ours.order.permId or perm_of.get(key, 0)
+            fresh = by_id.get(key) or (by_perm.get(perm) if perm else None)
             if fresh is None or fresh is ours:
                 continue
             before = ours.orderStatus.status

@@ -21,9 +21,12 @@ from core.emergency import EmergencyStop
 from core.events import LOST, NOT_SENT, OrderUpdated, TradingState
 from core.orders import create_limit_order, create_market_order
 from core.risk import ACCOUNT, EMERGENCY_ACTOR, RiskLimits, RiskManager
+from core.sim.protocol import In
 from core.strategies import Strategy, StrategyManager, StrategyPermissions
 from core.trading import OrderRefused
 from helpers import settle, wait_for
+
+PLACE_ORDER = In.PLACE_ORDER
 
 pytestmark = pytest.mark.asyncio
 
@@ -376,6 +379,43 @@ async def test_after_a_drop_the_trade_object_held_keeps_following_its_order(
     g.core.trades.cancel_order(working, actor="alpha")
     await wait_for(lambda: working.orderStatus.status == "Cancelled", 5, "the held object")
     assert not gw.engine.open_orders()
+
+
+async def test_an_order_the_gateway_filled_after_the_link_dropped_unanswered_ends_filled(
+    gate: Gate, ib_log_guard: Any, monkeypatch: pytest.MonkeyPatch
+):
+    """The gateway read the order and the link died before its answer reached the
+    console: the console never learnt its perm id, and after the reconnect IB lists it
+    only among completed orders (by perm id) and executions. The object held must end
+    Filled, not stay PendingSubmit for the rest of the day (seen in the fault soak)."""
+    ib_log_guard.expect("Socket disconnect|Peer closed|disconnected|Connection reset")
+    g = gate
+    gw = g.core.gateway
+    contract = await quoted(g, "AAPL")
+    await asyncio.sleep(1.0)  # a clean pacing window: the order is written at once
+    handlers = type(gw)._handlers
+    place = handlers[PLACE_ORDER]
+
+    def place_then_die(server: Any, session: Any, request: Any) -> None:
+        for each in list(server._sessions):
+            each.closed = True  # its answers never leave...
+        place(server, session, request)  # ...though the gateway takes (and fills) it
+        for each in list(server._sessions):
+            each.abort()
+
+    monkeypatch.setitem(handlers, PLACE_ORDER, place_then_die)
+    reconnected = asyncio.get_running_loop().create_future()
+    g.core.connection.connected += lambda again: reconnected.done() or reconnected.set_result(1)
+    held = g.core.trades.place_order(contract, create_market_order("BUY", 5), "alpha")
+    await asyncio.wait_for(reconnected, 15)
+    monkeypatch.setitem(handlers, PLACE_ORDER, place)
+    await wait_for(lambda: not gw.engine.open_orders(), 5, "filled at the gateway")
+    await g.core.trades.resync()
+
+    assert held.orderStatus.status == "Filled", [(e.status, e.message) for e in held.log]
+    assert held.order.permId
+    assert sum(f.execution.shares for f in held.fills) == 5
+    assert any(u.order_id == held.order.orderId and u.status == "Filled" for u in g.updates)
 
 
 async def test_new_trading_day_forgets_finished_orders_and_keeps_working_ones(gate: Gate):
