@@ -71,7 +71,7 @@ def gateway_positions(session: ConsoleSession) -> dict[str, float]:
 def build_book(session: ConsoleSession, window: MainWindow, qloop: qasync.QEventLoop) -> None:
     """Three open positions and two resting limit orders far from the market."""
     trades, gw = session.trades, session.gateway
-    assert trades is not None and gw is not None
+    assert gw is not None  # the embedded simulated gateway
     for symbol, side, qty in POSITIONS:
         trades.place_order(
             create_stock_contract(symbol), create_market_order(side, qty), "manual", actor="gui"

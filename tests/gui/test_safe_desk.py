@@ -38,6 +38,27 @@ def desk(
         yield console
 
 
+def rest_an_order(
+    session: ConsoleSession, window: MainWindow, qloop: qasync.QEventLoop
+) -> tuple[Any, float]:
+    """A BUY 10 AAPL limit 3 % under the bid (inside the 5 % band, far enough not to
+    fill), working at the gateway and shown in the orders grid; (gateway, limit)."""
+    gw = session.gateway
+    assert gw is not None  # the embedded simulated gateway
+    bid = gw.market.quote(gw.universe.find(symbol="AAPL")[0].con_id).bid
+    price = round(bid * 0.97, 2)
+    session.trades.place_order(
+        create_stock_contract("AAPL"),
+        create_limit_order("BUY", 10, price),
+        "manual",
+        actor="gui",
+    )
+    run_until(
+        qloop, lambda: len(window.orders_model.working_order_ids()) == 1, what="a working order"
+    )
+    return gw, price
+
+
 def choose(qloop: qasync.QEventLoop, qtbot: Any, ticket: OrderTicket, symbol: str) -> None:
     """Type a symbol and Enter; wait until it is resolved and quoted."""
     act(qloop, lambda: ticket.symbol_edit.setFocus())
@@ -205,16 +226,7 @@ def test_halt_and_reducing_are_shown_in_the_ticket_at_once(desk, qloop, qtbot):
 
 def test_readonly_window_changes_no_order_and_says_why(desk, qloop, qtbot):
     session, window = desk
-    trades, gw = session.trades, session.gateway
-    assert trades is not None and gw is not None
-    quote = gw.market.quote(gw.universe.find(symbol="AAPL")[0].con_id)
-    price = round(quote.bid * 0.97, 2)  # within the 5 % band, far enough not to fill
-    trades.place_order(
-        create_stock_contract("AAPL"), create_limit_order("BUY", 10, price), "manual", actor="gui"
-    )
-    run_until(
-        qloop, lambda: len(window.orders_model.working_order_ids()) == 1, what="a working order"
-    )
+    gw, _price = rest_an_order(session, window, qloop)
 
     act(qloop, lambda: window.set_readonly(True))
     view = window.orders_view
@@ -425,15 +437,8 @@ def test_modify_editor_opens_showing_the_current_price_and_the_time_stays(desk, 
     from PySide6.QtWidgets import QDoubleSpinBox
 
     session, window = desk
-    trades, gw = session.trades, session.gateway
-    assert trades is not None and gw is not None
-    quote = gw.market.quote(gw.universe.find(symbol="AAPL")[0].con_id)
-    price = round(quote.bid * 0.97, 2)  # within the 5 % band, far enough not to fill
-    trades.place_order(
-        create_stock_contract("AAPL"), create_limit_order("BUY", 10, price), "manual", actor="gui"
-    )
+    gw, price = rest_an_order(session, window, qloop)
     model, grid = window.orders_model, window.orders_view.view
-    run_until(qloop, lambda: len(model.working_order_ids()) == 1, what="a working order")
     proxy = window.orders_view.proxy
     limit = proxy.index(0, model.column_of("limit_price"))
     time_cell = proxy.index(0, model.column_of("time"))
