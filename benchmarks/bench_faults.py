@@ -41,6 +41,7 @@ from core.emergency import EmergencyStop  # noqa: E402
 from core.events import LOST, NOT_SENT, FillRecorded, TradingState  # noqa: E402
 from core.orders import create_limit_order, create_market_order  # noqa: E402
 from core.risk import ACCOUNT, EMERGENCY_ACTOR, RESUME_CONFIRMATION, RiskManager  # noqa: E402
+from core.session import emergency_stop_for  # noqa: E402
 from core.sim import SimGateway  # noqa: E402
 from core.strategies import StrategyManager  # noqa: E402
 from core.trading import OrderRefused, TradeManager  # noqa: E402
@@ -252,13 +253,10 @@ async def soak(seconds: float, seed: int) -> dict[str, int]:
     risk.attach_trade_manager(trades)
     risk.attach_ib(conn.ib)
     risk.attach_connection(conn, trades)
-    stop = EmergencyStop(
+    stop = emergency_stop_for(
+        risk,
         trades,
         conn,
-        states=risk,
-        view=risk.book,
-        audit=risk.audit,
-        authority=risk.flatten_authority,
         cancel_timeout=5,
         fill_timeout=10,
         reconnect_timeout=20,

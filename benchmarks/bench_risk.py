@@ -165,8 +165,8 @@ async def stop_once(n_orders: int, symbols: tuple[str, ...]) -> None:
     """Build 10 positions and ``n_orders`` working orders, then time one stop."""
     from core.connection import ClientIdRegistry, Connection, ReconnectPolicy
     from core.contracts import create_stock_contract
-    from core.emergency import EmergencyStop
     from core.orders import create_limit_order, create_market_order
+    from core.session import emergency_stop_for
     from core.sim import SimGateway
     from core.strategies import StrategyManager
     from core.trading import TradeManager
@@ -210,13 +210,10 @@ async def stop_once(n_orders: int, symbols: tuple[str, ...]) -> None:
         risk.attach_trade_manager(tm)
         risk.attach_ib(conn.ib)
         risk.attach_connection(conn, tm)
-        stop = EmergencyStop(
+        stop = emergency_stop_for(
+            risk,
             tm,
             conn,
-            states=risk,
-            view=risk.book,
-            audit=risk.audit,
-            authority=risk.flatten_authority,
         )
         t0 = time.perf_counter()
         result = await stop.stop("benchmark")

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, time
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import pandas as pd
 from eventkit import Event
@@ -137,6 +137,27 @@ class SessionOptions:
         return self.store_writer or default_writer(
             self.account, self.client_id, self.host, self.port
         )
+
+
+def emergency_stop_for(
+    risk: RiskManager, trades: TradeManager, connection: Connection, **options: Any
+) -> EmergencyStop:
+    """The emergency stop wired to ``risk`` the one way: HALTED set through risk's trading
+    states, positions and quotes from its book, flattening orders authorised by its
+    flatten authority, and a breach whose action is the stop running it. ``options``
+    are :class:`core.emergency.EmergencyStop`'s (account, details lookup, timeouts, clock).
+    """
+    stop = EmergencyStop(
+        trades,
+        connection,
+        states=risk,
+        view=risk.book,
+        audit=risk.audit,
+        authority=risk.flatten_authority,
+        **options,
+    )
+    risk.limitBreached += stop.on_breach
+    return stop
 
 
 class ConsoleSession:
@@ -260,18 +281,14 @@ class ConsoleSession:
         risk.attach_account(self.account)
         risk.attach_portfolio(self.portfolio)
         # The stop depends on risk's parts through Protocols; risk only emits breaches.
-        self.emergency: Final = EmergencyStop(
+        self.emergency: Final = emergency_stop_for(
+            risk,
             self.trades,
             conn,
-            states=risk,
-            view=risk.book,
-            audit=self.audit,
-            authority=risk.flatten_authority,
             account=options.account,
             details_lookup=details_lookup,
             now=options.stop_clock,
         )
-        risk.limitBreached += self.emergency.on_breach
         conn.connected += self._on_connected
         conn.statusChanged += self._on_status
 

@@ -16,7 +16,7 @@ from core.emergency import EmergencyStop, StopScope
 from core.events import TradingState
 from core.orders import create_limit_order, create_market_order
 from core.risk import ACCOUNT, EMERGENCY_ACTOR, RiskManager
-from core.session import ConsoleSession, SessionOptions
+from core.session import ConsoleSession, SessionOptions, emergency_stop_for
 from core.trading import OrderRefused
 from helpers import clock_from, next_new_york_day, settle, wait_for
 
@@ -55,18 +55,14 @@ async def stopper(core: Any, ib_log_guard: Any) -> AsyncIterator[Stopper]:
     risk.attach_trade_manager(core.trades)
     risk.attach_ib(core.connection.ib)
     risk.attach_connection(core.connection, core.trades)
-    stop = EmergencyStop(
+    stop = emergency_stop_for(
+        risk,
         core.trades,
         core.connection,
-        states=risk,
-        view=risk.book,
-        audit=risk.audit,
-        authority=risk.flatten_authority,
         cancel_timeout=5,
         fill_timeout=10,
         reconnect_timeout=20,
     )
-    risk.limitBreached += stop.on_breach
     yield Stopper(core, risk, stop, store)
 
 

@@ -21,6 +21,7 @@ from core.emergency import EmergencyStop
 from core.events import LOST, NOT_SENT, OrderUpdated, TradingState
 from core.orders import create_limit_order, create_market_order
 from core.risk import ACCOUNT, EMERGENCY_ACTOR, RiskLimits, RiskManager
+from core.session import emergency_stop_for
 from core.sim.protocol import In
 from core.strategies import Strategy, StrategyManager, StrategyPermissions
 from core.trading import OrderRefused
@@ -83,13 +84,10 @@ async def gate(core: Any, ib_log_guard: Any) -> AsyncIterator[Gate]:
     risk.attach_trade_manager(core.trades)
     risk.attach_ib(core.connection.ib)
     risk.attach_connection(core.connection, core.trades)
-    stop = EmergencyStop(
+    stop = emergency_stop_for(
+        risk,
         core.trades,
         core.connection,
-        states=risk,
-        view=risk.book,
-        audit=risk.audit,
-        authority=risk.flatten_authority,
         cancel_timeout=5,
         fill_timeout=10,
         reconnect_timeout=20,
