@@ -161,6 +161,24 @@ async def trader(s: Soak, strategy: str, until: float, seed: int) -> None:
         await asyncio.sleep(rng.uniform(0.1, 0.25))
 
 
+async def place_written(s: Soak, rng: random.Random, timeout: float = 10.0) -> None:
+    """Place orders until one goes straight onto the socket (the gateway has not read it
+    yet): refused, paced or not ACTIVE yet, it tries again. A drop mid-order must always
+    have an order to lose, whatever the machine's speed (on a slow one the pacing's second
+    was often full, the order waited at the wire and the drop only un-sent it)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if s.trades.wire.waiting or not s.conn.is_connected:
+            await asyncio.sleep(0.01)
+            continue
+        before = len(s.placed)
+        place(s, rng.choice(STRATEGIES), rng)
+        if len(s.placed) > before and s.trades.wire.was_written(s.placed[-1].order.orderId):
+            return
+        await asyncio.sleep(0.01)
+    raise RuntimeError("no order could be written for the drop mid-order")
+
+
 async def connected(s: Soak, timeout: float = 20) -> None:
     deadline = time.monotonic() + timeout
     while not (s.conn.is_connected and s.conn.state.value == "connected"):
@@ -200,7 +218,8 @@ async def faults(s: Soak, until: float, seed: int) -> None:
     kinds = ["drop", "drop-mid-order", "restart", "nightly", "stop"]
     rng.shuffle(kinds)
     n = 0
-    while time.monotonic() < until - 3:
+    # every kind at least once, however slow the machine; then more while time is left
+    while n < len(kinds) or time.monotonic() < until - 3:
         await asyncio.sleep(rng.uniform(1.5, 3.0))
         kind = kinds[n % len(kinds)]  # every kind, in a seeded order
         n += 1
@@ -211,9 +230,7 @@ async def faults(s: Soak, until: float, seed: int) -> None:
         elif kind == "drop-mid-order":
             # an order written, and the gateway gone before it reads it
             s.drops += 1
-            while s.trades.wire.waiting:  # noqa: ASYNC110 - written at once, not queued
-                await asyncio.sleep(0.005)
-            place(s, rng.choice(STRATEGIES), rng)
+            await place_written(s, rng)
             for session in list(s.gateway._sessions):
                 session.abort()
         elif kind == "restart":
