@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ib_async import Contract
+from ib_async.util import UNSET_DOUBLE
 
 from core.events import EXTERNAL, OrderUpdated, PositionChanged
 from core.orders import price_or_none
@@ -46,9 +47,16 @@ def symbol_of(contract: Contract) -> str:
     return contract.symbol or contract.localSymbol or str(contract.conId)
 
 
+_UNSET_BELOW = UNSET_DOUBLE / 2  # what core.orders.is_unset calls "not set" (and inf)
+
+
 def price(value: Any) -> float | None:
     """A price, or None when IB means "not set" or sent 0 (no price). Negative prices
     stay: a spread (BAG) trades at them."""
+    if value.__class__ is float:  # the pre-trade check's hot path: no conversions
+        if value == 0.0 or value != value or abs(value) >= _UNSET_BELOW:
+            return None
+        return value
     v = price_or_none(value)
     return None if v == 0 else v
 
@@ -360,9 +368,10 @@ class ExposureBook:
     def record_sent(self, now: float, *scopes: str) -> None:
         """An order was approved to be sent at ``now`` (monotonic): it counts for the
         whole console and for each of ``scopes`` (those with a rate limit)."""
-        _push(self.console_sent, now)
-        for name in scopes:
-            _push(self.scope(name).sent, now)
+        for sent in (self.console_sent, *[self.scope(name).sent for name in scopes]):
+            while sent and now - sent[0] >= 1.0:  # forget what left the window
+                sent.popleft()
+            sent.append(now)
 
     # -- P&L -----------------------------------------------------------------------------
 
@@ -403,12 +412,6 @@ def recent(sent: collections.deque[float], now: float) -> int:
     while old < n and now - sent[old] >= 1.0:
         old += 1
     return n - old
-
-
-def _push(sent: collections.deque[float], now: float) -> None:
-    while sent and now - sent[0] >= 1.0:
-        sent.popleft()
-    sent.append(now)
 
 
 def _nothing() -> None:

@@ -246,17 +246,23 @@ def check(
             f"IB message cap {cap} per second (whole console): "
             f"this order would make it {recent + 1} in the last second"
         )
+    # the order's prices, read once for every scope
+    lmt = price(order.lmtPrice) if order.orderType in _LIMIT_TYPES else None
+    mult = book.mult.get(key)
+    if mult is None:
+        mult = float(contract.multiplier) if contract.multiplier else 1.0
+    prices = (lmt, book.mark.get(key), mult)
     if acct_open > _EPS:
         lim = limits.by_scope.get("account")
         if lim is not None:
-            args = (intent, key, signed, side, acct_open, replaced, now, wall, reasons)
+            args = (intent, key, signed, side, acct_open, replaced, prices, now, wall, reasons)
             _check_scope(book, acct, lim, "", *args)
         if limits.precautions is not None:
             reasons += _check_precautions(book, limits.precautions, intent, key, acct_open)
     if strat is not None and own_open > _EPS:
         lim = limits.by_scope.get(strat.name)
         if lim is not None:
-            args = (intent, key, signed, side, own_open, replaced, now, wall, reasons)
+            args = (intent, key, signed, side, own_open, replaced, prices, now, wall, reasons)
             _check_scope(book, strat, lim, f" (strategy {strat.name})", *args)
     if reasons:
         return PreTradeDecision(False, tuple(reasons))
@@ -294,17 +300,15 @@ def _check_scope(
     side: int,
     opening: float,
     replaced: float,
+    prices: tuple[float | None, float | None, float],
     now: float,
     wall: Callable[[], datetime],
     reasons: list[str],
 ) -> None:
-    """Every limit of one scope an opening order is judged by; appends to ``reasons``."""
+    """Every limit of one scope an opening order is judged by; appends to ``reasons``.
+    ``prices``: the order's limit price (None: none), the mark, the multiplier."""
     order, contract = intent.order, intent.contract
-    mult = book.mult.get(key)
-    if mult is None:
-        mult = float(contract.multiplier) if contract.multiplier else 1.0
-    mark = book.mark.get(key)
-    lmt = price(order.lmtPrice) if order.orderType in _LIMIT_TYPES else None
+    lmt, mark, mult = prices
     px = lmt if lmt is not None else mark
     if lim.max_order_quantity is not None and opening > lim.max_order_quantity + _EPS:
         reasons.append(
@@ -398,11 +402,11 @@ def _check_scope(
             )
     if lim.fat_finger_pct is not None:
         ref = book.ref.get(key)
-        prices = [p for p in (lmt, _stop_price(order)) if p is not None]
-        if prices and ref is None:
+        banded = [p for p in (lmt, _stop_price(order)) if p is not None]
+        if banded and ref is None:
             reasons.append(_no_price(book, key, contract, "the fat-finger band", sfx))
         elif ref is not None:
-            for p in prices:
+            for p in banded:
                 dist = abs(p - ref) / ref * 100
                 if dist > lim.fat_finger_pct + _EPS:
                     reasons.append(

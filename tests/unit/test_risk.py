@@ -843,3 +843,5 @@ def test_risk_prices_keep_negative_spread_prices_and_drop_placeholders():
     assert _price(-0.35) == -0.35  # a calendar spread can trade below zero
     assert _price(0.0) is None and _price(None) is None
     assert _price(1.7976931348623157e308) is None and _price(float("nan")) is None
+    assert _price(float("-inf")) is None and _price(-1.7976931348623157e308) is None
+    assert _price(101.25) == 101.25 and _price(101) == 101.0 and _price("0") is None
