@@ -1,7 +1,11 @@
 """The order ticket's logic: what the trader typed becomes an order core judges and sends.
 
-The layout and how each state is drawn are :class:`gui.widgets.ticket_form.TicketForm`;
-this class is that form plus the decisions, and every decision comes from
+The ticket is three layers, each where a reader would look for it:
+:class:`gui.widgets.ticket_form.TicketForm` lays the widgets out and draws each state;
+:class:`gui.widgets.ticket_instrument.InstrumentForm` looks the symbol up, fills the
+completer and shows the quotes; this class, on top, judges and sends the order. What the
+send button says (the order, or why it cannot go) and whether a large order is confirmed
+first are pure functions in :mod:`gui.widgets.ticket_verdict`. Every decision comes from
 :class:`core.order_entry.OrderEntry`: instrument lookup, the preview (notional,
 commission estimate, every reason the order would be refused, risk's verdict included),
 the gateway's whatIf margin impact, and sending. The order is described to core as an

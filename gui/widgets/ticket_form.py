@@ -1,7 +1,9 @@
 """The order ticket's layout: its fields, quotes, verdict and send button, and how each
-state of them is drawn. No decisions here: :class:`gui.widgets.order_ticket.OrderTicket`
-(the ticket's logic) builds on this form, judges the order through core and tells the
-form what to show.
+state of them is drawn. No decisions here: on this form
+:class:`gui.widgets.ticket_instrument.InstrumentForm` looks the symbol up and shows its
+quotes, and :class:`gui.widgets.order_ticket.OrderTicket` on that judges the order
+through core and tells the form what to show (the send button's words come from
+:mod:`gui.widgets.ticket_verdict`).
 
 Layout, top to bottom: the symbol and what it resolved to; bid, last and ask (click a
 price to use it as the limit); BUY / SELL; the fields in a grid two pairs wide where
