@@ -61,6 +61,13 @@ def number(value: Any, decimals: int = 2, *, sign: bool = False) -> str:
     return text
 
 
+def money(value: float | None, currency: str = "USD") -> str:
+    """An amount with its currency (``"1,234.50 USD"``), or the placeholder."""
+    if is_missing(value):
+        return PLACEHOLDER
+    return f"{value:,.2f} {currency}"
+
+
 def fmt_text(value: Any, row: Row | None = None) -> str:
     """Plain text; missing -> empty."""
     if is_missing(value):

@@ -1,7 +1,9 @@
 """The order ticket's layout: its fields, quotes, verdict and send button, and how each
-state of them is drawn. No decisions here: :class:`gui.widgets.order_ticket.OrderTicket`
-(the ticket's logic) builds on this form, judges the order through core and tells the
-form what to show.
+state of them is drawn. No decisions here: on this form
+:class:`gui.widgets.ticket_instrument.InstrumentForm` looks the symbol up and shows its
+quotes, and :class:`gui.widgets.order_ticket.OrderTicket` on that judges the order
+through core and tells the form what to show (the send button's words come from
+:mod:`gui.widgets.ticket_verdict`).
 
 Layout, top to bottom: the symbol and what it resolved to; bid, last and ask (click a
 price to use it as the limit); BUY / SELL; the fields in a grid two pairs wide where
@@ -18,7 +20,6 @@ side buttons are clicked, not tabbed through.
 from __future__ import annotations
 
 import itertools
-import math
 from collections.abc import Mapping
 
 from PySide6.QtCore import QStringListModel, Qt
@@ -43,11 +44,30 @@ from PySide6.QtWidgets import (
 from core.events import MANUAL, TradingState
 from core.order_entry import OrderPreview
 from gui import theme
-from gui.models.formatting import PLACEHOLDER
+from gui.models.formatting import PLACEHOLDER, money
 from gui.widgets.form_scroll import VerticalScrollArea
 from gui.widgets.number_field import NumberField
+from gui.widgets.ticket_verdict import SendVerdict
+
+__all__ = [
+    "LIMIT_TYPES",
+    "MAX_QUANTITY",
+    "ORDER_TYPES",
+    "STOP_TYPES",
+    "TIFS",
+    "PriceBox",
+    "QuoteButton",
+    "SendButton",
+    "TicketForm",
+    "decimals_of",
+    "money",
+    "number_style",
+]
 
 ORDER_TYPES = ("LMT", "MKT", "STP", "STP LMT")
+#: The order types that carry a limit price, and those that carry a stop price.
+LIMIT_TYPES = ("LMT", "STP LMT")
+STOP_TYPES = ("STP", "STP LMT")
 TIFS = ("DAY", "GTC", "IOC")
 #: The largest quantity the ticket will send (above it the entry is flagged).
 MAX_QUANTITY = 1e9
@@ -57,13 +77,6 @@ def decimals_of(min_tick: float) -> int:
     """How many decimals a price on ``min_tick``'s grid shows."""
     text = f"{min_tick:.10f}".rstrip("0")
     return max(0, len(text.split(".")[1])) if "." in text else 0
-
-
-def money(value: float | None, currency: str = "USD") -> str:
-    """An amount with its currency, or the placeholder."""
-    if value is None or not math.isfinite(value):
-        return PLACEHOLDER
-    return f"{value:,.2f} {currency}"
 
 
 class QuoteButton(QPushButton):
@@ -447,8 +460,8 @@ class TicketForm(QFrame):
                 return ""
             return "?" if field.error() else field.textFromValue(field.value())
 
-        stop = shown(self.stop_price) if kind in ("STP", "STP LMT") else ""
-        limit = shown(self.limit_price) if kind in ("LMT", "STP LMT") else ""
+        stop = shown(self.stop_price) if kind in STOP_TYPES else ""
+        limit = shown(self.limit_price) if kind in LIMIT_TYPES else ""
         if kind == "STP LMT":
             words: tuple[str, ...] = ("STP", stop, "LMT" if limit else "", limit)
         else:
@@ -456,6 +469,21 @@ class TicketForm(QFrame):
         qty = shown(self.quantity) or "?"
         # Only non-empty parts: no symbol yet must not leave a double space.
         return " ".join(p for p in (side, qty, symbol, *words) if p)
+
+    def show_entry_problems(self, problems: Mapping[NumberField, str | None]) -> None:
+        """Each number field's problem (:meth:`entry_problem`) on the line under it,
+        shown only while it has one."""
+        for field, label in (
+            (self.quantity, self.quantity_error),
+            (self.limit_price, self.limit_error),
+            (self.stop_price, self.stop_error),
+        ):
+            problem = problems.get(field)
+            # Limit and Stop share a row: their reasons name the field; the quantity's
+            # sits under it alone.
+            shown = problem.split(": ", 1)[1] if problem and field is self.quantity else problem
+            label.setText(shown or "")
+            label.setVisible(problem is not None)
 
     def mark_fields(
         self,
@@ -549,6 +577,15 @@ class TicketForm(QFrame):
                 number_style(f"color: {theme.LOSS}; font-weight: 600;")
             )
             self.margin_label.setText(PLACEHOLDER)  # a whatIf of an order that cannot be sent
+
+    def show_send(self, verdict: SendVerdict) -> None:
+        """The reasons under the risk verdict, and the send button: the order it would
+        send, or under it the first reason it cannot (every reason in its tooltip)."""
+        self.problems.setText("\n".join(f"• {p}" for p in verdict.listed))
+        self.send_button.set_lines(verdict.order, verdict.reason)
+        self.send_button.setToolTip(verdict.tooltip)
+        self.send_button.setAccessibleDescription(verdict.tooltip)
+        self.send_button.setEnabled(verdict.sendable)
 
     def show_state(self, state: TradingState | None, reason: str) -> None:
         """The account's trading state, shown only when it is not ACTIVE."""

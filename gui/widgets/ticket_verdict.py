@@ -1,0 +1,119 @@
+"""What the order ticket's send button says: the order it would send, or why it cannot.
+
+Qt-free: a pure function of the order in words, core's preview (risk's verdict
+included) and the ticket's states (read-only, the account's trading state, the
+connection, the entries of the fields), so each wording is unit-tested without a
+widget. :class:`gui.widgets.order_ticket.OrderTicket` judges the order with
+:func:`judge_send` on every change and asks :func:`confirmation_reason` before a large
+order goes; :meth:`gui.widgets.ticket_form.TicketForm.show_send` draws the verdict.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from core.events import TradingState
+from core.order_entry import OrderPreview
+from gui.models.formatting import money
+
+__all__ = [
+    "CHECKING",
+    "CHOOSE_SYMBOL",
+    "READ_ONLY",
+    "SendVerdict",
+    "confirmation_reason",
+    "judge_send",
+]
+
+#: Why nothing can be sent before an instrument is chosen (the button says it).
+CHOOSE_SYMBOL = "choose a symbol"
+#: Why nothing can be sent in read-only mode (``--readonly`` or a read-only connection).
+READ_ONLY = "read-only mode: sends no orders"
+#: The button's second line while core has not judged the order yet (no session).
+CHECKING = "checking…"
+
+
+@dataclass(frozen=True, slots=True)
+class SendVerdict:
+    """What the send button and the reasons under the risk verdict say."""
+
+    order: str  # the order in words, as it would be sent
+    blocked: tuple[str, ...]  # why it cannot be sent, most fundamental first
+    listed: tuple[str, ...]  # the reasons listed under the verdict (not said elsewhere)
+    sendable: bool
+
+    @property
+    def reason(self) -> str:
+        """The button's second line: the first reason it cannot go ("" when it can)."""
+        if self.sendable:
+            return ""
+        return self.blocked[0] if self.blocked else CHECKING
+
+    @property
+    def tooltip(self) -> str:
+        """The button's tooltip (and accessible description): the order, or every reason."""
+        if self.sendable:
+            return f"Send {self.order} (Enter)"
+        return "Cannot send:\n" + "\n".join(self.blocked or (CHECKING,))
+
+
+def judge_send(
+    order: str,
+    preview: OrderPreview | None,
+    *,
+    chosen: bool,
+    field_problems: Sequence[str] = (),
+    readonly: bool = False,
+    state: TradingState | None = None,
+    state_reason: str = "",
+    offline_reason: str = "",
+    offline_shown: bool = False,
+) -> SendVerdict:
+    """Whether ``order`` can be sent, and why not.
+
+    ``preview`` is core's (None: not judged, as while a field is unusable or without a
+    session); ``chosen``: an instrument is; ``field_problems``: why entries cannot be
+    used; ``state`` and ``state_reason``: the account's trading state; ``offline_reason``:
+    why nothing can be sent now ("" when connected), ``offline_shown`` when the ticket
+    already says it under the symbol field.
+    """
+    halted = state is TradingState.HALTED
+    halted_text = f"HALTED: {state_reason or 'trading is stopped'}"
+    blocked: list[str] = []
+    if readonly:
+        blocked.append(READ_ONLY)
+    if halted:
+        blocked.append(halted_text)
+    if offline_reason:
+        blocked.append(offline_reason)
+    if not chosen:
+        blocked.append(CHOOSE_SYMBOL)
+    blocked += field_problems
+    risk_problems = preview.problems if preview is not None else ()
+    # HALTED is said once, first; risk's own wording of it would only repeat it.
+    blocked += [p for p in risk_problems if not (halted and "HALTED" in p)]
+    # The list under the verdict leaves out what the ticket says elsewhere already: the
+    # trading state has its own line whenever it is not ACTIVE, no symbol is the
+    # button's, and being offline is said under the symbol field while no instrument is.
+    said = {CHOOSE_SYMBOL}
+    if halted:
+        said.add(halted_text)
+    if offline_reason and offline_shown:
+        said.add(offline_reason)
+    return SendVerdict(
+        order=order,
+        blocked=tuple(blocked),
+        listed=tuple(p for p in blocked if p not in said),
+        sendable=not blocked and preview is not None and preview.approved,
+    )
+
+
+def confirmation_reason(
+    notional: float | None, threshold: float | None, currency: str
+) -> str | None:
+    """What is large about an order whose ``notional`` is above ``threshold`` (the
+    trader confirms it first), or None: it goes at once (no threshold, no notional)."""
+    if threshold is None or notional is None or notional <= threshold:
+        return None
+    return f"Notional {money(notional, currency)} is above {money(threshold, currency)}."
