@@ -1,4 +1,4 @@
-"""The console's main window: docks, toolbar, status bar, shortcuts, saved layout.
+"""The console's main window: docks, toolbar, status bar, menus, shortcuts, saved layout.
 
 The window is layout and binding. It is built from the options the session will run
 with (before the session exists, so it is on screen while the gateway starts); then
@@ -7,6 +7,12 @@ part of it (their ``bind(session)``: each subscribes to the core events it shows
 to the :class:`gui.controller.ConsoleController`, which handles every command. Nothing
 here polls: models coalesce bursts into one repaint a frame. Blocking work (the
 store's history) runs in core's executor; the window only awaits it.
+
+Where the parts live: the docks' arrangement, their default split and what a person
+arranged in :mod:`gui.window_layout`; the toolbar (order actions, account, READ-ONLY
+badge, stop button) in :mod:`gui.widgets.main_toolbar`; every command, and the question
+about working orders when a person closes the window, in :mod:`gui.controller`. Here:
+building and binding them, the menus, the status bar, and the ticket's keyboard entry.
 
 Keyboard: F2 buy, F3 sell, Ctrl+L symbol, Ctrl+Shift+C cancel all working orders,
 Ctrl+Shift+X emergency stop (press twice, or hold: see the button's docstring).
@@ -22,11 +28,8 @@ from PySide6.QtCore import QSettings, Qt, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QShowEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
-    QDockWidget,
     QLabel,
     QMainWindow,
-    QSizePolicy,
-    QToolBar,
     QVBoxLayout,
     QWidget,
 )
@@ -52,20 +55,19 @@ from gui.models.fills import FillsModel
 from gui.models.orders import OrdersModel
 from gui.models.positions import PositionsModel
 from gui.tasks import spawn
-from gui.widgets.emergency_stop import EmergencyStopButton
 from gui.widgets.fills_view import FillsView
-from gui.widgets.form_scroll import VerticalScrollArea
 from gui.widgets.halted_banner import HaltedBanner
 from gui.widgets.log_view import AuditView, LogView
+from gui.widgets.main_toolbar import MainToolBar, action_tooltip
 from gui.widgets.notifier import Notifier, rejection_text
 from gui.widgets.order_ticket import OrderTicket
 from gui.widgets.orders_view import OrdersView
 from gui.widgets.pnl_chart import PnLChart
 from gui.widgets.positions_view import PositionsView
 from gui.widgets.risk_panel import RiskPanel, exposures_by_strategy
-from gui.widgets.status_labels import AccountStrip, ConnectionIndicator
+from gui.widgets.status_labels import ConnectionIndicator
 from gui.widgets.store_indicator import StoreIndicator
-from gui.window_layout import WindowLayout, fit_to_screen
+from gui.window_layout import WindowLayout, build_docks, fit_to_screen
 
 log = logging.getLogger(__name__)
 
@@ -92,11 +94,6 @@ class MainWindow(QMainWindow):
         self.setWindowTitle("IB Console")
         self.setWindowIcon(theme.icon("app"))
         fit_to_screen(self)
-        self.setDockOptions(
-            QMainWindow.DockOption.AnimatedDocks
-            | QMainWindow.DockOption.AllowTabbedDocks
-            | QMainWindow.DockOption.AllowNestedDocks
-        )
         self._settings = settings or QSettings(
             str(user_config_dir() / "layout.ini"), QSettings.Format.IniFormat
         )
@@ -156,23 +153,19 @@ class MainWindow(QMainWindow):
         self.pnl_chart.setAccessibleName("P&L chart")
         self.risk_panel.setObjectName("riskPanel")
         self.risk_panel.setAccessibleName("Risk")
-        self.docks: dict[str, QDockWidget] = {}
-        left = Qt.DockWidgetArea.LeftDockWidgetArea
-        right = Qt.DockWidgetArea.RightDockWidgetArea
-        bottom = Qt.DockWidgetArea.BottomDockWidgetArea
-        # Side columns run to the bottom; the bottom area sits under the positions only.
-        self.setCorner(Qt.Corner.BottomLeftCorner, left)
-        self.setCorner(Qt.Corner.BottomRightCorner, right)
-        self._dock("Order ticket", self.ticket, left)  # scrolls its fields itself
-        self._dock("Risk", self.risk_panel, left, scroll=True)
-        self._dock("P&L", self.pnl_chart, right)
-        self._dock("Fills", self.fills_view, right)
-        self._dock("Audit", self.audit_view, right)
-        self._dock("Log", self.log_view, right)
-        self._dock("Working orders", self.orders_view, bottom)
-        self.tabifyDockWidget(self.docks["Fills"], self.docks["Audit"])
-        self.tabifyDockWidget(self.docks["Audit"], self.docks["Log"])
-        self.docks["Fills"].raise_()
+        #: The docks by title (their arrangement: :func:`gui.window_layout.build_docks`).
+        self.docks = build_docks(
+            self,
+            {
+                "Order ticket": self.ticket,
+                "Risk": self.risk_panel,
+                "P&L": self.pnl_chart,
+                "Fills": self.fills_view,
+                "Audit": self.audit_view,
+                "Log": self.log_view,
+                "Working orders": self.orders_view,
+            },
+        )
 
         self.notifier = Notifier(self)
         self._build_toolbar()
@@ -194,82 +187,18 @@ class MainWindow(QMainWindow):
 
     # -- construction -------------------------------------------------------------------
 
-    def _dock(
-        self, title: str, widget: QWidget, area: Qt.DockWidgetArea, *, scroll: bool = False
-    ) -> QDockWidget:
-        """A dock for ``widget``; ``scroll`` for a form whose height must not squeeze its
-        rows (the ticket, the risk panel): on a small screen it scrolls instead, and it
-        no longer sets the window's minimum height."""
-        # Docked, the title bar reads "&" as a mnemonic ("P&&L" shows "P&L"); floated,
-        # the title is a window's, plain text ("P&&L" showed both): follow the state.
-        escaped = title.replace("&", "&&")
-        dock = QDockWidget(escaped, self)
-        dock.topLevelChanged.connect(
-            lambda floating: dock.setWindowTitle(title if floating else escaped)
-        )
-        dock.setObjectName(f"dock_{title.lower().replace(' ', '_').replace('&', '')}")
-        if scroll:
-            dock.setWidget(VerticalScrollArea(widget, dock))
-        else:
-            dock.setWidget(widget)
-        dock.setFeatures(
-            QDockWidget.DockWidgetFeature.DockWidgetMovable
-            | QDockWidget.DockWidgetFeature.DockWidgetFloatable
-            | QDockWidget.DockWidgetFeature.DockWidgetClosable
-        )
-        self.addDockWidget(area, dock)
-        self.docks[title] = dock
-        return dock
-
     def _build_toolbar(self) -> None:
-        bar = QToolBar("Main", self)
-        bar.setObjectName("toolbar_main")
-        bar.setMovable(False)
-        bar.setFloatable(False)
-        bar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        """The toolbar (:class:`gui.widgets.main_toolbar.MainToolBar`); its parts are
+        the window's to connect and to test."""
+        bar = self.toolbar = MainToolBar(self, readonly_reason=READONLY_REASON)
         self.addToolBar(Qt.ToolBarArea.TopToolBarArea, bar)
-        self.buy_action = QAction(theme.icon("buy"), "Buy", self)
-        shortcuts.bind(self.buy_action, "buy")
+        self.buy_action, self.sell_action = bar.buy_action, bar.sell_action
+        self.symbol_action, self.cancel_all_action = bar.symbol_action, bar.cancel_all_action
+        self.account_strip, self.readonly_badge = bar.account_strip, bar.readonly_badge
+        self.stop_button = bar.stop_button
         self.buy_action.triggered.connect(lambda: self._ticket_side("BUY"))
-        self.sell_action = QAction(theme.icon("sell"), "Sell", self)
-        shortcuts.bind(self.sell_action, "sell")
         self.sell_action.triggered.connect(lambda: self._ticket_side("SELL"))
-        self.symbol_action = QAction(theme.icon("ticket"), "Symbol", self)
-        shortcuts.bind(self.symbol_action, "symbol")
         self.symbol_action.triggered.connect(self._focus_ticket)
-        self.cancel_all_action = QAction(theme.icon("cancel"), "Cancel all", self)
-        shortcuts.bind(self.cancel_all_action, "cancel_all")
-        for a, name in (
-            (self.buy_action, "actionBuy"),
-            (self.sell_action, "actionSell"),
-            (self.symbol_action, "actionSymbol"),
-            (self.cancel_all_action, "actionCancelAll"),
-        ):
-            a.setObjectName(name)
-            a.setShortcutContext(Qt.ShortcutContext.ApplicationShortcut)
-            a.setToolTip(f"{a.text()} ({a.shortcut().toString()})")
-            bar.addAction(a)
-        spacer = QWidget(bar)
-        spacer.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
-        bar.addWidget(spacer)
-        self.account_strip = AccountStrip(bar)
-        bar.addWidget(self.account_strip)
-        # Read-only is a state of the whole window, shown where the eye goes first.
-        self.readonly_badge = QLabel("READ-ONLY", bar)
-        self.readonly_badge.setObjectName("readonlyBadge")
-        self.readonly_badge.setAccessibleName("Read-only mode")
-        self.readonly_badge.setToolTip(READONLY_REASON)
-        self.readonly_badge.setStyleSheet(
-            f"color: {theme.BG}; background: {theme.AMBER}; font-weight: 800;"
-            " letter-spacing: 1px; border-radius: 4px; padding: 6px 12px; margin: 0 8px;"
-        )
-        self._readonly_badge_action = bar.addWidget(self.readonly_badge)
-        self._readonly_badge_action.setVisible(False)
-        self.stop_button = EmergencyStopButton(parent=bar)
-        self.stop_button.setObjectName("emergencyStop")
-        self.stop_button.setAccessibleName("Emergency stop: cancel every order, flatten")
-        self.stop_button.setMinimumWidth(230)
-        bar.addWidget(self.stop_button)
 
     def _build_status_bar(self) -> None:
         sb = self.statusBar()
@@ -291,7 +220,7 @@ class MainWindow(QMainWindow):
         quit_action.triggered.connect(self.close_by_user)
         file_menu.addAction(quit_action)
         trade = mb.addMenu("&Trade")
-        for a in (self.buy_action, self.sell_action, self.symbol_action, self.cancel_all_action):
+        for a in self.toolbar.trade_actions():
             trade.addAction(a)
         trade.addSeparator()
         self.stop_action = QAction(theme.icon("stop"), "Emergency stop…", self)
@@ -474,19 +403,9 @@ class MainWindow(QMainWindow):
         self.ticket.set_readonly(readonly)
         self.orders_view.set_readonly(why)
         self.positions_view.set_readonly(why)
-        for a in (
-            self.buy_action,
-            self.sell_action,
-            self.cancel_all_action,
-            self.stop_action,
-        ):
-            a.setEnabled(not readonly)
-            default = a.text().rstrip("…")
-            shortcut = a.shortcut().toString()
-            a.setToolTip(why or (f"{default} ({shortcut})" if shortcut else default))
-        self.stop_button.setEnabled(not readonly)
-        self.stop_button.setToolTip(why or self.stop_button.toolTip())
-        self._readonly_badge_action.setVisible(readonly)
+        self.toolbar.set_readonly(readonly, why)  # Buy, Sell, Cancel all, stop, badge
+        self.stop_action.setEnabled(not readonly)
+        self.stop_action.setToolTip(action_tooltip(self.stop_action, why))
         self.setWindowTitle("IB Console — read-only" if readonly else "IB Console")
 
     # -- event handlers -----------------------------------------------------------------

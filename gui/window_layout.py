@@ -1,5 +1,5 @@
-"""Where the window's parts are: its size on screen, the docks' split, the grids' columns,
-kept across restarts and put back by View > Reset layout.
+"""Where the window's parts are: its size on screen, its docks (:func:`build_docks`) and
+their split, the grids' columns, kept across restarts and put back by View > Reset layout.
 
 Apart from :class:`gui.mainwindow.MainWindow` because it is a concern of its own (what a
 person arranged, and the default split that keeps the ticket's send button and the
@@ -8,15 +8,32 @@ emergency button in view on a 1366x768 laptop) that every new dock touches.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from PySide6.QtCore import QByteArray, QSettings, QSize, Qt
 from PySide6.QtGui import QAction, QGuiApplication
 from PySide6.QtWidgets import QDockWidget, QMainWindow, QWidget
 
+from gui.widgets.form_scroll import VerticalScrollArea
 from gui.widgets.positions_view import PositionsView
 from gui.widgets.table_view import reset_grid_columns, restore_grid_columns, save_grid_columns
 
 #: The window's size where the screen has room for it.
 PREFERRED_SIZE = QSize(1600, 960)
+_LEFT = Qt.DockWidgetArea.LeftDockWidgetArea
+_RIGHT = Qt.DockWidgetArea.RightDockWidgetArea
+_BOTTOM = Qt.DockWidgetArea.BottomDockWidgetArea
+#: The docks by title, in the order they are added (and listed in the View menu): their
+#: area, and whether the dock scrolls a form whose height must not squeeze its rows.
+DOCKS: tuple[tuple[str, Qt.DockWidgetArea, bool], ...] = (
+    ("Order ticket", _LEFT, False),  # scrolls its fields itself
+    ("Risk", _LEFT, True),
+    ("P&L", _RIGHT, False),
+    ("Fills", _RIGHT, False),
+    ("Audit", _RIGHT, False),
+    ("Log", _RIGHT, False),
+    ("Working orders", _BOTTOM, False),
+)
 
 
 def fit_to_screen(window: QWidget) -> None:
@@ -27,6 +44,60 @@ def fit_to_screen(window: QWidget) -> None:
     if screen is not None:
         size = size.boundedTo(screen.availableGeometry().size())
     window.resize(size)
+
+
+def build_docks(window: QMainWindow, widgets: Mapping[str, QWidget]) -> dict[str, QDockWidget]:
+    """Each of :data:`DOCKS` around ``window``'s central widget, holding ``widgets[title]``:
+    the ticket over the risk panel on the left, the chart and the fills / audit / log
+    tabs on the right, working orders under the positions. Returns the docks by title."""
+    window.setDockOptions(
+        QMainWindow.DockOption.AnimatedDocks
+        | QMainWindow.DockOption.AllowTabbedDocks
+        | QMainWindow.DockOption.AllowNestedDocks
+    )
+    # Side columns run to the bottom; the bottom area sits under the positions only.
+    window.setCorner(Qt.Corner.BottomLeftCorner, _LEFT)
+    window.setCorner(Qt.Corner.BottomRightCorner, _RIGHT)
+    docks = {
+        title: add_dock(window, title, widgets[title], area, scroll=scroll)
+        for title, area, scroll in DOCKS
+    }
+    window.tabifyDockWidget(docks["Fills"], docks["Audit"])
+    window.tabifyDockWidget(docks["Audit"], docks["Log"])
+    docks["Fills"].raise_()
+    return docks
+
+
+def add_dock(
+    window: QMainWindow,
+    title: str,
+    widget: QWidget,
+    area: Qt.DockWidgetArea,
+    *,
+    scroll: bool = False,
+) -> QDockWidget:
+    """A dock for ``widget`` in ``window``; ``scroll`` for a form whose height must not
+    squeeze its rows (the ticket, the risk panel): on a small screen it scrolls instead,
+    and it no longer sets the window's minimum height."""
+    # Docked, the title bar reads "&" as a mnemonic ("P&&L" shows "P&L"); floated,
+    # the title is a window's, plain text ("P&&L" showed both): follow the state.
+    escaped = title.replace("&", "&&")
+    dock = QDockWidget(escaped, window)
+    dock.topLevelChanged.connect(
+        lambda floating: dock.setWindowTitle(title if floating else escaped)
+    )
+    dock.setObjectName(f"dock_{title.lower().replace(' ', '_').replace('&', '')}")
+    if scroll:
+        dock.setWidget(VerticalScrollArea(widget, dock))
+    else:
+        dock.setWidget(widget)
+    dock.setFeatures(
+        QDockWidget.DockWidgetFeature.DockWidgetMovable
+        | QDockWidget.DockWidgetFeature.DockWidgetFloatable
+        | QDockWidget.DockWidgetFeature.DockWidgetClosable
+    )
+    window.addDockWidget(area, dock)
+    return dock
 
 
 class WindowLayout:

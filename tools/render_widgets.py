@@ -291,7 +291,7 @@ def main() -> int:
     chart.show()
     QApplication.processEvents()
     t_mid = (NOW - timedelta(hours=2, minutes=15)).timestamp()
-    chart.show_crosshair_at(t_mid, chart._series[("TOTAL", "total")].value_at(t_mid) or 0.0)
+    chart.show_crosshair_at(t_mid, chart.value_at(t_mid) or 0.0)
     QApplication.processEvents()
     grab(chart, out, "pnl_chart", 1180, 440)
     chart.show_breakdown.setChecked(True)

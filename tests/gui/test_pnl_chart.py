@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import re
+import weakref
 from datetime import datetime, timedelta
 
 import numpy as np
@@ -408,3 +410,19 @@ def test_start_day_then_earlier_points_dropped_and_new_ones_appended(qtbot):
     assert list(y) == [6.0, 7.0, 8.0, 9.0, 50.0]
     assert x[0] == (T0 + timedelta(hours=6)).timestamp()
     assert chart.latest("trend") == 50.0
+
+
+def test_dropped_chart_freed_at_once_not_left_to_the_cyclic_gc(qtbot):
+    # A reference cycle through the chart (a callback from its data back to it) left it
+    # to the cyclic GC, which deleted it in the middle of Qt's events: a segfault.
+    chart = PnLChart()
+    chart.on_pnl_changed(PnLChanged("trend", 0.0, 1.0, 0.0, time=T0))
+    chart.load_history(pd.DataFrame({"time": [T0], "realized": [1.0], "unrealized": [0.0]}))
+    chart.flush()
+    ref = weakref.ref(chart)
+    gc.disable()
+    try:
+        del chart
+        assert ref() is None
+    finally:
+        gc.enable()
