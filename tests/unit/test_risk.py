@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import dataclasses
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -669,20 +670,54 @@ def test_utilization_events_are_emitted_only_on_meaningful_change():
     assert seen[0].scope == ACCOUNT
 
 
-@pytest.mark.asyncio
-async def test_utilization_is_coalesced_on_the_loop():
+class Timers:
+    """An injected ``call_later``: keeps what is scheduled; the test fires it."""
+
+    def __init__(self) -> None:
+        self.pending: list[tuple[float, Callable[[], object]]] = []
+
+    def __call__(self, delay: float, callback: Callable[[], object]) -> object:
+        self.pending.append((delay, callback))
+        return callback
+
+    def fire(self) -> None:
+        due, self.pending = self.pending, []
+        for _delay, callback in due:
+            callback()
+
+
+def test_utilization_when_a_storm_of_changes_then_one_timer_and_one_event():
     risk = make(
         RiskLimits(max_gross_exposure=1_000_000), policy=RiskPolicy(utilization_interval=0.01)
     )
+    timers = Timers()
+    risk.utilization.call_later = timers
     seen = []
     risk.utilizationChanged += seen.append
 
     for q in range(1, 200):
         risk.on_account_position(AAPL, q * 10, symbol="AAPL")
-    await asyncio.sleep(0.05)
+    assert seen == []  # coalesced: nothing until the timer fires
+    assert [delay for delay, _ in timers.pending] == [0.01]
+    timers.fire()
 
     assert len(seen) == 1
     assert seen[0].value == pytest.approx(199_0 * 100)
+    assert timers.pending == []  # nothing more to come
+    risk.on_account_position(AAPL, 3000, symbol="AAPL")
+    assert len(timers.pending) == 1  # the next change is scheduled again
+
+
+@pytest.mark.asyncio
+async def test_utilization_when_on_the_loop_then_published_by_its_timer():
+    risk = make(
+        RiskLimits(max_gross_exposure=1_000_000), policy=RiskPolicy(utilization_interval=0.01)
+    )
+    published = asyncio.Event()
+    risk.utilizationChanged += lambda _u: published.set()
+
+    risk.on_account_position(AAPL, 10, symbol="AAPL")
+    await asyncio.wait_for(published.wait(), 5)
 
 
 # -- drawdown watch -------------------------------------------------------------------------------
