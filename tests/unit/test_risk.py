@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import copy
 import dataclasses
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -36,6 +35,7 @@ from core.risk import (
 )
 from core.trading import OrderIntent
 from core.wire import MAX_MESSAGES_PER_SECOND
+from helpers import Timers
 
 AAPL, MSFT = 265598, 272093
 
@@ -670,22 +670,6 @@ def test_utilization_events_are_emitted_only_on_meaningful_change():
     assert seen[0].scope == ACCOUNT
 
 
-class Timers:
-    """An injected ``call_later``: keeps what is scheduled; the test fires it."""
-
-    def __init__(self) -> None:
-        self.pending: list[tuple[float, Callable[[], object]]] = []
-
-    def __call__(self, delay: float, callback: Callable[[], object]) -> object:
-        self.pending.append((delay, callback))
-        return callback
-
-    def fire(self) -> None:
-        due, self.pending = self.pending, []
-        for _delay, callback in due:
-            callback()
-
-
 def test_utilization_when_a_storm_of_changes_then_one_timer_and_one_event():
     risk = make(
         RiskLimits(max_gross_exposure=1_000_000), policy=RiskPolicy(utilization_interval=0.01)
@@ -698,14 +682,14 @@ def test_utilization_when_a_storm_of_changes_then_one_timer_and_one_event():
     for q in range(1, 200):
         risk.on_account_position(AAPL, q * 10, symbol="AAPL")
     assert seen == []  # coalesced: nothing until the timer fires
-    assert [delay for delay, _ in timers.pending] == [0.01]
+    assert timers.delays == [0.01]
     timers.fire()
 
     assert len(seen) == 1
     assert seen[0].value == pytest.approx(199_0 * 100)
-    assert timers.pending == []  # nothing more to come
+    assert timers.delays == []  # nothing more to come
     risk.on_account_position(AAPL, 3000, symbol="AAPL")
-    assert len(timers.pending) == 1  # the next change is scheduled again
+    assert timers.delays == [0.01]  # the next change is scheduled again
 
 
 @pytest.mark.asyncio
