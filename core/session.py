@@ -105,6 +105,9 @@ class SessionOptions:
     #: orders inside them, marketable limits outside); tests pin it to a weekday or a
     #: weekend so the path they test does not depend on when they run.
     stop_clock: Callable[[], datetime] = now_utc
+    #: The clock of the trading day and of the embedded gateway (the times of its fills
+    #: and quotes): tests move it across the day's boundary instead of waiting for it.
+    clock: Callable[[], datetime] = now_utc
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SessionOptions:
@@ -201,7 +204,7 @@ class ConsoleSession:
         self.resynchronised: Event = Event("resynchronised")
         self.foreignFillReceived: Event = Event("foreignFillReceived")
         self.storeHealthChanged: Event = Event("storeHealthChanged")
-        self.trading_day: Final = TradingDay(options.day_tz, options.day_start)
+        self.trading_day: Final = TradingDay(options.day_tz, options.day_start, now=options.clock)
         self.trading_day.dayStarted += self._on_day_started
         self.audit: Final = AuditLog()
         if store is not None:
@@ -596,6 +599,7 @@ async def _start_gateway(opts: SessionOptions) -> SimGateway:
         accounts=opts.sim_accounts,
         state_path=opts.sim_state_file,
         tick_interval=opts.sim_tick_interval,
+        clock=lambda: opts.clock().timestamp(),
     )
     await gateway.start()
     log.info("embedded simulated gateway on 127.0.0.1:%d", gateway.port)

@@ -65,6 +65,9 @@ class ForeignFills:
         self.strategies: set[str] = set()
         # Rows of each followed symbol seen so far (reader thread).
         self._followed_rows: dict[str, int] = {}
+        #: Looks finished so far (what they found emitted): what a test awaits to know the
+        #: follow looked again, instead of sleeping for it.
+        self.looks = 0
 
     def is_foreign(self, strategy: str | None) -> bool:
         """True for another console's strategy (as marked here): its console records it."""
@@ -105,6 +108,7 @@ class ForeignFills:
                 if fills:
                     with contextlib.suppress(Exception):  # a listener's bug is not ours
                         self.event.emit(writer, fills)
+            self.looks += 1
             await asyncio.sleep(interval)
 
     def _new_rows(self) -> list[tuple[str, list[FillRecorded]]]:

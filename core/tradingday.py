@@ -9,7 +9,8 @@ its ``dayStarted`` event, so they roll over together and exactly once.
 The boundary is noticed two ways: a timer armed for the next start (re-armed at least
 every :data:`MAX_SLEEP_S`, so a suspended laptop or a clock jump is caught soon after),
 and :meth:`TradingDay.check`, which anything with a fresh timestamp (a fill, a mark)
-may call. The clock is injectable (``now``) for tests.
+may call. The clock (``now``) and the timer (``call_later``) are injectable, so tests
+move the clock across a boundary and fire the timer instead of waiting for either.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from eventkit import Event
@@ -33,6 +35,20 @@ MAX_SLEEP_S = 60.0
 
 def _now_utc() -> datetime:
     return datetime.now(UTC)
+
+
+class Timer(Protocol):
+    """A scheduled call that can be called off (as :class:`asyncio.TimerHandle`)."""
+
+    def cancel(self) -> None: ...
+
+
+#: Schedules ``callback`` in ``delay`` seconds (as the running loop's ``call_later``).
+CallLater = Callable[[float, Callable[[], None]], Timer]
+
+
+def _loop_call_later(delay: float, callback: Callable[[], None]) -> Timer:
+    return asyncio.get_running_loop().call_later(delay, callback)
 
 
 def trading_day_start(when: datetime, tz: str = DEFAULT_TZ, start: time = time(0)) -> datetime:
@@ -79,15 +95,17 @@ class TradingDay:
         start: time = time(0),
         *,
         now: Callable[[], datetime] = _now_utc,
+        call_later: CallLater = _loop_call_later,
     ) -> None:
         ZoneInfo(tz)  # fail now on a misspelt zone, not at the first rollover
         self.tz = tz
         self.start_time = start
         self.now = now
+        self.call_later = call_later
         self.dayStarted: Event = Event("dayStarted")
         self._start = trading_day_start(now(), tz, start)
         self._next = self.next_start()
-        self._timer: asyncio.TimerHandle | None = None
+        self._timer: Timer | None = None
 
     @property
     def start(self) -> datetime:
@@ -139,8 +157,7 @@ class TradingDay:
 
     def _arm(self) -> None:
         wait = (self.next_start() - self.now()).total_seconds()
-        loop = asyncio.get_running_loop()
-        self._timer = loop.call_later(min(max(wait, 0.01), MAX_SLEEP_S), self._on_timer)
+        self._timer = self.call_later(min(max(wait, 0.01), MAX_SLEEP_S), self._on_timer)
 
     def _on_timer(self) -> None:
         self._timer = None

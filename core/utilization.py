@@ -21,7 +21,15 @@ from core.events import LimitUtilizationChanged
 from core.exposure import ExposureBook
 from core.pretrade import LimitSet, pct_loss_limit
 
-__all__ = ["UtilizationReporter", "utilizations"]
+__all__ = ["CallLater", "UtilizationReporter", "utilizations"]
+
+#: Schedules ``callback`` in ``delay`` seconds and returns a handle (only kept, to know
+#: a publish is pending); raises RuntimeError when there is no running loop.
+CallLater = Callable[[float, Callable[[], object]], object]
+
+
+def _call_later(delay: float, callback: Callable[[], object]) -> asyncio.TimerHandle:
+    return asyncio.get_running_loop().call_later(delay, callback)
 
 
 def utilizations(book: ExposureBook, limits: LimitSet, now: float) -> list[LimitUtilizationChanged]:
@@ -58,7 +66,11 @@ def utilizations(book: ExposureBook, limits: LimitSet, now: float) -> list[Limit
 
 
 class UtilizationReporter:
-    """Coalesces utilization changes into ``utilizationChanged`` events."""
+    """Coalesces utilization changes into ``utilizationChanged`` events.
+
+    ``call_later`` schedules the coalesced publish (default: on the running loop);
+    tests pass their own timer to fire it without waiting.
+    """
 
     def __init__(
         self,
@@ -68,6 +80,7 @@ class UtilizationReporter:
         *,
         step: float = 0.01,
         interval: float = 0.1,
+        call_later: CallLater = _call_later,
     ) -> None:
         self.book = book
         self._limits = limits
@@ -75,7 +88,8 @@ class UtilizationReporter:
         self.step = step
         self.interval = interval
         self._last: dict[tuple[str, str], float] = {}
-        self._handle: asyncio.Handle | None = None
+        self.call_later = call_later
+        self._handle: object | None = None
         self.utilizationChanged: Event = Event("utilizationChanged")
 
     def current(self) -> list[LimitUtilizationChanged]:
@@ -106,7 +120,6 @@ class UtilizationReporter:
         if self._handle is not None:
             return
         try:
-            loop = asyncio.get_running_loop()
+            self._handle = self.call_later(self.interval, self.publish)
         except RuntimeError:
             return  # no loop: callers use publish() directly
-        self._handle = loop.call_later(self.interval, self.publish)

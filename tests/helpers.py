@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from datetime import time as dtime
 from typing import Any
@@ -78,10 +79,62 @@ def act(loop: asyncio.AbstractEventLoop, action: Callable[[], object]) -> None:
     loop.run_until_complete(run())
 
 
-def clock_from(start: datetime) -> Callable[[], datetime]:
+class RunningClock:
+    """A wall clock that runs on at the real pace from where it was set; the test may
+    move it forward (:meth:`advance`), as a boundary passing, without waiting."""
+
+    def __init__(self, start: datetime) -> None:
+        self._start = start
+        self._origin = time.monotonic()
+
+    def __call__(self) -> datetime:
+        return self._start + timedelta(seconds=time.monotonic() - self._origin)
+
+    def advance(self, **delta: float) -> None:
+        """Move the clock forward by ``timedelta(**delta)``."""
+        self._start += timedelta(**delta)
+
+
+@dataclass
+class ScheduledCall:
+    """One call a :class:`Timers` holds."""
+
+    delay: float
+    callback: Callable[[], object]
+    cancelled: bool = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+class Timers:
+    """An injected ``call_later`` (``(delay, callback) -> handle``): keeps each call it
+    is given until the test fires it, so a timer's outcome needs no waiting."""
+
+    def __init__(self) -> None:
+        self.pending: list[ScheduledCall] = []
+
+    def __call__(self, delay: float, callback: Callable[[], object]) -> ScheduledCall:
+        call = ScheduledCall(delay, callback)
+        self.pending.append(call)
+        return call
+
+    @property
+    def delays(self) -> list[float]:
+        """The delays of the calls pending (not cancelled), in the order scheduled."""
+        return [c.delay for c in self.pending if not c.cancelled]
+
+    def fire(self) -> None:
+        """Run the calls pending now (those they schedule wait for the next fire)."""
+        due, self.pending = self.pending, []
+        for call in due:
+            if not call.cancelled:
+                call.callback()
+
+
+def clock_from(start: datetime) -> RunningClock:
     """A clock that reads ``start`` now and runs on at the real pace from there."""
-    origin = time.monotonic()
-    return lambda: start + timedelta(seconds=time.monotonic() - origin)
+    return RunningClock(start)
 
 
 def next_new_york_day(weekend: bool, hour_utc: int = 16) -> datetime:

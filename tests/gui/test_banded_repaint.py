@@ -4,6 +4,7 @@ ends up painted with its new value."""
 from __future__ import annotations
 
 from PySide6.QtCore import QEvent, QObject, Qt
+from PySide6.QtWidgets import QApplication
 
 from gui.models.base import RIGHT, Column, KeyedTableModel
 from gui.models.formatting import fmt_price
@@ -25,6 +26,12 @@ class RecordingModel(KeyedTableModel):
         if role == Qt.ItemDataRole.DisplayRole:
             self.painted_rows.add(index.row())
         return super().data(index, role)
+
+
+def deliver_paints() -> None:
+    """Deliver the paints asked for so far: ``update()`` posts them as events, so one
+    pass over the posted events paints them (no waiting for a frame)."""
+    QApplication.processEvents()
 
 
 class PaintRects(QObject):
@@ -51,7 +58,7 @@ def make(qtbot):
     view.band_rows = lambda: BAND  # type: ignore[method-assign]
     rects = PaintRects()
     view.viewport().installEventFilter(rects)
-    qtbot.wait(50)
+    deliver_paints()
     return model, view, rects
 
 
@@ -75,7 +82,7 @@ def test_change_of_every_row_repaints_the_screen_in_bands(qtbot):
 
     change_all(model, 0.5)
     qtbot.waitUntil(lambda: view.pending_repaint() is None, timeout=2000)
-    qtbot.wait(20)
+    deliver_paints()
 
     row_h = view.rowHeight(0)
     on_screen = visible_rows(view)
@@ -110,7 +117,7 @@ def test_change_of_rows_below_the_screen_paints_nothing(qtbot):
         model.patch(i, price=1.0)
     model.flush()
     qtbot.waitUntil(lambda: view.pending_repaint() is None, timeout=2000)
-    qtbot.wait(30)
+    deliver_paints()
 
     assert rects.heights == []
     assert model.painted_rows.isdisjoint(off_screen)

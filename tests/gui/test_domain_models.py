@@ -408,8 +408,14 @@ def test_lost_order_stays_in_red_with_its_reason_while_not_sent_lingers(qtbot):
     model.on_order_updated(make_order(order_id=1, status=LOST, message="the gateway lost it"))
     model.on_order_updated(make_order(order_id=2, status=NOT_SENT, message="HALTED"))
     model.flush()
-    qtbot.wait(200)  # real time: past the 50 ms linger (a Qt timer) of done orders
-    model.flush()
+
+    def lingered() -> bool:
+        model.flush()
+        return 2 not in [r["order_id"] for r in model.rows()]
+
+    # The NOT_SENT order leaves after its linger; the LOST one, updated first, would have
+    # left before it (same linger, Qt fires equal timers in the order started) had it one.
+    qtbot.waitUntil(lingered, timeout=5000)
     assert [r["order_id"] for r in model.rows()] == [1]
     status = model.index(0, [c.key for c in model.columns].index("status"))
     assert model.data(status, Qt.ItemDataRole.ToolTipRole) == "the gateway lost it"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import QPoint, Qt
+from PySide6.QtCore import QAbstractAnimation, QPoint, Qt, QVariantAnimation
 
 from gui.widgets.emergency_stop import EmergencyStopButton
 
@@ -22,33 +22,48 @@ def center(button: EmergencyStopButton) -> QPoint:
     return button.rect().center()
 
 
+def hold_of(button: EmergencyStopButton) -> QVariantAnimation:
+    """The hold's fill: a Qt animation of ``hold_ms``. Tests move its time with
+    ``setCurrentTime`` instead of waiting for it; a stopped one never finishes."""
+    hold = button.findChild(QVariantAnimation)
+    assert hold is not None
+    return hold
+
+
+#: A hold far longer than any test: only the test moves the hold's time.
+LONG_HOLD_MS = 60_000
+
+
 def test_brief_click_then_not_triggered_only_armed(qtbot, signal_log):
     button = make_button(qtbot)
     fired = signal_log(button.triggered)
     qtbot.mouseClick(button, LEFT, pos=center(button))
-    qtbot.wait(500)  # longer than the hold time: a click is not a hold
+    assert hold_of(button).state() == QAbstractAnimation.State.Stopped  # a click is not a hold
     assert len(fired) == 0
     assert button.is_armed()
 
 
 def test_press_released_before_hold_time_then_not_triggered(qtbot, signal_log):
-    button = make_button(qtbot, hold_ms=400)
+    button = make_button(qtbot, hold_ms=LONG_HOLD_MS)
+    hold = hold_of(button)
     fired = signal_log(button.triggered)
     qtbot.mousePress(button, LEFT, pos=center(button))
-    qtbot.wait(150)  # real time: the hold is a Qt animation of hold_ms
-    assert 0 < button.hold_progress() < 1  # the fill is visible while held
+    hold.setCurrentTime(LONG_HOLD_MS * 4 // 10)  # 40 % of the hold
+    assert button.hold_progress() == 0.4  # the fill is visible while held
     qtbot.mouseRelease(button, LEFT, pos=center(button))
-    qtbot.wait(400)  # past the hold time had the press not been released
+    assert hold.state() == QAbstractAnimation.State.Stopped  # it will not complete later
     assert len(fired) == 0
     assert button.hold_progress() == 0
 
 
 def test_press_and_hold_then_triggered(qtbot, signal_log):
-    button = make_button(qtbot, hold_ms=400)
+    button = make_button(qtbot, hold_ms=LONG_HOLD_MS)
     fired = signal_log(button.triggered)
     qtbot.mousePress(button, LEFT, pos=center(button))
-    with qtbot.waitSignal(button.triggered, timeout=2000):
-        pass
+    hold_of(button).setCurrentTime(LONG_HOLD_MS - 1)
+    assert len(fired) == 0  # not before the hold time
+    hold_of(button).setCurrentTime(LONG_HOLD_MS)
+    assert len(fired) == 1
     qtbot.mouseRelease(button, LEFT, pos=center(button))
     assert len(fired) == 1
 

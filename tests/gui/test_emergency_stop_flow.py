@@ -11,7 +11,6 @@ GUI actions inside the asyncio loop, as the app does.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -32,11 +31,6 @@ from tests.gui.conftest import open_console
 LEFT = Qt.MouseButton.LeftButton
 #: (symbol, side, quantity) of the positions built before the stop.
 POSITIONS = (("AAPL", "BUY", 30), ("MSFT", "SELL", 20), ("NVDA", "BUY", 50))
-
-
-def run_for(loop: qasync.QEventLoop, seconds: float) -> None:
-    """Let the loop run (timers, ticks, sockets) for ``seconds``."""
-    loop.run_until_complete(asyncio.sleep(seconds))
 
 
 @pytest.fixture
@@ -182,9 +176,12 @@ def test_press_and_hold_on_stop_button_then_flat_order_free_and_halted(console, 
     build_book(session, window, qloop)
     button = window.stop_button
 
+    fired: list[bool] = []
+    button.triggered.connect(lambda: fired.append(True))
+
     act(qloop, lambda: qtbot.mousePress(button, LEFT, pos=stop_button_centre(window)))
     run_until(qloop, lambda: button.hold_progress() > 0, what="the hold fill sweeping")
-    run_for(qloop, (button.hold_ms + 200) / 1000)  # held past the hold time
+    run_until(qloop, lambda: fired, what="the hold to complete")  # held past the hold time
     act(qloop, lambda: qtbot.mouseRelease(button, LEFT, pos=stop_button_centre(window)))
 
     assert_stopped_and_halted(session, window, qloop)

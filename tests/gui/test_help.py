@@ -182,7 +182,6 @@ def test_failed_background_task_is_shown_naming_what_it_was_doing(reporter, qloo
 
     async def start() -> None:
         spawn(lookup(), what="looking up XYZ")
-        await asyncio.sleep(0.05)
 
     qloop.run_until_complete(start())
     run_until(qloop, lambda: reporter.dialog is not None, what="the error dialog")

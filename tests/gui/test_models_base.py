@@ -91,8 +91,9 @@ def test_burst_of_1000_upserts_of_new_keys_then_one_insert_batch(qtbot, signal_l
     assert model.rowCount() == 1000
     assert len(inserted) == 1
     assert len(flushed) == 1
-    qtbot.wait(40)
-    assert len(flushed) == 1  # the timer is single-shot: nothing pending, nothing runs
+    assert not model.has_pending()  # one batch took it all: nothing left for another
+    model.flush()
+    assert len(flushed) == 1
 
 
 def test_burst_of_1000_updates_to_existing_rows_then_one_data_changed(qtbot, signal_log):

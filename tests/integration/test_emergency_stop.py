@@ -6,6 +6,7 @@ import asyncio
 import copy
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -18,7 +19,7 @@ from core.orders import create_limit_order, create_market_order
 from core.risk import ACCOUNT, EMERGENCY_ACTOR, RiskManager
 from core.session import ConsoleSession, SessionOptions, emergency_stop_for
 from core.trading import OrderRefused
-from helpers import clock_from, next_new_york_day, settle, wait_for
+from helpers import RunningClock, clock_from, next_new_york_day, settle, wait_for
 
 pytestmark = pytest.mark.asyncio
 
@@ -44,13 +45,15 @@ class Stopper:
     risk: RiskManager
     stop: EmergencyStop
     store: FakeStore
+    clock: RunningClock  # risk's (order rates: the console-wide message cap)
 
 
 @pytest_asyncio.fixture
 async def stopper(core: Any, ib_log_guard: Any) -> AsyncIterator[Stopper]:
     ib_log_guard.expect(r"Error 202, reqId \d+: Order Canceled")
     store = FakeStore()
-    risk = RiskManager(store=store, audit=core.trades.audit)
+    clock = clock_from(datetime.now(UTC))
+    risk = RiskManager(store=store, audit=core.trades.audit, clock=lambda: clock().timestamp())
     await risk.restore()
     risk.attach_trade_manager(core.trades)
     risk.attach_ib(core.connection.ib)
@@ -63,16 +66,19 @@ async def stopper(core: Any, ib_log_guard: Any) -> AsyncIterator[Stopper]:
         fill_timeout=10,
         reconnect_timeout=20,
     )
-    yield Stopper(core, risk, stop, store)
+    yield Stopper(core, risk, stop, store, clock)
 
 
 def gateway_flat(gw: Any) -> bool:
     return all(abs(p.quantity) < 1e-9 for p in gw.engine.positions())
 
 
-async def build_book(core: Any, n_orders: int = 50, symbols: tuple[str, ...] = SYMBOLS) -> None:
+async def build_book(s: Stopper, n_orders: int = 50, symbols: tuple[str, ...] = SYMBOLS) -> None:
     """One open position per symbol (long and short alternately) and ``n_orders`` resting
-    limit orders spread over the symbols, far from the market."""
+    limit orders spread over the symbols, far from the market. The orders come faster
+    than risk's message cap allows in a second: its clock is moved on, not waited for
+    (the wire gate paces the frames to IB on the real clock)."""
+    core = s.core
     gw = core.gateway
     fills = []
     for i, sym in enumerate(symbols):
@@ -85,10 +91,10 @@ async def build_book(core: Any, n_orders: int = 50, symbols: tuple[str, ...] = S
     await wait_for(
         lambda: all(t.orderStatus.status == "Filled" for t in fills), 10, "positions filled"
     )
-    await asyncio.sleep(1.0)  # the console-wide cap (core.wire.MAX_MESSAGES_PER_SECOND)
+    s.clock.advance(seconds=1)  # a new second for the console-wide cap (risk's clock)
     for i in range(n_orders):
         if i and i % 40 == 0:
-            await asyncio.sleep(1.0)
+            s.clock.advance(seconds=1)
         sym = symbols[i % len(symbols)]
         inst = gw.universe.find(symbol=sym)[0]
         q = gw.market.quote(inst.con_id)
@@ -120,7 +126,7 @@ async def test_emergency_stop_with_50_orders_and_10_positions_then_flat_order_fr
 ):
     s = stopper
     gw = s.core.gateway
-    await build_book(s.core)
+    await build_book(s)
 
     result = await s.stop.stop("test: runaway", flatten=True)
 
@@ -154,7 +160,7 @@ async def test_emergency_stop_with_50_orders_and_10_positions_then_flat_order_fr
 async def test_emergency_stop_pressed_twice_does_not_double_the_flattening(stopper: Stopper):
     s = stopper
     gw = s.core.gateway
-    await build_book(s.core, n_orders=20)
+    await build_book(s, n_orders=20)
 
     first, second = await asyncio.gather(s.stop.stop("first press"), s.stop.stop("second press"))
     third = await s.stop.stop("third press, after it finished")
@@ -168,7 +174,7 @@ async def test_emergency_stop_pressed_twice_does_not_double_the_flattening(stopp
 async def test_emergency_stop_dry_run_sends_nothing(stopper: Stopper):
     s = stopper
     gw = s.core.gateway
-    await build_book(s.core, n_orders=20)
+    await build_book(s, n_orders=20)
     positions_before = [(p.con_id, p.quantity) for p in gw.engine.positions()]
 
     preview = await s.stop.stop("what would happen", dry_run=True)
@@ -188,7 +194,7 @@ async def test_emergency_stop_dry_run_sends_nothing(stopper: Stopper):
 async def test_emergency_stop_for_one_contract_leaves_the_rest(stopper: Stopper):
     s = stopper
     gw = s.core.gateway
-    await build_book(s.core, n_orders=20)
+    await build_book(s, n_orders=20)
     aapl = gw.universe.find(symbol="AAPL")[0].con_id
 
     result = await s.stop.stop("AAPL only", scope=StopScope.contract(aapl, "AAPL"))
@@ -213,7 +219,7 @@ async def test_emergency_stop_when_connection_drops_midway_then_completes_after_
     )
     s = stopper
     gw = s.core.gateway
-    await build_book(s.core, n_orders=20)
+    await build_book(s, n_orders=20)
     gw.delay_fills(300)  # the flattening orders wait at the gateway: drop the link meanwhile
 
     task = asyncio.ensure_future(s.stop.stop("drop test"))

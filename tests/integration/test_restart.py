@@ -15,7 +15,6 @@ earlier trading day), keeping the position it made.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import math
 from collections.abc import AsyncIterator
@@ -284,7 +283,6 @@ async def test_restart_on_same_gateway_then_working_order_keeps_its_time_and_pri
     price = bought.fills[0].execution.price
     await session.stop()
 
-    await asyncio.sleep(0.05)  # the restart is later than the placement
     updates: list[OrderUpdated] = []
     session = await ConsoleSession.prepare(options, store_uri=store_uri)
     assert session.store is not None

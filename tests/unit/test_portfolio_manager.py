@@ -244,13 +244,11 @@ async def test_reconcile_reports_a_difference_only_if_it_is_still_there_a_moment
     pm.reconciliation.reconciliationBreak += seen.append
     pm.reconciliation.reconciled += reconciled.append
 
-    async def executions_arrive() -> None:
-        await asyncio.sleep(0.05)
-        pm.on_fill(record(AAPL, "BOT", 50, 190.0, exec_id="2"))  # MSFT's never does
-
-    arriving = asyncio.ensure_future(executions_arrive())
-    breaks = await pm.reconciliation.reconcile(confirm=0.2)
-    await arriving
+    reconciling = asyncio.ensure_future(pm.reconciliation.reconcile(confirm=0.01))
+    await asyncio.sleep(0)  # one loop turn: its first look saw both, it waits to confirm
+    assert reconciled == []
+    pm.on_fill(record(AAPL, "BOT", 50, 190.0, exec_id="2"))  # MSFT's never arrives
+    breaks = await reconciling
 
     assert [b.symbol for b in breaks] == ["MSFT"]
     assert seen == breaks

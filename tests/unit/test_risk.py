@@ -35,6 +35,7 @@ from core.risk import (
 )
 from core.trading import OrderIntent
 from core.wire import MAX_MESSAGES_PER_SECOND
+from helpers import Timers
 
 AAPL, MSFT = 265598, 272093
 
@@ -669,20 +670,38 @@ def test_utilization_events_are_emitted_only_on_meaningful_change():
     assert seen[0].scope == ACCOUNT
 
 
-@pytest.mark.asyncio
-async def test_utilization_is_coalesced_on_the_loop():
+def test_utilization_when_a_storm_of_changes_then_one_timer_and_one_event():
     risk = make(
         RiskLimits(max_gross_exposure=1_000_000), policy=RiskPolicy(utilization_interval=0.01)
     )
+    timers = Timers()
+    risk.utilization.call_later = timers
     seen = []
     risk.utilizationChanged += seen.append
 
     for q in range(1, 200):
         risk.on_account_position(AAPL, q * 10, symbol="AAPL")
-    await asyncio.sleep(0.05)
+    assert seen == []  # coalesced: nothing until the timer fires
+    assert timers.delays == [0.01]
+    timers.fire()
 
     assert len(seen) == 1
     assert seen[0].value == pytest.approx(199_0 * 100)
+    assert timers.delays == []  # nothing more to come
+    risk.on_account_position(AAPL, 3000, symbol="AAPL")
+    assert timers.delays == [0.01]  # the next change is scheduled again
+
+
+@pytest.mark.asyncio
+async def test_utilization_when_on_the_loop_then_published_by_its_timer():
+    risk = make(
+        RiskLimits(max_gross_exposure=1_000_000), policy=RiskPolicy(utilization_interval=0.01)
+    )
+    published = asyncio.Event()
+    risk.utilizationChanged += lambda _u: published.set()
+
+    risk.on_account_position(AAPL, 10, symbol="AAPL")
+    await asyncio.wait_for(published.wait(), 5)
 
 
 # -- drawdown watch -------------------------------------------------------------------------------

@@ -28,6 +28,7 @@ from core.events import (
 )
 from core.store import ACCOUNT_TOTAL, DailySummary, Store, StoreError
 from core.store_journals import Journals
+from helpers import wait_for
 
 
 @pytest.fixture(autouse=True)
@@ -237,11 +238,7 @@ async def test_pnl_when_flush_points_reached_then_written_in_background(store_ur
     async with Store(store_uri, flush_points=10, flush_seconds=60) as s:
         for i in range(10):
             s.record_pnl(PnLChanged(None, float(i), 0.0, 0.0, T0 + timedelta(seconds=i)))
-        for _ in range(100):
-            await asyncio.sleep(0.01)
-            if not s._series.pnl_buffer:
-                break
-        assert not s._series.pnl_buffer
+        await wait_for(lambda: not s._series.pnl_buffer, what="the background write")
         assert len(await s.pnl()) == 10
 
 

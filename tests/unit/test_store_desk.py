@@ -363,7 +363,8 @@ async def test_follow_when_another_writer_appends_then_its_fills_emitted_once(
     await store.append_fills([today_fill(2)])  # this console's own: not followed
     theirs(after)
     await wait_for(lambda: len(seen) == 2, what="their new fill")
-    await asyncio.sleep(0.1)  # more looks: nothing new
+    looked = store._foreign.looks
+    await wait_for(lambda: store._foreign.looks >= looked + 2, what="two more looks")
 
     assert seen == [("desk-b", [before]), ("desk-b", [after])]
 

@@ -35,6 +35,7 @@ class FakeJournal:
         self.order_batches: list[list[OrderUpdated]] = []
         self.known: set[str] = set()
         self.fail_orders = 0  # how many append_orders calls fail next
+        self.failed_orders = 0  # append_orders calls failed so far
         self.gate: asyncio.Event | None = None
         self.waiting = 0  # writes held at the gate now
         if not orders:
@@ -51,6 +52,7 @@ class FakeJournal:
         await self._pass_gate()
         if self.fail_orders:
             self.fail_orders -= 1
+            self.failed_orders += 1
             raise RuntimeError("disk full")
         self.order_batches.append(list(updates))
         return len(updates)
@@ -197,7 +199,7 @@ async def test_order_updates_when_backlog_overflows_then_oldest_dropped(ib, monk
         for i in range(5):
             trade.orderStatus.filled = i
             ib.orderStatusEvent.emit(trade)
-            await asyncio.sleep(0.005)
+            await until(lambda i=i: journal.failed_orders == i + 1)  # its write failed
         journal.fail_orders = 0
         await tm.wait_journalled()
 

@@ -17,7 +17,14 @@ from core.portfolio import PortfolioManager
 from core.risk import ACCOUNT, RiskLimits, RiskManager
 from core.store import Store
 from core.trading import OrderIntent
-from core.tradingday import TradingDay, TradingDayStarted, trading_day_of, trading_day_start
+from core.tradingday import (
+    MAX_SLEEP_S,
+    TradingDay,
+    TradingDayStarted,
+    trading_day_of,
+    trading_day_start,
+)
+from helpers import Timers
 
 NY = "America/New_York"
 AAPL = 265598
@@ -71,21 +78,27 @@ def test_check_when_boundary_crossed_then_one_event_and_earlier_times_ignored():
     assert day.day == date(2025, 3, 4)
 
 
-@pytest.mark.asyncio
-async def test_run_when_the_clock_reaches_the_boundary_then_the_timer_rolls_over():
-    # A short injected clock: real time, set to 0.2 s before midnight New York.
-    offset = datetime(2025, 3, 5, 4, 59, 59, 800_000, tzinfo=UTC) - datetime.now(UTC)
-    day = TradingDay(NY, now=lambda: datetime.now(UTC) + offset)
-    started = asyncio.Event()
-    day.dayStarted += lambda _e: started.set()
+def test_run_when_the_clock_reaches_the_boundary_then_the_timer_rolls_over_and_rearms():
+    clock = Clock(datetime(2025, 3, 5, 4, 59, 59, 800_000, tzinfo=UTC))  # 0.2 s to midnight NY
+    timers = Timers()
+    day = TradingDay(NY, now=clock, call_later=timers)
+    started: list[TradingDayStarted] = []
+    day.dayStarted += started.append
 
     day.run()
-    try:
-        await asyncio.wait_for(started.wait(), 5)
-    finally:
-        day.stop()
+    day.run()  # idempotent: one timer
+    assert timers.delays == [pytest.approx(0.2)]  # armed for the boundary
+    clock.advance(seconds=0.2)
+    timers.fire()
 
+    assert [e.day for e in started] == [date(2025, 3, 5)]
     assert day.day == date(2025, 3, 5)
+    assert timers.delays == [MAX_SLEEP_S]  # re-armed: the next boundary is a day away
+    clock.advance(seconds=MAX_SLEEP_S)
+    timers.fire()  # a look at the clock, no boundary
+    assert len(started) == 1
+    day.stop()
+    assert timers.delays == []
 
 
 def intent(action: str, qty: float) -> OrderIntent:
