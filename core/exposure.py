@@ -11,6 +11,13 @@ Scopes: the account (:data:`core.trading_state.ACCOUNT`, IB's own positions) and
 per strategy (the portfolio's attribution). A contract is keyed by its conId, or by
 ``(symbol, secType)`` until its conId is known.
 
+Money is in the base currency: a position's value (and so gross and net exposure) is
+its quantity x mark x multiplier, in the contract's currency, times IB's rate of that
+currency (the ``ExchangeRate`` account value: base per unit). A contract whose currency
+is not known is taken to be in the base currency; one whose currency has no rate yet is
+left out of the aggregates and listed in its scope's ``unrated`` (the check then says so
+instead of judging). The base currency is USD until the account says otherwise.
+
 Why a book of its own and not the portfolio's: the account scope is IB's position
 (``positionEvent``), which the portfolio reconciles against but does not hold per
 account; and the check needs signed aggregates (gross, net, working per side) the
@@ -73,6 +80,7 @@ class ScopeBook:
         "pnl",
         "qty",
         "sent",
+        "unrated",
         "working",
         "working_count",
     )
@@ -83,6 +91,8 @@ class ScopeBook:
         self.notional: dict[Key, float] = {}
         self.gross = 0.0
         self.net = 0.0
+        #: Held keys valued at nothing: their currency has no exchange rate yet.
+        self.unrated: set[Key] = set()
         self.working: dict[Key, list[float]] = {}  # key -> [buy remaining, sell remaining]
         self.working_count = 0
         self.sent: collections.deque[float] = collections.deque()  # monotonic send times
@@ -116,6 +126,15 @@ class ExposureBook:
         self.sec_type: dict[Key, str] = {}
         self.mult: dict[Key, float] = {}
         self.mark: dict[Key, float] = {}
+        #: The account's base currency (the limits' currency).
+        self.base_currency = "USD"
+        #: IB's exchange rates: base currency per unit of each currency.
+        self.rates: dict[str, float] = {}
+        self.currency: dict[Key, str] = {}  # the contract's currency, where known
+        #: Base per unit of each key's currency, for keys whose currency and rate are
+        #: known (1.0 for the base currency's): one dict read in the check.
+        self.fx: dict[Key, float] = {}
+        self._by_currency: dict[str, set[Key]] = {}
         self.ref: dict[Key, float] = {}  # mid else last: the fat-finger reference
         self.quotes: dict[Key, tuple[float | None, float | None, float | None]] = {}
         self.stale: set[Key] = set()
@@ -146,10 +165,61 @@ class ExposureBook:
             self.alias[(sym, sec)] = contract.conId
         self.symbol.setdefault(key, sym)
         self.sec_type.setdefault(key, sec)
+        if contract.currency:
+            self.learn_currency(key, contract.currency)
         if contract.multiplier:
             with contextlib.suppress(ValueError):
                 self.mult[key] = float(contract.multiplier) or 1.0
         return key
+
+    def learn_currency(self, key: Key, currency: str) -> None:
+        """The currency ``key``'s prices are in (revalues its positions if it changed)."""
+        if not currency or self.currency.get(key) == currency:
+            return
+        old = self.currency.get(key)
+        if old is not None:
+            self._by_currency[old].discard(key)
+        self.currency[key] = currency
+        self._by_currency.setdefault(currency, set()).add(key)
+        self._refx(key)
+
+    def rate(self, currency: str) -> float | None:
+        """Base currency per unit of ``currency`` (1.0 for the base currency and for an
+        unknown one, ""), or None while IB has sent no rate for it."""
+        if not currency or currency == self.base_currency:
+            return 1.0
+        return self.rates.get(currency)
+
+    def on_exchange_rate(self, currency: str, rate: float | None) -> None:
+        """IB's ``ExchangeRate`` account value: base per unit of ``currency`` (``BASE``'s,
+        always 1, is not a currency and is ignored; so is a rate that is not positive)."""
+        if currency in ("", "BASE") or rate is None or not rate > 0:
+            return
+        if self.rates.get(currency) == rate:
+            return
+        self.rates[currency] = rate
+        if currency != self.base_currency:
+            for key in self._by_currency.get(currency, ()):
+                self._refx(key)
+            self.on_change()
+
+    def set_base_currency(self, currency: str) -> None:
+        """The account's base currency (IB gives its headline values in it)."""
+        if not currency or currency == "BASE" or currency == self.base_currency:
+            return
+        self.base_currency = currency
+        for key in list(self.currency):
+            self._refx(key)
+        self.on_change()
+
+    def _refx(self, key: Key) -> None:
+        rate = self.rate(self.currency.get(key, ""))
+        if rate is None:
+            self.fx.pop(key, None)
+        else:
+            self.fx[key] = rate
+        for book in self._holders.get(key, ()):
+            self._revalue(book, key)
 
     def key(self, contract: Contract) -> Key:
         """The book's key of ``contract`` (its conId once known)."""
@@ -194,9 +264,11 @@ class ExposureBook:
         symbol: str = "",
         sec_type: str = "STK",
         multiplier: float | None = None,
+        currency: str = "",
     ) -> None:
         """IB's position of the account in one contract (signed)."""
         key = self.key_of(con_id, symbol, sec_type)
+        self.learn_currency(key, currency)
         if multiplier:
             self.mult[key] = multiplier
         self._set_qty(self.account, key, float(quantity))
@@ -205,6 +277,7 @@ class ExposureBook:
         """One strategy's position in one contract (from the portfolio)."""
         self.strategy_positions_known = True
         key = self.key_of(change.con_id, change.symbol, change.sec_type)
+        self.learn_currency(key, change.currency)
         if change.multiplier:
             self.mult[key] = change.multiplier
         if change.last is not None and key not in self.mark:
@@ -231,7 +304,14 @@ class ExposureBook:
         old = book.notional.pop(key, 0.0)
         mark = self.mark.get(key)
         qty = book.qty.get(key, 0.0)
-        new = qty * mark * self.mult.get(key, 1.0) if mark is not None else 0.0
+        new = 0.0
+        book.unrated.discard(key)
+        if mark is not None and qty:
+            fx = self.fx.get(key) or self.rate(self.currency.get(key, ""))
+            if fx is None:
+                book.unrated.add(key)
+            else:
+                new = qty * mark * self.mult.get(key, 1.0) * fx
         if new:
             book.notional[key] = new
         book.gross += abs(new) - abs(old)

@@ -6,8 +6,9 @@ console does the same, per security type, whatever the account-level risk limits
 (those are off until someone writes them in the config):
 
 * ``max_order_quantity``: units of the contract (shares, contracts, base currency);
-* ``max_order_value``: quantity x price x the contract multiplier, in the contract's
-  currency (so one ES contract at 5,900 counts 295,000, not 5,900);
+* ``max_order_value``: quantity x price x the contract multiplier, converted from the
+  contract's currency into the account's base currency (so one ES contract at 5,900
+  counts 295,000, not 5,900; 20,000 USD.JPY at 150 counts 20,000 USD, not 3,000,000);
 * ``max_price_pct``: how far a limit or stop price may be from the market, in percent.
 
 Each security type has its own caps (:data:`DEFAULT_PRECAUTIONS`); a type without an
@@ -106,11 +107,16 @@ class Precautions:
         prices: tuple[float, ...] = (),
         reference: float | None = None,
         symbol: str = "",
+        fx: float | None = 1.0,
+        currency: str = "",
+        base: str = "",
     ) -> list[str]:
         """Every cap the opening ``quantity`` breaks, in words.
 
         ``price`` values the order (its limit, else the market); ``prices`` are its limit
         and stop prices, compared with ``reference`` (the market's mid, else last).
+        ``fx`` converts the value into ``base`` (the caps' currency) when the contract's
+        ``currency`` is another one; None: no rate known yet, the value cap refuses.
         """
         cap = self.for_contract(sec_type, multiplier)
         unit = _UNITS.get(sec_type, "units")
@@ -122,17 +128,24 @@ class Precautions:
                 f"this order is {_num(quantity)}"
             )
         if cap.max_order_value is not None:
+            limit = _num(cap.max_order_value) + (f" {base}" if currency else "")
             if price is None:
                 reasons.append(
-                    f"precautionary value {_num(cap.max_order_value)} for {sec_type}: "
+                    f"precautionary value {limit} for {sec_type}: "
                     f"no price for {what}yet to value the order"
+                )
+            elif fx is None:
+                reasons.append(
+                    f"no exchange rate {currency}→{base} yet: "
+                    f"cannot check precautionary value {limit} for {sec_type}"
                 )
             else:
                 value = quantity * price * multiplier
-                if value > cap.max_order_value + 1e-6:
+                if value * fx > cap.max_order_value + 1e-6:
+                    amount = f"{_num(value)} {currency} = {_num(value * fx)} {base}"
                     reasons.append(
-                        f"precautionary value {_num(cap.max_order_value)} for {sec_type}: "
-                        f"this order is {_num(value)}"
+                        f"precautionary value {limit} for {sec_type}: "
+                        f"this order is {amount if currency else _num(value)}"
                     )
         if cap.max_price_pct is not None and prices and reference:
             for p in prices:

@@ -31,6 +31,15 @@ strategy: the strategy's own position (from the portfolio). Orders from the tick
 are judged against the account's position. Working orders on the same side count: with
 100 long and a working SELL 100, another SELL 100 opens a short. Orders that reduce a
 position are never refused by a limit (a trader must always be able to get out).
+
+Currencies
+----------
+Money limits are in the account's base currency; an order's notional is in its
+contract's currency (USD.JPY is priced in JPY). Every amount compared with a money limit
+is converted with IB's own rate (:meth:`core.exposure.ExposureBook.rate`); an opening
+order in a currency without a rate yet is refused for the limits that need one ("no
+exchange rate JPY→USD yet: cannot check max order notional"), never judged unconverted.
+Refusals state both amounts: ``this order is 1,500,025 JPY = 10,013 USD``.
 """
 
 from __future__ import annotations
@@ -251,7 +260,10 @@ def check(
     mult = book.mult.get(key)
     if mult is None:
         mult = float(contract.multiplier) if contract.multiplier else 1.0
-    prices = (lmt, book.mark.get(key), mult)
+    fx = book.fx.get(key)  # precomputed (1.0 for the base currency): the common case
+    if fx is None:
+        fx = book.rate(contract.currency or book.currency.get(key, ""))
+    prices = (lmt, book.mark.get(key), mult, fx)
     if acct_open > _EPS:
         lim = limits.by_scope.get("account")
         if lim is not None:
@@ -300,15 +312,16 @@ def _check_scope(
     side: int,
     opening: float,
     replaced: float,
-    prices: tuple[float | None, float | None, float],
+    prices: tuple[float | None, float | None, float, float | None],
     now: float,
     wall: Callable[[], datetime],
     reasons: list[str],
 ) -> None:
     """Every limit of one scope an opening order is judged by; appends to ``reasons``.
-    ``prices``: the order's limit price (None: none), the mark, the multiplier."""
+    ``prices``: the order's limit price (None: none), the mark, the multiplier and the
+    rate to the base currency (None: not known yet)."""
     order, contract = intent.order, intent.contract
-    lmt, mark, mult = prices
+    lmt, mark, mult, fx = prices
     px = lmt if lmt is not None else mark
     if lim.max_order_quantity is not None and opening > lim.max_order_quantity + _EPS:
         reasons.append(
@@ -318,10 +331,12 @@ def _check_scope(
     if lim.max_order_notional is not None:
         if px is None:
             reasons.append(_no_price(book, key, contract, "max order notional", sfx))
-        elif opening * px * mult > lim.max_order_notional + _EPS:
+        elif fx is None:
+            reasons.append(_no_rate(book, key, contract, "max order notional", sfx))
+        elif opening * px * mult * fx > lim.max_order_notional + _EPS:
             reasons.append(
-                f"max order notional {num(lim.max_order_notional)}{sfx}: "
-                f"this order is {num(opening * px * mult)}"
+                f"max order notional {_limit(book, key, contract, lim.max_order_notional)}"
+                f"{sfx}: this order is {_money(book, key, contract, opening * px * mult, fx)}"
             )
     pos = scope.qty.get(key, 0.0)
     pending = scope.working.get(key)
@@ -342,8 +357,11 @@ def _check_scope(
         vpx = mark if mark is not None else px
         if vpx is None:
             reasons.append(_no_price(book, key, contract, "position value", sfx))
+        elif fx is None:
+            reasons.append(_no_rate(book, key, contract, "position value", sfx))
         else:
-            new_val = proj * vpx * mult
+            local_val = proj * vpx * mult
+            new_val = local_val * fx
             old_val = scope.notional.get(key, 0.0)
             if (
                 lim.max_position_notional is not None
@@ -351,23 +369,34 @@ def _check_scope(
             ):
                 reasons.append(
                     f"max position notional {book.symbol_for(key, contract)} "
-                    f"{num(lim.max_position_notional)}{sfx}: this order would make it "
-                    f"{num(abs(new_val))}"
+                    f"{_limit(book, key, contract, lim.max_position_notional)}{sfx}: "
+                    f"this order would make it {_money(book, key, contract, abs(local_val), fx)}"
                 )
-            if lim.max_gross_exposure is not None:
-                gross = scope.gross - abs(old_val) + abs(new_val)
-                if gross > lim.max_gross_exposure + _EPS and gross > scope.gross:
-                    reasons.append(
-                        f"max gross exposure {num(lim.max_gross_exposure)}{sfx}: "
-                        f"this order would make it {num(gross)}"
-                    )
-            if lim.max_net_exposure is not None:
-                net = scope.net - old_val + new_val
-                if abs(net) > lim.max_net_exposure + _EPS and abs(net) > abs(scope.net):
-                    reasons.append(
-                        f"max net exposure {num(lim.max_net_exposure)}{sfx}: "
-                        f"this order would make it {num(net)}"
-                    )
+            if scope.unrated and (
+                lim.max_gross_exposure is not None or lim.max_net_exposure is not None
+            ):
+                # a position valued at nothing would make any total a guess
+                held = next(iter(scope.unrated))
+                reasons.append(
+                    f"no exchange rate {_foreign(book, held, None)}→{book.base_currency} yet "
+                    f"for the {book.symbol_for(held)} position{sfx}: "
+                    "cannot check gross and net exposure"
+                )
+            else:
+                if lim.max_gross_exposure is not None:
+                    gross = scope.gross - abs(old_val) + abs(new_val)
+                    if gross > lim.max_gross_exposure + _EPS and gross > scope.gross:
+                        reasons.append(
+                            f"max gross exposure {num(lim.max_gross_exposure)}{sfx}: "
+                            f"this order would make it {num(gross)}"
+                        )
+                if lim.max_net_exposure is not None:
+                    net = scope.net - old_val + new_val
+                    if abs(net) > lim.max_net_exposure + _EPS and abs(net) > abs(scope.net):
+                        reasons.append(
+                            f"max net exposure {num(lim.max_net_exposure)}{sfx}: "
+                            f"this order would make it {num(net)}"
+                        )
     if lim.max_working_orders is not None and intent.replaces is None:
         n = scope.working_count + 1
         if n > lim.max_working_orders:
@@ -433,6 +462,9 @@ def _check_precautions(
     lmt = price(order.lmtPrice) if order.orderType in _LIMIT_TYPES else None
     stop = _stop_price(order)
     mark = book.mark.get(key)
+    fx = book.fx.get(key)
+    if fx is None:
+        fx = book.rate(contract.currency or book.currency.get(key, ""))
     return precautions.check(
         sec_type=contract.secType or book.sec_type.get(key) or "",
         multiplier=mult,
@@ -441,6 +473,9 @@ def _check_precautions(
         prices=tuple(p for p in (lmt, stop) if p is not None),
         reference=book.ref.get(key),
         symbol=book.symbol_for(key, contract),
+        fx=fx,
+        currency=_foreign(book, key, contract) if fx != 1.0 else "",
+        base=book.base_currency,
     )
 
 
@@ -479,6 +514,31 @@ def _opening_text(
 
 def _no_price(book: ExposureBook, key: Key, contract: Contract, what: str, sfx: str) -> str:
     return f"no market price for {book.symbol_for(key, contract)}{sfx}: cannot check {what}"
+
+
+def _foreign(book: ExposureBook, key: Key, contract: Contract | None) -> str:
+    """The contract's currency when it is not the base currency, else ""."""
+    cur = (contract.currency if contract is not None else "") or book.currency.get(key, "")
+    return "" if cur == book.base_currency else cur
+
+
+def _no_rate(book: ExposureBook, key: Key, contract: Contract, what: str, sfx: str) -> str:
+    cur = _foreign(book, key, contract)
+    return f"no exchange rate {cur}→{book.base_currency} yet{sfx}: cannot check {what}"
+
+
+def _limit(book: ExposureBook, key: Key, contract: Contract, value: float) -> str:
+    """A money limit, naming its currency when the order's is another."""
+    return f"{num(value)} {book.base_currency}" if _foreign(book, key, contract) else num(value)
+
+
+def _money(book: ExposureBook, key: Key, contract: Contract, amount: float, fx: float) -> str:
+    """An amount in the contract's currency, with its base equivalent when that differs:
+    ``1,500,025 JPY = 10,013 USD``."""
+    cur = _foreign(book, key, contract)
+    if not cur:
+        return num(amount)
+    return f"{num(amount)} {cur} = {num(round(amount * fx))} {book.base_currency}"
 
 
 def _unit(book: ExposureBook, key: Key, contract: Contract) -> str:

@@ -52,7 +52,7 @@ from datetime import datetime
 from typing import Any, Literal, Protocol
 
 from eventkit import Event
-from ib_async import Contract, Position, Trade
+from ib_async import AccountValue, Contract, Position, Trade
 
 from core.audit import AuditLog
 from core.breach import BreachMonitor, RiskLimitBreached
@@ -70,6 +70,7 @@ from core.events import (
 )
 from core.exposure import ExposureBook, Key, symbol_of
 from core.flatten import FlattenAuthority, FlattenIntent
+from core.marketdata import clean_price
 from core.precautions import Precautions
 from core.pretrade import LimitSet
 from core.pretrade import check as pretrade_check
@@ -185,11 +186,14 @@ class OpenOrdersSource(Protocol):
 
 
 class AccountPositionFeed(Protocol):
-    """IB's account positions (ib_async's ``IB``)."""
+    """IB's account positions and values (ib_async's ``IB``)."""
 
     positionEvent: Event  # (Position)
+    accountValueEvent: Event  # (AccountValue)
 
     def positions(self) -> list[Position]: ...
+
+    def accountValues(self, account: str = "") -> list[AccountValue]: ...
 
 
 class ConnectionFeed(Protocol):
@@ -452,11 +456,27 @@ class RiskManager:
         symbol: str = "",
         sec_type: str = "STK",
         multiplier: float | None = None,
+        currency: str = "",
     ) -> None:
         """IB's position of the account in one contract (signed)."""
         self.book.on_account_position(
-            con_id, quantity, symbol=symbol, sec_type=sec_type, multiplier=multiplier
+            con_id,
+            quantity,
+            symbol=symbol,
+            sec_type=sec_type,
+            multiplier=multiplier,
+            currency=currency,
         )
+
+    def in_base(self, amount: float, currency: str) -> tuple[float, str] | None:
+        """``amount`` of ``currency`` in the base currency, and its name (None: no rate
+        from IB yet): what the limits compare."""
+        rate = self.book.rate(currency)
+        return None if rate is None else (amount * rate, self.book.base_currency)
+
+    def on_exchange_rate(self, currency: str, rate: float | None) -> None:
+        """IB's rate of ``currency``: base currency per unit (limits are in the base)."""
+        self.book.on_exchange_rate(currency, rate)
 
     def on_strategy_position(self, change: PositionChanged) -> None:
         """One strategy's position in one contract (from the portfolio)."""
@@ -622,7 +642,16 @@ class RiskManager:
         self.tradingStateChanged += lambda _change: trade_manager.wire.recheck()
 
     def attach_ib(self, ib: AccountPositionFeed, account: str = "") -> None:
-        """Follow IB's account positions (``positionEvent``) of ``account`` (all if empty)."""
+        """Follow IB's account positions (``positionEvent``) of ``account`` (all if empty),
+        its base currency and its exchange rates (``ExchangeRate`` account values)."""
+
+        def on_value(v: AccountValue) -> None:
+            if account and v.account != account:
+                return
+            if v.tag == "ExchangeRate":
+                self.book.on_exchange_rate(v.currency, clean_price(v.value))
+            elif v.tag == "NetLiquidation" and v.currency not in ("", "BASE"):
+                self.book.set_base_currency(v.currency)  # IB states it in the base
 
         def on_position(p: Position) -> None:
             if account and p.account != account:
@@ -635,8 +664,12 @@ class RiskManager:
                 symbol=symbol_of(c),
                 sec_type=c.secType or "STK",
                 multiplier=float(c.multiplier) if c.multiplier else None,
+                currency=c.currency,
             )
 
+        for v in ib.accountValues(account):
+            on_value(v)
+        ib.accountValueEvent += on_value
         for p in ib.positions():
             on_position(p)
         ib.positionEvent += on_position

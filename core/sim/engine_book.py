@@ -18,6 +18,18 @@ from core.sim.model import (
     SimOrder,
 )
 
+#: USD per unit of currencies no forex pair of the universe prices (a simulator's rough
+#: figures: enough to value a foreign stock, not a market).
+_APPROX_USD_RATES = {
+    "EUR": 1.08,
+    "GBP": 1.27,
+    "CHF": 1.12,
+    "JPY": 1 / 150,
+    "CAD": 0.73,
+    "AUD": 0.66,
+    "HKD": 0.128,
+}
+
 
 class EngineBook(EngineParts):
     """Queries of the engine's book and the accounting they rest on (a mixin of Engine)."""
@@ -175,7 +187,34 @@ class EngineBook(EngineParts):
             ("Leverage-S", f"{(gross / net_liq if net_liq > 0 else 0.0):.4f}", ""),
             ("DayTradesRemaining", "-1", ""),
         ]
+        # Like TWS: one ExchangeRate per currency (base per unit of it), BASE's being 1.
+        rows.append(("ExchangeRate", "1.00", "BASE"))
+        rows += [("ExchangeRate", f"{r:.10g}", c) for c, r in self.exchange_rates().items()]
         return rows
+
+    def exchange_rates(self) -> dict[str, float]:
+        """USD (the accounts' base currency) per unit of every currency the universe has:
+        from its forex pairs' marks (``EUR.USD`` gives EUR, ``USD.JPY`` gives JPY), else
+        a fixed approximate rate; a currency with neither gets none, as TWS sends none
+        for a currency it has no rate for."""
+        currencies = {"USD"}
+        rates = {"USD": 1.0}
+        for inst in self.universe.find():
+            currencies.add(inst.currency)
+            if inst.sec_type != "CASH":
+                continue
+            currencies.add(inst.symbol)
+            mark = self.market.mark(inst.con_id)
+            if mark <= 0:
+                continue
+            if inst.currency == "USD":
+                rates[inst.symbol] = mark
+            elif inst.symbol == "USD":
+                rates[inst.currency] = 1.0 / mark
+        for cur in sorted(currencies - rates.keys()):
+            if cur in _APPROX_USD_RATES:
+                rates[cur] = _APPROX_USD_RATES[cur]
+        return rates
 
     def pnl(self, account: str) -> AccountPnL:
         """reqPnL figures: daily (net liquidation change today), unrealized, realized."""
