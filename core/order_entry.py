@@ -28,6 +28,7 @@ import asyncio
 import copy
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from eventkit import Event
@@ -136,6 +137,10 @@ class OrderPreview:
     est_commission: float | None
     reference_price: float | None  # the price the notional uses
     problems: tuple[str, ...]  # every reason it would be refused now
+    #: The notional in the account's base currency (None: same currency, or no rate
+    #: known yet), and that currency's name.
+    base_notional: float | None = None
+    base_currency: str = ""
 
     @property
     def approved(self) -> bool:
@@ -193,6 +198,9 @@ class OrderEntry:
         self.contracts = contracts
         self.market = market
         self.trades = trades
+        #: Converts an amount of a currency into the base currency (risk's
+        #: :meth:`core.risk.RiskManager.in_base`); None: no conversion shown.
+        self.in_base: Callable[[float, str], tuple[float, str] | None] | None = None
         self._by_text: dict[str, InstrumentInfo] = {}
 
     @property
@@ -347,6 +355,11 @@ class OrderEntry:
         problems = malformed or self.trades.verdict(
             info.contract, order, strategy, "gui", info.details
         )
+        base = None
+        if notional is not None and self.in_base is not None:
+            base = self.in_base(notional, info.currency)
+        if base is not None and base[1] != info.currency:
+            return OrderPreview(notional, commission, price, tuple(problems), *base)
         return OrderPreview(notional, commission, price, tuple(problems))
 
     async def margin_impact(

@@ -278,6 +278,7 @@ class ConsoleSession:
         )
         self.risk: Final = risk
         risk.attach_trade_manager(self.trades)
+        self.order_entry.in_base = risk.in_base  # the ticket's notional in the base currency
         risk.attach_ib(ib, options.account)
         risk.attach_connection(conn, self.trades)
         risk.attach_market_data(self.market)

@@ -228,7 +228,10 @@ class OrderTicket(InstrumentForm):
         self._preview = preview
         self.mark_fields(preview.problems if preview is not None else (), entry_problems)
         cur = self.info.currency if self.info else "USD"
-        self.notional_label.setText(money(preview.notional if preview else None, cur))
+        notional = money(preview.notional if preview else None, cur)
+        if preview is not None and preview.base_notional is not None:  # limits are in the base
+            notional += f" = {preview.base_notional:,.0f} {preview.base_currency}"
+        self.notional_label.setText(notional)
         self.commission_label.setText(money(preview.est_commission if preview else None, cur))
         self.show_verdict(preview, field_problems if chosen else [])
         verdict = judge_send(

@@ -6,12 +6,12 @@ order's JPY notional with them before comparing it with a USD limit.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 import pytest_asyncio
+from fx_universe import USDJPY_CON_ID, universe_with_usdjpy
 from ib_async import Forex
 from integration.conftest import FAST
 
@@ -19,32 +19,11 @@ from core.connection import ClientIdRegistry, Connection
 from core.orders import create_market_order
 from core.risk import RiskLimits, RiskManager
 from core.sim import SimGateway
-from core.sim.universe import Universe
 from core.strategies import StrategyManager
 from core.trading import OrderRefused, TradeManager
 from helpers import wait_for
 
 pytestmark = pytest.mark.asyncio
-
-USDJPY_CON_ID = 15016059
-
-
-def universe_with_usdjpy() -> Universe:
-    """The default universe and USD.JPY (priced in JPY, about 150)."""
-    base = Universe.default()
-    eur = base.find(symbol="EUR", currency="USD")[0]
-    usdjpy = dataclasses.replace(
-        eur,
-        con_id=USDJPY_CON_ID,
-        symbol="USD",
-        currency="JPY",
-        min_tick=0.005,
-        local_symbol="USD.JPY",
-        trading_class="USD.JPY",
-        long_name="US Dollar",
-        initial_price=150.0,
-    )
-    return Universe([*base.find(), usdjpy])
 
 
 @pytest_asyncio.fixture

@@ -305,3 +305,14 @@ def test_malformed_state_raises_a_clear_value_error(
 def test_state_that_is_not_a_mapping_is_refused(universe: Universe, clock: FakeClock) -> None:
     with pytest.raises(ValueError):
         Engine.from_state([], universe, Market(universe, clock=clock), clock=clock)  # type: ignore[arg-type]
+
+
+def test_account_values_carry_an_exchange_rate_per_currency_like_tws(
+    engine: Engine, market: Market
+) -> None:
+    rates = {cur: v for k, v, cur in engine.account_values(ACCT) if k == "ExchangeRate"}
+
+    # base per unit: BASE and USD 1, EUR from the EUR.USD pair's mark
+    assert set(rates) == {"BASE", "USD", "EUR"}
+    assert float(rates["BASE"]) == float(rates["USD"]) == 1.0
+    assert float(rates["EUR"]) == pytest.approx(market.mark(EURUSD))
