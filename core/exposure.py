@@ -182,6 +182,8 @@ class ExposureBook:
         self.currency[key] = currency
         self._by_currency.setdefault(currency, set()).add(key)
         self._refx(key)
+        if self._holders.get(key):
+            self.on_change()
 
     def rate(self, currency: str) -> float | None:
         """Base currency per unit of ``currency`` (1.0 for the base currency and for an

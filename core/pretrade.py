@@ -262,7 +262,7 @@ def check(
         mult = float(contract.multiplier) if contract.multiplier else 1.0
     fx = book.fx.get(key)  # precomputed (1.0 for the base currency): the common case
     if fx is None:
-        fx = book.rate(contract.currency or book.currency.get(key, ""))
+        fx = _fx(book, key, contract)
     prices = (lmt, book.mark.get(key), mult, fx)
     if acct_open > _EPS:
         lim = limits.by_scope.get("account")
@@ -462,9 +462,7 @@ def _check_precautions(
     lmt = price(order.lmtPrice) if order.orderType in _LIMIT_TYPES else None
     stop = _stop_price(order)
     mark = book.mark.get(key)
-    fx = book.fx.get(key)
-    if fx is None:
-        fx = book.rate(contract.currency or book.currency.get(key, ""))
+    fx = _fx(book, key, contract)
     return precautions.check(
         sec_type=contract.secType or book.sec_type.get(key) or "",
         multiplier=mult,
@@ -514,6 +512,12 @@ def _opening_text(
 
 def _no_price(book: ExposureBook, key: Key, contract: Contract, what: str, sfx: str) -> str:
     return f"no market price for {book.symbol_for(key, contract)}{sfx}: cannot check {what}"
+
+
+def _fx(book: ExposureBook, key: Key, contract: Contract) -> float | None:
+    """Base currency per unit of the order's currency (None: IB sent no rate yet)."""
+    fx = book.fx.get(key)
+    return fx if fx is not None else book.rate(contract.currency or book.currency.get(key, ""))
 
 
 def _foreign(book: ExposureBook, key: Key, contract: Contract | None) -> str:
