@@ -72,6 +72,11 @@ def _num(x: float) -> str:
     return f"{x:,.0f}" if abs(x) >= 100 or float(x).is_integer() else f"{x:,.4g}"
 
 
+def _limit(value: float, currency: str, base: str) -> str:
+    """A value cap, naming the base currency when the order's is another."""
+    return f"{_num(value)} {base}" if currency else _num(value)
+
+
 _UNITS = {"STK": "shares", "FUT": "contracts", "OPT": "contracts", "FOP": "contracts"}
 
 
@@ -128,24 +133,23 @@ class Precautions:
                 f"this order is {_num(quantity)}"
             )
         if cap.max_order_value is not None:
-            limit = _num(cap.max_order_value) + (f" {base}" if currency else "")
             if price is None:
                 reasons.append(
-                    f"precautionary value {limit} for {sec_type}: "
-                    f"no price for {what}yet to value the order"
+                    f"precautionary value {_limit(cap.max_order_value, currency, base)} "
+                    f"for {sec_type}: no price for {what}yet to value the order"
                 )
             elif fx is None:
                 reasons.append(
-                    f"no exchange rate {currency}→{base} yet: "
-                    f"cannot check precautionary value {limit} for {sec_type}"
+                    f"no exchange rate {currency}→{base} yet: cannot check precautionary "
+                    f"value {_limit(cap.max_order_value, currency, base)} for {sec_type}"
                 )
             else:
                 value = quantity * price * multiplier
                 if value * fx > cap.max_order_value + 1e-6:
                     amount = f"{_num(value)} {currency} = {_num(value * fx)} {base}"
                     reasons.append(
-                        f"precautionary value {limit} for {sec_type}: "
-                        f"this order is {amount if currency else _num(value)}"
+                        f"precautionary value {_limit(cap.max_order_value, currency, base)} "
+                        f"for {sec_type}: this order is {amount if currency else _num(value)}"
                     )
         if cap.max_price_pct is not None and prices and reference:
             for p in prices:

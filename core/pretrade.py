@@ -462,7 +462,9 @@ def _check_precautions(
     lmt = price(order.lmtPrice) if order.orderType in _LIMIT_TYPES else None
     stop = _stop_price(order)
     mark = book.mark.get(key)
-    fx = _fx(book, key, contract)
+    fx = book.fx.get(key)
+    if fx is None:
+        fx = _fx(book, key, contract)
     return precautions.check(
         sec_type=contract.secType or book.sec_type.get(key) or "",
         multiplier=mult,
