@@ -4,7 +4,8 @@ Prints figures; it asserts nothing.
 
 * ``check``: microseconds per pre-trade check (p50 / p99 / mean) with 1,000 positions in
   the account and in one strategy, every limit set, for an opening order that passes,
-  one refused by several limits, and a reducing one; through ``RiskManager.check`` (what
+  one refused by several limits, a reducing one, and one in JPY (converted to the base
+  currency with IB's rate); through ``RiskManager.check`` (what
   the TradeManager calls: the check plus counting the order as sent) and, for the first,
   the pure ``core.pretrade.check`` alone.
 * ``stop``: seconds from the emergency-stop call to the simulated gateway confirming it
@@ -127,11 +128,19 @@ def bench_check(n: int) -> None:
     reducing = OrderIntent(
         "momo", "momo", c, Order(action="SELL", totalQuantity=100, orderType="MKT")
     )
+    jpy = Contract(secType="STK", symbol="J7203", conId=7203, exchange="SMART", currency="JPY")
+    risk.learn_contract(jpy)
+    risk.on_quote(jpy.conId, bid=2999, ask=3001, last=3000.0, symbol="J7203")
+    risk.on_exchange_rate("JPY", 1 / 150)
+    in_jpy = OrderIntent(
+        "momo", "momo", jpy, Order(action="BUY", totalQuantity=100, orderType="LMT", lmtPrice=3001)
+    )
     print(f"check() with {N_POSITIONS} positions (account + strategy), every limit set:")
     for name, intent in (
         ("opening order, approved", opening),
         ("opening order, refused by 4 limits", refused),
         ("reducing order, approved", reducing),
+        ("opening order in JPY, approved", in_jpy),
     ):
         time_checks(risk, intent, 1000)  # warm up
         decision = risk.check(intent)
