@@ -93,6 +93,11 @@ def test_opening_order_without_a_rate_is_refused_and_reducing_passes():
         False,
         ("no exchange rate JPY→USD yet: cannot check max order notional",),
     )
+    assert judge(book, limits, order(SAP, "BUY", 10, 200.0)) == (
+        False,
+        ("no exchange rate EUR→USD yet: cannot check max order notional",),
+    )
+    # reducing orders pass as always
     assert judge(book, limits, order(SAP, "SELL", 100)) == (True, ())
     book.on_exchange_rate("JPY", JPY_RATE)
     assert judge(book, limits, order(USDJPY, "BUY", 1)) == (True, ())
