@@ -50,7 +50,9 @@ from gui.widgets.number_field import NumberField
 from gui.widgets.ticket_verdict import SendVerdict
 
 __all__ = [
+    "FIELD_TITLES",
     "LIMIT_TYPES",
+    "MAX_PRICE",
     "MAX_QUANTITY",
     "ORDER_TYPES",
     "STOP_TYPES",
@@ -59,9 +61,12 @@ __all__ = [
     "QuoteButton",
     "SendButton",
     "TicketForm",
+    "confirm_large_order",
     "decimals_of",
     "money",
     "number_style",
+    "price_field",
+    "quantity_field",
 ]
 
 ORDER_TYPES = ("LMT", "MKT", "STP", "STP LMT")
@@ -71,6 +76,37 @@ STOP_TYPES = ("STP", "STP LMT")
 TIFS = ("DAY", "GTC", "IOC")
 #: The largest quantity the ticket will send (above it the entry is flagged).
 MAX_QUANTITY = 1e9
+#: The largest price a field takes (above it the entry is flagged).
+MAX_PRICE = 1e9
+#: What a negative entry is told (a quantity has no sign; a price is positive).
+QUANTITY_HINT = "the side (BUY / SELL) gives the direction"
+PRICE_HINT = "a price is above 0"
+#: The name of each order field in a reason ("Limit price: '-5' is negative: ...").
+FIELD_TITLES = {"quantity": "Quantity", "limit_price": "Limit price", "stop_price": "Stop price"}
+
+
+def quantity_field(
+    decimals: int = 0, *, step: float = 100, parent: QWidget | None = None
+) -> NumberField:
+    """A quantity entry under the ticket's rules (the ticket's field, the orders
+    grid's editor): a plain positive number of at most ``decimals`` decimals, up to
+    :data:`MAX_QUANTITY`, anything else flagged with the reason, never rewritten."""
+    return NumberField(
+        parent, decimals=decimals, maximum=MAX_QUANTITY, step=step, negative_hint=QUANTITY_HINT
+    )
+
+
+def price_field(decimals: int = 2, parent: QWidget | None = None) -> NumberField:
+    """A price entry under the ticket's rules (the orders grid's editor; the ticket's
+    :class:`PriceBox`): at most ``decimals`` decimals (the tick's), Up/Down step one
+    tick of that size."""
+    return NumberField(
+        parent,
+        decimals=decimals,
+        maximum=MAX_PRICE,
+        step=10.0**-decimals,
+        negative_hint=PRICE_HINT,
+    )
 
 
 def decimals_of(min_tick: float) -> int:
@@ -113,7 +149,7 @@ class PriceBox(NumberField):
     """
 
     def __init__(self) -> None:
-        super().__init__(decimals=2, maximum=1e9, step=0.01, negative_hint="a price is above 0")
+        super().__init__(decimals=2, maximum=MAX_PRICE, step=0.01, negative_hint=PRICE_HINT)
         self._applies = True
         self._kept = ""
 
@@ -171,17 +207,36 @@ class SendButton(QPushButton):
 
     def _apply(self) -> None:
         order, reason = self._lines
-        if not reason:
-            self.setText(order)
-            return
         room = max(60, self.width() - 20)
         metrics = QFontMetrics(self.font())
+        if not reason:
+            # The order whole, on two lines when one is too narrow (a long STP LMT with
+            # its TIF and "outside RTH"): a button that can send never hides a term.
+            self.setText(_wrapped(order, metrics, room))
+            return
         elided = metrics.elidedText(reason, Qt.TextElideMode.ElideRight, room)
         self.setText(f"{metrics.elidedText(order, Qt.TextElideMode.ElideRight, room)}\n{elided}")
 
     def resizeEvent(self, event: QResizeEvent) -> None:
         super().resizeEvent(event)
         self._apply()
+
+
+def _wrapped(text: str, metrics: QFontMetrics, room: int) -> str:
+    """``text`` on one line when it fits ``room`` pixels, else broken once at the last
+    space (a " · " first) that lets the first line fit."""
+    if metrics.horizontalAdvance(text) <= room:
+        return text
+    if " · " in text:
+        head, tail = text.split(" · ", 1)
+        if metrics.horizontalAdvance(head) <= room:
+            return f"{head}\n{tail}"
+    words = text.split(" ")
+    for cut in range(len(words) - 1, 0, -1):
+        head = " ".join(words[:cut])
+        if metrics.horizontalAdvance(head) <= room:
+            return f"{head}\n{' '.join(words[cut:])}"
+    return text
 
 
 def number_style(extra: str = "") -> str:
@@ -269,12 +324,7 @@ class TicketForm(QFrame):
         grid.setVerticalSpacing(5)
         grid.setColumnStretch(1, 1)
         grid.setColumnStretch(3, 1)
-        self.quantity = NumberField(
-            decimals=0,
-            maximum=MAX_QUANTITY,
-            step=100,
-            negative_hint="the side (BUY / SELL) gives the direction",
-        )
+        self.quantity = quantity_field()
         self.quantity.setValue(100)
         self.size_button = QPushButton("Size by risk")
         self.size_button.setToolTip("Quantity from the contract's volatility and the risk budget")
@@ -510,14 +560,8 @@ class TicketForm(QFrame):
 
     def confirm_large(self, why: str) -> bool:
         """Ask before sending the order the send button reads; ``why`` says what is
-        large about it. Cancel is the default."""
-        box = QMessageBox(self)
-        box.setIcon(QMessageBox.Icon.Warning)
-        box.setWindowTitle("Confirm large order")
-        box.setText(f"{self.send_button.text()}\n\n{why}")
-        box.setStandardButtons(QMessageBox.StandardButton.Ok | QMessageBox.StandardButton.Cancel)
-        box.setDefaultButton(QMessageBox.StandardButton.Cancel)
-        return box.exec() == QMessageBox.StandardButton.Ok
+        large about it (:func:`confirm_large_order`)."""
+        return confirm_large_order(self, self.send_button.lines()[0], why)
 
     # -- how states are drawn -----------------------------------------------------------
 
@@ -621,6 +665,20 @@ class TicketForm(QFrame):
             return
         widget.setProperty("invalid", invalid)
         widget.setStyleSheet(f"border: 1px solid {theme.LOSS};" if invalid else "")
+
+
+def confirm_large_order(parent: QWidget, order: str, why: str) -> bool:
+    """Ask before ``order`` (in words, as it goes out) is sent: the ticket's new order
+    and the orders grid's modification ask the same. ``why`` says what is large about
+    it (:func:`gui.widgets.ticket_verdict.confirmation_reason`). Cancel is the default."""
+    box = QMessageBox(parent)
+    box.setObjectName("confirmLargeOrder")
+    box.setIcon(QMessageBox.Icon.Warning)
+    box.setWindowTitle("Confirm large order")
+    box.setText(f"{order}\n\n{why}")
+    box.setStandardButtons(QMessageBox.StandardButton.Ok | QMessageBox.StandardButton.Cancel)
+    box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+    return box.exec() == QMessageBox.StandardButton.Ok
 
 
 def _caption(text: str) -> QLabel:
