@@ -180,18 +180,23 @@ class ConsoleController(QObject):
         return confirm_large_order(self.parent_widget, words, why)
 
     def _terms(self, order: OrderUpdated) -> tuple[float | None, str]:
-        """The contract's multiplier and currency (None: not known here)."""
+        """The contract's multiplier and currency (None, "": not known here).
+
+        Core's order event carries neither: they are read from the contract the order
+        was sent on and the contract details core cached.
+        """
+        trade = self.session.trades.trade_for_order_id(order.order_id, order.client_id)
         details = self.session.contracts.by_con_id(order.con_id)
-        contract = details.contract if details is not None else None
-        if contract is None:
-            # Without the contract's details (an order restored after a restart), only
-            # a stock or a currency pair is known to count one unit per unit.
-            return (1.0 if order.sec_type in ("STK", "CASH") else None), ""
-        try:
-            multiplier = float(contract.multiplier or 1)
-        except ValueError:
-            multiplier = 1.0
-        return multiplier, contract.currency or ""
+        known = [c for c in (details.contract if details else None, trade and trade.contract) if c]
+        currency = next((c.currency for c in known if c.currency), "")
+        for contract in known:
+            try:
+                if contract.multiplier:
+                    return float(contract.multiplier), currency
+            except ValueError:
+                continue
+        # No multiplier given: a stock or a currency pair counts one unit per unit.
+        return (1.0 if order.sec_type in ("STK", "CASH") else None), currency
 
     def modify_order(self, order_id: int, field: str, value: float) -> None:
         """Change a working order's quantity, limit or stop (the grid's edit); a

@@ -68,9 +68,9 @@ def apply_column_widths(
     fitted = fitted or {}
     for i, col in enumerate(specs):
         if col.key in fitted:
-            title = header_metrics.horizontalAdvance(col.title) + 22  # the header's padding
-            # The cell's padding (the style sheet's 6 px a side and Qt's text margin).
-            chars = round(fitted[col.key] * digit) + 19
+            title = header_metrics.horizontalAdvance(col.title) + 18  # the header's padding
+            # The cell's padding: the style sheet's 6 px a side, Qt's text margin 3.
+            chars = round(fitted[col.key] * digit) + 18
         else:
             title = header_metrics.horizontalAdvance(col.title) + 30  # padding + sort arrow
             chars = (col.width or 10) * digit + 20

@@ -22,7 +22,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Mapping
 
-from PySide6.QtCore import QStringListModel, Qt
+from PySide6.QtCore import QEvent, QRect, QStringListModel, Qt
 from PySide6.QtGui import QFontMetrics, QResizeEvent
 from PySide6.QtWidgets import (
     QButtonGroup,
@@ -57,6 +57,7 @@ __all__ = [
     "ORDER_TYPES",
     "STOP_TYPES",
     "TIFS",
+    "LinesLabel",
     "PriceBox",
     "QuoteButton",
     "SendButton",
@@ -188,6 +189,62 @@ class PriceBox(NumberField):
             self._value, self._error = value, None
 
 
+class LinesLabel(QLabel):
+    """A wrapped label of at most ``lines`` lines, always that tall: a longer text is
+    cut at a word with "…", whole in the tooltip. The ticket's rows under it keep their
+    place whatever it says (a three-line "unknown contract" message pushed the
+    commission row out of view at 1366x768). :meth:`text` is the whole text."""
+
+    def __init__(self, lines: int = 2, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._lines = lines
+        self._full = ""
+        self.setWordWrap(True)
+        self.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
+        # Its width follows the ticket's, never the text's.
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+        self._fit_height()
+
+    def text(self) -> str:  # type: ignore[override]
+        """The whole text (what is shown may be cut short)."""
+        return self._full
+
+    def setText(self, text: str) -> None:  # type: ignore[override]
+        """Show ``text``, cut to the label's lines when longer."""
+        self._full = text
+        self._apply()
+
+    def changeEvent(self, event: QEvent) -> None:
+        super().changeEvent(event)
+        if event.type() in (QEvent.Type.FontChange, QEvent.Type.StyleChange):
+            self._fit_height()
+            self._apply()
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        self._apply()
+
+    def _fit_height(self) -> None:
+        self.setFixedHeight(QFontMetrics(self.font()).lineSpacing() * self._lines + 2)
+
+    def _fits(self, text: str, metrics: QFontMetrics) -> bool:
+        flags = int(Qt.TextFlag.TextWordWrap)
+        box = metrics.boundingRect(QRect(0, 0, max(1, self.width()), 10_000), flags, text)
+        return box.height() <= metrics.lineSpacing() * self._lines
+
+    def _apply(self) -> None:
+        full = self._full
+        metrics = QFontMetrics(self.font())
+        shown = full
+        if full and not self._fits(full, metrics):
+            words = full.split(" ")
+            while len(words) > 1 and not self._fits(" ".join(words) + "…", metrics):
+                words.pop()
+            shown = " ".join(words) + "…"
+        super().setText(shown)
+        self.setToolTip(full if shown != full else "")
+
+
 class SendButton(QPushButton):
     """The send button: the order on the first line; why it cannot go on the second,
     elided to the button's width (never cut at both ends, never widening the ticket)."""
@@ -212,7 +269,8 @@ class SendButton(QPushButton):
         if not reason:
             # The order whole, on two lines when one is too narrow (a long STP LMT with
             # its TIF and "outside RTH"): a button that can send never hides a term.
-            self.setText(_wrapped(order, metrics, room))
+            # Its width means something only once shown (resizeEvent applies it again).
+            self.setText(_wrapped(order, metrics, room) if self.isVisible() else order)
             return
         elided = metrics.elidedText(reason, Qt.TextElideMode.ElideRight, room)
         self.setText(f"{metrics.elidedText(order, Qt.TextElideMode.ElideRight, room)}\n{elided}")
@@ -229,14 +287,19 @@ def _wrapped(text: str, metrics: QFontMetrics, room: int) -> str:
         return text
     if " · " in text:
         head, tail = text.split(" · ", 1)
-        if metrics.horizontalAdvance(head) <= room:
-            return f"{head}\n{tail}"
+        if metrics.horizontalAdvance(f"{head} ·") <= room:
+            return f"{head} ·\n{tail}"
     words = text.split(" ")
-    for cut in range(len(words) - 1, 0, -1):
-        head = " ".join(words[:cut])
-        if metrics.horizontalAdvance(head) <= room:
-            return f"{head}\n{' '.join(words[cut:])}"
-    return text
+    fitting = [
+        cut
+        for cut in range(len(words) - 1, 0, -1)
+        if metrics.horizontalAdvance(" ".join(words[:cut])) <= room
+    ]
+    # Before a term ("LMT 189.50", "GTC") rather than between a term and its price.
+    cut = next((c for c in fitting if words[c][:1].isalpha()), fitting[0] if fitting else 0)
+    if not cut:
+        return text
+    return f"{' '.join(words[:cut])}\n{' '.join(words[cut:])}"
 
 
 def number_style(extra: str = "") -> str:
@@ -278,11 +341,10 @@ class TicketForm(QFrame):
         completer.setCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
         self.symbol_edit.setCompleter(completer)
         outer.addWidget(self.symbol_edit)
-        self.description = QLabel("")
+        # A long error ("unknown contract ZZZZ ...") wraps to two lines, then is cut:
+        # it never widens the dock nor pushes the rows under it out of view.
+        self.description = LinesLabel(2)
         self.description.setStyleSheet(f"color: {theme.TEXT_DIM};")
-        self.description.setWordWrap(True)
-        # A long error ("unknown contract ZZZZ ...") wraps; it never widens the dock.
-        self.description.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         outer.addWidget(self.description)
 
         # quotes
