@@ -46,7 +46,7 @@ ORDER_COLUMNS = DefaultColumns(
     ),
     widths={
         "symbol": 7.5,
-        "action": 3.5,
+        "action": 4,
         "quantity": 7,
         "order_type": 7,
         "limit_price": 8,
@@ -266,7 +266,7 @@ class OrdersView(FilteredTable):
         ):
             self.entryRefused.emit("not sent: cancelled at confirmation")
             return
-        self.proxy.setData(QModelIndex(index), value, Qt.ItemDataRole.EditRole)
+        self.proxy.setData(index, value, Qt.ItemDataRole.EditRole)
 
     def refuse_edit(self, order_id: int, field: str, value: float, reason: str) -> None:
         """A modification of ``order_id``'s ``field`` to ``value`` was refused: open the
@@ -279,7 +279,8 @@ class OrdersView(FilteredTable):
             if row.get("order_id") == order_id and index.flags() & Qt.ItemFlag.ItemIsEditable:
                 self.delegate.reopen[(order_id, field)] = (value, reason)
                 self.view.setCurrentIndex(index)
-                if self.view.edit(index, self.view.EditTrigger.AllEditTriggers, None):
+                self.view.edit(index)
+                if self.view.state() == QAbstractItemView.State.EditingState:
                     return  # the reopened editor says it
                 self.delegate.reopen.pop((order_id, field), None)
                 break

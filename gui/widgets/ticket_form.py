@@ -225,12 +225,14 @@ class LinesLabel(QLabel):
         self._apply()
 
     def _fit_height(self) -> None:
-        self.setFixedHeight(QFontMetrics(self.font()).lineSpacing() * self._lines + 2)
+        metrics = QFontMetrics(self.font())
+        self.setFixedHeight(metrics.lineSpacing() * (self._lines - 1) + metrics.height() + 2)
 
     def _fits(self, text: str, metrics: QFontMetrics) -> bool:
         flags = int(Qt.TextFlag.TextWordWrap)
         box = metrics.boundingRect(QRect(0, 0, max(1, self.width()), 10_000), flags, text)
-        return box.height() <= metrics.lineSpacing() * self._lines
+        # Half a line of slack: a font's line spacing may be less than its height.
+        return box.height() < (self._lines + 0.5) * metrics.lineSpacing()
 
     def _apply(self) -> None:
         full = self._full
@@ -341,9 +343,10 @@ class TicketForm(QFrame):
         completer.setCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
         self.symbol_edit.setCompleter(completer)
         outer.addWidget(self.symbol_edit)
-        # A long error ("unknown contract ZZZZ ...") wraps to two lines, then is cut:
-        # it never widens the dock nor pushes the rows under it out of view.
-        self.description = LinesLabel(2)
+        # One line, always: a long error ("unknown contract 'ZZZZ' (any type, ...") is
+        # cut with "…" (whole in its tooltip). Wrapped to three lines it pushed the
+        # commission and margin rows out of view at 1366x768; it never widens the dock.
+        self.description = LinesLabel(1)
         self.description.setStyleSheet(f"color: {theme.TEXT_DIM};")
         outer.addWidget(self.description)
 

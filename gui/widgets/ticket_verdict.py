@@ -55,10 +55,11 @@ class SendVerdict:
 
     @property
     def tooltip(self) -> str:
-        """The button's tooltip (and accessible description): the order, or every reason."""
+        """The button's tooltip (and accessible description): the order, and every
+        reason it cannot go (the button's first line may be cut short then)."""
         if self.sendable:
             return f"Send {self.order} (Enter)"
-        return "Cannot send:\n" + "\n".join(self.blocked or (CHECKING,))
+        return f"Cannot send {self.order}:\n" + "\n".join(self.blocked or (CHECKING,))
 
 
 def order_terms(order: str, tif: str = DEFAULT_TIF, outside_rth: bool = False) -> str:

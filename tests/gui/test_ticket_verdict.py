@@ -41,7 +41,7 @@ def test_reasons_come_most_fundamental_first_and_the_button_shows_the_first():
     )
     assert not verdict.sendable
     assert verdict.reason == "read-only mode: sends no orders"
-    assert verdict.tooltip == "Cannot send:\n" + "\n".join(verdict.blocked)
+    assert verdict.tooltip == f"Cannot send {ORDER}:\n" + "\n".join(verdict.blocked)
 
 
 def test_halted_is_said_once_and_not_repeated_under_the_verdict():
@@ -82,7 +82,7 @@ def test_an_order_core_has_not_judged_yet_cannot_go():
     assert not verdict.sendable
     assert verdict.blocked == ()
     assert verdict.reason == "checking…"
-    assert verdict.tooltip == "Cannot send:\nchecking…"
+    assert verdict.tooltip == f"Cannot send {ORDER}:\nchecking…"
 
 
 def test_only_a_notional_above_the_threshold_is_confirmed():
