@@ -199,3 +199,31 @@ def test_the_send_button_states_the_tif_and_outside_rth_it_sends(desk, qloop, qt
     assert ticket.send_button.lines()[0] == "BUY 3 AAPL MKT · outside RTH"
     act(qloop, lambda: ticket.outside_rth.setChecked(False))
     assert ticket.send_button.lines()[0] == "BUY 3 AAPL MKT"  # the defaults go unsaid
+
+
+def test_a_quantity_below_what_already_filled_is_flagged_not_sent(qtbot, signal_log):
+    from gui.widgets.orders_view import OrdersView
+    from tests.gui.conftest import make_order
+
+    view = OrdersView()
+    qtbot.addWidget(view)
+    view.orders.on_order_updated(make_order(quantity=800.0, filled=100.0, remaining=700.0))
+    view.orders.flush()
+    view.show()
+    qtbot.waitExposed(view)
+    requests = signal_log(view.modifyRequested)
+    said = signal_log(view.entryRefused)
+    index = view.proxy.index(0, view.orders.column_of("quantity"))
+    view.view.setCurrentIndex(index)
+    view.view.edit(index)
+    [editor] = [e for e in view.view.findChildren(NumberField) if e.isVisible()]
+    editor.selectAll()
+    qtbot.keyClicks(editor, "50")
+    qtbot.keyClick(editor, Qt.Key.Key_Return)
+
+    assert editor.isVisible() and editor.text() == "50"
+    assert "less than the 100 already filled" in editor.toolTip()
+    assert said.calls and "less than the 100 already filled" in str(said.calls[-1][0])
+    qtbot.keyClick(editor, Qt.Key.Key_Escape)
+    QApplication.processEvents()
+    assert requests.calls == []
