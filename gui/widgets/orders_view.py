@@ -103,8 +103,7 @@ class OrderEditDelegate(QStyledItemDelegate):
             editor = price_field(int(row.get("_decimals", 2)), parent=parent)
         editor.setObjectName("orderCellEditor")
         editor.setFont(theme.number_font())
-        self._cells[editor] = QPersistentModelIndex(index)
-        editor.destroyed.connect(lambda *_: self._cells.pop(editor, None))
+        self._cells[editor] = QPersistentModelIndex(index)  # dropped in destroyEditor
         return editor
 
     def destroyEditor(self, editor: QWidget, index: AnyIndex) -> None:
