@@ -20,9 +20,12 @@ from PySide6.QtCore import QObject
 from PySide6.QtWidgets import QInputDialog, QMessageBox, QStatusBar, QWidget
 
 from core.emergency import EmergencyStopProgress, EmergencyStopResult
-from core.events import PositionChanged, ReconciliationBreakFound, TradingState
+from core.events import OrderUpdated, PositionChanged, ReconciliationBreakFound, TradingState
 from core.trading import OrderRefused
+from gui.models.formatting import decimals_for_tick
 from gui.tasks import spawn
+from gui.widgets.ticket_form import confirm_large_order
+from gui.widgets.ticket_verdict import confirmation_reason, order_terms
 
 if TYPE_CHECKING:
     from core.session import ConsoleSession
@@ -42,6 +45,10 @@ class ConsoleView(Protocol):
 
     readonly: bool
     stop_button: EmergencyStopButton
+    #: The ``[gui]`` notional above which an order is confirmed first (None: never).
+    confirm_above_notional: float | None
+
+    def modify_refused(self, order_id: int, field: str, value: float, reason: str) -> None: ...
 
     def statusBar(self) -> QStatusBar: ...
 
@@ -151,14 +158,57 @@ class ConsoleController(QObject):
             except OrderRefused as exc:
                 QMessageBox.warning(self.parent_widget, "Cancels not sent", "\n".join(exc.reasons))
 
+    def confirm_modify(self, order: OrderUpdated, field: str, value: float) -> bool:
+        """Whether the grid's modification of ``order`` may go: asked, as the ticket
+        asks a new order, when it raises the order's notional above the ``[gui]``
+        threshold (:func:`confirmation_reason`); the dialog says old -> new."""
+        multiplier, currency = self._terms(order)
+        quantity = value if field == "quantity" else order.quantity
+        limit = value if field == "limit_price" else order.limit_price
+        stop = value if field == "stop_price" else order.stop_price
+        was = _notional(order.quantity, order.limit_price, order.stop_price, multiplier)
+        now = _notional(quantity, limit, stop, multiplier)
+        if was is None or now is None:  # a market order: valued at the quote, as the ticket
+            quote = self.session.market.quote(order.con_id)
+            mark = quote.mark if quote is not None else None
+            was = _notional(order.quantity, mark, None, multiplier)
+            now = _notional(quantity, mark, None, multiplier)
+        why = confirmation_reason(now, self.view.confirm_above_notional, currency, was=was)
+        if why is None:
+            return True
+        words = _modification_words(order, field, value)
+        return confirm_large_order(self.parent_widget, words, why)
+
+    def _terms(self, order: OrderUpdated) -> tuple[float | None, str]:
+        """The contract's multiplier and currency (None, "": not known here).
+
+        Core's order event carries neither: they are read from the contract the order
+        was sent on and the contract details core cached.
+        """
+        trade = self.session.trades.trade_for_order_id(order.order_id, order.client_id)
+        details = self.session.contracts.by_con_id(order.con_id)
+        known = [c for c in (details.contract if details else None, trade and trade.contract) if c]
+        currency = next((c.currency for c in known if c.currency), "")
+        for contract in known:
+            try:
+                if contract.multiplier:
+                    return float(contract.multiplier), currency
+            except ValueError:
+                continue
+        # No multiplier given: a stock or a currency pair counts one unit per unit.
+        return (1.0 if order.sec_type in ("STK", "CASH") else None), currency
+
     def modify_order(self, order_id: int, field: str, value: float) -> None:
-        """Change a working order's quantity, limit or stop (the grid's edit)."""
+        """Change a working order's quantity, limit or stop (the grid's edit); a
+        refusal (off the tick, over a limit, not connected) is flagged on the cell."""
         if self.refused_readonly() or field not in _MODIFIABLE:
             return
         try:
             self.session.trades.modify_order_fields(order_id, **{field: value})
-        except (OrderRefused, LookupError) as exc:
-            QMessageBox.warning(self.parent_widget, "Modify refused", str(exc))
+        except OrderRefused as exc:
+            self.view.modify_refused(order_id, field, value, "; ".join(exc.reasons))
+        except LookupError as exc:
+            self._say(f"modify not sent: {exc}", 8000)
 
     # -- closing ------------------------------------------------------------------------
 
@@ -294,3 +344,35 @@ class ConsoleController(QObject):
             return
         self.view.stop_button.set_busy_text(progress.detail)
         self._say(f"EMERGENCY STOP: {progress.detail}")
+
+
+def _notional(
+    quantity: float, limit: float | None, stop: float | None, multiplier: float | None
+) -> float | None:
+    """quantity x price x multiplier, priced as core's preview prices an order (the
+    limit, else the stop); None without a price or a multiplier."""
+    price = limit if limit is not None else stop
+    if price is None or multiplier is None:
+        return None
+    return quantity * price * multiplier
+
+
+def _modification_words(order: OrderUpdated, field: str, value: float) -> str:
+    """The order as it would go, the changed term old -> new ("BUY 10 → 800 AAPL LMT
+    223.10", "SELL 5 ES STP 5,800.00 → 5,790.25")."""
+    decimals = decimals_for_tick(order.min_tick)
+
+    def price(name: str, now: float | None) -> str:
+        text = f"{now:,.{decimals}f}" if now is not None else ""
+        return f"{text} → {value:,.{decimals}f}" if field == name else text
+
+    qty = f"{order.quantity:,g}"
+    if field == "quantity":
+        qty += f" → {value:,g}"
+    limit, stop = price("limit_price", order.limit_price), price("stop_price", order.stop_price)
+    if order.order_type == "STP LMT":
+        terms = ["STP", stop, "LMT", limit]
+    else:
+        terms = [order.order_type, stop or limit]
+    words = " ".join(p for p in (order.action, qty, order.symbol, *terms) if p)
+    return f"Modify #{order.order_id}: {order_terms(words, order.tif)}"

@@ -129,6 +129,8 @@ class MainWindow(QMainWindow):
         # The [gui] settings reach the ticket: its confirmation threshold and the size
         # each kind of instrument starts at (defaults when the session has no settings).
         gui_settings = config.gui if config is not None else GuiSettings()
+        #: Above this notional an order (or a modification raising it) is confirmed.
+        self.confirm_above_notional = gui_settings.confirm_above_notional
         self.ticket = OrderTicket(
             None,
             confirm_above_notional=gui_settings.confirm_above_notional,
@@ -257,6 +259,9 @@ class MainWindow(QMainWindow):
             lambda f: self.ticket.load(f.symbol, "SELL" if f.side == "BOT" else "BUY", f.quantity)
         )
         self.ticket.orderRefused.connect(lambda text: self.statusBar().showMessage(text, 10000))
+        self.orders_view.entryRefused.connect(
+            lambda text: self.statusBar().showMessage(f"Modify {text}", 10000)
+        )
 
     # -- binding to core ----------------------------------------------------------------
 
@@ -288,6 +293,7 @@ class MainWindow(QMainWindow):
         self.orders_view.cancelRequested.connect(c.cancel_order)
         self.orders_view.cancelAllRequested.connect(c.cancel_all)
         self.orders_view.modifyRequested.connect(c.modify_order)
+        self.orders_view.confirm_modify = c.confirm_modify
         self.cancel_all_action.triggered.connect(c.cancel_all)
         self.stop_button.triggered.connect(c.emergency_stop)
         self.stop_action.triggered.connect(c.confirm_emergency_stop)
@@ -470,6 +476,11 @@ class MainWindow(QMainWindow):
         self.ticket.load(p.symbol, side, abs(p.quantity))
         self.ticket.strategy.setCurrentText(p.strategy)
         self._ticket_side(side)
+
+    def modify_refused(self, order_id: int, field: str, value: float, reason: str) -> None:
+        """Core refused the grid's modification: the cell opens again on the entry,
+        flagged with ``reason`` (the ticket flags its fields the same way)."""
+        self.orders_view.refuse_edit(order_id, field, value, reason)
 
     def working_orders_shown(self) -> int:
         """How many working orders the orders grid shows (the cancel-all question)."""

@@ -127,7 +127,9 @@ class WindowLayout:
         """The default split: the ticket whole (its send button in view), the risk panel
         below it, the chart over the fills, working orders under the positions."""
         w, docks = self.window, self.docks
-        w.resizeDocks([docks["Order ticket"], docks["P&L"]], [340, 430], Qt.Orientation.Horizontal)
+        # 390: at 1366x768 the Fills grid shows time..price and the working orders
+        # symbol..status, each without scrolling (their fitted default columns).
+        w.resizeDocks([docks["Order ticket"], docks["P&L"]], [340, 390], Qt.Orientation.Horizontal)
         ticket, risk = docks["Order ticket"], docks["Risk"]
         title = ticket.sizeHint().height() - ticket.widget().sizeHint().height()
         want = self.ticket.sizeHint().height() + max(title, 0)

@@ -7,7 +7,14 @@ from PySide6.QtGui import QAction, QGuiApplication
 from PySide6.QtWidgets import QWidget
 
 from gui.models.fills import FillsModel
-from gui.widgets.table_view import FilteredTable
+from gui.widgets.table_view import DefaultColumns, FilteredTable
+
+#: A fill as a trader reads it: when, what, which way, how many, at what price; then
+#: the money and the references. The first five fit the Fills dock at 1366x768.
+FILL_COLUMNS = DefaultColumns(
+    order=("time", "symbol", "side", "quantity", "price"),
+    widths={"time": 8, "symbol": 7.5, "side": 4, "quantity": 7, "price": 8},
+)
 
 
 class FillsView(FilteredTable):
@@ -27,6 +34,7 @@ class FillsView(FilteredTable):
         if model.parent() is None:
             model.setParent(self)
         self.finish_toolbar()
+        self.view.set_default_columns(FILL_COLUMNS)
         self.view.sortByColumn(model.column_of("time"), Qt.SortOrder.DescendingOrder)
 
     def context_actions(self, source_row: int | None) -> list[QAction | None]:

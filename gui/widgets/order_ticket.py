@@ -40,6 +40,7 @@ from gui.models.formatting import PLACEHOLDER, money
 from gui.tasks import spawn
 from gui.widgets.number_field import NumberField
 from gui.widgets.ticket_form import (
+    FIELD_TITLES,
     LIMIT_TYPES,
     MAX_QUANTITY,
     ORDER_TYPES,
@@ -212,12 +213,14 @@ class OrderTicket(InstrumentForm):
         kind = spec.order_type
         chosen = self.info is not None
         entry_problems: dict[NumberField, str | None] = {
-            self.quantity: self.entry_problem(self.quantity, "Quantity", True, chosen),
+            self.quantity: self.entry_problem(
+                self.quantity, FIELD_TITLES["quantity"], True, chosen
+            ),
             self.limit_price: self.entry_problem(
-                self.limit_price, "Limit price", kind in LIMIT_TYPES, chosen
+                self.limit_price, FIELD_TITLES["limit_price"], kind in LIMIT_TYPES, chosen
             ),
             self.stop_price: self.entry_problem(
-                self.stop_price, "Stop price", kind in STOP_TYPES, chosen
+                self.stop_price, FIELD_TITLES["stop_price"], kind in STOP_TYPES, chosen
             ),
         }
         self.show_entry_problems(entry_problems)
@@ -238,6 +241,8 @@ class OrderTicket(InstrumentForm):
             self.order_words(self._side, kind, self.info.symbol if self.info else ""),
             preview,
             chosen=chosen,
+            tif=spec.tif,
+            outside_rth=spec.outside_rth,
             field_problems=field_problems,
             readonly=self.readonly,
             state=self._state,
@@ -275,7 +280,7 @@ class OrderTicket(InstrumentForm):
             return
         self._sent = [*self._sent[-9:], order_id]
         self._rejected = None
-        self.show_status(f"sent #{order_id}: {self.send_button.text()}")
+        self.show_status(f"sent #{order_id}: {self.send_button.lines()[0]}")
         self.orderSent.emit(order_id)
 
     def _is_mine(self, order_id: int) -> bool:

@@ -23,9 +23,14 @@ from gui.models.base import KEY_ROLE, TableProxy
 from gui.models.formatting import number
 from gui.models.positions import PositionsModel
 from gui.models.positions_tree import PositionsTreeModel
-from gui.widgets.table_view import DataTreeView, FilteredTable, row_height
+from gui.widgets.table_view import DataTreeView, DefaultColumns, FilteredTable, row_height
 
 ALL_STRATEGIES = "All strategies"
+#: Widths fitted so a position reads whole (strategy to unrealized P&L) in the centre
+#: of a 1366x768 window.
+POSITION_COLUMNS = DefaultColumns(
+    widths={"strategy": 9, "quantity": 8, "last": 9, "daily_pnl": 10, "unrealized_pnl": 10}
+)
 TOTALS = (("unrealized_pnl", "Unrealized"), ("realized_pnl", "Realized"), ("daily_pnl", "Daily"))
 
 
@@ -74,6 +79,8 @@ class PositionsView(FilteredTable):
         needed = QFontMetrics(theme.ui_font()).horizontalAdvance("00 positions") + 28
         self.tree.default_widths["symbol"] = needed
         self.tree.setColumnWidth(symbol_col, max(self.tree.columnWidth(symbol_col), needed))
+        for grid in (self.view, self.tree):
+            grid.set_default_columns(POSITION_COLUMNS)
         self.tree.doubleClicked.connect(self._on_tree_double_clicked)
         self.tree.customContextMenuRequested.connect(self._show_tree_context_menu)
         self.filter_edit.textChanged.connect(self.tree.proxy.set_text_filter)

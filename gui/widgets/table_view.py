@@ -17,7 +17,8 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Hashable, Iterator, Sequence
+from collections.abc import Hashable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from PySide6.QtCore import (
@@ -50,15 +51,45 @@ from gui.models.base import KEY_ROLE, Column, KeyedTableModel, TableProxy
 log = logging.getLogger(__name__)
 
 
-def apply_column_widths(view: QTableView | QTreeView, specs: Sequence[Column]) -> None:
+def apply_column_widths(
+    view: QTableView | QTreeView,
+    specs: Sequence[Column],
+    fitted: Mapping[str, float] | None = None,
+) -> None:
     """Size a grid's columns from their specs: ``width`` characters of the number font,
-    and never narrower than the header title."""
+    and never narrower than the header title.
+
+    ``fitted`` gives some columns a width in characters fitted to their content (a grid
+    in a narrow dock): the cell's padding only, the title with room for the sort arrow
+    only where the content leaves none.
+    """
     digit = QFontMetrics(theme.number_font()).horizontalAdvance("0")
     header_metrics = QFontMetrics(theme.ui_font())
+    fitted = fitted or {}
     for i, col in enumerate(specs):
-        title = header_metrics.horizontalAdvance(col.title) + 30  # padding + sort arrow
-        chars = (col.width or 10) * digit + 20
+        if col.key in fitted:
+            title = header_metrics.horizontalAdvance(col.title) + 18  # the header's padding
+            # The cell's padding: the style sheet's 6 px a side, Qt's text margin 3.
+            chars = round(fitted[col.key] * digit) + 18
+        else:
+            title = header_metrics.horizontalAdvance(col.title) + 30  # padding + sort arrow
+            chars = (col.width or 10) * digit + 20
         view.setColumnWidth(i, max(title, chars))
+
+
+@dataclass(frozen=True, slots=True)
+class DefaultColumns:
+    """A grid's columns before a person arranges them (and after "Reset columns").
+
+    ``order``: the keys shown first, left to right (the others follow in the model's
+    order); ``hidden``: keys hidden; ``widths``: characters fitted to the content for
+    the columns that must share a narrow dock (:func:`apply_column_widths`). What a
+    person saved replaces all of it (:func:`restore_grid_columns`).
+    """
+
+    order: tuple[str, ...] = ()
+    hidden: frozenset[str] = frozenset()
+    widths: Mapping[str, float] = field(default_factory=dict)
 
 
 def configure_grid(view: QAbstractItemView, stretch_last: bool) -> None:
@@ -97,6 +128,8 @@ class ColumnLayout:
     """
 
     column_specs: Sequence[Column]
+    #: The columns' defaults (:meth:`set_default_columns`); the model's order, all shown.
+    default_columns = DefaultColumns()
 
     def init_columns(self, specs: Sequence[Column]) -> None:
         """Set up the header menu (call from ``__init__`` once the header exists)."""
@@ -172,15 +205,25 @@ class ColumnLayout:
             if key in keys and isinstance(width, int) and width > 0:
                 header.resizeSection(keys.index(key), width)
 
+    def set_default_columns(self, defaults: DefaultColumns) -> None:
+        """The grid's own default order, hidden columns and fitted widths; applied now
+        (a saved arrangement, restored later, still wins)."""
+        self.default_columns = defaults
+        self.reset_columns()
+
     def reset_columns(self) -> None:
-        """Every column shown, in the model's order, at its default width."""
+        """The default columns (:attr:`default_columns`: by default every column shown,
+        in the model's order) at their default widths."""
         header = self.header_view()
-        for i in range(header.count()):
-            header.setSectionHidden(i, False)
-            header.moveSection(header.visualIndex(i), i)
-        view: Any = self
-        apply_column_widths(view, self.column_specs)
         keys = self.column_keys()
+        defaults = self.default_columns
+        first = [k for k in defaults.order if k in keys]
+        for target, key in enumerate([*first, *(k for k in keys if k not in first)]):
+            logical = keys.index(key)
+            header.setSectionHidden(logical, key in defaults.hidden)
+            header.moveSection(header.visualIndex(logical), target)
+        view: Any = self
+        apply_column_widths(view, self.column_specs, defaults.widths)
         for key, width in self.default_widths.items():
             header.resizeSection(keys.index(key), max(header.sectionSize(keys.index(key)), width))
 
@@ -510,7 +553,9 @@ class FilteredTable(QWidget):
         self.filter_edit.setPlaceholderText(placeholder)
         self.filter_edit.setClearButtonEnabled(True)
         self.filter_edit.addAction(theme.icon("filter"), QLineEdit.ActionPosition.LeadingPosition)
-        self.filter_edit.setMinimumWidth(160)
+        # Narrow enough that the docks beside the positions grid keep their columns at
+        # 1366x768 (the filter widens with the grid, up to its maximum).
+        self.filter_edit.setMinimumWidth(120)
         self.filter_edit.setMaximumWidth(320)
         self.filter_edit.textChanged.connect(self.proxy.set_text_filter)
         self.count_label = QLabel(self)

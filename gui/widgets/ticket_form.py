@@ -22,7 +22,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Mapping
 
-from PySide6.QtCore import QStringListModel, Qt
+from PySide6.QtCore import QEvent, QRect, QStringListModel, Qt
 from PySide6.QtGui import QFontMetrics, QResizeEvent
 from PySide6.QtWidgets import (
     QButtonGroup,
@@ -50,18 +50,24 @@ from gui.widgets.number_field import NumberField
 from gui.widgets.ticket_verdict import SendVerdict
 
 __all__ = [
+    "FIELD_TITLES",
     "LIMIT_TYPES",
+    "MAX_PRICE",
     "MAX_QUANTITY",
     "ORDER_TYPES",
     "STOP_TYPES",
     "TIFS",
+    "LinesLabel",
     "PriceBox",
     "QuoteButton",
     "SendButton",
     "TicketForm",
+    "confirm_large_order",
     "decimals_of",
     "money",
     "number_style",
+    "price_field",
+    "quantity_field",
 ]
 
 ORDER_TYPES = ("LMT", "MKT", "STP", "STP LMT")
@@ -71,6 +77,37 @@ STOP_TYPES = ("STP", "STP LMT")
 TIFS = ("DAY", "GTC", "IOC")
 #: The largest quantity the ticket will send (above it the entry is flagged).
 MAX_QUANTITY = 1e9
+#: The largest price a field takes (above it the entry is flagged).
+MAX_PRICE = 1e9
+#: What a negative entry is told (a quantity has no sign; a price is positive).
+QUANTITY_HINT = "the side (BUY / SELL) gives the direction"
+PRICE_HINT = "a price is above 0"
+#: The name of each order field in a reason ("Limit price: '-5' is negative: ...").
+FIELD_TITLES = {"quantity": "Quantity", "limit_price": "Limit price", "stop_price": "Stop price"}
+
+
+def quantity_field(
+    decimals: int = 0, *, step: float = 100, parent: QWidget | None = None
+) -> NumberField:
+    """A quantity entry under the ticket's rules (the ticket's field, the orders
+    grid's editor): a plain positive number of at most ``decimals`` decimals, up to
+    :data:`MAX_QUANTITY`, anything else flagged with the reason, never rewritten."""
+    return NumberField(
+        parent, decimals=decimals, maximum=MAX_QUANTITY, step=step, negative_hint=QUANTITY_HINT
+    )
+
+
+def price_field(decimals: int = 2, parent: QWidget | None = None) -> NumberField:
+    """A price entry under the ticket's rules (the orders grid's editor; the ticket's
+    :class:`PriceBox`): at most ``decimals`` decimals (the tick's), Up/Down step one
+    tick of that size."""
+    return NumberField(
+        parent,
+        decimals=decimals,
+        maximum=MAX_PRICE,
+        step=10.0**-decimals,
+        negative_hint=PRICE_HINT,
+    )
 
 
 def decimals_of(min_tick: float) -> int:
@@ -113,7 +150,7 @@ class PriceBox(NumberField):
     """
 
     def __init__(self) -> None:
-        super().__init__(decimals=2, maximum=1e9, step=0.01, negative_hint="a price is above 0")
+        super().__init__(decimals=2, maximum=MAX_PRICE, step=0.01, negative_hint=PRICE_HINT)
         self._applies = True
         self._kept = ""
 
@@ -152,6 +189,64 @@ class PriceBox(NumberField):
             self._value, self._error = value, None
 
 
+class LinesLabel(QLabel):
+    """A wrapped label of at most ``lines`` lines, always that tall: a longer text is
+    cut at a word with "…", whole in the tooltip. The ticket's rows under it keep their
+    place whatever it says (a three-line "unknown contract" message pushed the
+    commission row out of view at 1366x768). :meth:`text` is the whole text."""
+
+    def __init__(self, lines: int = 2, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._lines = lines
+        self._full = ""
+        self.setWordWrap(True)
+        self.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
+        # Its width follows the ticket's, never the text's.
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+        self._fit_height()
+
+    def text(self) -> str:  # type: ignore[override]
+        """The whole text (what is shown may be cut short)."""
+        return self._full
+
+    def setText(self, text: str) -> None:  # type: ignore[override]
+        """Show ``text``, cut to the label's lines when longer."""
+        self._full = text
+        self._apply()
+
+    def changeEvent(self, event: QEvent) -> None:
+        super().changeEvent(event)
+        if event.type() in (QEvent.Type.FontChange, QEvent.Type.StyleChange):
+            self._fit_height()
+            self._apply()
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        self._apply()
+
+    def _fit_height(self) -> None:
+        metrics = QFontMetrics(self.font())
+        self.setFixedHeight(metrics.lineSpacing() * (self._lines - 1) + metrics.height() + 2)
+
+    def _fits(self, text: str, metrics: QFontMetrics) -> bool:
+        flags = int(Qt.TextFlag.TextWordWrap)
+        box = metrics.boundingRect(QRect(0, 0, max(1, self.width()), 10_000), flags, text)
+        # Half a line of slack: a font's line spacing may be less than its height.
+        return box.height() < (self._lines + 0.5) * metrics.lineSpacing()
+
+    def _apply(self) -> None:
+        full = self._full
+        metrics = QFontMetrics(self.font())
+        shown = full
+        if full and not self._fits(full, metrics):
+            words = full.split(" ")
+            while len(words) > 1 and not self._fits(" ".join(words) + "…", metrics):
+                words.pop()
+            shown = " ".join(words) + "…"
+        super().setText(shown)
+        self.setToolTip(full if shown != full else "")
+
+
 class SendButton(QPushButton):
     """The send button: the order on the first line; why it cannot go on the second,
     elided to the button's width (never cut at both ends, never widening the ticket)."""
@@ -171,17 +266,42 @@ class SendButton(QPushButton):
 
     def _apply(self) -> None:
         order, reason = self._lines
-        if not reason:
-            self.setText(order)
-            return
         room = max(60, self.width() - 20)
         metrics = QFontMetrics(self.font())
+        if not reason:
+            # The order whole, on two lines when one is too narrow (a long STP LMT with
+            # its TIF and "outside RTH"): a button that can send never hides a term.
+            # Its width means something only once shown (resizeEvent applies it again).
+            self.setText(_wrapped(order, metrics, room) if self.isVisible() else order)
+            return
         elided = metrics.elidedText(reason, Qt.TextElideMode.ElideRight, room)
         self.setText(f"{metrics.elidedText(order, Qt.TextElideMode.ElideRight, room)}\n{elided}")
 
     def resizeEvent(self, event: QResizeEvent) -> None:
         super().resizeEvent(event)
         self._apply()
+
+
+def _wrapped(text: str, metrics: QFontMetrics, room: int) -> str:
+    """``text`` on one line when it fits ``room`` pixels, else broken once at the last
+    space (a " · " first) that lets the first line fit."""
+    if metrics.horizontalAdvance(text) <= room:
+        return text
+    if " · " in text:
+        head, tail = text.split(" · ", 1)
+        if metrics.horizontalAdvance(f"{head} ·") <= room:
+            return f"{head} ·\n{tail}"
+    words = text.split(" ")
+    fitting = [
+        cut
+        for cut in range(len(words) - 1, 0, -1)
+        if metrics.horizontalAdvance(" ".join(words[:cut])) <= room
+    ]
+    # Before a term ("LMT 189.50", "GTC") rather than between a term and its price.
+    cut = next((c for c in fitting if words[c][:1].isalpha()), fitting[0] if fitting else 0)
+    if not cut:
+        return text
+    return f"{' '.join(words[:cut])}\n{' '.join(words[cut:])}"
 
 
 def number_style(extra: str = "") -> str:
@@ -223,11 +343,11 @@ class TicketForm(QFrame):
         completer.setCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
         self.symbol_edit.setCompleter(completer)
         outer.addWidget(self.symbol_edit)
-        self.description = QLabel("")
+        # One line, always: a long error ("unknown contract 'ZZZZ' (any type, ...") is
+        # cut with "…" (whole in its tooltip). Wrapped to three lines it pushed the
+        # commission and margin rows out of view at 1366x768; it never widens the dock.
+        self.description = LinesLabel(1)
         self.description.setStyleSheet(f"color: {theme.TEXT_DIM};")
-        self.description.setWordWrap(True)
-        # A long error ("unknown contract ZZZZ ...") wraps; it never widens the dock.
-        self.description.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         outer.addWidget(self.description)
 
         # quotes
@@ -269,12 +389,7 @@ class TicketForm(QFrame):
         grid.setVerticalSpacing(5)
         grid.setColumnStretch(1, 1)
         grid.setColumnStretch(3, 1)
-        self.quantity = NumberField(
-            decimals=0,
-            maximum=MAX_QUANTITY,
-            step=100,
-            negative_hint="the side (BUY / SELL) gives the direction",
-        )
+        self.quantity = quantity_field()
         self.quantity.setValue(100)
         self.size_button = QPushButton("Size by risk")
         self.size_button.setToolTip("Quantity from the contract's volatility and the risk budget")
@@ -510,14 +625,8 @@ class TicketForm(QFrame):
 
     def confirm_large(self, why: str) -> bool:
         """Ask before sending the order the send button reads; ``why`` says what is
-        large about it. Cancel is the default."""
-        box = QMessageBox(self)
-        box.setIcon(QMessageBox.Icon.Warning)
-        box.setWindowTitle("Confirm large order")
-        box.setText(f"{self.send_button.text()}\n\n{why}")
-        box.setStandardButtons(QMessageBox.StandardButton.Ok | QMessageBox.StandardButton.Cancel)
-        box.setDefaultButton(QMessageBox.StandardButton.Cancel)
-        return box.exec() == QMessageBox.StandardButton.Ok
+        large about it (:func:`confirm_large_order`)."""
+        return confirm_large_order(self, self.send_button.lines()[0], why)
 
     # -- how states are drawn -----------------------------------------------------------
 
@@ -621,6 +730,20 @@ class TicketForm(QFrame):
             return
         widget.setProperty("invalid", invalid)
         widget.setStyleSheet(f"border: 1px solid {theme.LOSS};" if invalid else "")
+
+
+def confirm_large_order(parent: QWidget, order: str, why: str) -> bool:
+    """Ask before ``order`` (in words, as it goes out) is sent: the ticket's new order
+    and the orders grid's modification ask the same. ``why`` says what is large about
+    it (:func:`gui.widgets.ticket_verdict.confirmation_reason`). Cancel is the default."""
+    box = QMessageBox(parent)
+    box.setObjectName("confirmLargeOrder")
+    box.setIcon(QMessageBox.Icon.Warning)
+    box.setWindowTitle("Confirm large order")
+    box.setText(f"{order}\n\n{why}")
+    box.setStandardButtons(QMessageBox.StandardButton.Ok | QMessageBox.StandardButton.Cancel)
+    box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+    return box.exec() == QMessageBox.StandardButton.Ok
 
 
 def _caption(text: str) -> QLabel:

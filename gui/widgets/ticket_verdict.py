@@ -24,6 +24,7 @@ __all__ = [
     "SendVerdict",
     "confirmation_reason",
     "judge_send",
+    "order_terms",
 ]
 
 #: Why nothing can be sent before an instrument is chosen (the button says it).
@@ -32,6 +33,8 @@ CHOOSE_SYMBOL = "choose a symbol"
 READ_ONLY = "read-only mode: sends no orders"
 #: The button's second line while core has not judged the order yet (no session).
 CHECKING = "checking…"
+#: The time in force an order has unless the trader picks another (not said on the button).
+DEFAULT_TIF = "DAY"
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,10 +55,23 @@ class SendVerdict:
 
     @property
     def tooltip(self) -> str:
-        """The button's tooltip (and accessible description): the order, or every reason."""
+        """The button's tooltip (and accessible description): the order, and every
+        reason it cannot go (the button's first line may be cut short then)."""
         if self.sendable:
             return f"Send {self.order} (Enter)"
-        return "Cannot send:\n" + "\n".join(self.blocked or (CHECKING,))
+        return f"Cannot send {self.order}:\n" + "\n".join(self.blocked or (CHECKING,))
+
+
+def order_terms(order: str, tif: str = DEFAULT_TIF, outside_rth: bool = False) -> str:
+    """``order`` ("BUY 3 AAPL STP 234.60") with every term sent that is not the default:
+    the time in force unless DAY, and "outside RTH" when the order may fill outside
+    regular trading hours ("BUY 3 AAPL STP 234.60 IOC · outside RTH")."""
+    words = order
+    if tif and tif != DEFAULT_TIF:
+        words += f" {tif}"
+    if outside_rth:
+        words += " · outside RTH"
+    return words
 
 
 def judge_send(
@@ -63,6 +79,8 @@ def judge_send(
     preview: OrderPreview | None,
     *,
     chosen: bool,
+    tif: str = DEFAULT_TIF,
+    outside_rth: bool = False,
     field_problems: Sequence[str] = (),
     readonly: bool = False,
     state: TradingState | None = None,
@@ -72,11 +90,14 @@ def judge_send(
 ) -> SendVerdict:
     """Whether ``order`` can be sent, and why not.
 
-    ``preview`` is core's (None: not judged, as while a field is unusable or without a
-    session); ``chosen``: an instrument is; ``field_problems``: why entries cannot be
-    used; ``state`` and ``state_reason``: the account's trading state; ``offline_reason``:
-    why nothing can be sent now ("" when connected), ``offline_shown`` when the ticket
-    already says it under the symbol field.
+    ``order`` is the order in words; the verdict's :attr:`SendVerdict.order` adds the
+    terms sent that are not the default (``tif``, ``outside_rth``: :func:`order_terms`),
+    so the button says everything that goes out. ``preview`` is core's (None: not
+    judged, as while a field is unusable or without a session); ``chosen``: an
+    instrument is; ``field_problems``: why entries cannot be used; ``state`` and
+    ``state_reason``: the account's trading state; ``offline_reason``: why nothing can
+    be sent now ("" when connected), ``offline_shown`` when the ticket already says it
+    under the symbol field.
     """
     halted = state is TradingState.HALTED
     halted_text = f"HALTED: {state_reason or 'trading is stopped'}"
@@ -102,7 +123,7 @@ def judge_send(
     if offline_reason and offline_shown:
         said.add(offline_reason)
     return SendVerdict(
-        order=order,
+        order=order_terms(order, tif, outside_rth),
         blocked=tuple(blocked),
         listed=tuple(p for p in blocked if p not in said),
         sendable=not blocked and preview is not None and preview.approved,
@@ -110,10 +131,27 @@ def judge_send(
 
 
 def confirmation_reason(
-    notional: float | None, threshold: float | None, currency: str
+    notional: float | None,
+    threshold: float | None,
+    currency: str,
+    *,
+    was: float | None = None,
 ) -> str | None:
     """What is large about an order whose ``notional`` is above ``threshold`` (the
-    trader confirms it first), or None: it goes at once (no threshold, no notional)."""
+    trader confirms it first), or None: it goes at once (no threshold, no notional).
+
+    The one rule for the ticket's new order and the orders grid's modification: a
+    modification (``was``: the working order's notional now) is asked about when it
+    raises the notional above the threshold; one that keeps or lowers it goes at once
+    (making an order smaller is never held up).
+    """
     if threshold is None or notional is None or notional <= threshold:
         return None
-    return f"Notional {money(notional, currency)} is above {money(threshold, currency)}."
+    if was is None:
+        return f"Notional {money(notional, currency)} is above {money(threshold, currency)}."
+    if notional <= was:
+        return None
+    return (
+        f"Notional {money(was, currency)} → {money(notional, currency)}"
+        f" is above {money(threshold, currency)}."
+    )

@@ -434,7 +434,8 @@ def test_a_burst_of_fills_is_one_toast_and_the_history_is_bounded(qtbot):
 
 def test_modify_editor_opens_showing_the_current_price_and_the_time_stays(desk, qloop, qtbot):
     from PySide6.QtGui import QFontMetrics
-    from PySide6.QtWidgets import QDoubleSpinBox
+
+    from gui.widgets.number_field import NumberField
 
     session, window = desk
     gw, price = rest_an_order(session, window, qloop)
@@ -446,7 +447,7 @@ def test_modify_editor_opens_showing_the_current_price_and_the_time_stays(desk, 
 
     act(qloop, lambda: grid.setCurrentIndex(limit))
     act(qloop, lambda: grid.edit(limit))
-    [editor] = [e for e in grid.findChildren(QDoubleSpinBox) if e.isVisible()]
+    [editor] = [e for e in grid.findChildren(NumberField) if e.isVisible()]
     field = editor.lineEdit()
     assert field.text() == f"{price:,.2f}" == limit.data()
     # the text is on screen, not in a field too narrow to show it (it looked empty)

@@ -135,7 +135,11 @@ def test_send_label_states_every_price_of_the_order(make_ticket, kind, label):
     ticket.order_type.setCurrentText(kind)
     ticket.limit_price.setValue(189.5)
     ticket.stop_price.setValue(189.0)
-    assert ticket.send_button.text() == label
+    assert ticket.send_button.lines()[0] == label
+    # whole on the button: on two lines (before a term) where one is too narrow
+    assert ticket.send_button.text().replace("\n", " ") == label
+    first_line = ticket.send_button.text().split("\n")[0]
+    assert not first_line.endswith(("STP", "LMT"))  # a term stays with its price
 
 
 def test_empty_ticket_send_label_reads_side_size_type(make_ticket):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from core.events import TradingState
 from core.order_entry import OrderPreview
-from gui.widgets.ticket_verdict import confirmation_reason, judge_send
+from gui.widgets.ticket_verdict import confirmation_reason, judge_send, order_terms
 
 ORDER = "BUY 100 AAPL LMT 190.00"
 
@@ -41,7 +41,7 @@ def test_reasons_come_most_fundamental_first_and_the_button_shows_the_first():
     )
     assert not verdict.sendable
     assert verdict.reason == "read-only mode: sends no orders"
-    assert verdict.tooltip == "Cannot send:\n" + "\n".join(verdict.blocked)
+    assert verdict.tooltip == f"Cannot send {ORDER}:\n" + "\n".join(verdict.blocked)
 
 
 def test_halted_is_said_once_and_not_repeated_under_the_verdict():
@@ -82,7 +82,7 @@ def test_an_order_core_has_not_judged_yet_cannot_go():
     assert not verdict.sendable
     assert verdict.blocked == ()
     assert verdict.reason == "checking…"
-    assert verdict.tooltip == "Cannot send:\nchecking…"
+    assert verdict.tooltip == f"Cannot send {ORDER}:\nchecking…"
 
 
 def test_only_a_notional_above_the_threshold_is_confirmed():
@@ -92,3 +92,28 @@ def test_only_a_notional_above_the_threshold_is_confirmed():
     assert confirmation_reason(25_000.0, 25_000.0, "USD") is None
     assert confirmation_reason(1e9, None, "USD") is None  # no threshold configured
     assert confirmation_reason(None, 25_000.0, "USD") is None  # no price, no notional
+
+
+def test_the_order_states_every_term_sent_that_is_not_the_default():
+    assert order_terms("BUY 3 AAPL STP 234.60") == "BUY 3 AAPL STP 234.60"
+    assert order_terms("BUY 3 AAPL STP 234.60", "DAY", False) == "BUY 3 AAPL STP 234.60"
+    assert order_terms("BUY 3 AAPL STP 234.60", "IOC", True) == (
+        "BUY 3 AAPL STP 234.60 IOC · outside RTH"
+    )
+    assert order_terms("SELL 1 ES LMT 5,900.00", "GTC") == "SELL 1 ES LMT 5,900.00 GTC"
+    assert order_terms("BUY 10 AAPL MKT", outside_rth=True) == "BUY 10 AAPL MKT · outside RTH"
+
+    verdict = judge_send(ORDER, None, chosen=True, tif="GTC", outside_rth=True)
+    assert verdict.order == f"{ORDER} GTC · outside RTH"  # the button's first line
+
+
+def test_a_modification_is_confirmed_only_when_it_raises_the_notional_past_the_threshold():
+    assert confirmation_reason(178_472.0, 25_000.0, "USD", was=2_230.9) == (
+        "Notional 2,230.90 USD → 178,472.00 USD is above 25,000.00 USD."
+    )
+    # lowering (or keeping) a large order goes at once; below the threshold too
+    assert confirmation_reason(150_000.0, 25_000.0, "USD", was=178_472.0) is None
+    assert confirmation_reason(30_000.0, 25_000.0, "USD", was=30_000.0) is None
+    assert confirmation_reason(20_000.0, 25_000.0, "USD", was=2_000.0) is None
+    assert confirmation_reason(30_000.0, None, "USD", was=2_000.0) is None
+    assert confirmation_reason(None, 25_000.0, "USD", was=2_000.0) is None
