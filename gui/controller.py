@@ -173,7 +173,13 @@ class ConsoleController(QObject):
             mark = quote.mark if quote is not None else None
             was = _notional(order.quantity, mark, None, multiplier)
             now = _notional(quantity, mark, None, multiplier)
-        why = confirmation_reason(now, self.view.confirm_above_notional, currency, was=was)
+        why = confirmation_reason(
+            now,
+            self.view.confirm_above_notional,
+            currency,
+            was=was,
+            to_base=self.session.risk.in_base,
+        )
         if why is None:
             return True
         words = _modification_words(order, field, value)

@@ -266,7 +266,10 @@ class OrderTicket(InstrumentForm):
             return  # the button says why
         spec = self.order_spec()
         large = confirmation_reason(
-            preview.notional, self.confirm_above_notional, self.info.currency
+            preview.notional,
+            self.confirm_above_notional,
+            self.info.currency,
+            to_base=self.entry.in_base,
         )
         if large is not None and not self.confirm_large(large):
             self.show_status("not sent: cancelled at confirmation")

@@ -10,7 +10,7 @@ order goes; :meth:`gui.widgets.ticket_form.TicketForm.show_send` draws the verdi
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from core.events import TradingState
@@ -60,6 +60,10 @@ class SendVerdict:
         if self.sendable:
             return f"Send {self.order} (Enter)"
         return f"Cannot send {self.order}:\n" + "\n".join(self.blocked or (CHECKING,))
+
+
+#: ``(amount, currency) -> (amount in the base currency, its name)``, None without a rate.
+ToBase = Callable[[float, str], tuple[float, str] | None]
 
 
 def order_terms(order: str, tif: str = DEFAULT_TIF, outside_rth: bool = False) -> str:
@@ -136,6 +140,7 @@ def confirmation_reason(
     currency: str,
     *,
     was: float | None = None,
+    to_base: ToBase | None = None,
 ) -> str | None:
     """What is large about an order whose ``notional`` is above ``threshold`` (the
     trader confirms it first), or None: it goes at once (no threshold, no notional).
@@ -143,15 +148,37 @@ def confirmation_reason(
     The one rule for the ticket's new order and the orders grid's modification: a
     modification (``was``: the working order's notional now) is asked about when it
     raises the notional above the threshold; one that keeps or lowers it goes at once
-    (making an order smaller is never held up).
+    (making an order smaller is never held up). The threshold is in the account's base
+    currency, like the risk limits: ``to_base`` (core's ``RiskManager.in_base``) converts
+    the order's notional; with no rate yet the order is asked about, never waved through.
     """
-    if threshold is None or notional is None or notional <= threshold:
+    if threshold is None or notional is None:
         return None
+    base_now, base_was, base = notional, was, currency
+    if to_base is not None and currency:
+        converted = to_base(notional, currency)
+        if converted is None:
+            return (
+                f"Notional {money(notional, currency)}: no exchange rate yet to compare it "
+                f"with {threshold:,.2f} in the base currency."
+            )
+        base_now, base = converted
+        if was is not None:
+            before = to_base(was, currency)
+            base_was = before[0] if before is not None else None
+    if base_now <= threshold:
+        return None
+
+    def shown(amount: float, in_base: float | None) -> str:
+        if base == currency or in_base is None:
+            return money(amount, currency)
+        return f"{money(amount, currency)} = {money(in_base, base)}"
+
     if was is None:
-        return f"Notional {money(notional, currency)} is above {money(threshold, currency)}."
-    if notional <= was:
+        return f"Notional {shown(notional, base_now)} is above {money(threshold, base)}."
+    if base_was is not None and base_now <= base_was:
         return None
     return (
-        f"Notional {money(was, currency)} → {money(notional, currency)}"
-        f" is above {money(threshold, currency)}."
+        f"Notional {shown(was, base_was)} → {shown(notional, base_now)}"
+        f" is above {money(threshold, base)}."
     )

@@ -117,3 +117,29 @@ def test_a_modification_is_confirmed_only_when_it_raises_the_notional_past_the_t
     assert confirmation_reason(20_000.0, 25_000.0, "USD", was=2_000.0) is None
     assert confirmation_reason(30_000.0, None, "USD", was=2_000.0) is None
     assert confirmation_reason(None, 25_000.0, "USD", was=2_000.0) is None
+
+
+def test_the_threshold_is_judged_in_the_base_currency_like_the_limits():
+    rates = {"USD": 1.0, "JPY": 1 / 150, "GBP": 1.27}
+
+    def to_base(amount: float, currency: str) -> tuple[float, str] | None:
+        rate = rates.get(currency)
+        return None if rate is None else (amount * rate, "USD")
+
+    # 3,000,000 JPY is 20,000 USD: under a 25,000 threshold, it goes at once
+    assert confirmation_reason(3_000_000.0, 25_000.0, "JPY", to_base=to_base) is None
+    # 20,000 GBP is 25,400 USD: above it, and the question says both amounts
+    assert confirmation_reason(20_000.0, 25_000.0, "GBP", to_base=to_base) == (
+        "Notional 20,000.00 GBP = 25,400.00 USD is above 25,000.00 USD."
+    )
+    assert confirmation_reason(20_000.0, 25_000.0, "GBP", was=1_000.0, to_base=to_base) == (
+        "Notional 1,000.00 GBP = 1,270.00 USD → 20,000.00 GBP = 25,400.00 USD"
+        " is above 25,000.00 USD."
+    )
+    # no rate yet: asked, never waved through
+    why = confirmation_reason(10.0, 25_000.0, "CHF", to_base=to_base)
+    assert why is not None and "no exchange rate" in why
+    # the base currency itself is shown once
+    assert confirmation_reason(30_000.0, 25_000.0, "USD", to_base=to_base) == (
+        "Notional 30,000.00 USD is above 25,000.00 USD."
+    )
