@@ -246,14 +246,15 @@ class MainWindow(QMainWindow):
         shortcuts.tag(self.ticket, "send_order")  # Enter: the ticket handles it
         self.help_menu = HelpMenu(self, self.options, self.config)
 
+    def _show_exposures(self) -> None:
+        c = self.controller  # None before bind: values shown as the grid has them
+        to_base = c.session.risk.in_base if c is not None else None
+        self.risk_panel.set_exposures(*exposures_by_strategy(self.positions_model.rows(), to_base))
+
     def _connect_widgets(self) -> None:
         """What stays inside the window: the ticket loaded from a row, exposures."""
         # Gross and net exposure per strategy, once per coalesced grid update.
-        self.positions_model.flushed.connect(
-            lambda: self.risk_panel.set_exposures(
-                exposures_by_strategy(self.positions_model.rows())
-            )
-        )
+        self.positions_model.flushed.connect(self._show_exposures)
         self.positions_view.sendToTicketRequested.connect(self._position_to_ticket)
         self.fills_view.sendToTicketRequested.connect(
             lambda f: self.ticket.load(f.symbol, "SELL" if f.side == "BOT" else "BUY", f.quantity)

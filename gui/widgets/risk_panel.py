@@ -41,17 +41,33 @@ BAR_STEPS = 1000
 _MONEY_HINTS = ("exposure", "loss", "notional", "value", "drawdown", "margin", "pnl")
 
 
-def exposures_by_strategy(rows: Iterable[Mapping[str, Any]]) -> dict[str, tuple[float, float]]:
+def exposures_by_strategy(
+    rows: Iterable[Mapping[str, Any]],
+    to_base: Callable[[float, str], tuple[float, str] | None] | None = None,
+) -> tuple[dict[str, tuple[float, float]], set[str]]:
     """Gross and net market value per strategy, from the positions grid's rows (what
-    :meth:`RiskPanel.set_exposures` shows)."""
+    :meth:`RiskPanel.set_exposures` shows), and the currencies left out.
+
+    With ``to_base`` (core's ``RiskManager.in_base``) every value is in the account's base
+    currency, as the limits judge it: a EUR and a JPY position are never added as one. A
+    row in a currency with no exchange rate yet is left out and its currency returned.
+    """
     out: dict[str, tuple[float, float]] = {}
+    unconverted: set[str] = set()
     for row in rows:
         value = row.get("market_value")
         if not value or not row.get("quantity"):
             continue
+        currency = row.get("currency") or ""
+        if to_base is not None and currency:
+            converted = to_base(value, currency)
+            if converted is None:
+                unconverted.add(currency)
+                continue
+            value = converted[0]
         gross, net = out.get(row["strategy"], (0.0, 0.0))
         out[row["strategy"]] = (gross + abs(value), net + value)
-    return out
+    return out, unconverted
 
 
 def humanize_limit(name: str) -> str:
@@ -351,10 +367,20 @@ class RiskPanel(QWidget):
         cell = self._precaution_cells.get((sec_type, key))
         return cell.text() if cell is not None else None
 
-    def set_exposures(self, exposures: dict[str, tuple[float, float]]) -> None:
-        """Gross and net market value per strategy (from the positions grid)."""
+    def set_exposures(
+        self, exposures: dict[str, tuple[float, float]], unconverted: Iterable[str] = ()
+    ) -> None:
+        """Gross and net market value per strategy (from the positions grid), in the base
+        currency; ``unconverted``: currencies left out for want of an exchange rate."""
+        missing = sorted(unconverted)
+        note = (
+            f"<div style='color:{theme.AMBER}'>{', '.join(missing)} not counted: "
+            "no exchange rate from IB yet</div>"
+            if missing
+            else ""
+        )
         if not exposures:
-            self.exposure_label.setText("no positions")
+            self.exposure_label.setText(("no positions" if not missing else "") + note)
             return
         dim = theme.TEXT_DIM
         rows = "".join(
@@ -367,7 +393,7 @@ class RiskPanel(QWidget):
             f"<tr><td></td><td align='right' style='color:{dim}; padding-right:12px'>gross</td>"
             f"<td align='right' style='color:{dim}'>net</td></tr>"
         )
-        self.exposure_label.setText(f"<table>{head}{rows}</table>")
+        self.exposure_label.setText(f"<table>{head}{rows}</table>{note}")
 
     # ----- queries -------------------------------------------------------------------
     def trading_state(self) -> TradingState | None:

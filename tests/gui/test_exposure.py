@@ -43,3 +43,31 @@ def test_window_sums_grid_rows_per_strategy(qtbot, tmp_path):
 
     text = window.risk_panel.exposure_label.text()
     assert "1,400" in text and "+600" in text and "+50" in text
+
+
+def test_exposures_are_added_in_the_base_currency_never_across_currencies(qtbot):
+    from gui.widgets.risk_panel import exposures_by_strategy
+
+    rows = [
+        {"strategy": "a", "quantity": 100, "market_value": 20_000.0, "currency": "EUR"},
+        {"strategy": "a", "quantity": -10, "market_value": -1_500_000.0, "currency": "JPY"},
+        {"strategy": "a", "quantity": 5, "market_value": 1_000.0, "currency": "USD"},
+        {"strategy": "b", "quantity": 1, "market_value": 500.0, "currency": "CHF"},
+    ]
+    rates = {"USD": 1.0, "EUR": 1.08, "JPY": 1 / 150}
+
+    def to_base(amount: float, currency: str) -> tuple[float, str] | None:
+        rate = rates.get(currency)
+        return None if rate is None else (amount * rate, "USD")
+
+    exposures, unconverted = exposures_by_strategy(rows, to_base)
+    gross, net = exposures["a"]
+    assert round(gross) == 21_600 + 10_000 + 1_000  # not 1,521,000
+    assert round(net) == 21_600 - 10_000 + 1_000
+    assert "b" not in exposures and unconverted == {"CHF"}  # no rate: left out, and said
+
+    panel = RiskPanel(confirm=lambda _q: True)
+    qtbot.addWidget(panel)
+    panel.set_exposures(exposures, unconverted)
+    text = panel.exposure_label.text()
+    assert "32,600" in text and "CHF not counted: no exchange rate" in text
