@@ -748,6 +748,11 @@ class RiskManager:
         mult = multiplier
         if mult is None:
             mult = float(contract.multiplier) if contract.multiplier else 1.0
+        rate = self.book.rate(contract.currency)
+        if rate is None:  # the budget is in the base currency, the prices are not
+            raise ValueError(
+                f"no exchange rate {contract.currency}→{self.book.base_currency} yet: cannot size"
+            )
         return await volatility_size(
             market_data,
             contract,
@@ -755,6 +760,7 @@ class RiskManager:
             net_liquidation=self.net_liquidation,
             multiplier=mult,
             lot_size=lot_size,
+            rate=rate,
         )
 
 

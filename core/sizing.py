@@ -46,7 +46,7 @@ class PositionSize:
     """A suggested quantity and how it was reached."""
 
     quantity: float
-    budget: float
+    budget: float  # in the base currency
     risk_per_unit: float
     volatility: float  # in price units per bar
     method: str
@@ -60,6 +60,7 @@ def size_by_volatility(
     net_liquidation: float | None = None,
     multiplier: float = 1.0,
     lot_size: float | None = None,
+    rate: float = 1.0,
 ) -> PositionSize:
     """Quantity whose ``stop_multiple``-volatility move loses the risk budget.
 
@@ -75,6 +76,9 @@ def size_by_volatility(
         The contract's multiplier.
     lot_size:
         Overrides ``params.lot_size`` (e.g. from the contract's size increment).
+    rate:
+        Base currency per unit of the contract's currency (IB's ``ExchangeRate``): the
+        budget is in the base currency, the bars' prices in the contract's.
 
     Raises
     ------
@@ -93,6 +97,9 @@ def size_by_volatility(
             "no risk budget: set risk_amount, or risk_pct with a known net liquidation"
         )
     budget = min(budgets)
+    if not rate > 0:
+        raise ValueError(f"exchange rate {rate!r}: cannot size")
+    local = budget / rate  # in the contract's currency, as the volatility is
     if params.method == "atr":
         vol = average_true_range(bars, params.atr_period)
         what = f"ATR({params.atr_period})"
@@ -103,7 +110,7 @@ def size_by_volatility(
         raise ValueError(f"volatility is {vol!r}: cannot size")
     per_unit = params.stop_multiple * vol * (multiplier or 1.0)
     lot = lot_size or params.lot_size or 1.0
-    qty = math.floor(budget / per_unit / lot + 1e-9) * lot
+    qty = math.floor(local / per_unit / lot + 1e-9) * lot
     if params.max_quantity is not None:
         qty = min(qty, math.floor(params.max_quantity / lot) * lot)
     qty = max(qty, 0.0)
@@ -114,8 +121,10 @@ def size_by_volatility(
         volatility=vol,
         method=params.method,
         explanation=(
-            f"budget {_num(budget)} / ({params.stop_multiple:g} x {what} {vol:.4g} x "
-            f"multiplier {multiplier:g}) = {budget / per_unit:.2f}, rounded down to "
+            f"budget {_num(budget)}"
+            + (f" at rate {rate:.6g} = {_num(local)}" if rate != 1.0 else "")
+            + f" / ({params.stop_multiple:g} x {what} {vol:.4g} x "
+            f"multiplier {multiplier:g}) = {local / per_unit:.2f}, rounded down to "
             f"lots of {lot:g}: {_num(qty)}"
         ),
     )
@@ -129,6 +138,7 @@ async def volatility_size(
     net_liquidation: float | None = None,
     multiplier: float = 1.0,
     lot_size: float | None = None,
+    rate: float = 1.0,
 ) -> PositionSize:
     """Fetch bars with ``market_data.historical_bars`` and :func:`size_by_volatility`."""
     bars = await market_data.historical_bars(
@@ -144,4 +154,5 @@ async def volatility_size(
         net_liquidation=net_liquidation,
         multiplier=multiplier,
         lot_size=lot_size,
+        rate=rate,
     )

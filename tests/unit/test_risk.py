@@ -819,6 +819,32 @@ def test_size_by_pct_of_net_liq_with_multiplier():
     assert size.quantity == 2  # 1000 / (10 x 50)
 
 
+def test_size_budget_in_base_currency_is_converted_to_the_contracts():
+    # 1,000 USD of risk on a JPY-priced contract whose ATR is 100 JPY: 1,000 USD is
+    # 150,000 JPY at 1/150, so 1,500 units (not 10, as dividing USD by yen gave)
+    params = SizingParams(method="atr", risk_amount=1000, risk_pct=None, stop_multiple=1)
+
+    size = size_by_volatility(bars(rng=100.0, close=15_000.0), params, rate=1 / 150)
+
+    assert size.budget == 1000 and size.quantity == 1500
+    assert "at rate" in size.explanation
+
+
+@pytest.mark.asyncio
+async def test_suggest_size_refuses_without_an_exchange_rate_and_converts_with_one():
+    class FakeMarketData:
+        async def historical_bars(self, contract: Contract, **kwargs: Any) -> pd.DataFrame:
+            return bars(rng=100.0, close=15_000.0)
+
+    risk = RiskManager(sizing={MANUAL: SizingParams(risk_amount=1000, risk_pct=None)})
+    jpy = Contract(secType="STK", symbol="7203", conId=77, exchange="TSEJ", currency="JPY")
+    with pytest.raises(ValueError, match="no exchange rate JPY"):
+        await risk.suggest_size(FakeMarketData(), jpy)
+    risk.on_exchange_rate("JPY", 1 / 150)
+    size = await risk.suggest_size(FakeMarketData(), jpy)
+    assert size.quantity == 1500 // SizingParams().stop_multiple
+
+
 def test_size_by_stdev_of_returns():
     closes = 100 * np.exp(np.cumsum(np.tile([0.01, -0.01], 20)))
     df = pd.DataFrame({"open": closes, "high": closes, "low": closes, "close": closes})
