@@ -30,6 +30,7 @@ The names importers use stay importable from here.
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 from collections.abc import Awaitable
 from datetime import UTC, datetime
@@ -322,7 +323,11 @@ class TradeManager:
 
     def what_if(self, contract: Contract, order: Order) -> Awaitable[OrderState]:
         """Ask the gateway what ``order`` would do to margin (whatIf); it never trades,
-        so it passes the wire without the pre-trade gate."""
+        so it passes the wire without the pre-trade gate. Asked for the account orders
+        go to (the margin of another account would mislead)."""
+        if not order.account:
+            order = copy.copy(order)
+            order.account = self.account
         with self.wire.what_if():
             return self.ib.whatIfOrderAsync(contract, order)
 
