@@ -216,7 +216,7 @@ class TradeManager:
     async def _fetch_details(self, contract: Contract) -> None:
         try:
             await self.contracts.details(contract)
-        except ContractError as exc:
+        except (ContractError, ConnectionError) as exc:  # the order's refusal said why
             log.info("details of %s: %s", contract, exc)
 
     @property
