@@ -532,6 +532,11 @@ class ContractService:
         if len(matches) > 1:
             ambiguous = AmbiguousContract(contract, matches)
             self._results[key] = ambiguous
+            # Each is IB's answer for its conId (the ticket picks ES's front month from
+            # them): an order on it finds its details.
+            for d in matches:
+                assert d.contract is not None
+                self._results.setdefault(("conId", d.contract.conId, d.contract.exchange), d)
             raise ambiguous
         details = matches[0]
         assert details.contract is not None

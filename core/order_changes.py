@@ -84,6 +84,9 @@ class OrderChanges:
         new_order.clientId = trade.order.clientId
         new_order.permId = trade.order.permId
         new_order.parentId = trade.order.parentId
+        if not new_order.account:
+            # the working order's account: another than the console's is refused
+            new_order.account = trade.order.account
         contract, decision, _ = self._admission.admit(
             trade.contract, new_order, strategy, actor, "modify", trade.order, subject
         )

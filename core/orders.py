@@ -523,11 +523,15 @@ def _check_price(
     if min_tick is not None and not is_on_tick(price, min_tick):
         down = round_to_tick(price, min_tick, "down")
         up = round_to_tick(price, min_tick, "up")
-        problems.append(
-            f"{name} {_num(price)} is not on the tick {_num(min_tick)} "
-            f"(nearest valid prices: {format_price(down, min_tick)} or "
-            f"{format_price(up, min_tick)})"
-        )
+        if down <= 0 and contract.secType != "BAG":
+            # below the first tick: zero is no price, so only the tick above is valid
+            nearest = f"nearest valid price: {format_price(up, min_tick)}"
+        else:
+            nearest = (
+                f"nearest valid prices: {format_price(down, min_tick)} or "
+                f"{format_price(up, min_tick)}"
+            )
+        problems.append(f"{name} {_num(price)} is not on the tick {_num(min_tick)} ({nearest})")
     return price
 
 
@@ -673,7 +677,8 @@ def describe_order(contract: Contract, order: Order) -> str:
             parts += ["LMT", price(order.lmtPrice)]
     elif ORDER_TYPES.get(order_type, (False, False))[0]:
         parts.append(price(order.lmtPrice))
-    parts.append(order.tif or "DAY")
+    # An empty TIF is not DAY here: validation refuses it, and the line must not say DAY.
+    parts.append(order.tif or "(no TIF)")
     if order.tif == "GTD" and order.goodTillDate:
         parts.append(order.goodTillDate)
     if order.outsideRth:

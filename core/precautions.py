@@ -126,6 +126,7 @@ class Precautions:
         cap = self.for_contract(sec_type, multiplier)
         unit = _UNITS.get(sec_type, "units")
         what = f"{symbol} " if symbol else ""
+        sec_type = sec_type or "an unknown security type"
         reasons: list[str] = []
         if cap.max_order_quantity is not None and quantity > cap.max_order_quantity + 1e-9:
             reasons.append(
@@ -151,7 +152,13 @@ class Precautions:
                         f"precautionary value {_limit(cap.max_order_value, currency, base)} "
                         f"for {sec_type}: this order is {amount if currency else _num(value)}"
                     )
-        if cap.max_price_pct is not None and prices and reference:
+        if cap.max_price_pct is not None and prices and not reference:
+            # As the account's fat-finger band: a price that cannot be compared is refused.
+            reasons.append(
+                f"no market price for {symbol or 'the contract'}: cannot check the "
+                f"precautionary price band {cap.max_price_pct:g}% for {sec_type}"
+            )
+        elif cap.max_price_pct is not None and prices and reference:
             for p in prices:
                 dist = abs(p - reference) / reference * 100
                 if dist > cap.max_price_pct + 1e-9:

@@ -63,6 +63,8 @@ __all__ = ["LimitSet", "check", "num", "pct_loss_limit"]
 
 _EPS = 1e-9
 _UNITS = {"STK": "shares", "FUT": "contracts", "OPT": "contracts", "FOP": "contracts"}
+#: Security types IB gives no multiplier (each unit is worth its price).
+_UNMULTIPLIED = frozenset({"STK", "CASH", "IND", "CMDTY", "BOND", "CRYPTO", "FUND"})
 _LIMIT_TYPES = frozenset({"LMT", "STP LMT", "LIT", "LOC", "TRAIL LIMIT"})
 _STOP_TYPES = frozenset({"STP", "STP LMT", "MIT", "LIT"})
 _ACTIVE, _HALTED = TradingState.ACTIVE, TradingState.HALTED
@@ -455,10 +457,20 @@ def _check_precautions(
 ) -> list[str]:
     """The precautionary caps of the contract's security type (core.precautions)."""
     order, contract = intent.order, intent.contract
-    # The order's own contract first: a key first seen in a quote is assumed STK.
+    # The order's own (qualified) contract first: a key first seen in a quote is assumed
+    # STK. Never a guessed multiplier or type: an order that cannot be valued is refused.
+    sec_type = contract.secType or book.sec_type.get(key) or ""
     mult = price(contract.multiplier) if contract.multiplier else None
     if mult is None:
-        mult = book.mult.get(key, 1.0)
+        mult = book.mult.get(key)
+    if mult is None and sec_type in _UNMULTIPLIED:
+        mult = 1.0  # IB sends no multiplier for these: one unit is one unit
+    if not sec_type or mult is None:
+        missing = "security type" if not sec_type else f"multiplier ({sec_type})"
+        return [
+            f"{missing} of {book.symbol_for(key, contract)} not known: cannot check the "
+            "precautionary caps; qualify the contract first"
+        ]
     lmt = price(order.lmtPrice) if order.orderType in _LIMIT_TYPES else None
     stop = _stop_price(order)
     mark = book.mark.get(key)
@@ -466,7 +478,7 @@ def _check_precautions(
     if fx is None:
         fx = _fx(book, key, contract)
     return precautions.check(
-        sec_type=contract.secType or book.sec_type.get(key) or "",
+        sec_type=sec_type,
         multiplier=mult,
         quantity=opening,
         price=lmt if lmt is not None else (mark if mark is not None else stop),

@@ -243,6 +243,7 @@ class ConsoleSession:
             details_lookup=details_lookup,
             connection=conn,
             order_ids=OrderIdSequence(options.order_ids_file),
+            contracts=contracts,
         )
         self.order_entry: Final = OrderEntry(contracts, self.market, self.trades)
         self.portfolio: Final = PortfolioManager(

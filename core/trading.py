@@ -30,6 +30,7 @@ The names importers use stay importable from here.
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 from collections.abc import Awaitable
 from datetime import UTC, datetime
@@ -52,6 +53,7 @@ from core.admission import (
 from core.audit import AuditLog
 from core.compat import trades_by_key
 from core.connection import Connection
+from core.contracts import ContractError, ContractService
 from core.events import MANUAL, NOT_SENT, OrderRejected
 from core.fill_handling import FillHandler, FillJournal, fill_record
 from core.flatten import FlattenIntent
@@ -106,8 +108,13 @@ class TradeManager:
         details_lookup: DetailsLookup | None = None,
         connection: Connection | None = None,
         order_ids: OrderIdSequence | None = None,
+        contracts: ContractService | None = None,
     ) -> None:
         self.ib = ib_client
+        #: Contract details and qualification (the session's cache, else one of its own):
+        #: an order is checked on IB's qualified contract from it, or refused.
+        self.contracts = contracts if contracts is not None else ContractService(ib_client)
+        self._connection = connection
         #: A read-only session (``--readonly``) places, modifies and cancels nothing: the
         #: refusal is here and at the wire, not only in the GUI's disabled controls.
         self.readonly = bool(connection.readonly) if connection is not None else False
@@ -128,7 +135,9 @@ class TradeManager:
             audit=self.audit,
             rejected=self.orderRejected,
             tell=self._queue,
-            details_lookup=details_lookup,
+            details_lookup=details_lookup or self._cached_details,
+            prefetch=self._prefetch_details,
+            account=lambda: self.account,
         )
         # Orders ended here, not at IB (NotSent, Lost): the in-flight part writes it, the
         # records (the status shown) and the changes (nothing ended can change) read it.
@@ -171,6 +180,44 @@ class TradeManager:
         ib.disconnectedEvent += self.in_flight.on_disconnected
         if connection is not None:
             connection.connected += self._on_connected
+
+    @property
+    def account(self) -> str:
+        """The account every order goes to: the configured one (``--account``), else
+        the first IB manages (the one the console watches); "" until connected."""
+        configured = self._connection.account if self._connection is not None else ""
+        if configured:
+            return configured
+        accounts = self.ib.managedAccounts() if self.ib.isConnected() else []
+        return accounts[0] if accounts else ""
+
+    async def qualify(self, contract: Contract) -> Contract:
+        """IB's qualified copy of ``contract`` (e.g. ``create_stock_contract("AAPL")``),
+        its details cached: an order is only sent on a contract whose details are known
+        (its tick size, multiplier and lot size are checked). Raises
+        :class:`core.contracts.ContractError` when IB knows no such contract."""
+        return await self.contracts.qualify(contract)
+
+    def _cached_details(self, contract: Contract) -> ContractDetails | None:
+        found = self.contracts.cached(contract)
+        if found is None and contract.conId:
+            found = self.contracts.by_con_id(contract.conId)
+        return found
+
+    def _prefetch_details(self, contract: Contract) -> None:
+        """Ask IB for the details of a contract an order was refused for want of."""
+        if not self.ib.isConnected():
+            return
+        try:
+            self._tasks.spawn(self._fetch_details(contract), "contract details")
+        except RuntimeError:
+            pass  # no event loop: nothing to ask with
+
+    async def _fetch_details(self, contract: Contract) -> None:
+        try:
+            await self.contracts.details(contract)
+        except (ContractError, ConnectionError) as exc:  # the order's refusal said why
+            log.info("details of %s: %s", contract, exc)
 
     @property
     def pre_trade(self) -> PreTradeGate:
@@ -276,7 +323,11 @@ class TradeManager:
 
     def what_if(self, contract: Contract, order: Order) -> Awaitable[OrderState]:
         """Ask the gateway what ``order`` would do to margin (whatIf); it never trades,
-        so it passes the wire without the pre-trade gate."""
+        so it passes the wire without the pre-trade gate. Asked for the account orders
+        go to (the margin of another account would mislead)."""
+        if not order.account:
+            order = copy.copy(order)
+            order.account = self.account
         with self.wire.what_if():
             return self.ib.whatIfOrderAsync(contract, order)
 
@@ -434,6 +485,9 @@ class TradeManager:
                 log.warning("could not list the account's open orders: %s", exc)
         for open_trade in self.ib.openTrades():
             self.records.publish(open_trade)
+        # A working order (restored after a restart, placed elsewhere) is modified on
+        # its contract's details: learn them now, not when the trader edits it.
+        self._tasks.ensure("working contracts", self._learn_working_contracts)
         self.in_flight.relink()
         self.in_flight.find_lost()
         before = self.fills.seen()
@@ -441,6 +495,12 @@ class TradeManager:
             self.fills.handle(self._trade_for_fill(fill), fill)
         await self.wait_journalled()
         return self.fills.seen() - before
+
+    async def _learn_working_contracts(self) -> None:
+        for trade in self.ib.openTrades():
+            contract = trade.contract
+            if contract.conId and self._cached_details(contract) is None:
+                await self._fetch_details(Contract(conId=contract.conId))
 
     def _trade_for_fill(self, fill: Fill) -> Trade | None:
         perm_id = fill.execution.permId

@@ -65,7 +65,7 @@ from gui.widgets.orders_view import OrdersView
 from gui.widgets.pnl_chart import PnLChart
 from gui.widgets.positions_view import PositionsView
 from gui.widgets.risk_panel import RiskPanel, exposures_by_strategy
-from gui.widgets.status_labels import ConnectionIndicator
+from gui.widgets.status_labels import ConnectionIndicator, accounts_text
 from gui.widgets.store_indicator import StoreIndicator
 from gui.window_layout import WindowLayout, build_docks, fit_to_screen
 
@@ -91,6 +91,8 @@ class MainWindow(QMainWindow):
         self.config = config
         #: The commands on the bound session (None until :meth:`bind`).
         self.controller: ConsoleController | None = None
+        #: The account orders go to (the bound session's; "" before).
+        self._orders_account: Callable[[], str] = lambda: ""
         self.setWindowTitle("IB Console")
         self.setWindowIcon(theme.icon("app"))
         fit_to_screen(self)
@@ -303,6 +305,7 @@ class MainWindow(QMainWindow):
         self.risk_panel.tradingStateRequested.connect(c.set_trading_state)
         # what the window itself says
         conn = session.connection
+        self._orders_account = lambda: session.trades.account
         conn.statusChanged += self._on_status_changed
         if conn.last_status is not None:
             self._on_status_changed(conn.last_status)
@@ -421,7 +424,7 @@ class MainWindow(QMainWindow):
         """The gateway in the status bar, the status while not connected, the ticket
         offline while the link is down (the indicator shows the state itself)."""
         kind = "TWS / IB Gateway" if self.options.port else "simulated gateway"
-        accounts = ", ".join(status.accounts)
+        accounts = accounts_text(status.accounts, self._orders_account())
         self.gateway_label.setText(
             f"{kind} {status.host}:{status.port} · client {status.client_id}"
             + (f" · {accounts}" if accounts else "")

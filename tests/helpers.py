@@ -146,3 +146,12 @@ def next_new_york_day(weekend: bool, hour_utc: int = 16) -> datetime:
         if (day.weekday() >= 5) == weekend:
             return datetime.combine(day, dtime(hour_utc), tzinfo=UTC)
     raise AssertionError("no such day in the next six")
+
+
+async def tradable(session: Any, symbol: str) -> Any:
+    """``symbol``'s qualified contract with its first quote in: what an order needs to
+    pass the gate (the contract's details for the tick and value, a market price for
+    the price band), as the ticket gets them."""
+    info = await session.order_entry.instrument(symbol)
+    await session.order_entry.wait_quote(info)
+    return info.contract

@@ -8,6 +8,7 @@ while retrying the attempt and a countdown to the next try. :class:`AccountStrip
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt, QTimer
@@ -90,6 +91,15 @@ class ConnectionIndicator(QLabel):
             self._countdown.stop()
             return
         self.setText(f"● {self._words(status)}")
+
+
+def accounts_text(accounts: Sequence[str], orders_to: str) -> str:
+    """The status bar's accounts: the one orders go to, then any other IB manages
+    (orders never go to those: the console refuses them)."""
+    if not orders_to:
+        return ", ".join(accounts)
+    others = [a for a in accounts if a != orders_to]
+    return f"orders to {orders_to}" + (f" (not to {', '.join(others)})" if others else "")
 
 
 def _money(value: float | None) -> str:

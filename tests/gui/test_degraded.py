@@ -17,14 +17,13 @@ import qasync
 from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QApplication
 
-from core.contracts import create_stock_contract
 from core.events import TradingState
 from core.orders import create_limit_order
 from core.session import ConsoleSession, SessionOptions
 from core.sim import SimGateway
 from gui.mainwindow import MainWindow
 from gui.theme import apply_theme
-from helpers import act, run_until
+from helpers import act, run_until, tradable
 
 
 def free_port() -> int:
@@ -151,7 +150,7 @@ def trading(
     assert gw is not None
     bid = gw.market.quote(gw.universe.find(symbol="AAPL")[0].con_id).bid
     trades.place_order(
-        create_stock_contract("AAPL"),
+        qloop.run_until_complete(tradable(session, "AAPL")),
         create_limit_order("BUY", 10, round(bid * 0.97, 2)),
         "manual",
         actor="gui",

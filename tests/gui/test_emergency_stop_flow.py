@@ -20,12 +20,11 @@ import qasync
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtWidgets import QApplication
 
-from core.contracts import create_stock_contract
 from core.events import TradingState
 from core.orders import create_limit_order, create_market_order
 from core.session import ConsoleSession, SessionOptions
 from gui.mainwindow import MainWindow
-from helpers import act, clock_from, next_new_york_day, run_until, settle
+from helpers import act, clock_from, next_new_york_day, run_until, settle, tradable
 from tests.gui.conftest import open_console
 
 LEFT = Qt.MouseButton.LeftButton
@@ -66,17 +65,19 @@ def build_book(session: ConsoleSession, window: MainWindow, qloop: qasync.QEvent
     """Three open positions and two resting limit orders far from the market."""
     trades, gw = session.trades, session.gateway
     assert gw is not None  # the embedded simulated gateway
+    contracts = {
+        symbol: qloop.run_until_complete(tradable(session, symbol))
+        for symbol in {p[0] for p in POSITIONS} | {"AAPL", "MSFT"}
+    }
     for symbol, side, qty in POSITIONS:
-        trades.place_order(
-            create_stock_contract(symbol), create_market_order(side, qty), "manual", actor="gui"
-        )
+        trades.place_order(contracts[symbol], create_market_order(side, qty), "manual", actor="gui")
     want = {s: (q if side == "BUY" else -q) for s, side, q in POSITIONS}
     run_until(qloop, lambda: gateway_positions(session) == want, what="positions at the gateway")
     for symbol, side, factor in (("AAPL", "BUY", 0.8), ("MSFT", "SELL", 1.25)):
         quote = gw.market.quote(gw.universe.find(symbol=symbol)[0].con_id)
         price = round((quote.bid if side == "BUY" else quote.ask) * factor, 2)
         trades.place_order(
-            create_stock_contract(symbol),
+            contracts[symbol],
             create_limit_order(side, 10, price),
             "manual",
             actor="gui",

@@ -17,13 +17,12 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication, QWidget
 
 from core.config import load_settings
-from core.contracts import create_stock_contract
 from core.events import TradingState
 from core.orders import create_limit_order
 from core.session import ConsoleSession, SessionOptions
 from gui.mainwindow import MainWindow
 from gui.widgets.order_ticket import OrderTicket
-from helpers import act, run_until, settle
+from helpers import act, run_until, settle, tradable
 from tests.gui.conftest import open_console
 
 
@@ -48,7 +47,7 @@ def rest_an_order(
     bid = gw.market.quote(gw.universe.find(symbol="AAPL")[0].con_id).bid
     price = round(bid * 0.97, 2)
     session.trades.place_order(
-        create_stock_contract("AAPL"),
+        qloop.run_until_complete(tradable(session, "AAPL")),
         create_limit_order("BUY", 10, price),
         "manual",
         actor="gui",

@@ -21,9 +21,8 @@ async def test_bracket_take_profit_fill_cancels_stop_loss(core, ib_log_guard):
     gw.set_price("AAPL", 200.00)
     bracket = create_bracket_order("BUY", 10, 200.50, 205.00, 195.00)
 
-    parent, take_profit, stop_loss = core.trades.place_bracket(
-        create_stock_contract("AAPL"), *bracket, "swing"
-    )
+    aapl = await core.trades.qualify(create_stock_contract("AAPL"))
+    parent, take_profit, stop_loss = core.trades.place_bracket(aapl, *bracket, "swing")
 
     await wait_for(lambda: parent.orderStatus.status == "Filled", what="entry filled")
     assert take_profit.order.parentId == stop_loss.order.parentId == parent.order.orderId
@@ -39,8 +38,9 @@ async def test_bracket_with_a_bad_child_sends_nothing(core):
     bracket = create_bracket_order("BUY", 10, 200.50, 205.00, 195.00)
     bracket.stop_loss.auxPrice = -1
 
+    aapl = await core.trades.qualify(create_stock_contract("AAPL"))
     with pytest.raises(Exception, match="stop"):
-        core.trades.place_bracket(create_stock_contract("AAPL"), *bracket, "swing")
+        core.trades.place_bracket(aapl, *bracket, "swing")
 
     await settle(core.connection.ib)
     assert core.gateway.engine.open_orders() == []

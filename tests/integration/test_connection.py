@@ -95,7 +95,9 @@ async def test_fill_while_disconnected_is_delivered_once_after_reconnect(core, i
     bid = gw.market.quote(aapl.con_id).bid
     price = round(bid - 1.0, 2)
     trade = core.trades.place_order(
-        create_stock_contract("AAPL"), create_limit_order("BUY", 10, price), "swing"
+        await core.trades.qualify(create_stock_contract("AAPL")),
+        create_limit_order("BUY", 10, price),
+        "swing",
     )
     await wait_for(lambda: trade.orderStatus.status == "Submitted", what="working")
     fills = []

@@ -81,12 +81,12 @@ async def build_book(s: Stopper, n_orders: int = 50, symbols: tuple[str, ...] = 
     core = s.core
     gw = core.gateway
     fills = []
+    # qualified first, as a strategy does: orders are checked on IB's contract details
+    contracts = {sym: await core.trades.qualify(create_stock_contract(sym)) for sym in symbols}
     for i, sym in enumerate(symbols):
         action = "BUY" if i % 2 == 0 else "SELL"
         fills.append(
-            core.trades.place_order(
-                create_stock_contract(sym), create_market_order(action, 10 + i), "book"
-            )
+            core.trades.place_order(contracts[sym], create_market_order(action, 10 + i), "book")
         )
     await wait_for(
         lambda: all(t.orderStatus.status == "Filled" for t in fills), 10, "positions filled"
@@ -101,7 +101,7 @@ async def build_book(s: Stopper, n_orders: int = 50, symbols: tuple[str, ...] = 
         buy = i % 2 == 0
         px = round((q.bid * 0.8) if buy else (q.ask * 1.2), 2)
         core.trades.place_order(
-            create_stock_contract(sym),
+            contracts[sym],
             create_limit_order("BUY" if buy else "SELL", 10, px),
             "book",
         )
@@ -147,10 +147,9 @@ async def test_emergency_stop_with_50_orders_and_10_positions_then_flat_order_fr
     assert restarted.state_of() is TradingState.HALTED
     assert "runaway" in restarted.reason_of()
     # and nothing new gets through
+    aapl = await s.core.trades.qualify(create_stock_contract("AAPL"))
     with pytest.raises(OrderRefused, match="HALTED"):
-        s.core.trades.place_order(
-            create_stock_contract("AAPL"), create_market_order("BUY", 1), "book"
-        )
+        s.core.trades.place_order(aapl, create_market_order("BUY", 1), "book")
     assert any(
         r.action == "emergency_stop" and "flat and order-free" in r.result
         for r in s.core.trades.audit.records
@@ -208,7 +207,8 @@ async def test_emergency_stop_for_one_contract_leaves_the_rest(stopper: Stopper)
     assert s.risk.state_of() is TradingState.ACTIVE
     assert s.risk.effective_state("book", aapl) is TradingState.HALTED
     # other contracts still trade
-    s.core.trades.place_order(create_stock_contract("MSFT"), create_market_order("BUY", 1), "book")
+    msft = await s.core.trades.qualify(create_stock_contract("MSFT"))
+    s.core.trades.place_order(msft, create_market_order("BUY", 1), "book")
 
 
 async def test_emergency_stop_when_connection_drops_midway_then_completes_after_reconnect(
@@ -241,9 +241,8 @@ async def test_daily_loss_breach_from_simulated_prices_takes_the_action(stopper:
     s = stopper
     gw = s.core.gateway
     gw.freeze_market_data(True)
-    trade = s.core.trades.place_order(
-        create_stock_contract("AAPL"), create_market_order("BUY", 1000), "book"
-    )
+    aapl = await s.core.trades.qualify(create_stock_contract("AAPL"))
+    trade = s.core.trades.place_order(aapl, create_market_order("BUY", 1000), "book")
     await wait_for(lambda: trade.orderStatus.status == "Filled", 10, "filled")
     price = trade.orderStatus.avgFillPrice
     s.risk.set_limits(ACCOUNT, RiskLimits(daily_loss_limit=5000))
@@ -259,9 +258,7 @@ async def test_daily_loss_breach_from_simulated_prices_takes_the_action(stopper:
     assert breaches[0].limit == "daily_loss_limit"
     assert s.risk.state_of() is TradingState.REDUCING
     with pytest.raises(OrderRefused, match="REDUCING"):
-        s.core.trades.place_order(
-            create_stock_contract("AAPL"), create_market_order("BUY", 1), "book"
-        )
+        s.core.trades.place_order(aapl, create_market_order("BUY", 1), "book")
 
 
 @pytest.mark.parametrize("weekend", [False, True], ids=["regular-hours", "weekend"])
@@ -276,7 +273,7 @@ async def test_flattening_order_type_follows_the_stop_clock_not_the_wall_clock(
     )
     session = await ConsoleSession.start(options)
     try:
-        aapl = create_stock_contract("AAPL")
+        aapl = await session.trades.qualify(create_stock_contract("AAPL"))
         session.trades.place_order(aapl, create_market_order("BUY", 10), "book")
         await wait_for(
             lambda: any(p.position == 10 for p in session.connection.ib.positions()),

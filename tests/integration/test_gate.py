@@ -110,8 +110,7 @@ async def quoted(g: Gate, symbol: str) -> Contract:
     inst = gw.universe.find(symbol=symbol)[0]
     q = gw.market.quote(inst.con_id)
     g.risk.on_quote(inst.con_id, bid=q.bid, ask=q.ask, last=q.last, symbol=symbol)
-    [contract] = await g.core.connection.ib.qualifyContractsAsync(create_stock_contract(symbol))
-    return contract
+    return await g.core.trades.qualify(create_stock_contract(symbol))
 
 
 # -- 1. nothing past HALTED --------------------------------------------------------------

@@ -96,7 +96,7 @@ async def gated(core: Any) -> Any:
     inst = gw.universe.find(symbol="AAPL")[0]
     q = gw.market.quote(inst.con_id)
     risk.on_quote(inst.con_id, bid=q.bid, ask=q.ask, last=q.last, symbol="AAPL")
-    [contract] = await core.connection.ib.qualifyContractsAsync(create_stock_contract("AAPL"))
+    contract = await core.trades.qualify(create_stock_contract("AAPL"))
     core.trades.wire.max_per_second = 10_000  # the gate's own cap still applies
     return core, risk, contract, (q.bid + q.ask) / 2
 

@@ -19,7 +19,8 @@ def kinds(messages, strategy):
 
 async def test_seed_example_queues_order_then_fill(core):
     trade_manager = core.trades
-    contract = create_stock_contract("AAPL", "SMART", "USD")
+    # A strategy qualifies its contract first: orders are checked on IB's details.
+    contract = await trade_manager.qualify(create_stock_contract("AAPL", "SMART", "USD"))
     order = create_market_order("BUY", 100)
 
     trade = trade_manager.place_order(contract, order, "MyStrategy")
@@ -70,7 +71,9 @@ async def test_modify_then_cancel_limit_order(core, ib_log_guard):
     gw.freeze_market_data(True)
     far = round(gw.market.quote(aapl.con_id).bid * 0.8, 2)
     trade = core.trades.place_order(
-        create_stock_contract("AAPL"), create_limit_order("BUY", 10, far), "mm"
+        await core.trades.qualify(create_stock_contract("AAPL")),
+        create_limit_order("BUY", 10, far),
+        "mm",
     )
     await wait_for(lambda: trade.orderStatus.status == "Submitted", what="Submitted")
 
@@ -97,7 +100,9 @@ async def test_cancel_all_cancels_every_working_order(core, ib_log_guard):
         px = round(gw.market.quote(inst.con_id).bid * 0.9, 2)
         trades.append(
             core.trades.place_order(
-                create_stock_contract(sym), create_limit_order("BUY", 5, px), "s"
+                await core.trades.qualify(create_stock_contract(sym)),
+                create_limit_order("BUY", 5, px),
+                "s",
             )
         )
     await wait_for(lambda: len(gw.engine.open_orders()) == 3, what="3 working orders")
@@ -115,7 +120,8 @@ async def test_ib_rejection_reaches_strategy_with_code(core, ib_log_guard):
     rejections = []
     core.trades.orderRejected += rejections.append
 
-    core.trades.place_order(create_stock_contract("AAPL"), create_market_order("BUY", 1), "s")
+    aapl = await core.trades.qualify(create_stock_contract("AAPL"))
+    core.trades.place_order(aapl, create_market_order("BUY", 1), "s")
 
     await wait_for(lambda: any(m.get("code") == 201 for m in core.messages), what="error 201")
     assert rejections and rejections[0].code == 201

@@ -12,7 +12,17 @@ from typing import Any
 
 import pytest
 from eventkit import Event
-from ib_async import IB, CommissionReport, Contract, Execution, Fill, Order, OrderStatus, Trade
+from ib_async import (
+    IB,
+    CommissionReport,
+    Contract,
+    ContractDetails,
+    Execution,
+    Fill,
+    Order,
+    OrderStatus,
+    Trade,
+)
 
 from core.admission import (
     READONLY_REASON,
@@ -31,6 +41,12 @@ from core.trading import TradeManager
 
 T0 = datetime(2024, 5, 1, 13, 30, tzinfo=UTC)
 AAPL = Contract(conId=265598, symbol="AAPL", secType="STK", currency="USD", exchange="SMART")
+#: What the contract cache knows of AAPL: orders are judged on it (tick, multiplier).
+AAPL_DETAILS = ContractDetails(contract=AAPL, minTick=0.01, minSize=1, sizeIncrement=1)
+
+
+def known(contract: Contract) -> ContractDetails | None:
+    return AAPL_DETAILS if contract.conId == AAPL.conId or contract.symbol == "AAPL" else None
 
 
 def limit_order(quantity: float = 100, price: float = 190.0) -> Order:
@@ -48,6 +64,8 @@ def admission(told: list[dict[str, Any]], rejected: list[OrderRejected], **kw: A
         audit=audit,
         rejected=event,
         tell=told.append,
+        details_lookup=kw.pop("details_lookup", known),
+        account=kw.pop("account", None),
     )
     return part, audit
 
@@ -99,7 +117,7 @@ def test_admission_verdict_asks_the_gate_as_a_preview_and_records_nothing():
 
 def test_trade_manager_pre_trade_when_replaced_then_its_checks_use_the_new_gate():
     # The RiskManager installs itself as the gate after the trade manager is built.
-    tm = TradeManager(IB())
+    tm = TradeManager(IB(), details_lookup=known)
     gate = RecordingGate()
     tm.pre_trade = gate
 
