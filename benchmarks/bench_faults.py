@@ -291,7 +291,9 @@ async def soak(seconds: float, seed: int) -> dict[str, int]:
     tap(s)
     trades.wire.max_per_second = 20  # bursts outrun the pacing: orders wait at the wire
     for symbol in SYMBOLS:
-        [s.contracts[symbol]] = await conn.ib.qualifyContractsAsync(
+        # as a strategy does: qualified through the trade manager, whose gate then
+        # knows the details (tick, multiplier) it checks orders against
+        s.contracts[symbol] = await trades.qualify(
             Contract(symbol=symbol, secType="STK", exchange="SMART", currency="USD")
         )
     until = time.monotonic() + seconds

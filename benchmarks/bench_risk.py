@@ -193,9 +193,11 @@ async def stop_once(n_orders: int, symbols: tuple[str, ...]) -> None:
     tm = TradeManager(conn.ib, StrategyManager(), connection=conn)
     await conn.connect()
     try:
+        # as a strategy does: its instruments qualified once, before it trades
+        contracts = {sym: await tm.qualify(create_stock_contract(sym)) for sym in symbols}
         fills = [
             tm.place_order(
-                create_stock_contract(sym),
+                contracts[sym],
                 create_market_order("BUY" if i % 2 == 0 else "SELL", 10 + i),
                 "book",
             )
@@ -209,7 +211,7 @@ async def stop_once(n_orders: int, symbols: tuple[str, ...]) -> None:
             buy = i % 2 == 0
             px = round(q.bid * 0.8 if buy else q.ask * 1.2, 2)
             tm.place_order(
-                create_stock_contract(sym),
+                contracts[sym],
                 create_limit_order("BUY" if buy else "SELL", 10, px),
                 "book",
             )

@@ -179,6 +179,7 @@ class Engine(EngineBook, OrderChecks, EngineState):
         # (con_id, "bid"/"ask") -> (quote version, quantity already taken from it)
         self._consumed: dict[tuple[int, str], tuple[int, float]] = {}
         self._day = self._today()
+        self._rates_snapshot: tuple[float, dict[str, float]] | None = None
 
     def reject_next(self, code: int, message: str) -> None:
         """Fault injection: the next ``place`` raises OrderRejected(code, message)."""

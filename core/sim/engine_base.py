@@ -195,6 +195,7 @@ class EngineParts:
     _reject_next: tuple[int, str] | None
     _consumed: dict[tuple[int, str], tuple[int, float]]
     _day: str
+    _rates_snapshot: tuple[float, dict[str, float]] | None
 
     if TYPE_CHECKING:
 

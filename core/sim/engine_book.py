@@ -18,6 +18,10 @@ from core.sim.model import (
     SimOrder,
 )
 
+#: Seconds between two snapshots of the exchange rates (TWS refreshes account values
+#: every few minutes).
+RATES_REFRESH = 180.0
+
 #: USD per unit of currencies no forex pair of the universe prices (a simulator's rough
 #: figures: enough to value a foreign stock, not a market).
 _APPROX_USD_RATES = {
@@ -196,7 +200,20 @@ class EngineBook(EngineParts):
         """USD (the accounts' base currency) per unit of every currency the universe has:
         from its forex pairs' marks (``EUR.USD`` gives EUR, ``USD.JPY`` gives JPY), else
         a fixed approximate rate; a currency with neither gets none, as TWS sends none
-        for a currency it has no rate for."""
+        for a currency it has no rate for.
+
+        Like TWS's, the rates are a snapshot refreshed every ``RATES_REFRESH`` seconds,
+        not a feed: following every forex tick made the account stream never fall
+        silent, which no TWS does (and a silent, dead link could not be told apart)."""
+        now = self._clock()
+        cached = self._rates_snapshot
+        if cached is not None and now - cached[0] < RATES_REFRESH:
+            return dict(cached[1])
+        rates = self._current_rates()
+        self._rates_snapshot = (now, rates)
+        return dict(rates)
+
+    def _current_rates(self) -> dict[str, float]:
         currencies = {"USD"}
         rates = {"USD": 1.0}
         for inst in self.universe.find():

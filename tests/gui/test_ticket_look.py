@@ -52,6 +52,7 @@ class FakeEntry:
         self.problems = problems
         self.orderUpdated = Event("orderUpdated")
         self.orderRejected = Event("orderRejected")
+        self.in_base = None  # no exchange rates: amounts judged as they are
 
     def preview(self, info, order, strategy) -> OrderPreview:  # type: ignore[no-untyped-def]
         return OrderPreview(order.quantity * 190.0, 1.0, 190.0, self.problems)

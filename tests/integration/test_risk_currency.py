@@ -56,7 +56,7 @@ async def test_usdjpy_order_is_judged_in_usd_with_the_gateways_rates(jpy_desk):
     risk = RiskManager(RiskLimits(max_order_notional=25_000))
     risk.attach_trade_manager(tm)
     risk.attach_ib(ib)
-    [contract] = await ib.qualifyContractsAsync(Forex("USDJPY"))
+    contract = await tm.qualify(Forex("USDJPY"))  # as a strategy does: the gate knows it
     q = gw.market.quote(USDJPY_CON_ID)
     risk.learn_contract(contract)
     risk.on_quote(USDJPY_CON_ID, bid=q.bid, ask=q.ask, last=q.last, sec_type="CASH")
