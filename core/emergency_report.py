@@ -217,9 +217,10 @@ class EmergencyStopResult:
         lost after a reconnect is always named (it may still work somewhere)."""
         lost = ""
         if self.orders_lost:
+            it = "it" if len(self.orders_lost) == 1 else "them"
             lost = (
                 f"; {counted(len(self.orders_lost), 'order')} LOST (IB did not know "
-                "it after the reconnect): look for it in TWS"
+                f"{it} after the reconnect): look for {it} in TWS"
             )
         if self.flat and self.order_free:
             if lost:
@@ -248,9 +249,11 @@ class EmergencyStopResult:
         lines.append(f"  {verb} {len(self.orders_cancelled)} working orders")
         lines += [f"    {o}" for o in self.orders_cancelled]
         if self.orders_lost:
+            one = len(self.orders_lost) == 1
+            it, was = ("it", "was") if one else ("them", "were")
             lines.append(
                 f"  LOST {counted(len(self.orders_lost), 'order')}: IB did not know "
-                "it after the reconnect, so it was not cancelled; look for it in TWS"
+                f"{it} after the reconnect, so {it} {was} not cancelled; look for {it} in TWS"
             )
             lines += [f"    {o}" for o in self.orders_lost]
         verb = "send" if self.dry_run else "sent"

@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from ib_async import IB, Order, Trade
@@ -39,6 +40,9 @@ from core.wire import FrameDropped, WireGate
 #: IB codes that are informational for an order, not a rejection (202 is the answer to a
 #: cancel: the order did end).
 NOT_REJECTIONS = frozenset({202, 399, 404, 10148, 10147, 161}) | frozenset(range(2100, 2200))
+#: How long IB's answer to a modification is waited for: an error later than this is
+#: not taken as refusing it (IB answers within a round trip; TWS confirms with openOrder).
+MODIFY_ANSWER_S = 30.0
 #: Statuses of an order IB has not acknowledged yet: an error may refuse the order
 #: itself, not a modification of it.
 _NOT_YET_AT_IB = frozenset({"PendingSubmit", "ApiPending", ""})
@@ -82,6 +86,57 @@ class PendingChange:
 
     before: Terms
     asked: Terms
+    sent: float  # on the book's clock
+
+
+class PendingChanges:
+    """The modifications sent and not yet confirmed by IB, by order key: what each
+    order's terms were before (IB's word) and what was asked, and when."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._pending: dict[OrderKey, PendingChange] = {}
+
+    def before(self, key: OrderKey) -> Terms | None:
+        """The terms IB last confirmed while a modification is on its way (None: none)."""
+        pending = self._pending.get(key)
+        return pending.before if pending is not None else None
+
+    def sent(self, key: OrderKey, before: Terms, asked: Terms) -> None:
+        """A modification from ``before`` to ``asked`` was sent now."""
+        self._pending[key] = PendingChange(before, asked, self._clock())
+
+    def refused(self, key: OrderKey, code: int) -> Terms | None:
+        """IB's error ``code`` came for the order: when it refuses the modification on
+        its way, that is done waiting and the terms to put back are returned; None for
+        an informational code, no modification waiting, or one sent so long ago
+        (:data:`MODIFY_ANSWER_S`) that the error must be about something else."""
+        pending = self._pending.get(key)
+        if pending is None or code in NOT_REJECTIONS:
+            return None
+        del self._pending[key]
+        if self._clock() - pending.sent > MODIFY_ANSWER_S:
+            return None
+        return pending.before
+
+    def confirmed(self, key: OrderKey, terms: Terms, *, done: bool = False) -> None:
+        """IB sent the order's ``terms`` (openOrder): a modification asking for them is
+        done waiting; one asking for others is still on its way (an earlier one was
+        confirmed: its terms are now the ones to go back to)."""
+        pending = self._pending.get(key)
+        if pending is None:
+            return
+        if done or terms.same(pending.asked):
+            del self._pending[key]
+        else:
+            self._pending[key] = PendingChange(terms, pending.asked, pending.sent)
+
+    def forget(self, key: OrderKey) -> None:
+        """The order ended, or the modification was never written."""
+        self._pending.pop(key, None)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._pending
 
 
 class OrderChanges:
@@ -107,8 +162,8 @@ class OrderChanges:
         self._admission = admission
         self._records = records
         self._ended = ended
-        #: Modifications sent and not yet confirmed by IB, by order key.
-        self._pending: dict[OrderKey, PendingChange] = {}
+        #: Modifications sent and not yet confirmed by IB.
+        self.pending = PendingChanges()
 
     def modify_order(self, trade: Trade, new_order: Order, *, actor: str | None = None) -> Trade:
         """Send ``new_order`` as a modification of the working ``trade``.
@@ -141,8 +196,7 @@ class OrderChanges:
         # What IB has now, read before anything else can change the live order object
         # (a caller may have edited trade.order itself and passed it as the new order).
         key = (trade.order.clientId, trade.order.orderId)
-        pending = self._pending.get(key)
-        before = pending.before if pending is not None else self._confirmed_terms(trade)
+        before = self.pending.before(key) or self._confirmed_terms(trade)
         new_order.orderId = trade.order.orderId
         new_order.clientId = trade.order.clientId
         new_order.permId = trade.order.permId
@@ -158,7 +212,7 @@ class OrderChanges:
         new_order.orderRef = strategy
         intent = OrderIntent(strategy, actor, contract, new_order, trade.order)
         self._wire.expect(new_order.orderId, lambda: self._admission.at_wire(intent, decision))
-        self._pending[key] = PendingChange(before, Terms.of(new_order))
+        self.pending.sent(key, before, Terms.of(new_order))
         result = self._ib.placeOrder(trade.contract, new_order)
         self._audit.record(
             actor, "modify", subject, "sent", order_id=new_order.orderId, strategy=strategy
@@ -184,39 +238,30 @@ class OrderChanges:
         works as it was); None when the error is about something else (ib_async's own
         handling then applies: a rejected new order ends)."""
         key = (trade.order.clientId, trade.order.orderId)
-        pending = self._pending.get(key)
-        if pending is None or code in NOT_REJECTIONS or trade.isDone():
+        if trade.isDone() or trade.orderStatus.status in _NOT_YET_AT_IB:
+            return None  # the order itself may be what IB refused (ib_async ends it)
+        before = self.pending.refused(key, code)
+        if before is None:
             return None
-        if trade.orderStatus.status in _NOT_YET_AT_IB:
-            return None  # the order itself may be what IB refused
-        del self._pending[key]
-        pending.before.put_into(trade.order)
+        before.put_into(trade.order)
         return (
             f"modification refused by IB (error {code}: {message}); the order still works as "
             f"before: {describe_order(trade.contract, trade.order)}"
         )
 
     def confirmed(self, trade: Trade) -> None:
-        """IB sent the order's terms (openOrder): they are confirmed; a modification
-        whose terms they carry is done waiting."""
+        """IB sent the order's terms (openOrder): they are confirmed."""
         key = (trade.order.clientId, trade.order.orderId)
-        pending = self._pending.get(key)
-        if pending is None:
-            return
-        now = Terms.of(trade.order)
-        if trade.isDone() or now.same(pending.asked):
-            del self._pending[key]
-        else:  # an earlier modification confirmed, a later one still on its way
-            self._pending[key] = PendingChange(now, pending.asked)
+        self.pending.confirmed(key, Terms.of(trade.order), done=trade.isDone())
 
     def forget(self, trade: Trade) -> None:
         """The order ended: no modification of it is waiting any more."""
-        self._pending.pop((trade.order.clientId, trade.order.orderId), None)
+        self.pending.forget((trade.order.clientId, trade.order.orderId))
 
     def on_frame_dropped(self, dropped: FrameDropped) -> None:
         """A modification the wire did not write is not waiting for IB's answer."""
         if not dropped.first_write:
-            self._pending.pop((self._ib.client.clientId, dropped.order_id), None)
+            self.pending.forget((self._ib.client.clientId, dropped.order_id))
 
     def modify_order_fields(
         self,

@@ -7,7 +7,7 @@ An order the gateway never received after a drop, or no longer knows after a
 reconnect (``Lost``), stays in the grid, its status and message in red, until the
 trading day ends; so does an order that ended while the console was disconnected (core
 marks it ``while_away``: cancelled in TWS, filled), since nobody saw it end. While the
-connection is down, working orders show ``· link down`` after their status, in amber:
+connection is down, working orders show ``link down ·`` before their status, in amber:
 core marks them ``link_down`` until IB confirms them again after the reconnect.
 
 Done orders (Filled, Cancelled, ApiCancelled, NotSent) **linger**: the row stays for
@@ -71,8 +71,9 @@ def _side_colour(value: Any, row: Mapping[str, Any]) -> QColor | None:
     return theme.side_colour(value)
 
 
-#: After the status of a working order while the connection is down.
-LINK_DOWN_MARK = " · link down"
+#: Before the status of a working order while the connection is down (before, so a
+#: narrow Status column still shows it when it elides the rest).
+LINK_DOWN_MARK = "link down · "
 
 
 def _status_colour(value: Any, row: Mapping[str, Any]) -> QColor | None:
@@ -82,7 +83,7 @@ def _status_colour(value: Any, row: Mapping[str, Any]) -> QColor | None:
 
 def _status_text(value: Any, row: Mapping[str, Any]) -> str:
     text = fmt_text(value, row)
-    return text + LINK_DOWN_MARK if row.get("link_down") else text
+    return LINK_DOWN_MARK + text if row.get("link_down") else text
 
 
 def _id_text(value: Any, row: Mapping[str, Any]) -> str:

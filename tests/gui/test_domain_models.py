@@ -430,7 +430,7 @@ def test_working_order_while_link_down_then_marked_unconfirmed_until_confirmed(q
     model.on_order_updated(make_order(link_down=True, message="link down: not confirmed"))
     model.flush()
 
-    assert text(model, (1, 11), "status") == "Submitted · link down"
+    assert text(model, (1, 11), "status") == "link down · Submitted"
     status = model.index(0, [c.key for c in model.columns].index("status"))
     assert (
         model.data(status, Qt.ItemDataRole.ForegroundRole).name()

@@ -273,3 +273,54 @@ async def test_other_clients_order_gone_after_reconnect_ends_lost(restartable, i
     await core.trades.resync()
 
     assert [(u.client_id, u.status) for u in updates][-1] == (7, LOST)
+
+
+async def test_read_only_console_shows_an_order_cancelled_while_away_not_lost(
+    gateway, ib_log_guard
+):
+    """A read-only session does not get completed orders from ib_async's connect: the
+    resync asks for them, so an order that ended while away is not called lost."""
+    from ib_async import IB, LimitOrder, Stock
+
+    from core.connection import ClientIdRegistry, Connection
+    from core.trading import TradeManager
+    from tests.integration.conftest import FAST
+
+    ib_log_guard.expect(DROPPED)
+    gateway.freeze_market_data(True)
+    other = IB()
+    await other.connectAsync("127.0.0.1", gateway.port, clientId=7, timeout=5)
+    aapl = Stock("AAPL", "SMART", "USD")
+    await other.qualifyContractsAsync(aapl)
+    theirs = other.placeOrder(aapl, LimitOrder("BUY", 5, 100.0))
+    await wait_for(lambda: theirs.orderStatus.status == "Submitted", what="other's order")
+    conn = Connection(
+        "127.0.0.1",
+        gateway.port,
+        3,
+        timeout=5,
+        readonly=True,
+        policy=FAST,
+        registry=ClientIdRegistry(),
+    )
+    trades = TradeManager(conn.ib, connection=conn)
+    updates: list[OrderUpdated] = []
+    trades.orderUpdated += updates.append
+    await conn.connect()
+    try:
+        await trades.resync()
+        assert updates and updates[-1].status == "Submitted"
+        gateway.refuse_connections(0.3)
+        await gateway.drop_connections()  # the other client goes too
+        await wait_for(lambda: not conn.ib.isConnected(), what="down")
+        gateway.engine.cancel(7, theirs.order.orderId)  # cancelled in TWS meanwhile
+
+        await wait_for(lambda: conn.ib.isConnected(), timeout=10, what="reconnect")
+        await trades.resync()
+
+        assert (updates[-1].client_id, updates[-1].status) == (7, "Cancelled")
+        assert updates[-1].while_away
+        assert trades.lost_orders() == []
+    finally:
+        other.disconnect()
+        await conn.disconnect()

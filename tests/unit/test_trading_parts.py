@@ -251,3 +251,32 @@ def test_order_records_when_the_link_drops_then_working_orders_are_marked_once()
 
     records.publish(working)  # IB reports it again after the reconnect
     assert not shown[-1].link_down and records.mark_link_down() == 1
+
+
+def test_pending_changes_tell_a_refused_modification_from_other_errors():
+    from core.order_changes import MODIFY_ANSWER_S, PendingChanges, Terms
+
+    now = [100.0]
+    book = PendingChanges(clock=lambda: now[0])
+    was, asked = Terms(10, 190.0, 0.0), Terms(10, 189.0, 0.0)
+    key = (1, 7)
+
+    assert book.refused(key, 201) is None  # nothing on its way: not a refusal
+    book.sent(key, was, asked)
+    assert book.before(key) == was
+    assert book.refused(key, 202) is None and key in book  # a cancel's answer, not this
+    assert book.refused(key, 201) == was and key not in book  # refused: put back `was`
+
+    book.sent(key, was, asked)
+    book.confirmed(key, Terms(10, 189.0, 0.0))  # IB's openOrder carries what was asked
+    assert key not in book
+
+    book.sent(key, was, asked)
+    book.sent(key, book.before(key) or was, Terms(12, 189.0, 0.0))  # a second, at once
+    book.confirmed(key, asked)  # the first one confirmed: now the one to go back to
+    assert book.before(key) == asked and key in book
+    assert book.refused(key, 110) == asked
+
+    book.sent(key, was, asked)
+    now[0] += MODIFY_ANSWER_S + 1
+    assert book.refused(key, 201) is None and key not in book  # too late to be its answer
