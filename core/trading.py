@@ -52,7 +52,13 @@ from core.admission import (
 from core.audit import AuditLog
 from core.compat import keep_working_on_refusal, trades_by_key
 from core.connection import Connection
-from core.events import MANUAL, NOT_SENT, OrderRejected
+from core.events import (
+    MANUAL,
+    NOT_SENT,
+    ConnectionState,
+    ConnectionStatusChanged,
+    OrderRejected,
+)
 from core.fill_handling import FillHandler, FillJournal, fill_record
 from core.flatten import FlattenIntent
 from core.inflight import InFlightOrders
@@ -162,9 +168,6 @@ class TradeManager:
         self.wire.frameDropped += self.changes.on_frame_dropped
         # A refused modification's text, from the moment it is heard until its errorEvent.
         self._refusals: dict[OrderKey, str] = {}
-        # False when the last resync could not list the account's orders: nothing is
-        # then called lost (orders stay marked unconfirmed until a resync can).
-        self._listed = True
         ib = self.ib
         keep_working_on_refusal(ib, self._on_refused)
         ib.orderStatusEvent += self._on_order_status
@@ -173,8 +176,10 @@ class TradeManager:
         ib.commissionReportEvent += self.fills.on_commission_report
         ib.errorEvent += self._on_error
         ib.disconnectedEvent += self._on_disconnected
+        self._connection = connection
         if connection is not None:
             connection.connected += self._on_connected
+            connection.statusChanged += self._on_connection_status
 
     @property
     def pre_trade(self) -> PreTradeGate:
@@ -432,15 +437,21 @@ class TradeManager:
 
     async def _resync_once(self) -> int:
         listed = self.ib.isConnected()
-        if listed and self.ib.client.clientId != 0:  # client 0 sees them all
+        link = self._connection.state if self._connection is not None else None
+        if link is ConnectionState.LINK_LOST:
+            # TWS is up but not logged in to IB (its nightly restart): its order lists may
+            # not be complete yet. Orders stay unconfirmed until IB is back (1101/1102).
+            listed = False
+        if self.ib.isConnected() and self.ib.client.clientId != 0:  # client 0 sees them all
             try:
                 await asyncio.wait_for(self.ib.reqAllOpenOrdersAsync(), 10)
             except (TimeoutError, ConnectionError) as exc:
                 listed = False
                 log.warning("could not list the account's open orders: %s", exc)
-        if listed and self.readonly:
-            # ib_async asks for completed orders only when not read-only: without them an
-            # order that ended while away would look lost.
+        if listed and (self.readonly or self.in_flight.unconfirmed()):
+            # Orders working before the drop are looked for among completed orders too:
+            # ib_async asks for them only when not read-only, and only as it connects
+            # (perhaps while the gateway was not logged in to IB yet).
             try:
                 await asyncio.wait_for(self.ib.reqCompletedOrdersAsync(apiOnly=False), 10)
             except (TimeoutError, ConnectionError) as exc:
@@ -450,11 +461,11 @@ class TradeManager:
             self.in_flight.watch(open_trade)
             self.records.publish(open_trade)
         self.in_flight.relink()
-        self._listed = listed
         if not listed and self.in_flight.unconfirmed():
             log.warning(
-                "%d orders working before the drop not confirmed by IB yet: the open or "
-                "completed orders could not be read; they stay marked link down",
+                "%d orders working before the drop not confirmed by IB yet (the gateway is "
+                "not logged in to IB, or its order lists could not be read): they stay "
+                "marked link down and are looked for again",
                 len(self.in_flight.unconfirmed()),
             )
         self.in_flight.find_lost(listed=listed)
@@ -473,6 +484,12 @@ class TradeManager:
 
     def _on_connected(self, reconnect: bool) -> None:
         self._tasks.ensure("resync", self._resync_once)
+
+    def _on_connection_status(self, status: ConnectionStatusChanged) -> None:
+        """IB is back behind the gateway (1101/1102): look again for the orders the
+        reconnect could not confirm while the gateway was not logged in."""
+        if status.state is ConnectionState.CONNECTED and self.in_flight.unconfirmed():
+            self._tasks.ensure("resync", self._resync_once)
 
     async def synchronised(self) -> None:
         """Wait for the resync in progress, if any (after a reconnect: the orders IB no

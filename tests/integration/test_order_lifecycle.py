@@ -324,3 +324,33 @@ async def test_read_only_console_shows_an_order_cancelled_while_away_not_lost(
     finally:
         other.disconnect()
         await conn.disconnect()
+
+
+async def test_order_not_listed_while_gateway_logs_in_is_looked_for_again_once_ib_is_back(
+    core, ib_log_guard
+):
+    """TWS back after its restart but not logged in to IB yet (1100): its order lists may
+    be incomplete then, so nothing is called lost until IB is back (1102); an order still
+    unknown then is."""
+    from core.events import ConnectionState
+
+    ib_log_guard.expect(DROPPED + r"|1100|Connectivity|2103|2105|farm")
+    gw = core.gateway
+    trade, _ = await resting(core)
+    updates: list[OrderUpdated] = []
+    core.trades.orderUpdated += updates.append
+
+    reset = gw.nightly_reset(down_for=0.3, relogin_for=1.0)
+    await wait_for(lambda: not core.connection.ib.isConnected(), what="down")
+    # The restarted TWS does not have the order (the simulator's book, emptied by hand).
+    del gw.engine._orders[(1, trade.order.orderId)]
+    await wait_for(
+        lambda: core.connection.state is ConnectionState.LINK_LOST, timeout=10, what="1100"
+    )
+    await core.trades.resync()
+
+    assert [(u.status, u.link_down) for u in updates] == [("Submitted", True)]
+    assert not trade.isDone()
+    await reset
+    await wait_for(lambda: updates[-1].status == LOST, timeout=10, what="Lost once IB is back")
+    assert gw.engine.open_orders() == []
