@@ -276,6 +276,7 @@ class EmergencyStop:
         saving = self._tasks.spawn(self._save_state(), "save HALTED", awaited=True)
         remaining: list[str] = []
         working: list[str] = []
+        lost: list[str] = []
         try:
             while run.rounds < self.max_rounds and loop.time() < deadline:
                 if not await self.link.wait_connected(run, self.reconnect_timeout):
@@ -294,12 +295,13 @@ class EmergencyStop:
                 if done:
                     break
             remaining, working = await self._verify(run)
+            lost = self._lost(run)
         finally:
             try:
                 await saving
             except Exception as exc:
                 run.fail("state", "HALTED", f"could not be saved: {exc}")
-        result = run.result(remaining=remaining, working=working)
+        result = run.result(remaining=remaining, working=working, lost=lost)
         self.audit.record(
             run.actor, "emergency_stop", run.subject, result.summary(), strategy=run.scope.strategy
         )
@@ -339,6 +341,9 @@ class EmergencyStop:
             self._say(run, "verifying", "checking that the account is flat and order-free")
         if not await self.link.wait_connected(run, self.reconnect_timeout):
             return ["unknown: not connected"], ["unknown: not connected"]
+        # After a reconnect the trade manager looks for the orders IB no longer knows:
+        # what it finds lost belongs in this stop's outcome.
+        await self.trades.synchronised()
         working = [order_subject(t) for t in self.cancels.working(run.scope)]
         remaining: list[str] = []
         if run.flatten:
@@ -350,6 +355,15 @@ class EmergencyStop:
             targets = self.planner.plan(run, positions) if positions else []
             remaining = [t.describe() for t in targets]
         return remaining, working
+
+    def _lost(self, run: StopRun) -> list[str]:
+        """The scope's orders lost after a reconnect (never cancelled: IB does not know
+        them), named so the outcome never reads order-free without them."""
+        return [
+            order_subject(t)
+            for t in self.trades.lost_orders()
+            if self.cancels.in_scope(t, run.scope)
+        ]
 
     async def _preview(self, run: StopRun) -> EmergencyStopResult:
         """What a stop would cancel and send now, sending nothing (``dry_run``)."""

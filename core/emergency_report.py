@@ -187,6 +187,9 @@ class EmergencyStopResult:
     failures: tuple[StopFailure, ...] = ()
     rounds: int = 0
     reconnects: int = 0
+    #: Orders of the scope IB did not know after a reconnect (``Lost``): not cancelled,
+    #: not known to be gone either; a person must look for them in TWS.
+    orders_lost: tuple[str, ...] = ()
 
     @property
     def flat(self) -> bool:
@@ -201,15 +204,32 @@ class EmergencyStopResult:
     @property
     def ok(self) -> bool:
         """Everything asked was done and nothing failed."""
-        return self.order_free and (self.flat or not self.flatten) and not self.failures
+        return (
+            self.order_free
+            and (self.flat or not self.flatten)
+            and not self.failures
+            and not self.orders_lost
+        )
 
     @property
     def outcome(self) -> str:
-        """``flat and order-free``, or ``NOT flat/order-free:`` and what is left."""
+        """``flat and order-free``, or ``NOT flat/order-free:`` and what is left; an order
+        lost after a reconnect is always named (it may still work somewhere)."""
+        lost = ""
+        if self.orders_lost:
+            it = "it" if len(self.orders_lost) == 1 else "them"
+            lost = (
+                f"; {counted(len(self.orders_lost), 'order')} LOST (IB did not know "
+                f"{it} after the reconnect): look for {it} in TWS"
+            )
         if self.flat and self.order_free:
+            if lost:
+                return "flat, no order working at IB" + lost
             return "flat and order-free"
-        return "NOT flat/order-free: " + ", ".join(
-            (*self.positions_remaining, *self.working_remaining)
+        return (
+            "NOT flat/order-free: "
+            + ", ".join((*self.positions_remaining, *self.working_remaining))
+            + lost
         )
 
     def summary(self) -> str:
@@ -228,6 +248,14 @@ class EmergencyStopResult:
         verb = "cancel" if self.dry_run else "cancelled"
         lines.append(f"  {verb} {len(self.orders_cancelled)} working orders")
         lines += [f"    {o}" for o in self.orders_cancelled]
+        if self.orders_lost:
+            one = len(self.orders_lost) == 1
+            it, was = ("it", "was") if one else ("them", "were")
+            lines.append(
+                f"  LOST {counted(len(self.orders_lost), 'order')}: IB did not know "
+                f"{it} after the reconnect, so {it} {was} not cancelled; look for {it} in TWS"
+            )
+            lines += [f"    {o}" for o in self.orders_lost]
         verb = "send" if self.dry_run else "sent"
         lines.append(f"  {verb} {len(self.positions_closed)} flattening orders")
         lines += [f"    {o.describe()}" for o in self.positions_closed]
@@ -273,6 +301,7 @@ class StopRun:
         dry_run: bool = False,
         remaining: Sequence[str] = (),
         working: Sequence[str] = (),
+        lost: Sequence[str] = (),
     ) -> EmergencyStopResult:
         """The run's result, finished now, with what is left of the scope."""
         return EmergencyStopResult(
@@ -289,4 +318,5 @@ class StopRun:
             failures=tuple(self.failures),
             rounds=self.rounds,
             reconnects=self.reconnects,
+            orders_lost=tuple(lost),
         )

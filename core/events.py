@@ -48,8 +48,9 @@ EXTERNAL = "external"
 #: An order the console never wrote to the gateway: the wire's last check refused it,
 #: it was cancelled while still waiting, or the connection closed first. Terminal.
 NOT_SENT = "NotSent"
-#: An order written just before a drop that the gateway, after the reconnect, does not
-#: know (not open, not completed, no execution). Terminal; never resent.
+#: An order the gateway, after a reconnect, does not know (not open, not completed, no
+#: execution): written just before the drop, or working before it and gone since (e.g.
+#: the gateway restarted without it). Terminal; never resent; the trader looks for it.
 LOST = "Lost"
 #: Quantities closer to zero than this are zero (fractional shares, FX lots).
 QTY_EPS = 1e-9
@@ -134,6 +135,12 @@ class OrderUpdated:
     placed: datetime | None = None
     #: The contract's minimum price increment, when known: prices show its decimals.
     min_tick: float | None = None
+    #: The connection to the gateway is down: this is the last state IB confirmed and
+    #: it may have changed since (it is looked for after the reconnect).
+    link_down: bool = False
+    #: This status was learned after a reconnect: it happened while the console was
+    #: disconnected (e.g. cancelled in TWS), so nobody saw it happen.
+    while_away: bool = False
 
     @property
     def is_working(self) -> bool:

@@ -20,6 +20,7 @@ presentation, not decisions: nothing here sends, refuses or ends an order.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -27,7 +28,7 @@ from datetime import UTC, datetime
 from eventkit import Event
 from ib_async import Contract, ContractDetails, Fill, Trade
 
-from core.events import EXTERNAL, OrderUpdated
+from core.events import EXTERNAL, OrderUpdated, now_utc
 from core.orders import price_or_none
 from core.orderstatus import allowed
 from core.tasks import Tasks
@@ -36,6 +37,12 @@ log = logging.getLogger(__name__)
 
 #: How many order updates wait for the journal at most when writes keep failing.
 MAX_ORDER_BACKLOG = 10_000
+
+#: The message of an order shown working while the connection is down.
+LINK_DOWN_MESSAGE = (
+    "link down: IB has not confirmed this order since the connection dropped; "
+    "it is looked for after the reconnect"
+)
 
 OrderKey = tuple[int, int]  # (client id, order id); (0, -permId) for an order known by permId
 OrderJournal = Callable[[Sequence[OrderUpdated]], Awaitable[int]]
@@ -46,6 +53,13 @@ def order_key(trade: Trade) -> OrderKey:
     """The key an order is known by here: its ids, else its permId (TWS's own orders)."""
     o = trade.order
     return (o.clientId, o.orderId) if o.orderId else (0, -(o.permId or trade.orderStatus.permId))
+
+
+def _key_of(update: OrderUpdated) -> OrderKey:
+    """The key of the order an update is about (as :func:`order_key` for its trade)."""
+    if update.order_id:
+        return (update.client_id, update.order_id)
+    return (0, -update.perm_id)
 
 
 class OrderRecords:
@@ -75,6 +89,8 @@ class OrderRecords:
         #: The strategy of each order placed in this session (by order key).
         self.strategy_of_order: dict[OrderKey, str] = {}
         self._shown: dict[OrderKey, str] = {}
+        # The last update published of each order: what the grid shows of it.
+        self._last: dict[OrderKey, OrderUpdated] = {}
         # When each order was placed: by order key and by permId, restored from the
         # orders journal at start (restore()).
         self._placed: dict[OrderKey, datetime] = {}
@@ -114,9 +130,28 @@ class OrderRecords:
 
     # -- publishing --------------------------------------------------------------------
 
-    def publish(self, trade: Trade) -> bool:
+    def last_update(self, trade: Trade) -> OrderUpdated | None:
+        """The last update published of ``trade``'s order (what is shown of it)."""
+        return self._last.get(order_key(trade))
+
+    def mark_link_down(self) -> int:
+        """The connection dropped: publish every order shown working again, marked
+        ``link_down`` (IB cannot confirm it until the reconnect). Not journalled: the
+        order did not change. Returns how many."""
+        marked = [
+            dataclasses.replace(u, link_down=True, message=LINK_DOWN_MESSAGE, time=now_utc())
+            for u in self._last.values()
+            if u.is_working and not u.link_down
+        ]
+        for update in marked:
+            self._last[_key_of(update)] = update
+            self.orderUpdated.emit(update)
+        return len(marked)
+
+    def publish(self, trade: Trade, *, while_away: bool = False) -> bool:
         """Publish the order's state; False when its status cannot follow the one shown
-        (a stale or reordered message: logged, not shown)."""
+        (a stale or reordered message: logged, not shown). ``while_away``: the status was
+        learned after a reconnect (it happened while the console was disconnected)."""
         o, s, c = trade.order, trade.orderStatus, trade.contract
         message = trade.log[-1].message if trade.log else ""
         key = order_key(trade)
@@ -155,7 +190,9 @@ class OrderRecords:
             message=message,
             placed=self._placed_at(key, perm_id, trade),
             min_tick=self.min_tick(c),
+            while_away=while_away,
         )
+        self._last[key] = update
         self.orderUpdated.emit(update)
         self._journal_order(update)
         return True
@@ -209,6 +246,7 @@ class OrderRecords:
         for key in done:
             del self.strategy_of_order[key]
         self._shown = {k: v for k, v in self._shown.items() if k in keep}
+        self._last = {k: v for k, v in self._last.items() if k in keep}
         open_trades = list(open_trades)
         perms = {t.order.permId or t.orderStatus.permId for t in open_trades}
         placed_keys = keep | {(t.order.clientId, t.order.orderId) for t in open_trades}

@@ -51,15 +51,21 @@ from core.admission import (
     PreTradeGate,
 )
 from core.audit import AuditLog
-from core.compat import trades_by_key
+from core.compat import keep_working_on_refusal, trades_by_key
 from core.connection import Connection
 from core.contracts import ContractError, ContractService
-from core.events import MANUAL, NOT_SENT, OrderRejected
+from core.events import (
+    MANUAL,
+    NOT_SENT,
+    ConnectionState,
+    ConnectionStatusChanged,
+    OrderRejected,
+)
 from core.fill_handling import FillHandler, FillJournal, fill_record
 from core.flatten import FlattenIntent
 from core.inflight import InFlightOrders
-from core.order_changes import OrderChanges
-from core.order_records import OrderKey, OrderRecords
+from core.order_changes import NOT_REJECTIONS, OrderChanges
+from core.order_records import OrderKey, OrderRecords, order_key
 from core.orderids import OrderIdSequence
 from core.orders import describe_order
 from core.strategies import StrategyManager
@@ -82,9 +88,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-#: IB codes that are informational for an order, not a rejection.
-NOT_REJECTIONS = frozenset({202, 399, 404, 10148, 10147, 161}) | frozenset(range(2100, 2200))
 
 
 class TradeManager:
@@ -153,7 +156,7 @@ class TradeManager:
             records=self.records,
             rejected=self.orderRejected,
             tell=self._queue,
-            on_status=self._on_order_status,
+            on_status=self._on_status_after_reconnect,
             ended=ended,
         )
         self.changes = OrderChanges(
@@ -171,15 +174,21 @@ class TradeManager:
         self.fillReceived: Event = self.fills.fillReceived
         self.journalError: Event = self.fills.journalError
         self.wire.frameDropped += self.in_flight.on_frame_dropped
+        self.wire.frameDropped += self.changes.on_frame_dropped
+        # A refused modification's text, from the moment it is heard until its errorEvent.
+        self._refusals: dict[OrderKey, str] = {}
         ib = self.ib
+        keep_working_on_refusal(ib, self._on_refused)
         ib.orderStatusEvent += self._on_order_status
         ib.openOrderEvent += self._on_open_order  # parameters; statuses come from orderStatus
         ib.execDetailsEvent += self._on_exec_details
         ib.commissionReportEvent += self.fills.on_commission_report
         ib.errorEvent += self._on_error
-        ib.disconnectedEvent += self.in_flight.on_disconnected
+        ib.disconnectedEvent += self._on_disconnected
+        self._connection = connection
         if connection is not None:
             connection.connected += self._on_connected
+            connection.statusChanged += self._on_connection_status
 
     @property
     def account(self) -> str:
@@ -478,18 +487,42 @@ class TradeManager:
         return await asyncio.shield(self._tasks.ensure("resync", self._resync_once))
 
     async def _resync_once(self) -> int:
+        listed = self.ib.isConnected()
+        link = self._connection.state if self._connection is not None else None
+        if link is ConnectionState.LINK_LOST:
+            # TWS is up but not logged in to IB (its nightly restart): its order lists may
+            # not be complete yet. Orders stay unconfirmed until IB is back (1101/1102).
+            listed = False
         if self.ib.isConnected() and self.ib.client.clientId != 0:  # client 0 sees them all
             try:
                 await asyncio.wait_for(self.ib.reqAllOpenOrdersAsync(), 10)
             except (TimeoutError, ConnectionError) as exc:
+                listed = False
                 log.warning("could not list the account's open orders: %s", exc)
+        if listed and (self.readonly or self.in_flight.unconfirmed()):
+            # Orders working before the drop are looked for among completed orders too:
+            # ib_async asks for them only when not read-only, and only as it connects
+            # (perhaps while the gateway was not logged in to IB yet).
+            try:
+                await asyncio.wait_for(self.ib.reqCompletedOrdersAsync(apiOnly=False), 10)
+            except (TimeoutError, ConnectionError) as exc:
+                listed = False
+                log.warning("could not list the account's completed orders: %s", exc)
         for open_trade in self.ib.openTrades():
+            self.in_flight.watch(open_trade)
             self.records.publish(open_trade)
         # A working order (restored after a restart, placed elsewhere) is modified on
         # its contract's details: learn them now, not when the trader edits it.
         self._tasks.ensure("working contracts", self._learn_working_contracts)
         self.in_flight.relink()
-        self.in_flight.find_lost()
+        if not listed and self.in_flight.unconfirmed():
+            log.warning(
+                "%d orders working before the drop not confirmed by IB yet (the gateway is "
+                "not logged in to IB, or its order lists could not be read): they stay "
+                "marked link down and are looked for again",
+                len(self.in_flight.unconfirmed()),
+            )
+        self.in_flight.find_lost(listed=listed)
         before = self.fills.seen()
         for fill in self.ib.fills():
             self.fills.handle(self._trade_for_fill(fill), fill)
@@ -511,6 +544,30 @@ class TradeManager:
 
     def _on_connected(self, reconnect: bool) -> None:
         self._tasks.ensure("resync", self._resync_once)
+
+    def _on_connection_status(self, status: ConnectionStatusChanged) -> None:
+        """IB is back behind the gateway (1101/1102): look again for the orders the
+        reconnect could not confirm while the gateway was not logged in."""
+        if status.state is ConnectionState.CONNECTED and self.in_flight.unconfirmed():
+            self._tasks.ensure("resync", self._resync_once)
+
+    async def synchronised(self) -> None:
+        """Wait for the resync in progress, if any (after a reconnect: the orders IB no
+        longer knows are then ended as lost)."""
+        await self._tasks.wait("resync")
+
+    def lost_orders(self, strategy: str | None = None) -> list[Trade]:
+        """The orders ended ``Lost`` (of one strategy if given) that have not turned up
+        at IB since: a person must look for them in TWS."""
+        return [
+            t for t in self.in_flight.lost() if strategy is None or self.strategy_of(t) == strategy
+        ]
+
+    def _on_disconnected(self) -> None:
+        """Orders written but not acknowledged become suspects; every order shown
+        working is marked link down (unconfirmed) until IB reports it again."""
+        self.in_flight.on_disconnected()
+        self.records.mark_link_down()
 
     async def wait_journalled(self, timeout: float | None = None) -> list[str]:
         """Wait until no fill is waiting for its journal write and the order updates so
@@ -536,20 +593,37 @@ class TradeManager:
         self.in_flight.acknowledged(fill.execution.clientId, fill.execution.orderId)
         self.fills.handle(trade, fill)
 
-    def _on_order_status(self, trade: Trade) -> None:
+    def _on_order_status(self, trade: Trade, *, while_away: bool = False) -> None:
         self.in_flight.acknowledged(trade.order.clientId, trade.order.orderId)
         if trade.isDone():
-            self.in_flight.live.pop((trade.order.clientId, trade.order.orderId), None)
+            self.in_flight.live.pop(order_key(trade), None)
+            self.changes.forget(trade)
+        else:
+            self.in_flight.watch(trade)
         strategy = self.strategy_of(trade)
-        if not self.records.publish(trade):
+        if not self.records.publish(trade, while_away=while_away):
             return  # not a change an order can make: strategies are not told either
         status = trade.orderStatus.status
         kind = "cancel" if status in ("Cancelled", "ApiCancelled") else "status"
         self._queue({"type": kind, "strategy": strategy, "trade": trade, "status": status})
 
+    def _on_status_after_reconnect(self, trade: Trade) -> None:
+        """A status learned on the reconnect (relinked orders): it happened while away."""
+        self._on_order_status(trade, while_away=trade.isDone())
+
     def _on_open_order(self, trade: Trade) -> None:
         self.in_flight.acknowledged(trade.order.clientId, trade.order.orderId)
+        self.in_flight.watch(trade)
+        self.changes.confirmed(trade)
         self.records.publish(trade)
+
+    def _on_refused(self, trade: Trade, code: int, message: str) -> str | None:
+        """Asked before ib_async handles an order error: a refused modification leaves
+        the order working as it was; its errorEvent follows (:meth:`_on_error`)."""
+        text = self.changes.refused(trade, code, message)
+        if text is not None:
+            self._refusals[order_key(trade)] = text
+        return text
 
     def _on_error(self, req_id: int, code: int, message: str, contract: Any) -> None:
         if req_id < 0:
@@ -559,6 +633,7 @@ class TradeManager:
             return
         self.in_flight.acknowledged(trade.order.clientId, trade.order.orderId)
         strategy = self.strategy_of(trade)
+        refusal = self._refusals.pop(order_key(trade), None)
         self._queue(
             {
                 "type": "error",
@@ -566,8 +641,24 @@ class TradeManager:
                 "trade": trade,
                 "code": code,
                 "message": message,
+                "modification_refused": refusal is not None,
             }
         )
+        if refusal is not None:
+            log.warning("order %d (%s): %s", req_id, strategy, refusal)
+            self.records.publish(trade)  # as it was, the refusal its message
+            self.audit.record(
+                "ib",
+                "modify",
+                f"#{req_id} " + describe_order(trade.contract, trade.order),
+                f"refused: error {code}: {message}; the order still works as before",
+                order_id=req_id,
+                strategy=strategy,
+            )
+            self.orderRejected.emit(
+                OrderRejected(req_id, strategy, trade.contract.symbol, code, refusal, (message,))
+            )
+            return
         if code in NOT_REJECTIONS:
             log.info("order %d: IB %d: %s", req_id, code, message)
             return

@@ -415,6 +415,10 @@ class SimGateway(FaultInjection, MarketDataHandlers, OrderHandlers, AccountHandl
         session.send(p.managed_accounts(self.accounts))
         for code, text in LINK_DOWN_NOTICES if self._link_down else FARM_NOTICES:
             session.send(p.error(session.version, -1, code, text))
+        # As TWS does when a client id (re)connects: its working orders, unasked.
+        if cid != 0:
+            for order in self.engine.open_orders(cid):
+                self._send_order(session, order)
 
     def _next_id(self, client_id: int) -> int:
         return max(self._next_ids.get(client_id, 1), 1)

@@ -3,8 +3,12 @@
 Rows are keyed by ``(client_id, order_id)``, or by ``("perm", perm_id)`` for orders with
 no API order id (placed in TWS by hand).
 
-An order the gateway never received after a drop (``Lost``) stays in the grid, its
-status and message in red, until the trading day ends.
+An order the gateway never received after a drop, or no longer knows after a
+reconnect (``Lost``), stays in the grid, its status and message in red, until the
+trading day ends; so does an order that ended while the console was disconnected (core
+marks it ``while_away``: cancelled in TWS, filled), since nobody saw it end. While the
+connection is down, working orders show ``link down ·`` before their status, in amber:
+core marks them ``link_down`` until IB confirms them again after the reconnect.
 
 Done orders (Filled, Cancelled, ApiCancelled, NotSent) **linger**: the row stays for
 ``done_linger_ms`` (default 3 s), dimmed and showing its final status, then leaves the
@@ -67,9 +71,19 @@ def _side_colour(value: Any, row: Mapping[str, Any]) -> QColor | None:
     return theme.side_colour(value)
 
 
+#: Before the status of a working order while the connection is down (before, so a
+#: narrow Status column still shows it when it elides the rest).
+LINK_DOWN_MARK = "link down · "
+
+
 def _status_colour(value: Any, row: Mapping[str, Any]) -> QColor | None:
-    name = STATUS_COLOURS.get(value)
+    name = theme.AMBER if row.get("link_down") else STATUS_COLOURS.get(value)
     return theme.colour(name) if name else None
+
+
+def _status_text(value: Any, row: Mapping[str, Any]) -> str:
+    text = fmt_text(value, row)
+    return LINK_DOWN_MARK + text if row.get("link_down") else text
 
 
 def _id_text(value: Any, row: Mapping[str, Any]) -> str:
@@ -94,7 +108,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("limit_price", "Limit", fmt_price, RIGHT, editable=True, width=9),
     Column("stop_price", "Stop", fmt_price, RIGHT, editable=True, width=9),
     # Drawn in the UI font, though counted in number-font digits: 14 fits "PendingCancel".
-    Column("status", "Status", fmt_text, LEFT, _status_colour, width=14),
+    Column("status", "Status", _status_text, LEFT, _status_colour, width=14),
     Column("strategy", "Strategy", fmt_text, LEFT, width=10),
     Column("tif", "TIF", fmt_text, CENTER, width=4),
     Column("order_id", "Id", _id_text, RIGHT, width=5),
@@ -162,8 +176,10 @@ class OrdersModel(KeyedTableModel):
         self._learn_tick(event.con_id, event.min_tick)
         self.upsert(key, row)
         if not event.is_working:
-            if event.status == LOST:
-                return  # stays until the day ends: the trader must see what was lost
+            if event.status == LOST or event.while_away:
+                # Stays until the day ends: the trader must see what was lost, or what
+                # ended while nobody was watching.
+                return
             if self.done_linger_ms <= 0:
                 self.flush()
                 self.remove(key)
@@ -227,6 +243,8 @@ class OrdersModel(KeyedTableModel):
             "tif": event.tif,
             "status": event.status,
             "message": event.message,
+            "link_down": event.link_down,
+            "while_away": event.while_away,
             "con_id": event.con_id,
             "sec_type": event.sec_type,
             "__event": event,

@@ -422,3 +422,38 @@ def test_lost_order_stays_in_red_with_its_reason_while_not_sent_lingers(qtbot):
     assert (
         model.data(status, Qt.ItemDataRole.ForegroundRole).name() == theme.colour(theme.LOSS).name()
     )
+
+
+def test_working_order_while_link_down_then_marked_unconfirmed_until_confirmed(qtbot):
+    model = OrdersModel(frame_ms=0)
+    model.on_order_updated(make_order())
+    model.on_order_updated(make_order(link_down=True, message="link down: not confirmed"))
+    model.flush()
+
+    assert text(model, (1, 11), "status") == "link down · Submitted"
+    status = model.index(0, [c.key for c in model.columns].index("status"))
+    assert (
+        model.data(status, Qt.ItemDataRole.ForegroundRole).name()
+        == theme.colour(theme.AMBER).name()
+    )
+    assert model.working_order_ids() == [11]  # still counted as working (the quit prompt)
+
+    model.on_order_updated(make_order())  # IB reports it again after the reconnect
+    model.flush()
+    assert text(model, (1, 11), "status") == "Submitted"
+
+
+def test_order_ended_while_away_stays_while_one_ended_in_sight_lingers(qtbot):
+    model = OrdersModel(done_linger_ms=50, frame_ms=0)
+    for oid in (1, 2):
+        model.on_order_updated(make_order(order_id=oid))
+    model.on_order_updated(make_order(order_id=1, status="Cancelled", while_away=True))
+    model.on_order_updated(make_order(order_id=2, status="Cancelled"))
+    model.flush()
+
+    def lingered() -> bool:
+        model.flush()
+        return 2 not in [r["order_id"] for r in model.rows()]
+
+    qtbot.waitUntil(lingered, timeout=5000)
+    assert [(r["order_id"], r["status"]) for r in model.rows()] == [(1, "Cancelled")]

@@ -297,3 +297,41 @@ async def test_flattening_order_type_follows_the_stop_clock_not_the_wall_clock(
         assert closing.lmtPrice > 0
     else:
         assert (closing.orderType, closing.outsideRth) == ("MKT", False)
+
+
+async def test_emergency_stop_names_an_order_lost_across_the_reconnect(
+    stopper: Stopper, ib_log_guard: Any
+):
+    """Pressed while the gateway is down; it comes back without the working order (TWS
+    restarted without it): the stop cancels nothing, and says so instead of reading
+    order-free."""
+    from core.sim import SimGateway
+
+    ib_log_guard.expect(
+        r"Peer closed connection|Connection reset by peer|API connection failed|Make sure API port"
+    )
+    s = stopper
+    old = s.core.gateway
+    old.freeze_market_data(True)
+    aapl = old.universe.find(symbol="AAPL")[0]
+    price = round(old.market.quote(aapl.con_id).bid * 0.9, 2)
+    trade = s.core.trades.place_order(
+        create_stock_contract("AAPL"), create_limit_order("BUY", 10, price), "book"
+    )
+    await wait_for(lambda: trade.orderStatus.status == "Submitted", what="working")
+    await old.stop()
+    await wait_for(lambda: not s.core.connection.ib.isConnected(), what="down")
+    task = asyncio.ensure_future(s.stop.stop("gateway gone", flatten=False))
+    fresh = SimGateway("127.0.0.1", old.port, seed=20261125, tick_interval=0.05)
+    await fresh.start()
+    try:
+        result = await asyncio.wait_for(task, 60)
+    finally:
+        await fresh.stop()
+
+    assert result.orders_lost and f"#{trade.order.orderId} BUY 10 AAPL" in result.orders_lost[0]
+    assert not result.ok
+    assert "LOST" in result.outcome and "look for it in TWS" in result.outcome
+    assert "look for it in TWS" in result.describe()
+    assert "order-free" not in result.outcome
+    assert fresh.engine.open_orders() == []  # nothing resent

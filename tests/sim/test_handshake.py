@@ -204,3 +204,42 @@ async def test_unsupported_request_when_sent_then_321_not_crash(gateway, ib):
     assert await ib.reqCurrentTimeAsync()
     assert [(r, c) for r, c, _ in errors] == [(-1, 321)]
     assert "unsupported message 12" in errors[0][2]
+
+
+@pytest.mark.asyncio
+async def test_start_api_when_client_has_working_orders_then_they_are_sent_unasked(
+    gateway, ib, ib_log_guard
+):
+    # TWS sends a (re)connecting client id its working orders (openOrder + orderStatus)
+    # before any reqOpenOrders.
+    from ib_async import LimitOrder
+
+    gateway.freeze_market_data(True)
+    aapl = Stock("AAPL", "SMART", "USD")
+    await ib.qualifyContractsAsync(aapl)
+    trade = ib.placeOrder(aapl, LimitOrder("BUY", 5, 100.0))
+    await wait_for(lambda: trade.orderStatus.status == "Submitted", what="working")
+    ib.disconnect()
+    await wait_for(lambda: gateway.client_ids == [], what="gone")
+
+    reader, writer = await asyncio.open_connection("127.0.0.1", gateway.port)
+    writer.write(p.HELLO + p.frame_raw(b"v157..178"))
+    frames = p.FrameReader()
+    seen: list[list[str]] = []
+
+    async def until(msg_id: str) -> None:
+        while not any(f[0] == msg_id for f in seen):
+            for payload in frames.feed(await asyncio.wait_for(reader.read(65536), 5)):
+                seen.append(p.split_fields(payload))
+
+    while not seen:  # the handshake's answer
+        for payload in frames.feed(await asyncio.wait_for(reader.read(1000), 5)):
+            seen.append(p.split_fields(payload))
+    writer.write(p.frame_raw(b"71\x002\x001\x00\x00"))  # startApi as client 1, asking nothing
+    await until("3")  # orderStatus
+    writer.close()
+
+    opened = [f for f in seen if f[0] == "5"]
+    statuses = [f for f in seen if f[0] == "3"]
+    assert opened and opened[0][1] == str(trade.order.orderId)
+    assert statuses[0][1:3] == [str(trade.order.orderId), "Submitted"]

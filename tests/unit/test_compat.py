@@ -72,3 +72,56 @@ def test_arcticdb_version_cache_can_be_forgotten(tmp_path):
     lib.write("s", pd.DataFrame({"v": [1]}))
     compat.forget_cached_versions(lib)
     assert list(lib.read("s").data["v"]) == [1]
+
+
+def _working_trade(ib: IB) -> Trade:
+    from ib_async import Contract, Order, OrderStatus
+
+    trade = Trade(
+        Contract(symbol="AAPL", secType="STK"),
+        Order(orderId=4, clientId=1, action="BUY", totalQuantity=10, orderType="LMT"),
+        OrderStatus(orderId=4, status="Submitted"),
+        [],
+        [],
+    )
+    ib.wrapper.clientId = 1
+    compat.trades_by_key(ib)[(1, 4)] = trade
+    return trade
+
+
+def test_an_order_error_is_heard_before_ib_async_cancels_the_order(ib_log_guard):
+    ib_log_guard.expect(r"Error 202|Canceled order")
+    ib = IB()
+    trade = _working_trade(ib)
+    errors: list[tuple[int, int]] = []
+    ib.errorEvent += lambda req_id, code, message, contract: errors.append((req_id, code))
+    asked: list[tuple[Trade, int, str]] = []
+
+    def refused(t: Trade, code: int, message: str) -> str | None:
+        asked.append((t, code, message))
+        return "modification refused" if code == 201 else None
+
+    compat.keep_working_on_refusal(ib, refused)
+    ib.wrapper.error(4, 201, "Order rejected", "")  # what the decoder calls
+
+    assert asked == [(trade, 201, "Order rejected")]
+    assert trade.orderStatus.status == "Submitted"  # ib_async would say Cancelled
+    assert (trade.log[-1].message, trade.log[-1].errorCode) == ("modification refused", 201)
+    assert errors == [(4, 201)]
+
+    ib.wrapper.error(4, 202, "Order Canceled", "")  # not a refusal: ib_async's handling
+    assert trade.orderStatus.status == "Cancelled"
+    assert errors == [(4, 201), (4, 202)]
+
+
+def test_the_decoder_finds_the_error_handler_on_the_wrapper_at_each_message():
+    # keep_working_on_refusal replaces the wrapper's error attribute: ib_async's decoder
+    # must look it up by name for every message, not keep the method it found at start.
+    ib = IB()
+    trade = _working_trade(ib)
+    compat.keep_working_on_refusal(ib, lambda t, code, message: "kept")
+    ib.client.decoder.serverVersion = 178
+    ib.client.decoder.interpret(["4", "2", "4", "201", "Order rejected", ""])
+
+    assert trade.orderStatus.status == "Submitted"
+    assert trade.log[-1].message == "kept"

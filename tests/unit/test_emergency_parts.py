@@ -180,3 +180,23 @@ def test_planned_orders_outside_regular_hours_are_marketable_limits_on_the_tick(
     # 1% through the bid, rounded down to the cent for a sell
     assert orders == [FlattenOrder("external", AAPL.conId, "AAPL", "SELL", 100.0, "LMT", 188.1)]
     assert run.failures == []
+
+
+def test_result_with_a_lost_order_never_reads_order_free_and_names_it():
+    lost = result(
+        flatten=False,
+        orders_lost=("#4 BUY 10 AAPL LMT 180.00 DAY [book]",),
+    )
+
+    assert not lost.ok
+    assert lost.outcome == (
+        "flat, no order working at IB; 1 order LOST (IB did not know it after the "
+        "reconnect): look for it in TWS"
+    )
+    assert lost.describe().splitlines()[2:5] == [
+        "  LOST 1 order: IB did not know it after the reconnect, so it was not cancelled; "
+        "look for it in TWS",
+        "    #4 BUY 10 AAPL LMT 180.00 DAY [book]",
+        "  sent 0 flattening orders",
+    ]
+    assert "LOST" in lost.summary()

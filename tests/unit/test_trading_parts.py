@@ -209,3 +209,92 @@ async def test_fill_handler_when_the_journal_fails_then_retries_and_publishes_on
     assert [(f.exec_id, f.strategy, f.commission) for f in published] == [("e1", "alpha", 1.0)]
     assert [m["type"] for m in told] == ["fill"]
     assert fills.handled == {"e1"} and fills.not_journalled() == []
+
+
+# -- modifications (core.order_changes) and the link going down (core.order_records) --------
+
+
+def test_terms_match_when_quantity_and_prices_match_unset_prices_included():
+    from ib_async.util import UNSET_DOUBLE
+
+    from core.order_changes import Terms
+
+    order = limit_order(100, 190.0)
+    terms = Terms.of(order)
+
+    assert terms == Terms(100.0, 190.0, UNSET_DOUBLE)
+    assert terms.same(Terms(100.0, 190.0 + 1e-12, UNSET_DOUBLE))
+    assert not terms.same(Terms(100.0, 190.01, UNSET_DOUBLE))
+    assert not terms.same(Terms(90.0, 190.0, UNSET_DOUBLE))
+    assert not Terms(float("nan"), 1.0, 1.0).same(Terms(float("nan"), 1.0, 1.0))
+    changed = limit_order(5, 1.0)
+    terms.put_into(changed)
+    assert Terms.of(changed) == terms
+
+
+def test_new_total_below_the_filled_quantity_is_refused_with_the_reason():
+    from core.order_changes import _below_filled
+
+    trade = submitted_trade()
+    trade.orderStatus.filled = 100
+
+    assert _below_filled(trade, limit_order(50)) == (
+        "new total quantity 50 is below the 100 already filled: the total includes what "
+        "filled; to stop further fills, cancel the order"
+    )
+    assert _below_filled(trade, limit_order(100)) == ""  # nothing more to fill: IB decides
+    assert _below_filled(trade, limit_order(800)) == ""
+    trade.orderStatus.filled = 0
+    assert _below_filled(trade, limit_order(1)) == ""
+    bad = limit_order()
+    bad.totalQuantity = "abc"  # type: ignore[assignment]
+    assert _below_filled(trade, bad) == ""  # validation refuses it, with its own reason
+
+
+def test_order_records_when_the_link_drops_then_working_orders_are_marked_once():
+    records = OrderRecords(journal=None, tasks=Tasks("test"), ended={})
+    shown: list[OrderUpdated] = []
+    records.orderUpdated += shown.append
+    working, done = submitted_trade(), submitted_trade("Filled")
+    done.order.orderId = done.orderStatus.orderId = 8
+    records.publish(working)
+    records.publish(done)
+
+    assert records.mark_link_down() == 1
+    assert records.mark_link_down() == 0  # already marked
+    marked = shown[-1]
+    assert (marked.order_id, marked.status, marked.link_down) == (7, "Submitted", True)
+    assert "link down" in marked.message
+    assert records.last_update(working) == marked
+
+    records.publish(working)  # IB reports it again after the reconnect
+    assert not shown[-1].link_down and records.mark_link_down() == 1
+
+
+def test_pending_changes_tell_a_refused_modification_from_other_errors():
+    from core.order_changes import MODIFY_ANSWER_S, PendingChanges, Terms
+
+    now = [100.0]
+    book = PendingChanges(clock=lambda: now[0])
+    was, asked = Terms(10, 190.0, 0.0), Terms(10, 189.0, 0.0)
+    key = (1, 7)
+
+    assert book.refused(key, 201) is None  # nothing on its way: not a refusal
+    book.sent(key, was, asked)
+    assert book.before(key) == was
+    assert book.refused(key, 202) is None and key in book  # a cancel's answer, not this
+    assert book.refused(key, 201) == was and key not in book  # refused: put back `was`
+
+    book.sent(key, was, asked)
+    book.confirmed(key, Terms(10, 189.0, 0.0))  # IB's openOrder carries what was asked
+    assert key not in book
+
+    book.sent(key, was, asked)
+    book.sent(key, book.before(key) or was, Terms(12, 189.0, 0.0))  # a second, at once
+    book.confirmed(key, asked)  # the first one confirmed: now the one to go back to
+    assert book.before(key) == asked and key in book
+    assert book.refused(key, 110) == asked
+
+    book.sent(key, was, asked)
+    now[0] += MODIFY_ANSWER_S + 1
+    assert book.refused(key, 201) is None and key not in book  # too late to be its answer
