@@ -316,7 +316,9 @@ async def test_emergency_stop_names_an_order_lost_across_the_reconnect(
     aapl = old.universe.find(symbol="AAPL")[0]
     price = round(old.market.quote(aapl.con_id).bid * 0.9, 2)
     trade = s.core.trades.place_order(
-        create_stock_contract("AAPL"), create_limit_order("BUY", 10, price), "book"
+        await s.core.trades.qualify(create_stock_contract("AAPL")),
+        create_limit_order("BUY", 10, price),
+        "book",
     )
     await wait_for(lambda: trade.orderStatus.status == "Submitted", what="working")
     await old.stop()

@@ -32,7 +32,9 @@ async def resting(core: Any, qty: float = 10, strategy: str = "swing") -> tuple[
     aapl = gw.universe.find(symbol="AAPL")[0]
     price = round(gw.market.quote(aapl.con_id).bid * 0.95, 2)
     trade = core.trades.place_order(
-        create_stock_contract("AAPL"), create_limit_order("BUY", qty, price), strategy
+        await core.trades.qualify(create_stock_contract("AAPL")),
+        create_limit_order("BUY", qty, price),
+        strategy,
     )
     await wait_for(lambda: trade.orderStatus.status == "Submitted", what="working")
     return trade, price
@@ -113,7 +115,9 @@ async def test_error_for_a_new_order_still_ends_it(core, ib_log_guard):
     ib_log_guard.expect(r"Error 201|Canceled order")
     core.gateway.reject_next_order(201, "Order rejected - reason: new order")
     trade = core.trades.place_order(
-        create_stock_contract("AAPL"), create_limit_order("BUY", 1, 100.0), "s"
+        await core.trades.qualify(create_stock_contract("AAPL")),
+        create_limit_order("BUY", 1, 100.0),
+        "s",
     )
     await wait_for(lambda: trade.orderStatus.status == "Cancelled", what="rejected new order")
 
@@ -126,7 +130,9 @@ async def test_modify_to_total_below_filled_is_refused_before_anything_is_writte
     aapl = gw.universe.find(symbol="AAPL")[0]
     quote = gw.market.quote(aapl.con_id)
     trade = core.trades.place_order(
-        create_stock_contract("AAPL"), create_limit_order("BUY", 3000, quote.ask), "big"
+        await core.trades.qualify(create_stock_contract("AAPL")),
+        create_limit_order("BUY", 3000, quote.ask),
+        "big",
     )
     await wait_for(lambda: trade.orderStatus.filled > 0, what="a partial fill")
     await wait_for(lambda: trade.orderStatus.status == "Submitted", what="still working")
