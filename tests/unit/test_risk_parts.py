@@ -142,7 +142,16 @@ def test_risk_and_the_emergency_stop_do_not_import_each_other(graph: grimp.Impor
 
 
 @pytest.mark.parametrize(
-    "part", ["core.pretrade", "core.trading_state", "core.exposure", "core.breach"]
+    "part",
+    [
+        "core.pretrade",
+        "core.trading_state",
+        "core.exposure",
+        "core.breach",
+        "core.utilization",
+        "core.sizing",
+        "core.risk_feeds",
+    ],
 )
 def test_risk_parts_do_not_depend_on_the_facade_or_the_stop(graph: grimp.ImportGraph, part: str):
     for facade in ("core.risk", "core.session", *emergency_modules(graph)):
