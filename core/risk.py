@@ -76,7 +76,7 @@ from core.events import (
 from core.exposure import ExposureBook, Key
 from core.flatten import FlattenAuthority, FlattenIntent
 from core.precautions import Precautions
-from core.pretrade import LimitSet
+from core.pretrade import LimitSet, record_sent
 from core.pretrade import check as pretrade_check
 from core.risk_feeds import (
     AccountFeed,
@@ -137,8 +137,9 @@ __all__ = [
 IB_MAX_MESSAGES_PER_SECOND = MAX_MESSAGES_PER_SECOND
 
 
-def limits_from_settings(risk: Any) -> tuple[RiskLimits, dict[str, RiskLimits]]:
-    """The account's limits and each strategy's own from ``settings.risk``.
+def limits_from_settings(risk: RiskLimits) -> tuple[RiskLimits, dict[str, RiskLimits]]:
+    """The account's limits and each strategy's own from ``settings.risk``
+    (:class:`core.config.RiskSettings`; plain :class:`RiskLimits` have no strategies).
 
     A strategy's limits are only those it sets itself: the account's limits are checked
     as well for every order, so the stricter of the two always applies.
@@ -273,7 +274,7 @@ class RiskManager:
         self.limitBreached: Event = self.monitor.limitBreached
 
     @classmethod
-    def from_settings(cls, risk: Any, **kwargs: Any) -> RiskManager:
+    def from_settings(cls, risk: RiskLimits, **kwargs: Any) -> RiskManager:
         """Build from ``settings.risk`` (:class:`core.config.RiskSettings`)."""
         account, strategies = limits_from_settings(risk)
         effective = getattr(risk, "effective_precautions", None)
@@ -497,8 +498,8 @@ class RiskManager:
 
         A flattening order passes HALTED only with a :class:`core.flatten.FlattenIntent`
         this manager's authority issued, unused and matching the order, sent as
-        :data:`core.trading.EMERGENCY_ACTOR`; approving it
-        spends the intent. An approved order that is not a preview counts as sent.
+        :data:`core.trading.EMERGENCY_ACTOR`; approving it spends the intent. An approved
+        order that is not a preview counts as sent (:func:`core.pretrade.record_sent`).
         """
         grant = intent.flatten
         authorized = grant is not None and self._authorized(intent, grant)
@@ -515,7 +516,8 @@ class RiskManager:
         if decision.approved and not intent.preview:
             if grant is not None and authorized:
                 self.flatten_authority.spend(grant, intent.order.orderId)
-            self._record_sent(intent.strategy, now)
+            if record_sent(self.book, self._limits, intent.strategy, now):
+                self.utilization.dirty()
         return decision
 
     def _authorized(self, intent: OrderIntent, grant: FlattenIntent) -> bool:
@@ -523,23 +525,6 @@ class RiskManager:
         return intent.actor == EMERGENCY_ACTOR and self.flatten_authority.permits(
             grant, intent.contract.conId, order.action, float(order.totalQuantity)
         )
-
-    def _record_sent(self, strategy: str, now: float) -> None:
-        rated = self._limits.rate_limited
-        if not rated:
-            self.book.record_sent(now)
-            return
-        if ACCOUNT in rated:
-            if strategy in rated:
-                self.book.record_sent(now, ACCOUNT, strategy)
-            else:
-                self.book.record_sent(now, ACCOUNT)
-        elif strategy in rated:
-            self.book.record_sent(now, strategy)
-        else:
-            self.book.record_sent(now)
-            return
-        self.utilization.dirty()
 
     def at_wire(self, intent: OrderIntent, decision: PreTradeDecision) -> str | None:
         """The gate's last word, asked as the order's frame is written: a reason to drop
