@@ -4,8 +4,8 @@ The pre-trade check (:mod:`core.pretrade`) must answer in microseconds with thou
 of positions, so it reads aggregates kept up to date incrementally here, never a walk
 over positions or a DataFrame. The book is fed by events only (IB's account positions,
 the portfolio's strategy positions, quotes, order updates, P&L), through small methods
-that unit tests call with plain values; :class:`core.risk.RiskManager` subscribes them
-to the real core objects.
+that unit tests call with plain values; :mod:`core.risk_feeds` subscribes them to the
+real core objects.
 
 Scopes: the account (:data:`core.trading_state.ACCOUNT`, IB's own positions) and one
 per strategy (the portfolio's attribution). A contract is keyed by its conId, or by

@@ -3,10 +3,10 @@
 A pure function of its inputs: the exposure book (:class:`core.exposure.ExposureBook`),
 the limits (:class:`LimitSet`), the trading states (:class:`core.trading_state.TradingStates`),
 the order (:class:`core.trading.OrderIntent`) and the clocks it is given. It changes
-nothing (recording a sent order is the caller's business), so a test builds the inputs
-with plain values and reads the verdict. It is O(1) in the number of positions: it reads
-the book's aggregates, never walks them (``benchmarks/bench_risk.py``: well under 50 µs
-with 1,000 positions).
+nothing (recording a sent order is the caller's business: :func:`record_sent`), so a
+test builds the inputs with plain values and reads the verdict. It is O(1) in the number
+of positions: it reads the book's aggregates, never walks them
+(``benchmarks/bench_risk.py``: well under 50 µs with 1,000 positions).
 
 The answer is an approval or *every* reason for refusal in plain words, naming the
 limit, its value and the value the order would reach::
@@ -57,9 +57,9 @@ from core.events import EXTERNAL, MANUAL, TradingState
 from core.exposure import ExposureBook, Key, ScopeBook, price, recent
 from core.precautions import Precautions
 from core.trading import OrderIntent, PreTradeDecision
-from core.trading_state import ScopeState, TradingStates, contract_scope
+from core.trading_state import ACCOUNT, ScopeState, TradingStates, contract_scope
 
-__all__ = ["LimitSet", "check", "num", "pct_loss_limit"]
+__all__ = ["LimitSet", "check", "num", "pct_loss_limit", "record_sent"]
 
 _EPS = 1e-9
 _UNITS = {"STK": "shares", "FUT": "contracts", "OPT": "contracts", "FOP": "contracts"}
@@ -281,6 +281,27 @@ def check(
     if reasons:
         return PreTradeDecision(False, tuple(reasons))
     return PreTradeDecision(True, judged_under=judged)
+
+
+def record_sent(book: ExposureBook, limits: LimitSet, strategy: str, now: float) -> bool:
+    """The caller's half of an approval: count the order as sent at ``now``, for the
+    console's pacing and for each of the account and ``strategy`` whose order rate is
+    limited. True when a limit's use changed (the utilization then needs publishing)."""
+    rated = limits.rate_limited
+    if not rated:
+        book.record_sent(now)
+        return False
+    if ACCOUNT in rated:
+        if strategy in rated:
+            book.record_sent(now, ACCOUNT, strategy)
+        else:
+            book.record_sent(now, ACCOUNT)
+    elif strategy in rated:
+        book.record_sent(now, strategy)
+    else:
+        book.record_sent(now)
+        return False
+    return True
 
 
 def _opening(book: ScopeBook | None, key: Key, signed: float, side: int, replaced: float) -> float:

@@ -7,7 +7,7 @@ The answer is an approval or *every* reason for refusal in plain words::
     max position AAPL 1,000 shares: this order would make it 1,200
 
 The manager is a facade; each job lives in its own module, and the manager wires them
-and subscribes them to the core objects through narrow typed Protocols (``attach_*``):
+and subscribes them to the core objects (``attach_*``, through :mod:`core.risk_feeds`):
 
 ========================  ============================================================
 :mod:`core.trading_state`  the trading-state machine (ACTIVE / REDUCING / HALTED per
@@ -21,7 +21,11 @@ and subscribes them to the core objects through narrow typed Protocols (``attach
 :mod:`core.utilization`    limit use for the risk panel, coalesced
 :mod:`core.flatten`        the typed authorisation that lets the emergency stop's
                            flattening orders pass HALTED
-:mod:`core.sizing`         volatility-based position sizing
+:mod:`core.sizing`         volatility-based position sizing, in the base currency
+:mod:`core.risk_feeds`     the adapters from the TradeManager, IB's account positions,
+                           base currency and exchange rates, the connection, market
+                           data, the account and the portfolio to the inputs above,
+                           each source a narrow typed Protocol
 ========================  ============================================================
 
 Risk does not know the emergency stop (:mod:`core.emergency` depends on risk's parts
@@ -49,11 +53,12 @@ import time as _time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 from eventkit import Event
-from ib_async import AccountValue, Contract, Position, Trade
+from ib_async import Contract
 
+from core import risk_feeds as feeds
 from core.audit import AuditLog
 from core.breach import BreachMonitor, RiskLimitBreached
 from core.config import RiskLimits, TradingHours
@@ -68,14 +73,29 @@ from core.events import (
     TradingStateChanged,
     now_utc,
 )
-from core.exposure import ExposureBook, Key, symbol_of
+from core.exposure import ExposureBook, Key
 from core.flatten import FlattenAuthority, FlattenIntent
-from core.marketdata import clean_price
 from core.precautions import Precautions
-from core.pretrade import LimitSet
+from core.pretrade import LimitSet, record_sent
 from core.pretrade import check as pretrade_check
-from core.sizing import PositionSize, SizingParams, size_by_volatility, volatility_size
-from core.trading import EMERGENCY_ACTOR, OrderIntent, PreTradeDecision, PreTradeGate
+from core.risk_feeds import (
+    AccountFeed,
+    AccountPositionFeed,
+    ConnectionFeed,
+    GateHost,
+    OpenOrdersSource,
+    PortfolioFeed,
+    QuoteFeed,
+)
+from core.sizing import (
+    BarsSource,
+    PositionSize,
+    SizingParams,
+    size_by_volatility,
+    size_in_base,
+    volatility_size,
+)
+from core.trading import EMERGENCY_ACTOR, OrderIntent, PreTradeDecision
 from core.trading_state import (
     ACCOUNT,
     RESUME_CONFIRMATION,
@@ -117,8 +137,9 @@ __all__ = [
 IB_MAX_MESSAGES_PER_SECOND = MAX_MESSAGES_PER_SECOND
 
 
-def limits_from_settings(risk: Any) -> tuple[RiskLimits, dict[str, RiskLimits]]:
-    """The account's limits and each strategy's own from ``settings.risk``.
+def limits_from_settings(risk: RiskLimits) -> tuple[RiskLimits, dict[str, RiskLimits]]:
+    """The account's limits and each strategy's own from ``settings.risk``
+    (:class:`core.config.RiskSettings`; plain :class:`RiskLimits` have no strategies).
 
     A strategy's limits are only those it sets itself: the account's limits are checked
     as well for every order, so the stricter of the two always applies.
@@ -153,85 +174,6 @@ class RiskPolicy:
     day_tz: str = "America/New_York"
     #: Opening orders the whole console may send per second (IB's cap is 50 messages).
     max_messages_per_second: int = IB_MAX_MESSAGES_PER_SECOND
-
-
-# --------------------------------------------------------------------------- inputs
-
-
-class _Rechecks(Protocol):
-    def recheck(self) -> Any: ...
-
-
-class GateHost(Protocol):
-    """The TradeManager as the gate's host: it asks ``pre_trade`` and reports orders."""
-
-    pre_trade: PreTradeGate
-    orderUpdated: Event  # (OrderUpdated)
-
-    @property
-    def wire(self) -> _Rechecks: ...
-
-
-class _OpenTrades(Protocol):
-    def openTrades(self) -> list[Trade]: ...
-
-
-class OpenOrdersSource(Protocol):
-    """Re-reads the working orders after a reconnect (the TradeManager)."""
-
-    @property
-    def ib(self) -> _OpenTrades: ...
-
-    def strategy_of(self, trade: Trade) -> str: ...
-
-
-class AccountPositionFeed(Protocol):
-    """IB's account positions and values (ib_async's ``IB``)."""
-
-    positionEvent: Event  # (Position)
-    accountValueEvent: Event  # (AccountValue)
-
-    def positions(self) -> list[Position]: ...
-
-    def accountValues(self, account: str = "") -> list[AccountValue]: ...
-
-
-class ConnectionFeed(Protocol):
-    """Connection health (core.connection.Connection)."""
-
-    statusChanged: Event  # (ConnectionStatusChanged)
-    connected: Event  # (reconnect: bool)
-
-
-class QuoteFeed(Protocol):
-    """Quotes and staleness (core.marketdata.MarketData)."""
-
-    quotesUpdated: Event  # (list[Quote])
-    staleChanged: Event  # (con_id, stale)
-
-    @property
-    def subscriptions(self) -> list[Contract]: ...
-
-
-class AccountFeed(Protocol):
-    """Net liquidation and the account's P&L (core.account.AccountInfo)."""
-
-    valuesChanged: Event  # (AccountValuesChanged)
-    pnlChanged: Event  # (PnLChanged)
-
-
-class _HasChanged(Protocol):
-    def changed(self) -> PositionChanged: ...
-
-
-class PortfolioFeed(Protocol):
-    """Strategy positions and P&L (core.portfolio.PortfolioManager)."""
-
-    positionChanged: Event  # (PositionChanged)
-    pnlChanged: Event  # (PnLChanged)
-
-    @property
-    def book(self) -> Iterable[_HasChanged]: ...
 
 
 class RiskManager:
@@ -332,7 +274,7 @@ class RiskManager:
         self.limitBreached: Event = self.monitor.limitBreached
 
     @classmethod
-    def from_settings(cls, risk: Any, **kwargs: Any) -> RiskManager:
+    def from_settings(cls, risk: RiskLimits, **kwargs: Any) -> RiskManager:
         """Build from ``settings.risk`` (:class:`core.config.RiskSettings`)."""
         account, strategies = limits_from_settings(risk)
         effective = getattr(risk, "effective_precautions", None)
@@ -556,8 +498,8 @@ class RiskManager:
 
         A flattening order passes HALTED only with a :class:`core.flatten.FlattenIntent`
         this manager's authority issued, unused and matching the order, sent as
-        :data:`core.trading.EMERGENCY_ACTOR`; approving it
-        spends the intent. An approved order that is not a preview counts as sent.
+        :data:`core.trading.EMERGENCY_ACTOR`; approving it spends the intent. An approved
+        order that is not a preview counts as sent (:func:`core.pretrade.record_sent`).
         """
         grant = intent.flatten
         authorized = grant is not None and self._authorized(intent, grant)
@@ -574,7 +516,8 @@ class RiskManager:
         if decision.approved and not intent.preview:
             if grant is not None and authorized:
                 self.flatten_authority.spend(grant, intent.order.orderId)
-            self._record_sent(intent.strategy, now)
+            if record_sent(self.book, self._limits, intent.strategy, now):
+                self.utilization.dirty()
         return decision
 
     def _authorized(self, intent: OrderIntent, grant: FlattenIntent) -> bool:
@@ -582,23 +525,6 @@ class RiskManager:
         return intent.actor == EMERGENCY_ACTOR and self.flatten_authority.permits(
             grant, intent.contract.conId, order.action, float(order.totalQuantity)
         )
-
-    def _record_sent(self, strategy: str, now: float) -> None:
-        rated = self._limits.rate_limited
-        if not rated:
-            self.book.record_sent(now)
-            return
-        if ACCOUNT in rated:
-            if strategy in rated:
-                self.book.record_sent(now, ACCOUNT, strategy)
-            else:
-                self.book.record_sent(now, ACCOUNT)
-        elif strategy in rated:
-            self.book.record_sent(now, strategy)
-        else:
-            self.book.record_sent(now)
-            return
-        self.utilization.dirty()
 
     def at_wire(self, intent: OrderIntent, decision: PreTradeDecision) -> str | None:
         """The gate's last word, asked as the order's frame is written: a reason to drop
@@ -631,103 +557,35 @@ class RiskManager:
         """Emit the utilizations that changed meaningfully; returns how many."""
         return self.utilization.publish()
 
-    # -- adapters to the real core objects ---------------------------------------------------
+    # -- adapters to the real core objects (core.risk_feeds) ---------------------------------
 
     def attach_trade_manager(self, trade_manager: GateHost) -> None:
         """Become ``trade_manager``'s pre-trade gate and follow its orders."""
-        trade_manager.pre_trade = self
-        trade_manager.orderUpdated += self.on_order_update
-        # The instant trading tightens, orders still waiting for the pacing are asked
-        # again (the wire asks each once more as it is written anyway).
-        self.tradingStateChanged += lambda _change: trade_manager.wire.recheck()
+        feeds.attach_trade_manager(self, trade_manager)
 
     def attach_ib(self, ib: AccountPositionFeed, account: str = "") -> None:
-        """Follow IB's account positions (``positionEvent``) of ``account`` (all if empty),
-        its base currency and its exchange rates (``ExchangeRate`` account values)."""
-
-        def on_value(v: AccountValue) -> None:
-            if account and v.account != account:
-                return
-            if v.tag == "ExchangeRate":
-                self.book.on_exchange_rate(v.currency, clean_price(v.value))
-            elif v.tag == "NetLiquidation" and v.currency not in ("", "BASE"):
-                self.book.set_base_currency(v.currency)  # IB states it in the base
-
-        def on_position(p: Position) -> None:
-            if account and p.account != account:
-                return
-            c = p.contract
-            self.book.learn_contract(c)
-            self.book.on_account_position(
-                c.conId,
-                float(p.position),
-                symbol=symbol_of(c),
-                sec_type=c.secType or "STK",
-                multiplier=float(c.multiplier) if c.multiplier else None,
-                currency=c.currency,
-            )
-
-        for v in ib.accountValues(account):
-            on_value(v)
-        ib.accountValueEvent += on_value
-        for p in ib.positions():
-            on_position(p)
-        ib.positionEvent += on_position
+        """Follow IB's account positions of ``account`` (all if empty), its base currency
+        and its exchange rates (``ExchangeRate`` account values)."""
+        feeds.attach_ib(self, ib, account)
 
     def attach_connection(
         self, connection: ConnectionFeed, trade_manager: OpenOrdersSource | None = None
     ) -> None:
         """Connection health as a risk input; after each (re)connect, re-read the working
         orders from ib_async (when ``trade_manager`` is given)."""
-        connection.statusChanged += self.on_connection_status
-        if trade_manager is not None:
-            tm = trade_manager
-
-            def resync(_reconnect: bool) -> None:
-                self.reset_orders(_order_update(t, tm.strategy_of(t)) for t in tm.ib.openTrades())
-
-            connection.connected += resync
+        feeds.attach_connection(self, connection, trade_manager)
 
     def attach_market_data(self, market_data: QuoteFeed) -> None:
         """Marks and fat-finger references from quotes; staleness as a health input."""
-
-        def on_quotes(quotes: list[Any]) -> None:
-            for q in quotes:
-                self.book.on_quote(
-                    q.con_id, bid=q.bid, ask=q.ask, last=q.last, close=q.close, symbol=q.symbol
-                )
-
-        for c in market_data.subscriptions:
-            self.book.learn_contract(c)
-        market_data.quotesUpdated += on_quotes
-        market_data.staleChanged += self.on_stale
+        feeds.attach_market_data(self, market_data)
 
     def attach_account(self, account_info: AccountFeed) -> None:
         """Net liquidation and the account's daily P&L from :class:`core.account.AccountInfo`."""
-
-        def on_values(values: Any) -> None:
-            self.on_net_liquidation(values.net_liquidation)
-
-        def on_pnl(pnl: PnLChanged) -> None:
-            if pnl.strategy is None:
-                self.on_pnl(pnl)
-
-        account_info.valuesChanged += on_values
-        account_info.pnlChanged += on_pnl
+        feeds.attach_account(self, account_info)
 
     def attach_portfolio(self, portfolio: PortfolioFeed) -> None:
-        """Strategy positions (``positionChanged``) and P&L (``pnlChanged``) from the
-        PortfolioManager (its positions so far first); account-level P&L from it is
-        ignored (AccountInfo feeds that)."""
-        portfolio.positionChanged += self.on_strategy_position
-
-        def on_pnl(pnl: PnLChanged) -> None:
-            if pnl.strategy is not None:
-                self.on_pnl(pnl)
-
-        portfolio.pnlChanged += on_pnl
-        for position in portfolio.book:
-            self.on_strategy_position(position.changed())
+        """Strategy positions and P&L from the PortfolioManager (its positions so far first)."""
+        feeds.attach_portfolio(self, portfolio)
 
     # -- position sizing (core.sizing) --------------------------------------------------------
 
@@ -737,52 +595,21 @@ class RiskManager:
 
     async def suggest_size(
         self,
-        market_data: Any,
+        market_data: BarsSource,
         contract: Contract,
         strategy: str = MANUAL,
         *,
         multiplier: float | None = None,
         lot_size: float | None = None,
     ) -> PositionSize:
-        """Volatility-based size for ``contract`` with the strategy's parameters."""
-        mult = multiplier
-        if mult is None:
-            mult = float(contract.multiplier) if contract.multiplier else 1.0
-        rate = self.book.rate(contract.currency)
-        if rate is None:  # the budget is in the base currency, the prices are not
-            raise ValueError(
-                f"no exchange rate {contract.currency}→{self.book.base_currency} yet: cannot size"
-            )
-        return await volatility_size(
+        """Volatility-based size for ``contract`` with the strategy's parameters, its
+        budget in the base currency (:func:`core.sizing.size_in_base`)."""
+        return await size_in_base(
             market_data,
             contract,
             self.sizing_params(strategy),
+            self.book,
             net_liquidation=self.net_liquidation,
-            multiplier=mult,
+            multiplier=multiplier,
             lot_size=lot_size,
-            rate=rate,
         )
-
-
-def _order_update(trade: Trade, strategy: str) -> OrderUpdated:
-    o, s, c = trade.order, trade.orderStatus, trade.contract
-    return OrderUpdated(
-        order_id=o.orderId,
-        perm_id=o.permId or s.permId,
-        client_id=o.clientId,
-        strategy=strategy,
-        account=o.account,
-        con_id=c.conId,
-        symbol=symbol_of(c),
-        sec_type=c.secType,
-        action=o.action,
-        quantity=float(o.totalQuantity),
-        order_type=o.orderType,
-        limit_price=None,
-        stop_price=None,
-        tif=o.tif,
-        status=s.status,
-        filled=float(s.filled),
-        remaining=float(s.remaining) if s.status else float(o.totalQuantity),
-        avg_fill_price=None,
-    )

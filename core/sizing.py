@@ -1,14 +1,16 @@
 """Volatility-based position sizing (the ticket's "size by risk" and strategies).
 
 The risk of one unit is ``stop_multiple`` x the volatility in price x the multiplier;
-the suggested quantity is the risk budget over that, rounded down to the lot.
+the suggested quantity is the risk budget over that, rounded down to the lot. The budget
+is in the account's base currency, the bars' prices in the contract's: :func:`size_in_base`
+converts with IB's rate (the exposure book's, :class:`Rates`) and refuses to guess one.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from ib_async import Contract
 
@@ -17,7 +19,37 @@ from core.pretrade import num as _num
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["PositionSize", "SizingParams", "size_by_volatility", "volatility_size"]
+__all__ = [
+    "BarsSource",
+    "PositionSize",
+    "Rates",
+    "SizingParams",
+    "size_by_volatility",
+    "size_in_base",
+    "volatility_size",
+]
+
+
+class BarsSource(Protocol):
+    """Historical bars (core.marketdata.MarketData)."""
+
+    async def historical_bars(
+        self,
+        contract: Contract,
+        duration: str = ...,
+        bar_size: str = ...,
+        what_to_show: str = ...,
+        use_rth: bool = ...,
+    ) -> pd.DataFrame: ...
+
+
+class Rates(Protocol):
+    """IB's exchange rates into the base currency (core.exposure.ExposureBook)."""
+
+    @property
+    def base_currency(self) -> str: ...
+
+    def rate(self, currency: str) -> float | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,7 +163,7 @@ def size_by_volatility(
 
 
 async def volatility_size(
-    market_data: Any,
+    market_data: BarsSource,
     contract: Contract,
     params: SizingParams,
     *,
@@ -153,6 +185,44 @@ async def volatility_size(
         params,
         net_liquidation=net_liquidation,
         multiplier=multiplier,
+        lot_size=lot_size,
+        rate=rate,
+    )
+
+
+async def size_in_base(
+    market_data: BarsSource,
+    contract: Contract,
+    params: SizingParams,
+    rates: Rates,
+    *,
+    net_liquidation: float | None = None,
+    multiplier: float | None = None,
+    lot_size: float | None = None,
+) -> PositionSize:
+    """:func:`volatility_size` with the budget in the base currency, converted at IB's
+    rate of ``contract``'s currency; ``multiplier`` defaults to the contract's.
+
+    Raises
+    ------
+    ValueError
+        IB has sent no rate for the contract's currency yet (and see
+        :func:`size_by_volatility`).
+    """
+    mult = multiplier
+    if mult is None:
+        mult = float(contract.multiplier) if contract.multiplier else 1.0
+    rate = rates.rate(contract.currency)
+    if rate is None:  # the budget is in the base currency, the prices are not
+        raise ValueError(
+            f"no exchange rate {contract.currency}→{rates.base_currency} yet: cannot size"
+        )
+    return await volatility_size(
+        market_data,
+        contract,
+        params,
+        net_liquidation=net_liquidation,
+        multiplier=mult,
         lot_size=lot_size,
         rate=rate,
     )

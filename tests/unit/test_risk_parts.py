@@ -12,7 +12,7 @@ from ib_async import Contract, Order
 from core.config import ConfigError, RiskLimits, TradingHours, load_settings
 from core.events import MANUAL, TradingState
 from core.exposure import ExposureBook
-from core.pretrade import LimitSet, check
+from core.pretrade import LimitSet, check, record_sent
 from core.trading import OrderIntent
 from core.trading_state import (
     ACCOUNT,
@@ -54,6 +54,23 @@ def test_check_is_a_function_of_plain_inputs_and_changes_nothing():
     # judging is not sending: nothing was counted, the book is as it was
     assert book.console_sent == type(book.console_sent)()
     assert book.account.qty == {AAPL: 900}
+
+
+def test_recording_a_send_counts_it_for_the_console_and_each_rate_limited_scope():
+    book = ExposureBook()
+    limits = LimitSet(
+        RiskLimits(max_orders_per_second=5),
+        {"momo": RiskLimits(max_orders_per_second=2), "slow": RiskLimits(max_order_quantity=9)},
+    )
+
+    assert record_sent(book, limits, "momo", 10.0)  # the panel's use moved
+    assert not record_sent(book, LimitSet(), "momo", 10.5)  # no rate limit anywhere
+    assert record_sent(book, limits, "slow", 10.6)  # the account's rate still counts
+
+    assert book.console_recent(10.9) == 3
+    assert book.account.recent(10.9) == 2
+    assert book.scope("momo").recent(10.9) == 1
+    assert book.scope("slow").recent(10.9) == 0
 
 
 def test_check_under_reducing_lets_only_the_reducing_part_through():
@@ -142,7 +159,16 @@ def test_risk_and_the_emergency_stop_do_not_import_each_other(graph: grimp.Impor
 
 
 @pytest.mark.parametrize(
-    "part", ["core.pretrade", "core.trading_state", "core.exposure", "core.breach"]
+    "part",
+    [
+        "core.pretrade",
+        "core.trading_state",
+        "core.exposure",
+        "core.breach",
+        "core.utilization",
+        "core.sizing",
+        "core.risk_feeds",
+    ],
 )
 def test_risk_parts_do_not_depend_on_the_facade_or_the_stop(graph: grimp.ImportGraph, part: str):
     for facade in ("core.risk", "core.session", *emergency_modules(graph)):
