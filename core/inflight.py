@@ -21,7 +21,8 @@ orderStatus, an execution, an error) the console does not know whether IB has it
 Nothing is ever re-sent: an order that may have reached the gateway is never sent
 twice. It is apart from :class:`core.trading.TradeManager` because this is the one part
 that reasons about the connection dropping mid-order; the commands only register what
-they send (:meth:`expect`) and ask what ended here (:attr:`ended`).
+they send (:meth:`expect`) and ask what ended here (:attr:`ended`), and
+:mod:`core.order_resync` calls it on a drop and after each reconnect's order lists.
 """
 
 from __future__ import annotations

@@ -13,7 +13,8 @@ A modification IB refuses (e.g. 201, 103, 110 for an order already working) leav
 order working at IB as it was. ib_async would mark it ``Cancelled``; each modification
 sent is remembered here until IB confirms it (an openOrder carrying the new values), so
 :meth:`OrderChanges.refused` can tell such an error apart and put back the order's last
-confirmed quantity and prices (:func:`core.compat.keep_working_on_refusal` asks it).
+confirmed quantity and prices (:func:`core.compat.keep_working_on_refusal` asks it
+through :mod:`core.order_errors`, which says the refusal).
 
 Apart from :class:`core.trading.TradeManager` (which offers these commands and delegates
 here) so that placing and changing orders each read on their own; both judge through

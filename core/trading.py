@@ -18,10 +18,18 @@ module of its own with the why in its docstring:
 
 * :mod:`core.admission`: the checks before sending and the refusal (and the values the
   pre-trade gate speaks in: :class:`OrderIntent`, :class:`PreTradeDecision`);
+* :mod:`core.order_contracts`: what admission judges on that comes from IB: qualified
+  contracts' details (cached, prefetched after a refusal, learnt for working orders at
+  a resync) and the console's account;
+* :mod:`core.order_changes`: modify and cancel, and a refused modification put back;
+* :mod:`core.order_errors`: IB's errors about an order (refused modification, notice,
+  rejection);
 * :mod:`core.order_records`: attribution, placement times, the ``orderUpdated`` it
   publishes and the orders journal;
 * :mod:`core.inflight`: orders that may never have reached the gateway (``NotSent``,
   ``Lost``) and the ``Trade`` objects kept current across a reconnect;
+* :mod:`core.order_resync`: link down on a drop, and the reconciliation after every
+  (re)connect (open and completed orders, ``Lost``, while-away statuses, replayed fills);
 * :mod:`core.fill_handling`: fills journalled durably before they count, commissions.
 
 The names importers use stay importable from here.
@@ -51,23 +59,19 @@ from core.admission import (
     PreTradeGate,
 )
 from core.audit import AuditLog
-from core.compat import keep_working_on_refusal, trades_by_key
+from core.compat import keep_working_on_refusal
 from core.connection import Connection
-from core.contracts import ContractError, ContractService
-from core.events import (
-    MANUAL,
-    NOT_SENT,
-    ConnectionState,
-    ConnectionStatusChanged,
-    OrderRejected,
-)
+from core.contracts import ContractService
+from core.events import MANUAL, NOT_SENT
 from core.fill_handling import FillHandler, FillJournal, fill_record
 from core.flatten import FlattenIntent
 from core.inflight import InFlightOrders
 from core.order_changes import NOT_REJECTIONS, OrderChanges
+from core.order_contracts import OrderContracts
+from core.order_errors import OrderErrors
 from core.order_records import OrderKey, OrderRecords, order_key
+from core.order_resync import OrderResync
 from core.orderids import OrderIdSequence
-from core.orders import describe_order
 from core.strategies import StrategyManager
 from core.tasks import Tasks
 from core.wire import WireGate
@@ -117,7 +121,6 @@ class TradeManager:
         #: Contract details and qualification (the session's cache, else one of its own):
         #: an order is checked on IB's qualified contract from it, or refused.
         self.contracts = contracts if contracts is not None else ContractService(ib_client)
-        self._connection = connection
         #: A read-only session (``--readonly``) places, modifies and cancels nothing: the
         #: refusal is here and at the wire, not only in the GUI's disabled controls.
         self.readonly = bool(connection.readonly) if connection is not None else False
@@ -131,6 +134,10 @@ class TradeManager:
         self.details_lookup = details_lookup
         self.orderRejected: Event = Event("orderRejected")
         self._tasks = Tasks("trades")
+        #: The qualified contracts' details and the account orders are judged on.
+        self.order_contracts = OrderContracts(
+            ib_client, self.contracts, configured=connection, tasks=self._tasks
+        )
         self.admission = OrderAdmission(
             readonly=self.readonly,
             pre_trade=pre_trade or ApproveAll(),
@@ -138,9 +145,9 @@ class TradeManager:
             audit=self.audit,
             rejected=self.orderRejected,
             tell=self._queue,
-            details_lookup=details_lookup or self._cached_details,
-            prefetch=self._prefetch_details,
-            account=lambda: self.account,
+            details_lookup=details_lookup or self.order_contracts.details,
+            prefetch=self.order_contracts.prefetch,
+            account=lambda: self.order_contracts.account,
         )
         # Orders ended here, not at IB (NotSent, Lost): the in-flight part writes it, the
         # records (the status shown) and the changes (nothing ended can change) read it.
@@ -156,7 +163,8 @@ class TradeManager:
             records=self.records,
             rejected=self.orderRejected,
             tell=self._queue,
-            on_status=self._on_status_after_reconnect,
+            # a status learned on the reconnect (relinked orders): it happened while away
+            on_status=lambda trade: self._on_order_status(trade, while_away=trade.isDone()),
             ended=ended,
         )
         self.changes = OrderChanges(
@@ -173,60 +181,52 @@ class TradeManager:
         self.orderUpdated: Event = self.records.orderUpdated
         self.fillReceived: Event = self.fills.fillReceived
         self.journalError: Event = self.fills.journalError
+        self.errors = OrderErrors(
+            ib_client,
+            changes=self.changes,
+            records=self.records,
+            audit=self.audit,
+            rejected=self.orderRejected,
+            tell=self._queue,
+            acknowledged=self.in_flight.acknowledged,
+        )
+        self.reconnects = OrderResync(
+            ib_client,
+            link=connection,
+            readonly=self.readonly,
+            in_flight=self.in_flight,
+            records=self.records,
+            fills=self.fills,
+            tasks=self._tasks,
+            learn_working=self.order_contracts.learn_working,
+            wait_journalled=self.wait_journalled,
+        )
         self.wire.frameDropped += self.in_flight.on_frame_dropped
         self.wire.frameDropped += self.changes.on_frame_dropped
-        # A refused modification's text, from the moment it is heard until its errorEvent.
-        self._refusals: dict[OrderKey, str] = {}
         ib = self.ib
-        keep_working_on_refusal(ib, self._on_refused)
+        keep_working_on_refusal(ib, self.errors.on_refused)
         ib.orderStatusEvent += self._on_order_status
         ib.openOrderEvent += self._on_open_order  # parameters; statuses come from orderStatus
         ib.execDetailsEvent += self._on_exec_details
         ib.commissionReportEvent += self.fills.on_commission_report
-        ib.errorEvent += self._on_error
-        ib.disconnectedEvent += self._on_disconnected
-        self._connection = connection
+        ib.errorEvent += self.errors.on_error
+        ib.disconnectedEvent += self.reconnects.on_disconnected
         if connection is not None:
-            connection.connected += self._on_connected
-            connection.statusChanged += self._on_connection_status
+            connection.connected += self.reconnects.on_connected
+            connection.statusChanged += self.reconnects.on_connection_status
 
     @property
     def account(self) -> str:
         """The account every order goes to: the configured one (``--account``), else
         the first IB manages (the one the console watches); "" until connected."""
-        configured = self._connection.account if self._connection is not None else ""
-        if configured:
-            return configured
-        accounts = self.ib.managedAccounts() if self.ib.isConnected() else []
-        return accounts[0] if accounts else ""
+        return self.order_contracts.account
 
     async def qualify(self, contract: Contract) -> Contract:
         """IB's qualified copy of ``contract`` (e.g. ``create_stock_contract("AAPL")``),
         its details cached: an order is only sent on a contract whose details are known
         (its tick size, multiplier and lot size are checked). Raises
         :class:`core.contracts.ContractError` when IB knows no such contract."""
-        return await self.contracts.qualify(contract)
-
-    def _cached_details(self, contract: Contract) -> ContractDetails | None:
-        found = self.contracts.cached(contract)
-        if found is None and contract.conId:
-            found = self.contracts.by_con_id(contract.conId)
-        return found
-
-    def _prefetch_details(self, contract: Contract) -> None:
-        """Ask IB for the details of a contract an order was refused for want of."""
-        if not self.ib.isConnected():
-            return
-        try:
-            self._tasks.spawn(self._fetch_details(contract), "contract details")
-        except RuntimeError:
-            pass  # no event loop: nothing to ask with
-
-    async def _fetch_details(self, contract: Contract) -> None:
-        try:
-            await self.contracts.details(contract)
-        except (ContractError, ConnectionError) as exc:  # the order's refusal said why
-            log.info("details of %s: %s", contract, exc)
+        return await self.order_contracts.qualify(contract)
 
     @property
     def pre_trade(self) -> PreTradeGate:
@@ -482,92 +482,19 @@ class TradeManager:
         Returns how many executions were taken in. Called on every ``connected`` event.
         Also asks for every open order of the account (reqAllOpenOrders), so orders
         placed in TWS or by other clients are shown, attributed to ``external`` unless
-        their ``orderRef`` names a strategy.
+        their ``orderRef`` names a strategy (:mod:`core.order_resync`).
         """
-        return await asyncio.shield(self._tasks.ensure("resync", self._resync_once))
-
-    async def _resync_once(self) -> int:
-        listed = self.ib.isConnected()
-        link = self._connection.state if self._connection is not None else None
-        if link is ConnectionState.LINK_LOST:
-            # TWS is up but not logged in to IB (its nightly restart): its order lists may
-            # not be complete yet. Orders stay unconfirmed until IB is back (1101/1102).
-            listed = False
-        if self.ib.isConnected() and self.ib.client.clientId != 0:  # client 0 sees them all
-            try:
-                await asyncio.wait_for(self.ib.reqAllOpenOrdersAsync(), 10)
-            except (TimeoutError, ConnectionError) as exc:
-                listed = False
-                log.warning("could not list the account's open orders: %s", exc)
-        if listed and (self.readonly or self.in_flight.unconfirmed()):
-            # Orders working before the drop are looked for among completed orders too:
-            # ib_async asks for them only when not read-only, and only as it connects
-            # (perhaps while the gateway was not logged in to IB yet).
-            try:
-                await asyncio.wait_for(self.ib.reqCompletedOrdersAsync(apiOnly=False), 10)
-            except (TimeoutError, ConnectionError) as exc:
-                listed = False
-                log.warning("could not list the account's completed orders: %s", exc)
-        for open_trade in self.ib.openTrades():
-            self.in_flight.watch(open_trade)
-            self.records.publish(open_trade)
-        # A working order (restored after a restart, placed elsewhere) is modified on
-        # its contract's details: learn them now, not when the trader edits it.
-        self._tasks.ensure("working contracts", self._learn_working_contracts)
-        self.in_flight.relink()
-        if not listed and self.in_flight.unconfirmed():
-            log.warning(
-                "%d orders working before the drop not confirmed by IB yet (the gateway is "
-                "not logged in to IB, or its order lists could not be read): they stay "
-                "marked link down and are looked for again",
-                len(self.in_flight.unconfirmed()),
-            )
-        self.in_flight.find_lost(listed=listed)
-        before = self.fills.seen()
-        for fill in self.ib.fills():
-            self.fills.handle(self._trade_for_fill(fill), fill)
-        await self.wait_journalled()
-        return self.fills.seen() - before
-
-    async def _learn_working_contracts(self) -> None:
-        for trade in self.ib.openTrades():
-            contract = trade.contract
-            if contract.conId and self._cached_details(contract) is None:
-                await self._fetch_details(Contract(conId=contract.conId))
-
-    def _trade_for_fill(self, fill: Fill) -> Trade | None:
-        perm_id = fill.execution.permId
-        for trade in self.ib.trades():
-            if trade.order.permId == perm_id and perm_id:
-                return trade
-        return None
-
-    def _on_connected(self, reconnect: bool) -> None:
-        self._tasks.ensure("resync", self._resync_once)
-
-    def _on_connection_status(self, status: ConnectionStatusChanged) -> None:
-        """IB is back behind the gateway (1101/1102): look again for the orders the
-        reconnect could not confirm while the gateway was not logged in."""
-        if status.state is ConnectionState.CONNECTED and self.in_flight.unconfirmed():
-            self._tasks.ensure("resync", self._resync_once)
+        return await self.reconnects.resync()
 
     async def synchronised(self) -> None:
         """Wait for the resync in progress, if any (after a reconnect: the orders IB no
         longer knows are then ended as lost)."""
-        await self._tasks.wait("resync")
+        await self.reconnects.synchronised()
 
     def lost_orders(self, strategy: str | None = None) -> list[Trade]:
         """The orders ended ``Lost`` (of one strategy if given) that have not turned up
         at IB since: a person must look for them in TWS."""
-        return [
-            t for t in self.in_flight.lost() if strategy is None or self.strategy_of(t) == strategy
-        ]
-
-    def _on_disconnected(self) -> None:
-        """Orders written but not acknowledged become suspects; every order shown
-        working is marked link down (unconfirmed) until IB reports it again."""
-        self.in_flight.on_disconnected()
-        self.records.mark_link_down()
+        return self.reconnects.lost_orders(strategy)
 
     async def wait_journalled(self, timeout: float | None = None) -> list[str]:
         """Wait until no fill is waiting for its journal write and the order updates so
@@ -607,73 +534,11 @@ class TradeManager:
         kind = "cancel" if status in ("Cancelled", "ApiCancelled") else "status"
         self._queue({"type": kind, "strategy": strategy, "trade": trade, "status": status})
 
-    def _on_status_after_reconnect(self, trade: Trade) -> None:
-        """A status learned on the reconnect (relinked orders): it happened while away."""
-        self._on_order_status(trade, while_away=trade.isDone())
-
     def _on_open_order(self, trade: Trade) -> None:
         self.in_flight.acknowledged(trade.order.clientId, trade.order.orderId)
         self.in_flight.watch(trade)
         self.changes.confirmed(trade)
         self.records.publish(trade)
-
-    def _on_refused(self, trade: Trade, code: int, message: str) -> str | None:
-        """Asked before ib_async handles an order error: a refused modification leaves
-        the order working as it was; its errorEvent follows (:meth:`_on_error`)."""
-        text = self.changes.refused(trade, code, message)
-        if text is not None:
-            self._refusals[order_key(trade)] = text
-        return text
-
-    def _on_error(self, req_id: int, code: int, message: str, contract: Any) -> None:
-        if req_id < 0:
-            return
-        trade = trades_by_key(self.ib).get((self.ib.client.clientId, req_id))
-        if trade is None:
-            return
-        self.in_flight.acknowledged(trade.order.clientId, trade.order.orderId)
-        strategy = self.strategy_of(trade)
-        refusal = self._refusals.pop(order_key(trade), None)
-        self._queue(
-            {
-                "type": "error",
-                "strategy": strategy,
-                "trade": trade,
-                "code": code,
-                "message": message,
-                "modification_refused": refusal is not None,
-            }
-        )
-        if refusal is not None:
-            log.warning("order %d (%s): %s", req_id, strategy, refusal)
-            self.records.publish(trade)  # as it was, the refusal its message
-            self.audit.record(
-                "ib",
-                "modify",
-                f"#{req_id} " + describe_order(trade.contract, trade.order),
-                f"refused: error {code}: {message}; the order still works as before",
-                order_id=req_id,
-                strategy=strategy,
-            )
-            self.orderRejected.emit(
-                OrderRejected(req_id, strategy, trade.contract.symbol, code, refusal, (message,))
-            )
-            return
-        if code in NOT_REJECTIONS:
-            log.info("order %d: IB %d: %s", req_id, code, message)
-            return
-        log.warning("order %d (%s): IB error %d: %s", req_id, strategy, code, message)
-        self.audit.record(
-            "ib",
-            "error",
-            describe_order(trade.contract, trade.order),
-            f"error {code}: {message}",
-            order_id=req_id,
-            strategy=strategy,
-        )
-        self.orderRejected.emit(
-            OrderRejected(req_id, strategy, trade.contract.symbol, code, message, (message,))
-        )
 
     def _queue(self, message: dict[str, Any]) -> None:
         message.setdefault("time", datetime.now(UTC))

@@ -1,6 +1,8 @@
 """The trade manager's parts on their own, through their narrow constructor arguments:
-the checks (core.admission), the order records (core.order_records) and the fill handler
-(core.fill_handling). TradeManager's behaviour as a whole is tested in
+the checks (core.admission), the order records (core.order_records), the fill handler
+(core.fill_handling), IB's order errors (core.order_errors), the contracts and account
+orders are judged on (core.order_contracts) and the reconnect's resync
+(core.order_resync). TradeManager's behaviour as a whole is tested in
 test_trading_journal.py and tests/integration."""
 
 from __future__ import annotations
@@ -33,7 +35,14 @@ from core.admission import (
     PreTradeDecision,
 )
 from core.audit import AuditLog
-from core.events import NOT_SENT, FillRecorded, OrderRejected, OrderUpdated
+from core.events import (
+    NOT_SENT,
+    ConnectionState,
+    ConnectionStatusChanged,
+    FillRecorded,
+    OrderRejected,
+    OrderUpdated,
+)
 from core.fill_handling import FillHandler
 from core.order_records import OrderRecords
 from core.tasks import Tasks
@@ -298,3 +307,146 @@ def test_pending_changes_tell_a_refused_modification_from_other_errors():
     book.sent(key, was, asked)
     now[0] += MODIFY_ANSWER_S + 1
     assert book.refused(key, 201) is None and key not in book  # too late to be its answer
+
+
+class RefuseModifications:
+    """Stands in for OrderChanges: IB's 201 refuses the pending modification."""
+
+    def refused(self, trade: Trade, code: int, message: str) -> str | None:
+        return f"modification refused: {message}" if code == 201 else None
+
+
+def test_order_errors_tell_a_refused_modification_a_notice_and_a_rejection_apart():
+    from core.order_errors import OrderErrors
+
+    ib = IB()
+    ib.client.clientId = 1
+    trade = submitted_trade()
+    ib.wrapper.trades[(1, 7)] = trade
+    records = OrderRecords(journal=None, tasks=Tasks("test"), ended={})
+    shown: list[OrderUpdated] = []
+    records.orderUpdated += shown.append
+    told: list[dict[str, Any]] = []
+    rejected: list[OrderRejected] = []
+    event = Event("orderRejected")
+    event += rejected.append
+    heard: list[tuple[int, int]] = []
+    audit = AuditLog()
+    errors = OrderErrors(
+        ib,
+        changes=RefuseModifications(),
+        records=records,
+        audit=audit,
+        rejected=event,
+        tell=told.append,
+        acknowledged=lambda client_id, order_id: heard.append((client_id, order_id)),
+    )
+
+    assert errors.on_refused(trade, 201, "price out of range") is not None
+    errors.on_error(7, 201, "price out of range", None)
+    assert told[-1]["modification_refused"] is True and heard == [(1, 7)]
+    assert [(r.code, r.message) for r in rejected] == [
+        (201, "modification refused: price out of range")
+    ]
+    assert shown[-1].status == "Submitted"  # it still works, as it was
+    assert [(r.actor, r.action) for r in audit.records] == [("ib", "modify")]
+    assert "still works as before" in audit.records[0].result
+
+    errors.on_error(7, 202, "order cancelled", None)  # a cancel's answer: not a rejection
+    assert told[-1]["modification_refused"] is False and len(rejected) == 1
+
+    errors.on_error(7, 201, "rejected", None)  # no modification pending: a rejection
+    assert [(r.code, r.message) for r in rejected][-1] == (201, "rejected")
+    assert [r.action for r in audit.records] == ["modify", "error"]
+
+    errors.on_error(8, 201, "not ours", None)  # an order this client does not know
+    errors.on_error(-1, 2104, "farm ok", None)  # not about an order
+    assert len(told) == 3
+
+
+class Configured:
+    def __init__(self, account: str) -> None:
+        self.account = account
+
+
+def test_order_contracts_account_is_the_configured_one_else_none_before_connecting():
+    from core.contracts import ContractService
+    from core.order_contracts import OrderContracts
+
+    ib = IB()
+
+    def contracts(configured: Configured | None) -> OrderContracts:
+        return OrderContracts(ib, ContractService(ib), configured=configured, tasks=Tasks("t"))
+
+    assert contracts(Configured("DU123")).account == "DU123"
+    assert contracts(Configured("")).account == ""  # IB's first, once connected
+    assert contracts(None).account == ""
+    assert contracts(None).details(AAPL) is None  # nothing qualified yet
+
+
+class LinkLost:
+    """The gateway is up but not logged in to IB (1100)."""
+
+    state = ConnectionState.LINK_LOST
+
+
+@pytest.mark.asyncio
+async def test_order_resync_when_the_link_drops_then_working_orders_stay_unconfirmed_not_lost():
+    from core.inflight import InFlightOrders
+    from core.order_resync import OrderResync
+    from core.orderids import OrderIdSequence
+    from core.wire import WireGate
+
+    ib = IB()
+    ib.client.clientId = 1
+    tasks, audit, rejected = Tasks("test"), AuditLog(), Event("orderRejected")
+    records = OrderRecords(journal=None, tasks=tasks, ended={})
+    shown: list[OrderUpdated] = []
+    records.orderUpdated += shown.append
+    in_flight = InFlightOrders(
+        ib,
+        wire=WireGate(ib),
+        audit=audit,
+        order_ids=OrderIdSequence(),
+        records=records,
+        rejected=rejected,
+        tell=lambda message: None,
+        on_status=lambda trade: None,
+    )
+    fills = FillHandler(journal=None, records=records, tasks=tasks, tell=lambda message: None)
+    learnt: list[str] = []
+
+    async def learn_working() -> None:
+        learnt.append("working")
+
+    async def journalled() -> list[str]:
+        return []
+
+    resync = OrderResync(
+        ib,
+        link=LinkLost(),
+        readonly=False,
+        in_flight=in_flight,
+        records=records,
+        fills=fills,
+        tasks=tasks,
+        learn_working=learn_working,
+        wait_journalled=journalled,
+    )
+    working = submitted_trade()
+    in_flight.watch(working)
+    records.publish(working)
+
+    resync.on_disconnected()
+    assert shown[-1].link_down and in_flight.unconfirmed() == {(1, 7)}
+
+    assert await resync.resync() == 0  # IB's order lists cannot be read: nothing is lost
+    assert in_flight.unconfirmed() == {(1, 7)} and resync.lost_orders() == []
+    await tasks.wait("working contracts")
+    assert learnt == ["working"]  # the working orders' contract details are asked for
+
+    back = ConnectionStatusChanged(ConnectionState.CONNECTED, "127.0.0.1", 4002, 1)
+    resync.on_connection_status(back)  # IB is back: looked for again
+    assert tasks.of("resync")
+    await resync.synchronised()
+    assert not tasks.of("resync")
