@@ -187,3 +187,17 @@ def open_console(
         yield session, window
     finally:
         qloop.run_until_complete(session.stop())
+
+
+@pytest.fixture
+def desk(
+    qloop: Any, qapp: Any, qtbot: Any, tmp_path: Path
+) -> Iterator[tuple[ConsoleSession, MainWindow]]:
+    """The window on a session started with the shipped default settings (the ticket
+    confirms above 25,000; the default precautions apply)."""
+    from core.config import load_settings
+
+    settings = load_settings(env={"IBCONSOLE_HOME": str(tmp_path)})
+    options = SessionOptions(sim_state_file=tmp_path / "sim.json", sim_tick_interval=0.05)
+    with open_console(qloop, qtbot, tmp_path, options, settings) as console:
+        yield console

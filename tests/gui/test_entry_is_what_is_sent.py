@@ -13,33 +13,15 @@ gateway (real ib_async client), typing as a trader does.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import pytest
-import qasync
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication, QMessageBox
 
-from core.config import load_settings
-from core.session import ConsoleSession, SessionOptions
 from gui.mainwindow import MainWindow
 from gui.widgets.number_field import NumberField
 from helpers import act, run_until, settle
-from tests.gui.conftest import open_console
 from tests.gui.test_safe_desk import choose, rest_an_order, type_into
-
-
-@pytest.fixture
-def desk(
-    qloop: qasync.QEventLoop, qapp: QApplication, qtbot: Any, tmp_path: Path
-) -> Iterator[tuple[ConsoleSession, MainWindow]]:
-    """The window on a session with the shipped default settings (confirm above 25,000)."""
-    settings = load_settings(env={"IBCONSOLE_HOME": str(tmp_path)})
-    options = SessionOptions(sim_state_file=tmp_path / "sim.json", sim_tick_interval=0.05)
-    with open_console(qloop, qtbot, tmp_path, options, settings) as console:
-        yield console
 
 
 def cell_editor(window: MainWindow) -> NumberField | None:

@@ -7,8 +7,6 @@ defaults), and drives it the way a trader would: typing into the fields.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,25 +14,12 @@ import qasync
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication, QWidget
 
-from core.config import load_settings
 from core.events import TradingState
 from core.orders import create_limit_order
-from core.session import ConsoleSession, SessionOptions
+from core.session import ConsoleSession
 from gui.mainwindow import MainWindow
 from gui.widgets.order_ticket import OrderTicket
 from helpers import act, run_until, settle, tradable
-from tests.gui.conftest import open_console
-
-
-@pytest.fixture
-def desk(
-    qloop: qasync.QEventLoop, qapp: QApplication, qtbot: Any, tmp_path: Path
-) -> Iterator[tuple[ConsoleSession, MainWindow]]:
-    """The window on a session started with the shipped default settings."""
-    settings = load_settings(env={"IBCONSOLE_HOME": str(tmp_path)})
-    options = SessionOptions(sim_state_file=tmp_path / "sim.json", sim_tick_interval=0.05)
-    with open_console(qloop, qtbot, tmp_path, options, settings) as console:
-        yield console
 
 
 def rest_an_order(
