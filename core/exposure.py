@@ -450,10 +450,9 @@ class ExposureBook:
     def record_sent(self, now: float, *scopes: str) -> None:
         """An order was approved to be sent at ``now`` (monotonic): it counts for the
         whole console and for each of ``scopes`` (those with a rate limit)."""
-        for sent in (self.console_sent, *[self.scope(name).sent for name in scopes]):
-            while sent and now - sent[0] >= 1.0:  # forget what left the window
-                sent.popleft()
-            sent.append(now)
+        _push(self.console_sent, now)
+        for name in scopes:
+            _push(self.scope(name).sent, now)
 
     # -- P&L -----------------------------------------------------------------------------
 
@@ -498,3 +497,10 @@ def recent(sent: collections.deque[float], now: float) -> int:
 
 def _nothing() -> None:
     pass
+
+
+def _push(sent: collections.deque[float], now: float) -> None:
+    """Append ``now`` to a window of send times, forgetting what left the last second."""
+    while sent and now - sent[0] >= 1.0:
+        sent.popleft()
+    sent.append(now)

@@ -269,15 +269,43 @@ def check(
     if acct_open > _EPS:
         lim = limits.by_scope.get("account")
         if lim is not None:
-            args = (intent, key, signed, side, acct_open, replaced, prices, now, wall, reasons)
-            _check_scope(book, acct, lim, "", *args)
+            _check_scope(
+                book,
+                acct,
+                lim,
+                "",
+                intent,
+                key,
+                signed,
+                side,
+                acct_open,
+                replaced,
+                prices,
+                now,
+                wall,
+                reasons,
+            )
         if limits.precautions is not None:
             reasons += _check_precautions(book, limits.precautions, intent, key, acct_open)
     if strat is not None and own_open > _EPS:
         lim = limits.by_scope.get(strat.name)
         if lim is not None:
-            args = (intent, key, signed, side, own_open, replaced, prices, now, wall, reasons)
-            _check_scope(book, strat, lim, f" (strategy {strat.name})", *args)
+            _check_scope(
+                book,
+                strat,
+                lim,
+                f" (strategy {strat.name})",
+                intent,
+                key,
+                signed,
+                side,
+                own_open,
+                replaced,
+                prices,
+                now,
+                wall,
+                reasons,
+            )
     if reasons:
         return PreTradeDecision(False, tuple(reasons))
     return PreTradeDecision(True, judged_under=judged)
