@@ -129,7 +129,8 @@ class EmergencyStop:
     connection:
         Followed to resume after a reconnect; without it, ``ib.isConnected()`` is polled.
     account:
-        Only this account's positions (all the connection sees when empty).
+        Only this account's positions and orders; empty: the console's account (the one
+        its orders go to, :attr:`core.trading.TradeManager.account`).
     details_lookup:
         Contract details (cached) for trading hours and the minimum tick.
     states:
@@ -186,8 +187,8 @@ class EmergencyStop:
             view, self.details_lookup, limit_slippage_pct=limit_slippage_pct, now=now
         )
         self.link = StopLink(self.ib, connection, account, self._publish)
-        self.cancels = CancelRound(trade_manager, audit, view, self.link, account)
-        self.flattens = FlattenRound(trade_manager, self.planner, authority, self.link, account)
+        self.cancels = CancelRound(trade_manager, audit, view, self.link)
+        self.flattens = FlattenRound(trade_manager, self.planner, authority, self.link)
         self._inflight: asyncio.Task[EmergencyStopResult] | None = None
         self._inflight_run: StopRun | None = None
         self._tasks = Tasks("emergency_stop")
@@ -281,6 +282,7 @@ class EmergencyStop:
             while run.rounds < self.max_rounds and loop.time() < deadline:
                 if not await self.link.wait_connected(run, self.reconnect_timeout):
                     break
+                self._follow_account()
                 try:
                     done = await self._round(run)
                 except (LinkInterrupted, ConnectionError, OSError) as exc:
@@ -341,6 +343,7 @@ class EmergencyStop:
             self._say(run, "verifying", "checking that the account is flat and order-free")
         if not await self.link.wait_connected(run, self.reconnect_timeout):
             return ["unknown: not connected"], ["unknown: not connected"]
+        self._follow_account()
         # After a reconnect the trade manager looks for the orders IB no longer knows:
         # what it finds lost belongs in this stop's outcome.
         await self.trades.synchronised()
@@ -365,8 +368,17 @@ class EmergencyStop:
             if self.cancels.in_scope(t, run.scope)
         ]
 
+    def _follow_account(self) -> None:
+        """Act for the console's account: the configured one, else the one its orders
+        go to (IB's first managed account, known once connected). With several accounts
+        behind one login, another account's positions are never summed into this one's
+        nor "flattened" with an order for this one (which would open a position here)."""
+        account = self.account or self.trades.account
+        self.link.account = account  # the cancel and flatten rounds read it there
+
     async def _preview(self, run: StopRun) -> EmergencyStopResult:
         """What a stop would cancel and send now, sending nothing (``dry_run``)."""
+        self._follow_account()
         for trade in self.cancels.working(run.scope):
             run.cancelled.setdefault(order_subject(trade))
         if self.ib.isConnected():

@@ -38,8 +38,7 @@ class CancelRound:
     trades: TradeManager
     audit: AuditTrail
     view: StopView
-    link: StopLink
-    account: str  # only this account's orders (every order the connection sees when empty)
+    link: StopLink  # its ``account``: only that account's orders (all when empty)
 
     @property
     def ib(self) -> IB:
@@ -48,7 +47,8 @@ class CancelRound:
 
     def in_scope(self, trade: Trade, scope: StopScope) -> bool:
         """True when ``trade`` is an order of ``scope`` (and of the stop's account)."""
-        if self.account and trade.order.account and trade.order.account != self.account:
+        account = self.link.account
+        if account and trade.order.account and trade.order.account != account:
             return False
         if scope.strategy is not None:
             return self.trades.strategy_of(trade) == scope.strategy

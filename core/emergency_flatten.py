@@ -37,7 +37,6 @@ class FlattenRound:
     planner: FlattenPlanner
     authority: FlattenIssuer
     link: StopLink
-    account: str  # only this account's positions (all the connection sees when empty)
 
     @property
     def ib(self) -> IB:
@@ -76,8 +75,8 @@ class FlattenRound:
             return None
         action = "SELL" if live > 0 else "BUY"
         order = self.planner.order(contract, action, qty, run)
-        if self.account:
-            order.account = self.account
+        if self.link.account:
+            order.account = self.link.account
         grant = self.authority.issue(contract.conId, action, qty, f"emergency stop: {run.reason}")
         try:
             trade = self.trades.place_order(
@@ -95,7 +94,8 @@ class FlattenRound:
     def _live_position(self, con_id: int) -> float | None:
         total = 0.0
         seen = False
-        for p in self.ib.positions(self.account) if self.account else self.ib.positions():
+        account = self.link.account
+        for p in self.ib.positions(account) if account else self.ib.positions():
             if p.contract.conId == con_id:
                 total += float(p.position)
                 seen = True

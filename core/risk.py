@@ -563,7 +563,7 @@ class RiskManager:
         """Become ``trade_manager``'s pre-trade gate and follow its orders."""
         feeds.attach_trade_manager(self, trade_manager)
 
-    def attach_ib(self, ib: AccountPositionFeed, account: str = "") -> None:
+    def attach_ib(self, ib: AccountPositionFeed, account: str | Callable[[], str] = "") -> None:
         """Follow IB's account positions of ``account`` (all if empty), its base currency
         and its exchange rates (``ExchangeRate`` account values)."""
         feeds.attach_ib(self, ib, account)

@@ -15,7 +15,7 @@ book, everything else to the manager's input of the same name.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Protocol
 
 from eventkit import Event
@@ -162,13 +162,22 @@ def attach_trade_manager(risk: RiskInputs, trade_manager: GateHost) -> None:
     risk.tradingStateChanged += lambda _change: trade_manager.wire.recheck()
 
 
-def attach_ib(risk: RiskInputs, ib: AccountPositionFeed, account: str = "") -> None:
+def attach_ib(
+    risk: RiskInputs, ib: AccountPositionFeed, account: str | Callable[[], str] = ""
+) -> None:
     """Follow IB's account positions (``positionEvent``) of ``account`` (all if empty),
-    its base currency and its exchange rates (``ExchangeRate`` account values)."""
+    its base currency and its exchange rates (``ExchangeRate`` account values).
+
+    ``account`` may be a function asked at each event (the session passes the trade
+    manager's: the configured account, else the first IB manages, known once connected),
+    so that with several accounts behind one login another account's position never
+    overwrites this one's."""
     book = risk.book
+    console = account if callable(account) else (lambda: account)
 
     def on_value(v: AccountValue) -> None:
-        if account and v.account != account:
+        acct = console()
+        if acct and v.account != acct:
             return
         if v.tag == "ExchangeRate":
             book.on_exchange_rate(v.currency, clean_price(v.value))
@@ -176,7 +185,8 @@ def attach_ib(risk: RiskInputs, ib: AccountPositionFeed, account: str = "") -> N
             book.set_base_currency(v.currency)  # IB states it in the base
 
     def on_position(p: Position) -> None:
-        if account and p.account != account:
+        acct = console()
+        if acct and p.account != acct:
             return
         c = p.contract
         book.learn_contract(c)
@@ -189,7 +199,7 @@ def attach_ib(risk: RiskInputs, ib: AccountPositionFeed, account: str = "") -> N
             currency=c.currency,
         )
 
-    for v in ib.accountValues(account):
+    for v in ib.accountValues(console()):
         on_value(v)
     ib.accountValueEvent += on_value
     for p in ib.positions():

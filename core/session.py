@@ -280,7 +280,8 @@ class ConsoleSession:
         self.risk: Final = risk
         risk.attach_trade_manager(self.trades)
         self.order_entry.in_base = risk.in_base  # the ticket's notional in the base currency
-        risk.attach_ib(ib, options.account)
+        trades = self.trades
+        risk.attach_ib(ib, lambda: trades.account)  # the account orders go to
         risk.attach_connection(conn, self.trades)
         risk.attach_market_data(self.market)
         risk.attach_account(self.account)
