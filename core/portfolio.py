@@ -785,6 +785,13 @@ class PortfolioManager:
         wait = max(0.0, self._last_pnl_emit + self.pnl_interval - loop.time())
         self._pnl_timer = loop.call_later(wait, self._emit_pnl)
 
+    def publish_pnl(self) -> None:
+        """Emit the P&L now rather than at the coalescing timer's next turn (for a view
+        that must show the figures as they are this instant, e.g. a screenshot)."""
+        if self._pnl_timer is not None:
+            self._pnl_timer.cancel()
+        self._emit_pnl()
+
     def _emit_pnl(self) -> None:
         self._pnl_timer = None
         with contextlib.suppress(RuntimeError):

@@ -368,6 +368,8 @@ class MainWindow(QMainWindow):
                 log.warning("window not fully loaded after %g s: %s", timeout, missing)
                 break
             await asyncio.sleep(0.02)
+        if self.controller is not None:  # the P&L of the prices just shown, not of 1 s ago
+            self.controller.session.portfolio.publish_pnl()
         for model in (self.positions_model, self.orders_model, self.fills_model):
             model.flush()
         # Sorting is throttled (a full sort per change would cost a storm its frames):

@@ -376,6 +376,24 @@ async def test_pnl_when_emitted_then_recorded_in_store(ib: FakeIB, store: Store)
 
 
 @pytest.mark.asyncio
+async def test_publish_pnl_emits_the_current_figures_at_once_not_at_the_next_turn(
+    ib: FakeIB, store: Store
+) -> None:
+    pm = PortfolioManager(ib, store, account=ACCOUNT_ID, pnl_interval=3600.0)  # type: ignore[arg-type]
+    events: list[PnLChanged] = []
+    pm.pnlChanged += events.append
+    pm.on_fill(record(AAPL, "BOT", 100, 190.0, exec_id="1", commission=0.0))
+    pm.mark(AAPL.conId, 191.0)
+    pm.mark(AAPL.conId, 192.0)  # within the hour: coalesced, nothing emitted for it yet
+    assert not any(e.strategy is None and e.unrealized == pytest.approx(200.0) for e in events)
+
+    pm.publish_pnl()
+
+    account = [e for e in events if e.strategy is None]
+    assert account[-1].unrealized == pytest.approx(200.0)  # the price just marked
+
+
+@pytest.mark.asyncio
 async def test_process_new_trade_when_trade_has_fills_then_journalled_and_applied(
     ib: FakeIB, store: Store
 ) -> None:
