@@ -49,7 +49,7 @@ from core.orders import (
     create_market_order,
     create_stop_limit_order,
     create_stop_order,
-    price_or_none,
+    valuation_price,
 )
 from core.trading import TradeManager
 
@@ -339,12 +339,12 @@ class OrderEntry:
         order = copy.copy(_as_order(order))
         malformed = canonicalize_order(order)
         quote = self.market.quote(info.con_id)
-        price = price_or_none(order.lmtPrice)
-        if price is None:
-            price = price_or_none(order.auxPrice)
-        if price is None and quote is not None:
-            side = quote.ask if order.action == "BUY" else quote.bid
-            price = side if side is not None else quote.mark
+        # valued as the risk check values it (one rule: core.orders.valuation_price)
+        price = (
+            valuation_price(order, bid=quote.bid, ask=quote.ask, mark=quote.mark)
+            if quote is not None
+            else valuation_price(order)
+        )
         qty = _number(order.totalQuantity) or 0.0
         notional = qty * price * info.multiplier if price is not None else None
         commission = (

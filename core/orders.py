@@ -61,6 +61,7 @@ __all__ = [
     "is_unset",
     "price_or_none",
     "validate_order",
+    "valuation_price",
 ]
 
 ACTIONS = ("BUY", "SELL")
@@ -114,6 +115,29 @@ def is_unset(value: float | Decimal | None) -> bool:
 def price_or_none(value: float | Decimal | None) -> float | None:
     """``value`` as a float, or ``None`` when IB means "not set" (see :func:`is_unset`)."""
     return None if is_unset(value) else float(value)  # type: ignore[arg-type]
+
+
+def valuation_price(
+    order: Order,
+    *,
+    bid: float | None = None,
+    ask: float | None = None,
+    mark: float | None = None,
+) -> float | None:
+    """The price an order is valued at: the one rule for the ticket's notional and the
+    risk checks, so the figure the trader reads is the one the limits judge.
+
+    Its limit price when its type has one, else its stop (trigger) price, else the side
+    it would trade at (the ask for a BUY, the bid for a SELL), else the mark; None when
+    no price is known. A price of 0 counts as none (negative spread prices stay)."""
+    needs_limit, needs_stop = ORDER_TYPES.get(order.orderType, (False, False))
+    for wanted, value in ((needs_limit, order.lmtPrice), (needs_stop, order.auxPrice)):
+        if wanted:
+            p = price_or_none(value)
+            if p is not None and p != 0:
+                return p
+    side = ask if order.action == "BUY" else bid
+    return side if side is not None else mark
 
 
 # --------------------------------------------------------------------------- constructors

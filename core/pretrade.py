@@ -55,6 +55,7 @@ from ib_async import Contract, Order
 from core.config import RiskLimits
 from core.events import EXTERNAL, MANUAL, TradingState
 from core.exposure import ExposureBook, Key, ScopeBook, price, recent
+from core.orders import valuation_price
 from core.precautions import Precautions
 from core.trading import OrderIntent, PreTradeDecision
 from core.trading_state import ACCOUNT, ScopeState, TradingStates, contract_scope
@@ -265,7 +266,14 @@ def check(
     fx = book.fx.get(key)  # precomputed (1.0 for the base currency): the common case
     if fx is None:
         fx = _fx(book, key, contract)
-    prices = (lmt, book.mark.get(key), mult, fx)
+    mark = book.mark.get(key)
+    if lmt is None:  # valued as the ticket values it: stop price, else the side it trades at
+        quote = book.quotes.get(key)
+        bid, ask = (quote[0], quote[1]) if quote is not None else (None, None)
+        worth = valuation_price(order, bid=bid, ask=ask, mark=mark)
+    else:
+        worth = lmt
+    prices = (lmt, worth, mark, mult, fx)
     if acct_open > _EPS:
         lim = limits.by_scope.get("account")
         if lim is not None:
@@ -286,7 +294,7 @@ def check(
                 reasons,
             )
         if limits.precautions is not None:
-            reasons += _check_precautions(book, limits.precautions, intent, key, acct_open)
+            reasons += _check_precautions(book, limits.precautions, intent, key, acct_open, worth)
     if strat is not None and own_open > _EPS:
         lim = limits.by_scope.get(strat.name)
         if lim is not None:
@@ -363,17 +371,17 @@ def _check_scope(
     side: int,
     opening: float,
     replaced: float,
-    prices: tuple[float | None, float | None, float, float | None],
+    prices: tuple[float | None, float | None, float | None, float, float | None],
     now: float,
     wall: Callable[[], datetime],
     reasons: list[str],
 ) -> None:
     """Every limit of one scope an opening order is judged by; appends to ``reasons``.
-    ``prices``: the order's limit price (None: none), the mark, the multiplier and the
-    rate to the base currency (None: not known yet)."""
+    ``prices``: the limit price (None: none), the price the order is valued at
+    (:func:`core.orders.valuation_price`; None: none known), the mark, the multiplier and
+    the rate to the base currency (None: not known yet)."""
     order, contract = intent.order, intent.contract
-    lmt, mark, mult, fx = prices
-    px = lmt if lmt is not None else mark
+    lmt, px, mark, mult, fx = prices
     if lim.max_order_quantity is not None and opening > lim.max_order_quantity + _EPS:
         reasons.append(
             f"max order quantity {num(lim.max_order_quantity)} "
@@ -502,9 +510,15 @@ def _check_scope(
 
 
 def _check_precautions(
-    book: ExposureBook, precautions: Precautions, intent: OrderIntent, key: Key, opening: float
+    book: ExposureBook,
+    precautions: Precautions,
+    intent: OrderIntent,
+    key: Key,
+    opening: float,
+    worth: float | None,
 ) -> list[str]:
-    """The precautionary caps of the contract's security type (core.precautions)."""
+    """The precautionary caps of the contract's security type (core.precautions);
+    ``worth`` is the price the order is valued at (:func:`core.orders.valuation_price`)."""
     order, contract = intent.order, intent.contract
     # The order's own (qualified) contract first: a key first seen in a quote is assumed
     # STK. Never a guessed multiplier or type: an order that cannot be valued is refused.
@@ -522,7 +536,6 @@ def _check_precautions(
         ]
     lmt = price(order.lmtPrice) if order.orderType in _LIMIT_TYPES else None
     stop = _stop_price(order)
-    mark = book.mark.get(key)
     fx = book.fx.get(key)
     if fx is None:
         fx = _fx(book, key, contract)
@@ -530,7 +543,7 @@ def _check_precautions(
         sec_type=sec_type,
         multiplier=mult,
         quantity=opening,
-        price=lmt if lmt is not None else (mark if mark is not None else stop),
+        price=worth,
         prices=tuple(p for p in (lmt, stop) if p is not None),
         reference=book.ref.get(key),
         symbol=book.symbol_for(key, contract),

@@ -181,14 +181,46 @@ def test_max_order_quantity_when_exceeded_then_refused_and_at_limit_passes():
     approved(risk, intent("BUY", 1000))
 
 
-def test_max_order_notional_uses_limit_price_else_mark():
+def test_max_order_notional_values_the_order_as_the_ticket_does():
+    # limit price, else stop price, else the side it trades at (ask to buy, bid to
+    # sell), else the mark: core.orders.valuation_price, the ticket's notional too
     risk = make(RiskLimits(max_order_notional=50_000))
 
-    assert refused(risk, intent("BUY", 501)) == ("max order notional 50,000: this order is 50,100",)
-    approved(risk, intent("BUY", 500))
+    assert refused(risk, intent("BUY", 500)) == (
+        "max order notional 50,000: this order is 50,005",  # 500 x the ask 100.01
+    )
+    approved(risk, intent("BUY", 499))
+    assert refused(risk, intent("SELL", 501)) == (
+        "max order notional 50,000: this order is 50,094.99",  # 501 x the bid 99.99
+    )
     assert refused(risk, intent("BUY", 400, order_type="LMT", lmt=130.0)) == (
         "max order notional 50,000: this order is 52,000",
     )
+    assert refused(risk, intent("BUY", 400, order_type="STP", aux=126.0)) == (
+        "max order notional 50,000: this order is 50,400",  # at its stop, not the mark
+    )
+    risk.on_quote(AAPL, bid=None, ask=None, last=100.0, symbol="AAPL")
+    approved(risk, intent("BUY", 500))  # no bid/ask: the mark (last)
+
+
+def test_valuation_price_is_one_rule_for_every_order_type():
+    from ib_async import Order
+
+    from core.orders import valuation_price
+
+    quote = {"bid": 99.0, "ask": 101.0, "mark": 100.0}
+    assert valuation_price(Order(action="BUY", orderType="MKT"), **quote) == 101.0
+    assert valuation_price(Order(action="SELL", orderType="MKT"), **quote) == 99.0
+    assert valuation_price(Order(action="BUY", orderType="LMT", lmtPrice=98.5), **quote) == 98.5
+    assert valuation_price(Order(action="SELL", orderType="STP", auxPrice=95.0), **quote) == 95.0
+    assert (
+        valuation_price(Order(action="BUY", orderType="STP LMT", lmtPrice=102, auxPrice=101.5))
+        == 102
+    )
+    assert valuation_price(Order(action="BUY", orderType="MKT"), mark=100.0) == 100.0
+    assert valuation_price(Order(action="BUY", orderType="MKT")) is None
+    spread = Order(action="BUY", orderType="LMT", lmtPrice=-0.35)
+    assert valuation_price(spread) == -0.35  # a calendar spread trades below zero
 
 
 def test_max_position_when_order_would_exceed_then_refused_naming_the_value():

@@ -64,7 +64,7 @@ def test_jpy_order_notional_is_judged_in_usd():
     assert judge(book, limits, order(USDJPY, "BUY", 20_000)) == (True, ())
     assert judge(book, limits, order(USDJPY, "BUY", 30_000)) == (
         False,
-        ("max order notional 25,000 USD: this order is 4,500,000 JPY = 30,000 USD",),
+        ("max order notional 25,000 USD: this order is 4,500,150 JPY = 30,001 USD",),  # at the ask
     )
 
 
@@ -186,5 +186,5 @@ def test_risk_manager_takes_ibs_exchange_rates_and_base_currency_from_account_va
     # an account in JPY: the cap is 25,000 JPY, and a JPY order needs no rate
     ib.accountValueEvent.emit(AccountValue("DU1", "NetLiquidation", "1e8", "JPY", ""))
     assert risk.check(order(USDJPY, "BUY", 1_000)).reasons == (
-        "max order notional 25,000: this order is 150,000",
+        "max order notional 25,000: this order is 150,005",  # 1,000 at the ask 150.005
     )
