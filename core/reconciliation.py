@@ -194,7 +194,7 @@ class Reconciliation:
         if confirm > 0:
             seen = _shape(self.find_breaks())
             for _ in range(MAX_CONFIRM_LOOKS):
-                if not seen:
+                if not seen or not self.ib.isConnected():
                     break
                 await asyncio.sleep(confirm)
                 now = _shape(self.find_breaks())
@@ -202,6 +202,11 @@ class Reconciliation:
                 if now == seen and not pending:
                     break
                 seen = now
+        if not self.ib.isConnected():
+            # ib_async forgets IB's positions when the link drops: every stored position
+            # would read as a break. The reconnect reconciles again once IB has sent them.
+            log.info("reconciliation skipped: not connected to IB (its positions unknown)")
+            return []
         breaks = self.report()
         self.reconciled.emit(breaks)
         return breaks

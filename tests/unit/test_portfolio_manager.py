@@ -55,6 +55,10 @@ class FakeIB:
         self.position_list: list[Position] = []
         self.values: list[AccountValue] = []
         self.pnls: list[PnL] = []
+        self.connected = True
+
+    def isConnected(self) -> bool:
+        return self.connected
 
     def positions(self, account: str = "") -> list[Position]:
         return [p for p in self.position_list if not account or p.account == account]
@@ -285,6 +289,28 @@ async def test_reconcile_when_a_new_difference_appears_at_the_second_look_then_i
     breaks = await pm.reconciliation.reconcile(confirm=0.01)
 
     assert breaks == []
+
+
+@pytest.mark.asyncio
+async def test_reconcile_when_the_link_drops_between_looks_then_no_break_is_reported(
+    ib: FakeIB,
+) -> None:
+    """ib_async forgets IB's positions when the link drops: a look taken then would
+    read every stored position as a break ("IB 0, stored 7"), as seen end to end."""
+    pm = PortfolioManager(ib, account=ACCOUNT_ID)  # type: ignore[arg-type]
+    pm.on_fill(record(AAPL, "BOT", 100, 190.0, exec_id="1"))
+    ib.position_list = [Position(ACCOUNT_ID, AAPL, 150.0, 190.0)]  # a fill on its way
+    seen: list[ReconciliationBreakFound] = []
+    pm.reconciliation.reconciliationBreak += seen.append
+
+    reconciling = asyncio.ensure_future(pm.reconciliation.reconcile(confirm=0.01))
+    await asyncio.sleep(0)  # the first look saw a difference and waits to confirm it
+    ib.connected, ib.position_list = False, []  # the drop: IB's positions are gone
+    breaks = await reconciling
+
+    assert breaks == [] and seen == []
+    ib.connected, ib.position_list = True, [Position(ACCOUNT_ID, AAPL, 100.0, 190.0)]
+    assert await pm.reconciliation.reconcile(confirm=0.01) == []  # the reconnect's look
 
 
 @pytest.mark.asyncio
