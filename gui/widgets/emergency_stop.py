@@ -267,7 +267,7 @@ class EmergencyStopButton(QWidget):
         keys = self.shortcut.key().toString() if self.shortcut else ""
         hints: list[str]
         if not self.isEnabled():
-            hints = ["read-only mode: off", "read-only"]
+            hints = ["off in read-only mode", "read-only"]  # it cannot stop anything here
         elif self._armed:
             hints = [f"within {self.double_press_ms / 1000:g} s, or it disarms"]
         elif self._busy_text:
